@@ -1,0 +1,48 @@
+# MyKey: `make run` and `make test` do all their own set-up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "MyKey needs Python 3.11 or newer")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv with the locked dependencies
+
+migrate: install ## bring the database up to date (idempotent)
+	$(BIN)/mykey migrate
+
+run: install ## migrate, load demo data once, serve on http://127.0.0.1:8000
+	$(BIN)/mykey migrate
+	$(BIN)/mykey demo
+	$(BIN)/mykey serve --host $(HOST) --port $(PORT)
+
+lint: install ## ruff, mypy --strict, import-linter contracts
+	$(BIN)/ruff check src tests bench migrations
+	$(BIN)/ruff format --check src tests bench migrations
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint ## lint, then every test (PostgreSQL ones skip visibly without a server)
+	$(BIN)/pytest
+
+bench: install ## ledger benchmarks against pgbench on the same PostgreSQL; prints JSON
+	$(BIN)/python bench/ledger.py
+
+lock: ## re-pin requirements.lock from pyproject.toml (needs uv)
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+
+.PHONY: help install migrate run lint test bench lock

@@ -1,0 +1,241 @@
+"""Engines, the unit of work, and the column types every domain shares.
+
+- `make_engine(url)`: SQLite in WAL mode with a busy timeout and `BEGIN IMMEDIATE` for writes
+  (one writer at a time, no lost updates), or PostgreSQL through psycopg 3.
+- `UnitOfWork`: a session, a clock and the history log. `with uow:` opens a transaction;
+  `uow.commit()` commits it; leaving the block without commit rolls back. Blocks nest: only
+  the outermost one really commits, so a use case can call another use case (or the ledger's
+  verbs) and all of it commits or none of it does.
+- `uow.run(fn)`: runs a whole use case in one transaction and re-runs it on a serialisation
+  failure, a deadlock, a busy SQLite or a lost idempotency race (`RetryTransaction`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def tokyo_date(moment: datetime) -> date:
+    """The calendar day in Japan at `moment` (expiry, months and fiscal years are Tokyo days)."""
+    return moment.astimezone(TOKYO).date()
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime on every engine (SQLite keeps no zone, so we put it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def is_sqlite(url_or_engine: str | Engine) -> bool:
+    url = url_or_engine if isinstance(url_or_engine, str) else str(url_or_engine.url)
+    return url.startswith("sqlite")
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """An engine for `url`, configured for the ledger's concurrency rules."""
+    if is_sqlite(url):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 60, "check_same_thread": False},
+            pool_size=pool_size,
+            max_overflow=pool_size,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Take transaction control away from the driver so that we can say BEGIN IMMEDIATE.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            readonly = conn.get_execution_options().get("mykey_readonly", False)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+class HistoryLog(Protocol):
+    """Where committed transfers and card lookups leave their leaf (R8; built in `history`).
+
+    The ledger calls `append` inside the transaction that makes the change, so no transfer
+    commits without its leaf.
+    """
+
+    def append(self, session: Session, kind: str, payload: Mapping[str, Any]) -> None: ...
+
+
+class NullLog:
+    """A log that keeps nothing: the default until the history domain plugs its log in."""
+
+    def append(self, session: Session, kind: str, payload: Mapping[str, Any]) -> None:
+        return None
+
+
+class RetryTransaction(Exception):  # noqa: N818 -- a signal, not an error a user sees
+    """Raised inside a use case when the transaction lost a race and must be run again."""
+
+
+RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, RetryTransaction):
+        return True
+    if isinstance(exc, DBAPIError):
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        if sqlstate in RETRYABLE_SQLSTATES:
+            return True
+        text = str(exc.orig).lower()
+        return "database is locked" in text or "database table is locked" in text
+    return False
+
+
+class UnitOfWork:
+    """One transaction at a time over a session; re-entrant (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Clock = utcnow,
+        log: HistoryLog | None = None,
+        readonly: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.log: HistoryLog = log or NullLog()
+        self.readonly = readonly
+        bind = engine.execution_options(mykey_readonly=True) if readonly else engine
+        self._factory = sessionmaker(bind=bind, expire_on_commit=False)
+        self._session: Session | None = None
+        self._depth = 0
+        self._committed = False
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("the unit of work is not open: use `with uow:`")
+        return self._session
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
+    def now(self) -> datetime:
+        moment = self.clock()
+        if moment.tzinfo is None:
+            raise ValueError("the clock must return aware datetimes")
+        return moment.astimezone(UTC)
+
+    def __enter__(self) -> UnitOfWork:
+        if self._depth == 0:
+            self._session = self._factory()
+            self._committed = False
+        self._depth += 1
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._depth -= 1
+        if self._depth > 0:
+            return
+        session, self._session = self._session, None
+        assert session is not None
+        try:
+            if not self._committed:
+                session.rollback()
+        finally:
+            session.close()
+
+    def commit(self) -> None:
+        """Commit, if this is the outermost block; an inner block's commit is its consent."""
+        if self._depth == 1:
+            self.session.commit()
+            self._committed = True
+
+    def run(self, fn: Callable[[], T], *, attempts: int = 8) -> T:
+        """Run `fn` in a transaction that commits when it returns; retry lost races."""
+        if self._depth > 0:
+            return fn()
+        for attempt in range(attempts):
+            try:
+                with self:
+                    result = fn()
+                    self.commit()
+                    return result
+            except Exception as exc:
+                if not is_retryable(exc) or attempt == attempts - 1:
+                    raise
+                time.sleep(min(0.002 * 2**attempt, 0.2))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def make_uow_factory(
+    engine: Engine, *, clock: Clock = utcnow, log: HistoryLog | None = None
+) -> Callable[[], UnitOfWork]:
+    def factory() -> UnitOfWork:
+        return UnitOfWork(engine, clock=clock, log=log)
+
+    return factory

@@ -1,0 +1,137 @@
+"""Demo data: the municipalities of the seeds, a few residents, shops and partners.
+
+Every write goes through the real use cases with derived idempotency keys, so loading the demo
+twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from mykey import ledger
+from mykey.db import UnitOfWork, tokyo_date
+from mykey.ledger import AccountKind, LotTerms
+from mykey.municipalities.registry import MunicipalityRecord, upsert
+
+ACTOR = "system:demo"
+
+# The seeds' municipalities (codes with their JIS X 0402 check digits), and the Omuta zone of
+# mutual library use (R2.4). Embedded so the demo needs no outside file at run time.
+MUNICIPALITIES = (
+    MunicipalityRecord("131164", "東京都", "豊島区", "としまく"),
+    MunicipalityRecord("442097", "大分県", "豊後高田市", "ぶんごたかだし"),
+    MunicipalityRecord("452025", "宮崎県", "都城市", "みやこのじょうし"),
+    MunicipalityRecord("242012", "三重県", "津市", "つし"),
+    MunicipalityRecord("292044", "奈良県", "天理市", "てんりし"),
+    MunicipalityRecord("402028", "福岡県", "大牟田市", "おおむたし"),
+    MunicipalityRecord("434248", "熊本県", "小国町", "おぐにまち"),
+    MunicipalityRecord("102016", "群馬県", "前橋市", "まえばしし"),
+    MunicipalityRecord("402079", "福岡県", "柳川市", "やながわし"),
+    MunicipalityRecord("402290", "福岡県", "みやま市", "みやまし"),
+    MunicipalityRecord("433675", "熊本県", "南関町", "なんかんまち"),
+    MunicipalityRecord("432041", "熊本県", "荒尾市", "あらおし"),
+    MunicipalityRecord("433683", "熊本県", "長洲町", "ながすまち"),
+)
+
+PROGRAMS = {
+    "131164": "豊島区ポイント",
+    "442097": "豊後高田市ポイント",
+    "452025": "都城市ポイント",
+    "242012": "津市ポイント",
+    "292044": "天理市ポイント",
+    "402028": "大牟田市ポイント",
+    "434248": "小国町北里柴三郎ポイント",
+    "102016": "前橋市ポイント",
+}
+
+RESIDENTS = ("MY123456", "A01B02C3", "TSU65000", "OGUNI001")
+SHOPS = {
+    "131164": ("toshima-museum", "toshima-shotengai-1"),
+    "442097": ("showa-no-machi-1", "showa-no-machi-2"),
+    "292044": ("tenri-honten", "tenri-shoko-kai"),
+    "434248": ("kitasato-museum", "oguni-onsen"),
+    "102016": ("arts-maebashi", "q-town-1"),
+}
+PARTNERS = ("jal", "docomo", "chubu-electric", "saison")
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    municipalities: int
+    ledgers: int
+    transfers_made: int
+    transfers_already_there: int
+
+
+def fiscal_year_end(today: date) -> date:
+    """March 31 that ends the fiscal year (April–March) containing `today`."""
+    return date(today.year + (1 if today.month >= 4 else 0), 3, 31)
+
+
+def load(uow: UnitOfWork) -> DemoReport:
+    upsert(uow, MUNICIPALITIES)
+    today = tokyo_date(uow.now())
+    fy_end = fiscal_year_end(today)
+    converted_end = date(today.year + 1, today.month, 1)
+    made = already = 0
+
+    def count(receipt: ledger.Receipt) -> None:
+        nonlocal made, already
+        if receipt.replayed:
+            already += 1
+        else:
+            made += 1
+
+    for code, name in PROGRAMS.items():
+        ledger.open_ledger(uow, code=code, name=name)
+        budget = ledger.open_account(uow, ledger=code, kind=AccountKind.BUDGET, owner=code)
+        shops = [
+            ledger.open_account(uow, ledger=code, kind=AccountKind.SHOP, owner=shop)
+            for shop in SHOPS.get(code, ())
+        ]
+        for n, resident in enumerate(RESIDENTS):
+            wallet = ledger.open_account(uow, ledger=code, kind=AccountKind.WALLET, owner=resident)
+            count(
+                ledger.transfer(
+                    uow,
+                    debit=budget.id,
+                    credit=wallet.id,
+                    amount=500 + 100 * n,
+                    kind="grant",
+                    actor=ACTOR,
+                    key=f"grant-{code}-{resident}",
+                    lot=LotTerms("budget", fy_end),
+                    metadata={"activity": "volunteer"},
+                )
+            )
+            partner_name = PARTNERS[n % len(PARTNERS)]
+            partner = ledger.open_account(
+                uow, ledger=code, kind=AccountKind.PARTNER, owner=partner_name
+            )
+            count(
+                ledger.transfer(
+                    uow,
+                    debit=partner.id,
+                    credit=wallet.id,
+                    amount=1000,
+                    kind="convert",
+                    actor=ACTOR,
+                    key=f"convert-{code}-{resident}",
+                    lot=LotTerms("partner", converted_end),
+                    metadata={"partner": partner_name},
+                )
+            )
+            if shops:
+                count(
+                    ledger.transfer(
+                        uow,
+                        debit=wallet.id,
+                        credit=shops[n % len(shops)].id,
+                        amount=300,
+                        kind="spend",
+                        actor=ACTOR,
+                        key=f"spend-{code}-{resident}",
+                    )
+                )
+    return DemoReport(len(MUNICIPALITIES), len(PROGRAMS), made, already)

@@ -1,0 +1,62 @@
+"""The points ledger: the public verbs every other domain calls.
+
+It imports no other domain (only `mykey.db` and `mykey.errors`); see ARCHITECTURE.md.
+"""
+
+from mykey.ledger.accounts import (
+    Account,
+    AccountKind,
+    Balance,
+    Ledger,
+    balance,
+    find_account,
+    get_account,
+    open_account,
+    open_ledger,
+)
+from mykey.ledger.check import CheckReport, Problem, check
+from mykey.ledger.queries import HistoryEntry, HistoryPage, LotView, history, wallet_lots
+from mykey.ledger.transfers import (
+    ExpiryReport,
+    LotTerms,
+    LotUse,
+    Receipt,
+    expire_lots,
+    pending,
+    post,
+    reverse,
+    transfer,
+    void,
+    void_expired,
+)
+
+__all__ = [
+    "Account",
+    "AccountKind",
+    "Balance",
+    "CheckReport",
+    "ExpiryReport",
+    "HistoryEntry",
+    "HistoryPage",
+    "Ledger",
+    "LotTerms",
+    "LotUse",
+    "LotView",
+    "Problem",
+    "Receipt",
+    "balance",
+    "check",
+    "expire_lots",
+    "find_account",
+    "get_account",
+    "history",
+    "open_account",
+    "open_ledger",
+    "pending",
+    "post",
+    "reverse",
+    "transfer",
+    "void",
+    "void_expired",
+    "wallet_lots",
+]

@@ -1,0 +1,139 @@
+"""Reading the ledger: a wallet's lots and an account's history."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, cast
+from uuid import UUID
+
+from sqlalchemy import Table, or_, select
+
+from mykey.db import UnitOfWork
+from mykey.ledger import errors
+from mykey.ledger.models import AccountRow, LotRow, TransferRow
+
+L = cast(Table, LotRow.__table__)
+T = cast(Table, TransferRow.__table__)
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class LotView:
+    id: int
+    account_id: int
+    funding: str
+    source_account_id: int
+    expires_on: date
+    original: int
+    remaining: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One transfer as seen from one account: `change` is signed (+ in, - out)."""
+
+    seq: int
+    transfer_id: UUID
+    kind: str
+    phase: str
+    amount: int
+    change: int
+    counterparty_account_id: int
+    created_at: datetime
+    actor: str
+    pending_id: UUID | None
+    reverses_id: UUID | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    entries: tuple[HistoryEntry, ...]
+    next_before: int | None  # pass as `before` for the next (older) page
+
+
+def _require_account(uow: UnitOfWork, account_id: int) -> None:
+    if uow.session.get(AccountRow, account_id) is None:
+        raise errors.unknown_account(account_id)
+
+
+def wallet_lots(uow: UnitOfWork, account_id: int, *, include_used: bool = False) -> list[LotView]:
+    """A wallet's lots in the order a debit takes them (earliest expiry first)."""
+
+    def body() -> list[LotView]:
+        _require_account(uow, account_id)
+        stmt = select(L).where(L.c.account_id == account_id).order_by(L.c.expires_on, L.c.id)
+        if not include_used:
+            stmt = stmt.where(L.c.remaining > 0)
+        return [
+            LotView(
+                r.id,
+                r.account_id,
+                r.funding,
+                r.source_account_id,
+                r.expires_on,
+                r.original,
+                r.remaining,
+                r.created_at,
+            )
+            for r in uow.session.execute(stmt).all()
+        ]
+
+    return uow.run(body)
+
+
+def _signed(account_id: int, row: Any) -> int:
+    """How much this transfer changed the account's posted balance."""
+    if row.phase in ("pending", "void"):
+        return 0
+    amount = int(row.amount)
+    return amount if row.credit_account_id == account_id else -amount
+
+
+def history(
+    uow: UnitOfWork, account_id: int, *, limit: int = 50, before: int | None = None
+) -> HistoryPage:
+    """The account's transfers, newest first, `limit` at a time."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise errors.bad_field(
+            "limit",
+            f"A page holds 1 to {MAX_PAGE} entries.",
+            f"1 ページの件数は 1〜{MAX_PAGE} で指定してください。",
+        )
+
+    def body() -> HistoryPage:
+        _require_account(uow, account_id)
+        stmt = (
+            select(T)
+            .where(or_(T.c.debit_account_id == account_id, T.c.credit_account_id == account_id))
+            .order_by(T.c.seq.desc())
+            .limit(limit + 1)
+        )
+        if before is not None:
+            stmt = stmt.where(T.c.seq < before)
+        rows = uow.session.execute(stmt).all()
+        entries = tuple(
+            HistoryEntry(
+                seq=r.seq,
+                transfer_id=r.id,
+                kind=r.kind,
+                phase=r.phase,
+                amount=r.amount,
+                change=_signed(account_id, r),
+                counterparty_account_id=(
+                    r.debit_account_id if r.credit_account_id == account_id else r.credit_account_id
+                ),
+                created_at=r.created_at,
+                actor=r.actor,
+                pending_id=r.pending_id,
+                reverses_id=r.reverses_id,
+                metadata=json.loads(r.metadata),
+            )
+            for r in rows[:limit]
+        )
+        return HistoryPage(entries, entries[-1].seq if len(rows) > limit else None)
+
+    return uow.run(body)

@@ -1,0 +1,906 @@
+"""Moving points: transfers, two-phase transfers, reversals and expiry.
+
+Every verb here is a use case on its own (it commits when called outside a transaction) and a
+step of a larger one (called inside `with uow:`, it commits with its caller). Each write path:
+
+1. validate (bad input is a typed error and writes nothing);
+2. replay a known idempotency key (same request: the first result; other request: an error);
+3. the guarded debit: one conditional UPDATE of the wallet row, which also locks it, so two
+   writers on one wallet are serialised and neither can overdraw it;
+4. lots: the debit takes the earliest-expiring lots (or exactly the lots a reversal or expiry
+   names); a shortfall (expired points not yet swept) undoes the debit and refuses;
+5. the credit: a guarded account's row, or one stripe of an unguarded (hot) account;
+6. the transfer row, the lot uses, the new lot, the history leaf.
+
+A refusal with a key is stored, so that a retry gets the same refusal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, cast
+from uuid import UUID, uuid4
+
+from sqlalchemy import CursorResult, Row, Table, and_, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
+from mykey.errors import ErrorKind, MyKeyError
+from mykey.ledger import errors, idempotency
+from mykey.ledger.accounts import STRIPES, Account, AccountKind
+from mykey.ledger.lots import restore_lifo, take_fifo
+from mykey.ledger.models import AccountRow, AccountStripeRow, LotRow, LotUseRow, TransferRow
+
+KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
+FUNDING = re.compile(r"[a-z][a-z0-9_]{0,31}")
+MAX_TIMEOUT = timedelta(days=30)
+MAX_METADATA = 4096
+SYSTEM_EXPIRY = "system:expiry"
+SYSTEM_TIMEOUT = "system:timeout"
+
+A = cast(Table, AccountRow.__table__)
+S = cast(Table, AccountStripeRow.__table__)
+T = cast(Table, TransferRow.__table__)
+L = cast(Table, LotRow.__table__)
+U = cast(Table, LotUseRow.__table__)
+
+
+@dataclass(frozen=True)
+class LotTerms:
+    """Where credited points come from, and the last day they may be used (Tokyo time)."""
+
+    funding: str
+    expires_on: date
+
+
+@dataclass(frozen=True)
+class LotUse:
+    lot_id: int
+    amount: int  # taken (positive) or put back (negative)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a transfer did. `replayed` is true when a known key returned the first result."""
+
+    transfer_id: UUID
+    ledger: str
+    kind: str
+    phase: str
+    debit_account_id: int
+    credit_account_id: int
+    amount: int
+    actor: str
+    created_at: datetime
+    debit_balance: int | None = None  # available after, for a guarded debit account
+    credit_balance: int | None = None  # available after, for a guarded credit account
+    lot_id: int | None = None  # the lot this transfer created
+    lots_used: tuple[LotUse, ...] = ()
+    pending_id: UUID | None = None
+    reverses_id: UUID | None = None
+    expires_at: datetime | None = None
+    client_key: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class ExpiryReport:
+    lots: int
+    points: int
+
+
+# ---------------------------------------------------------------------------------------------
+# validation
+
+
+def _amount(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise errors.bad_amount(value)
+    if not 1 <= value <= errors.MAX_AMOUNT:
+        raise errors.bad_amount(value)
+    return value
+
+
+def _kind(value: object) -> str:
+    if not isinstance(value, str) or not KIND.fullmatch(value):
+        raise errors.bad_field(
+            "kind",
+            "A transfer kind is a short lower-case name such as grant or spend.",
+            "取引種別は grant や spend のような小文字の短い名前で指定してください。",
+        )
+    return value
+
+
+def _metadata(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    data = dict(value or {})
+    try:
+        text = json.dumps(data, sort_keys=True, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = ""
+    if not text or len(text.encode()) > MAX_METADATA or not all(isinstance(k, str) for k in data):
+        raise errors.bad_field(
+            "metadata",
+            f"Metadata is a JSON object of at most {MAX_METADATA} bytes.",
+            f"付帯情報は {MAX_METADATA} バイト以内の JSON オブジェクトで指定してください。",
+        )
+    return data
+
+
+def _lot_terms(lot: LotTerms | None, credit: Account, today: date) -> LotTerms | None:
+    if not credit.kind.has_lots:
+        if lot is not None:
+            raise errors.bad_field(
+                "lot",
+                f"Account {credit.id} ({credit.kind}) keeps no lots.",
+                f"口座 {credit.id} はロットを持たない口座です。",
+            )
+        return None
+    if lot is None:
+        raise errors.lot_terms_required(credit.id)
+    if not isinstance(lot.funding, str) or not FUNDING.fullmatch(lot.funding):
+        raise errors.bad_field(
+            "funding",
+            "A funding source is a short lower-case name such as budget or partner.",
+            "財源は budget や partner のような小文字の短い名前で指定してください。",
+        )
+    if not isinstance(lot.expires_on, date) or isinstance(lot.expires_on, datetime):
+        raise errors.bad_field(
+            "expires_on", "The expiry must be a date.", "有効期限は日付で指定してください。"
+        )
+    if lot.expires_on < today:
+        raise errors.bad_field(
+            "expires_on",
+            f"The expiry {lot.expires_on} is already past.",
+            f"有効期限 {lot.expires_on} は既に過ぎています。",
+        )
+    return lot
+
+
+def _transfer_id(value: object) -> UUID:
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise errors.unknown_transfer(value) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# reading rows
+
+
+def _accounts(s: Session, *ids: int) -> dict[int, Account]:
+    for account_id in ids:
+        if isinstance(account_id, bool) or not isinstance(account_id, int):
+            raise errors.unknown_account(account_id)
+    rows = s.execute(select(A.c.id, A.c.ledger, A.c.kind, A.c.owner).where(A.c.id.in_(ids))).all()
+    found = {r.id: Account(r.id, r.ledger, AccountKind(r.kind), r.owner) for r in rows}
+    for account_id in ids:
+        if account_id not in found:
+            raise errors.unknown_account(account_id)
+    return found
+
+
+def _pair(s: Session, debit: int, credit: int) -> tuple[Account, Account]:
+    if debit == credit:
+        raise errors.same_account()
+    found = _accounts(s, debit, credit)
+    if found[debit].ledger != found[credit].ledger:
+        raise errors.mixed_ledgers(found[debit].ledger, found[credit].ledger)
+    return found[debit], found[credit]
+
+
+def _transfer_row(s: Session, transfer_id: UUID) -> Row[Any]:
+    row = s.execute(select(T).where(T.c.id == transfer_id)).first()
+    if row is None:
+        raise errors.unknown_transfer(transfer_id)
+    return row
+
+
+def _lot_uses(s: Session, *transfer_ids: UUID) -> list[tuple[int, int]]:
+    """Net (lot, amount) taken by these transfers, in the order the lots were first taken."""
+    rows = s.execute(
+        select(U.c.lot_id, func.sum(U.c.amount))
+        .where(U.c.transfer_id.in_(transfer_ids))
+        .group_by(U.c.lot_id)
+        .order_by(U.c.lot_id)
+    ).all()
+    lots = s.execute(select(L.c.id, L.c.expires_on).where(L.c.id.in_([r[0] for r in rows]))).all()
+    order = {lot_id: (expires_on, lot_id) for lot_id, expires_on in lots}
+    net = [(int(r[0]), int(r[1])) for r in rows if int(r[1]) != 0]
+    return sorted(net, key=lambda item: order[item[0]])
+
+
+def receipt_of(s: Session, row: Row[Any], *, replayed: bool = False) -> Receipt:
+    """Rebuild the receipt of a stored transfer (a replay answers exactly as the first time)."""
+    uses = s.execute(
+        select(U.c.lot_id, U.c.amount).where(U.c.transfer_id == row.id).order_by(U.c.lot_id)
+    ).all()
+    lot_id = s.execute(select(L.c.id).where(L.c.transfer_id == row.id)).scalar()
+    return Receipt(
+        transfer_id=row.id,
+        ledger=row.ledger,
+        kind=row.kind,
+        phase=row.phase,
+        debit_account_id=row.debit_account_id,
+        credit_account_id=row.credit_account_id,
+        amount=row.amount,
+        actor=row.actor,
+        created_at=row.created_at,
+        debit_balance=row.debit_balance,
+        credit_balance=row.credit_balance,
+        lot_id=lot_id,
+        lots_used=tuple(LotUse(u.lot_id, u.amount) for u in uses),
+        pending_id=row.pending_id,
+        reverses_id=row.reverses_id,
+        expires_at=row.expires_at,
+        client_key=row.client_key,
+        metadata=json.loads(row.metadata),
+        replayed=replayed,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# writing rows
+
+
+def _stripe(seed: UUID) -> int:
+    return seed.int % STRIPES
+
+
+def _available(s: Session, account_id: int) -> int:
+    row = s.execute(
+        select(A.c.credits_posted - A.c.debits_posted - A.c.debits_pending).where(
+            A.c.id == account_id
+        )
+    ).scalar_one()
+    return int(row)
+
+
+def _apply_side(
+    s: Session, account: Account, deltas: Mapping[str, int], *, guard: int, stripe: int
+) -> int | None:
+    """Add `deltas` to the account's counters. A guarded account's row is updated only if its
+    available points cover `guard` (and the update locks it); an unguarded account's stripe is
+    upserted. Returns the guarded account's available points after, or None."""
+    if account.guarded:
+        stmt = (
+            update(A)
+            .where(A.c.id == account.id)
+            .values({name: A.c[name] + delta for name, delta in deltas.items()})
+            .returning(A.c.credits_posted - A.c.debits_posted - A.c.debits_pending)
+        )
+        if guard > 0:
+            stmt = stmt.where(A.c.credits_posted - A.c.debits_posted - A.c.debits_pending >= guard)
+        after = s.execute(stmt).scalar()
+        if after is None:
+            raise errors.insufficient(account.id, _available(s, account.id), guard)
+        return int(after)
+    values = {
+        "account_id": account.id,
+        "stripe": stripe,
+        "debits_posted": 0,
+        "credits_posted": 0,
+        "debits_pending": 0,
+        "credits_pending": 0,
+        **deltas,
+    }
+    dialect = s.get_bind().dialect.name
+    ins = (postgresql.insert(S) if dialect == "postgresql" else sqlite.insert(S)).values(values)
+    s.execute(
+        ins.on_conflict_do_update(
+            index_elements=[S.c.account_id, S.c.stripe],
+            set_={name: S.c[name] + ins.excluded[name] for name in deltas},
+        )
+    )
+    return None
+
+
+def _undo_side(s: Session, account: Account, deltas: Mapping[str, int], *, stripe: int) -> None:
+    _apply_side(s, account, {k: -v for k, v in deltas.items()}, guard=0, stripe=stripe)
+
+
+def _open_lots(s: Session, account_id: int, today: date, amount: int) -> list[tuple[int, int]]:
+    """The unexpired lots of a wallet in the order a debit takes them, enough for `amount`."""
+    taken: list[tuple[int, int]] = []
+    covered = 0
+    after: tuple[date, int] | None = None
+    while covered < amount:
+        stmt = (
+            select(L.c.id, L.c.remaining, L.c.expires_on)
+            .where(L.c.account_id == account_id, L.c.remaining > 0, L.c.expires_on >= today)
+            .order_by(L.c.expires_on, L.c.id)
+            .limit(32)
+        )
+        if after is not None:
+            stmt = stmt.where(
+                (L.c.expires_on > after[0]) | and_(L.c.expires_on == after[0], L.c.id > after[1])
+            )
+        rows = s.execute(stmt).all()
+        if not rows:
+            break
+        for r in rows:
+            taken.append((int(r.id), int(r.remaining)))
+            covered += int(r.remaining)
+        after = (rows[-1].expires_on, int(rows[-1].id))
+    return taken
+
+
+@dataclass
+class _Plan:
+    """What one transfer does to the accounts and lots."""
+
+    tid: UUID
+    debit: Account
+    credit: Account
+    amount: int
+    kind: str
+    phase: str
+    actor: str
+    key: str | None
+    digest: str | None
+    meta: dict[str, Any]
+    debit_deltas: dict[str, int]
+    credit_deltas: dict[str, int]
+    guard: int
+    stripe: int
+    consume_fifo: bool = False
+    consume: list[tuple[int, int]] = field(default_factory=list)  # exact (lot, take)
+    restore: list[tuple[int, int]] = field(default_factory=list)  # (lot, give back)
+    create_lot: LotTerms | None = None
+    pending_id: UUID | None = None
+    reverses_id: UUID | None = None
+    expires_at: datetime | None = None
+
+
+def _execute(uow: UnitOfWork, plan: _Plan) -> Receipt:
+    s = uow.session
+    now = uow.now()
+    debit_balance = _apply_side(
+        s, plan.debit, plan.debit_deltas, guard=plan.guard, stripe=plan.stripe
+    )
+    takes = list(plan.consume)
+    if plan.consume_fifo:
+        open_lots = _open_lots(s, plan.debit.id, tokyo_date(now), plan.amount)
+        takes = take_fifo(open_lots, plan.amount)
+        if sum(t for _, t in takes) < plan.amount:
+            # Expired points not yet swept still count in the balance, but cannot be spent.
+            _undo_side(s, plan.debit, plan.debit_deltas, stripe=plan.stripe)
+            raise errors.insufficient(plan.debit.id, sum(r for _, r in open_lots), plan.amount)
+    for taken_lot, take in takes:
+        result = s.execute(
+            update(L)
+            .where(L.c.id == taken_lot, L.c.remaining >= take)
+            .values(remaining=L.c.remaining - take)
+        )
+        if not cast(CursorResult[Any], result).rowcount:
+            _undo_side(s, plan.debit, plan.debit_deltas, stripe=plan.stripe)
+            raise errors.insufficient(plan.debit.id, 0, plan.amount)
+    credit_balance = _apply_side(s, plan.credit, plan.credit_deltas, guard=0, stripe=plan.stripe)
+    meta_text = json.dumps(plan.meta, sort_keys=True, ensure_ascii=False)
+    try:
+        s.execute(
+            insert(T).values(
+                id=plan.tid,
+                ledger=plan.debit.ledger,
+                kind=plan.kind,
+                phase=plan.phase,
+                debit_account_id=plan.debit.id,
+                credit_account_id=plan.credit.id,
+                amount=plan.amount,
+                pending_id=plan.pending_id,
+                reverses_id=plan.reverses_id,
+                expires_at=plan.expires_at,
+                actor=plan.actor,
+                client_key=plan.key,
+                request_hash=plan.digest,
+                metadata=meta_text,
+                debit_balance=debit_balance,
+                credit_balance=credit_balance,
+                created_at=now,
+            )
+        )
+    except IntegrityError as exc:
+        # Another request with this key, or resolving this pending, or reversing this transfer,
+        # committed first: run the whole use case again, and it will see what that one did.
+        raise RetryTransaction from exc
+    uses = takes + [(lot, -give) for lot, give in plan.restore]
+    for lot, give in plan.restore:
+        s.execute(update(L).where(L.c.id == lot).values(remaining=L.c.remaining + give))
+    if uses:
+        s.execute(
+            insert(U),
+            [{"transfer_id": plan.tid, "lot_id": lot, "amount": amt} for lot, amt in uses],
+        )
+    new_lot: int | None = None
+    if plan.create_lot is not None:
+        new_lot = s.execute(
+            insert(L)
+            .values(
+                ledger=plan.credit.ledger,
+                account_id=plan.credit.id,
+                transfer_id=plan.tid,
+                funding=plan.create_lot.funding,
+                source_account_id=plan.debit.id,
+                expires_on=plan.create_lot.expires_on,
+                original=plan.amount,
+                remaining=plan.amount,
+                created_at=now,
+            )
+            .returning(L.c.id)
+        ).scalar_one()
+    receipt = Receipt(
+        transfer_id=plan.tid,
+        ledger=plan.debit.ledger,
+        kind=plan.kind,
+        phase=plan.phase,
+        debit_account_id=plan.debit.id,
+        credit_account_id=plan.credit.id,
+        amount=plan.amount,
+        actor=plan.actor,
+        created_at=now,
+        debit_balance=debit_balance,
+        credit_balance=credit_balance,
+        lot_id=new_lot,
+        lots_used=tuple(LotUse(lot, amt) for lot, amt in sorted(uses)),
+        pending_id=plan.pending_id,
+        reverses_id=plan.reverses_id,
+        expires_at=plan.expires_at,
+        client_key=plan.key,
+        metadata=plan.meta,
+    )
+    uow.log.append(
+        s,
+        "transfer",
+        {
+            "id": str(plan.tid),
+            "ledger": plan.debit.ledger,
+            "kind": plan.kind,
+            "phase": plan.phase,
+            "debit": plan.debit.id,
+            "credit": plan.credit.id,
+            "amount": plan.amount,
+            "actor": plan.actor,
+            "at": now.isoformat(),
+        },
+    )
+    return receipt
+
+
+def _keyed(
+    uow: UnitOfWork,
+    *,
+    verb: str,
+    actor: str,
+    key: str | None,
+    fields: Mapping[str, Any],
+    make_plan: Callable[[UUID, str | None], _Plan],
+) -> Receipt:
+    """Run one write with the idempotency protocol, as its own transaction or inside one."""
+    idempotency.validate_actor(actor)
+    if key is not None:
+        idempotency.validate_key(key)
+    digest = idempotency.request_hash(verb, fields) if key is not None else None
+
+    def body() -> Receipt | MyKeyError:
+        s = uow.session
+        if key is not None:
+            assert digest is not None
+            found = idempotency.lookup(s, actor, key, digest)
+            if isinstance(found, MyKeyError):
+                return found
+            if found is not None:
+                return receipt_of(
+                    s, s.execute(select(T).where(T.c.id == found.id)).one(), replayed=True
+                )
+        tid = idempotency.derive_id(actor, key) if key is not None else uuid4()
+        try:
+            return _execute(uow, make_plan(tid, digest))
+        except MyKeyError as error:
+            if key is None or error.kind is not ErrorKind.REFUSED:
+                raise
+            assert digest is not None
+            again = idempotency.lookup(s, actor, key, digest)  # a twin may have committed
+            if isinstance(again, TransferRow):
+                return receipt_of(
+                    s, s.execute(select(T).where(T.c.id == again.id)).one(), replayed=True
+                )
+            idempotency.record_rejection(s, actor, key, digest, error, uow.now())
+            return error
+
+    outcome = uow.run(body)
+    if isinstance(outcome, MyKeyError):
+        raise outcome
+    return outcome
+
+
+# ---------------------------------------------------------------------------------------------
+# the verbs
+
+
+def transfer(
+    uow: UnitOfWork,
+    *,
+    debit: int,
+    credit: int,
+    amount: int,
+    kind: str,
+    actor: str,
+    key: str | None = None,
+    lot: LotTerms | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Receipt:
+    """Move `amount` points from `debit` to `credit` now.
+
+    A credit to a wallet makes a lot (`lot`: funding source and expiry); a debit from a wallet
+    takes its earliest-expiring lots. Refused with `insufficient_points` if a guarded account
+    would go below zero.
+    """
+    amount = _amount(amount)
+    kind = _kind(kind)
+    meta = _metadata(metadata)
+    fields = {
+        "debit": debit,
+        "credit": credit,
+        "amount": amount,
+        "kind": kind,
+        "lot": [lot.funding, lot.expires_on.isoformat()] if lot else None,
+        "metadata": meta,
+    }
+
+    def make_plan(tid: UUID, digest: str | None) -> _Plan:
+        d, c = _pair(uow.session, debit, credit)
+        terms = _lot_terms(lot, c, tokyo_date(uow.now()))
+        return _Plan(
+            tid=tid,
+            debit=d,
+            credit=c,
+            amount=amount,
+            kind=kind,
+            phase="single",
+            actor=actor,
+            key=key,
+            digest=digest,
+            meta=meta,
+            debit_deltas={"debits_posted": amount},
+            credit_deltas={"credits_posted": amount},
+            guard=amount,
+            stripe=_stripe(tid),
+            consume_fifo=d.kind.has_lots,
+            create_lot=terms,
+        )
+
+    return _keyed(uow, verb="transfer", actor=actor, key=key, fields=fields, make_plan=make_plan)
+
+
+def pending(
+    uow: UnitOfWork,
+    *,
+    debit: int,
+    credit: int,
+    amount: int,
+    kind: str,
+    actor: str,
+    timeout: timedelta,
+    key: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Receipt:
+    """Hold `amount` points for a later `post` or `void` (an online order, say).
+
+    The held points leave the wallet's available balance at once (their lots are taken now);
+    if neither post nor void comes before `timeout`, the hold can no longer be posted and
+    `void_expired` gives the points back.
+    """
+    amount = _amount(amount)
+    kind = _kind(kind)
+    meta = _metadata(metadata)
+    if not isinstance(timeout, timedelta) or not timedelta(seconds=1) <= timeout <= MAX_TIMEOUT:
+        raise errors.bad_field(
+            "timeout",
+            "A pending transfer times out after 1 second to 30 days.",
+            "保留の期限は 1 秒から 30 日までで指定してください。",
+        )
+    fields = {
+        "debit": debit,
+        "credit": credit,
+        "amount": amount,
+        "kind": kind,
+        "timeout": timeout.total_seconds(),
+        "metadata": meta,
+    }
+
+    def make_plan(tid: UUID, digest: str | None) -> _Plan:
+        d, c = _pair(uow.session, debit, credit)
+        if c.kind.has_lots:
+            raise errors.bad_field(
+                "credit",
+                "Points can be held only on their way out of a wallet, not into one.",
+                "保留取引の入金先にウォレットは指定できません。",
+            )
+        return _Plan(
+            tid=tid,
+            debit=d,
+            credit=c,
+            amount=amount,
+            kind=kind,
+            phase="pending",
+            actor=actor,
+            key=key,
+            digest=digest,
+            meta=meta,
+            debit_deltas={"debits_pending": amount},
+            credit_deltas={"credits_pending": amount},
+            guard=amount,
+            stripe=_stripe(tid),
+            consume_fifo=d.kind.has_lots,
+            expires_at=uow.now() + timeout,
+        )
+
+    return _keyed(uow, verb="pending", actor=actor, key=key, fields=fields, make_plan=make_plan)
+
+
+def _resolution(
+    uow: UnitOfWork,
+    pending_id: UUID,
+    *,
+    amount: int | None,
+    actor: str,
+    key: str | None,
+    digest: str | None,
+    tid: UUID,
+    void: bool,
+) -> _Plan:
+    s = uow.session
+    p = _transfer_row(s, pending_id)
+    if p.phase != "pending":
+        raise errors.not_pending(pending_id)
+    if s.execute(select(T.c.id).where(T.c.pending_id == pending_id)).first() is not None:
+        raise errors.already_resolved(pending_id)
+    if not void and uow.now() >= p.expires_at:
+        raise errors.pending_expired(pending_id)
+    held = int(p.amount)
+    posted = 0 if void else (held if amount is None else amount)
+    if posted > held:
+        raise errors.post_exceeds(pending_id, held, posted)
+    found = _accounts(s, p.debit_account_id, p.credit_account_id)
+    d, c = found[p.debit_account_id], found[p.credit_account_id]
+    restore: list[tuple[int, int]] = []
+    if d.kind.has_lots and held - posted > 0:
+        restore = restore_lifo(_lot_uses(s, pending_id), held - posted)
+    debit_deltas = {"debits_pending": -held}
+    credit_deltas = {"credits_pending": -held}
+    if posted:
+        debit_deltas["debits_posted"] = posted
+        credit_deltas["credits_posted"] = posted
+    return _Plan(
+        tid=tid,
+        debit=d,
+        credit=c,
+        amount=held if void else posted,
+        kind=str(p.kind),
+        phase="void" if void else "post",
+        actor=actor,
+        key=key,
+        digest=digest,
+        meta=json.loads(p.metadata),
+        debit_deltas=debit_deltas,
+        credit_deltas=credit_deltas,
+        guard=0,
+        stripe=_stripe(pending_id),
+        restore=restore,
+        pending_id=pending_id,
+    )
+
+
+def post(
+    uow: UnitOfWork,
+    *,
+    pending_id: UUID | str,
+    actor: str,
+    key: str | None = None,
+    amount: int | None = None,
+) -> Receipt:
+    """Complete a pending transfer, for all of it or less (the rest goes back to the wallet)."""
+    pid = _transfer_id(pending_id)
+    if amount is not None:
+        amount = _amount(amount)
+    fields = {"pending_id": str(pid), "amount": amount}
+
+    def make_plan(tid: UUID, digest: str | None) -> _Plan:
+        return _resolution(
+            uow, pid, amount=amount, actor=actor, key=key, digest=digest, tid=tid, void=False
+        )
+
+    return _keyed(uow, verb="post", actor=actor, key=key, fields=fields, make_plan=make_plan)
+
+
+def void(uow: UnitOfWork, *, pending_id: UUID | str, actor: str, key: str | None = None) -> Receipt:
+    """Cancel a pending transfer: the held points go back to the lots they came from."""
+    pid = _transfer_id(pending_id)
+    fields = {"pending_id": str(pid)}
+
+    def make_plan(tid: UUID, digest: str | None) -> _Plan:
+        return _resolution(
+            uow, pid, amount=None, actor=actor, key=key, digest=digest, tid=tid, void=True
+        )
+
+    return _keyed(uow, verb="void", actor=actor, key=key, fields=fields, make_plan=make_plan)
+
+
+def reverse(
+    uow: UnitOfWork,
+    *,
+    transfer_id: UUID | str,
+    actor: str,
+    reason: str,
+    key: str | None = None,
+) -> Receipt:
+    """Undo a transfer with a new, opposite one (nothing is ever edited or deleted).
+
+    Points taken from a wallet go back to the very lots they came from; points credited to a
+    wallet are taken back from the lot that credit made, and the reversal is refused if they
+    have been spent. A transfer is reversed at most once.
+    """
+    tid_in = _transfer_id(transfer_id)
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+        raise errors.bad_field(
+            "reason", "A reversal needs a reason.", "取消には理由の記入が必要です。"
+        )
+    fields = {"transfer_id": str(tid_in), "reason": reason}
+
+    def make_plan(tid: UUID, digest: str | None) -> _Plan:
+        s = uow.session
+        t = _transfer_row(s, tid_in)
+        if t.phase not in ("single", "post"):
+            raise errors.not_reversible(
+                tid_in,
+                "a pending transfer is voided, not reversed.",
+                "保留中の取引は取消（void）で扱います。",
+            )
+        if t.reverses_id is not None:
+            raise errors.not_reversible(
+                tid_in, "it is itself a reversal.", "取消の取引そのものは取り消せません。"
+            )
+        if s.execute(select(T.c.id).where(T.c.reverses_id == tid_in)).first() is not None:
+            raise errors.already_reversed(tid_in)
+        found = _accounts(s, t.debit_account_id, t.credit_account_id)
+        back_from, back_to = found[t.credit_account_id], found[t.debit_account_id]
+        amount = int(t.amount)
+        consume: list[tuple[int, int]] = []
+        if back_from.kind.has_lots:
+            lot = s.execute(select(L.c.id).where(L.c.transfer_id == tid_in)).scalar()
+            if lot is None:  # pragma: no cover -- every credit to a wallet makes a lot
+                raise errors.not_reversible(tid_in, "its lot is missing.", "ロットがありません。")
+            consume = [(int(lot), amount)]
+        restore: list[tuple[int, int]] = []
+        if back_to.kind.has_lots:
+            ids = [tid_in] + ([t.pending_id] if t.pending_id is not None else [])
+            restore = _lot_uses(s, *ids)
+            assert sum(give for _, give in restore) == amount, "lot uses must add up"
+        return _Plan(
+            tid=tid,
+            debit=back_from,
+            credit=back_to,
+            amount=amount,
+            kind="reverse",
+            phase="single",
+            actor=actor,
+            key=key,
+            digest=digest,
+            meta={"reason": reason, "reverses_kind": t.kind},
+            debit_deltas={"debits_posted": amount},
+            credit_deltas={"credits_posted": amount},
+            guard=amount,
+            stripe=_stripe(tid),
+            consume=consume,
+            restore=restore,
+            reverses_id=tid_in,
+        )
+
+    return _keyed(uow, verb="reverse", actor=actor, key=key, fields=fields, make_plan=make_plan)
+
+
+def _expire_one(uow: UnitOfWork, lot_id: int, expired_account: Account) -> Receipt | None:
+    s = uow.session
+    lot = s.execute(select(L).where(L.c.id == lot_id)).one()
+    if lot.remaining <= 0:
+        return None
+    wallet = _accounts(s, int(lot.account_id))[int(lot.account_id)]
+    amount = int(lot.remaining)
+    key = f"lot-{lot_id}"
+    fields = {"lot": lot_id, "amount": amount}
+
+    def make_plan(tid: UUID, digest: str | None) -> _Plan:
+        return _Plan(
+            tid=tid,
+            debit=wallet,
+            credit=expired_account,
+            amount=amount,
+            kind="expire",
+            phase="single",
+            actor=SYSTEM_EXPIRY,
+            key=key,
+            digest=digest,
+            meta={"lot": lot_id, "funding": lot.funding, "expires_on": lot.expires_on.isoformat()},
+            debit_deltas={"debits_posted": amount},
+            credit_deltas={"credits_posted": amount},
+            guard=amount,
+            stripe=_stripe(tid),
+            consume=[(lot_id, amount)],
+        )
+
+    return _keyed(
+        uow, verb="expire", actor=SYSTEM_EXPIRY, key=key, fields=fields, make_plan=make_plan
+    )
+
+
+def expire_lots(
+    uow: UnitOfWork,
+    *,
+    as_of: date,
+    ledger: str | None = None,
+    batch: int = 500,
+    progress: Callable[[int], None] | None = None,
+) -> ExpiryReport:
+    """Move what is left of every lot whose last day is before `as_of` to the ledger's
+    `expired` account. Safe to run again (each lot's expiry has its own derived key); runs in
+    batches, each its own transaction, and reports progress per lot."""
+    from mykey.ledger.accounts import open_account
+
+    lots = points = 0
+    while True:
+
+        def one_batch() -> list[Receipt]:
+            stmt = (
+                select(L.c.id, L.c.ledger)
+                .where(L.c.expires_on < as_of, L.c.remaining > 0)
+                .order_by(L.c.id)
+                .limit(batch)
+            )
+            if ledger is not None:
+                stmt = stmt.where(L.c.ledger == ledger)
+            done: list[Receipt] = []
+            for lot_id, lot_ledger in uow.session.execute(stmt).all():
+                sink = open_account(
+                    uow, ledger=lot_ledger, kind=AccountKind.EXPIRED, owner="expired"
+                )
+                receipt = _expire_one(uow, int(lot_id), sink)
+                if receipt is not None:
+                    done.append(receipt)
+            return done
+
+        receipts = uow.run(one_batch)
+        if not receipts:
+            return ExpiryReport(lots, points)
+        lots += len(receipts)
+        points += sum(r.amount for r in receipts)
+        if progress is not None:
+            progress(len(receipts))
+        if uow.in_transaction:  # inside a caller's transaction: one pass sees everything
+            return ExpiryReport(lots, points)
+
+
+def void_expired(uow: UnitOfWork, *, now: datetime | None = None) -> int:
+    """Void every pending transfer whose timeout has passed; returns how many."""
+    resolved = T.alias("resolved")
+
+    def body() -> list[UUID]:
+        moment = now or uow.now()
+        rows = uow.session.execute(
+            select(T.c.id)
+            .outerjoin(resolved, resolved.c.pending_id == T.c.id)
+            .where(T.c.phase == "pending", T.c.expires_at <= moment, resolved.c.id.is_(None))
+            .order_by(T.c.seq)
+        ).all()
+        for (pid,) in rows:
+            void(uow, pending_id=pid, actor=SYSTEM_TIMEOUT, key=f"timeout-{pid}")
+        return [r[0] for r in rows]
+
+    return len(uow.run(body))

@@ -1,0 +1,1 @@
+"""The HTTP face of MyKey: the API (and, later, the pages)."""

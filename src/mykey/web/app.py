@@ -1,0 +1,87 @@
+"""The application: `create_app(settings)` builds it; nothing happens at import time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy import text
+
+from mykey import __version__
+from mykey.config import Settings, get_settings
+from mykey.db import make_engine, make_uow_factory
+from mykey.migrations import head
+from mykey.web import problems
+from mykey.web.api import public
+
+HOME = """<!doctype html>
+<html lang="ja"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>MyKey プラットフォーム・自治体ポイント管理クラウド</title>
+<style>
+body{font-family:"Noto Sans JP",system-ui,sans-serif;color:#1a1a1c;margin:0 auto;max-width:44rem;
+padding:2rem 1rem;line-height:1.7}
+a{color:#0031d8}a:focus{outline:4px solid #000;outline-offset:2px;background:#ffd43d}
+h1{font-size:1.75rem;line-height:1.4}
+</style></head>
+<body><main>
+<h1>マイキープラットフォーム・自治体ポイント管理クラウド</h1>
+<p lang="en">MyKey Platform and Municipal Point Cloud</p>
+<ul>
+<li><a href="/docs">API の説明 (OpenAPI) <span lang="en">/ API documentation</span></a></li>
+<li><a href="/api/v1/municipalities?limit=20">自治体の一覧
+ <span lang="en">/ Municipalities</span></a></li>
+<li><a href="/healthz">稼働状況 <span lang="en">/ Health</span></a></li>
+</ul>
+</main></body></html>
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+    app = FastAPI(
+        title="MyKey Platform and Municipal Point Cloud",
+        version=__version__,
+        description=(
+            "マイキープラットフォーム・自治体ポイント管理クラウドの API。"
+            " Errors are RFC 9457 problem+json, in Japanese unless Accept-Language asks for"
+            " English."
+        ),
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.uow_factory = make_uow_factory(engine)
+    problems.install(app)
+    app.include_router(public.router)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def home() -> str:
+        return HOME
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz(request: Request) -> JSONResponse:
+        """Is the service up, and is its database reachable and migrated?"""
+        body: dict[str, Any] = {"status": "ok", "version": __version__}
+        try:
+            with engine.connect() as conn:
+                revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except Exception as exc:  # the health check reports any failure, it never raises
+            return problems.problem(
+                request,
+                status=503,
+                code="database_unavailable",
+                message=f"The database cannot be reached: {type(exc).__name__}",
+                message_ja="データベースに接続できません。",
+            )
+        body["database"] = engine.dialect.name
+        body["migration"] = revision
+        if revision != head():
+            body["status"] = "migration_pending"
+            return JSONResponse(body, status_code=503)
+        return JSONResponse(body)
+
+    return app

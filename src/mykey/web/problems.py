@@ -1,0 +1,101 @@
+"""Every error as RFC 9457 problem+json, in the caller's language (Japanese by default)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mykey.errors import ErrorKind, MyKeyError
+
+STATUS = {
+    ErrorKind.INVALID: 422,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.REFUSED: 409,
+    ErrorKind.CONFLICT: 409,
+}
+MEDIA_TYPE = "application/problem+json"
+
+
+def wants_english(request: Request) -> bool:
+    first = request.headers.get("accept-language", "").split(",")[0].strip().lower()
+    return first.startswith("en")
+
+
+def problem(
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    message: str,
+    message_ja: str,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://mykey.example/problems/{code}",
+        "title": code.replace("_", " "),
+        "status": status,
+        "code": code,
+        "detail": message if wants_english(request) else message_ja,
+        "detail_en": message,
+        "detail_ja": message_ja,
+        "instance": request.url.path,
+    }
+    body.update(extra or {})
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+
+
+async def _domain(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, MyKeyError)
+    return problem(
+        request,
+        status=STATUS[exc.kind],
+        code=exc.code,
+        message=exc.message,
+        message_ja=exc.message_ja,
+        extra={"kind": exc.kind.value, **({"details": exc.details} if exc.details else {})},
+    )
+
+
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"location": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
+        for e in exc.errors()
+    ]
+    return problem(
+        request,
+        status=422,
+        code="invalid_request",
+        message="The request is not valid: " + "; ".join(e["message"] for e in errors),
+        message_ja="リクエストの内容に誤りがあります。",
+        extra={"kind": "invalid", "errors": errors},
+    )
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return problem(
+            request,
+            status=404,
+            code="not_found",
+            message="There is nothing at this address.",
+            message_ja="このアドレスには何もありません。",
+        )
+    return problem(
+        request,
+        status=exc.status_code,
+        code="http_error",
+        message=str(exc.detail),
+        message_ja=str(exc.detail),
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(MyKeyError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
