@@ -197,8 +197,11 @@ def _pair(s: Session, debit: int, credit: int) -> tuple[Account, Account]:
     return found[debit], found[credit]
 
 
-def _transfer_row(s: Session, transfer_id: UUID) -> Row[Any]:
-    row = s.execute(select(T).where(T.c.id == transfer_id)).first()
+def _transfer_row(s: Session, transfer_id: UUID, *, lock: bool = False) -> Row[Any]:
+    """A stored transfer. `lock` serialises those who would resolve or reverse it (a row lock
+    on PostgreSQL; SQLite has one writer at a time anyway), so the loser sees the winner."""
+    stmt = select(T).where(T.c.id == transfer_id)
+    row = s.execute(stmt.with_for_update() if lock else stmt).first()
     if row is None:
         raise errors.unknown_transfer(transfer_id)
     return row
@@ -658,7 +661,7 @@ def _resolution(
     void: bool,
 ) -> _Plan:
     s = uow.session
-    p = _transfer_row(s, pending_id)
+    p = _transfer_row(s, pending_id, lock=True)
     if p.phase != "pending":
         raise errors.not_pending(pending_id)
     if s.execute(select(T.c.id).where(T.c.pending_id == pending_id)).first() is not None:
@@ -757,7 +760,7 @@ def reverse(
 
     def make_plan(tid: UUID, digest: str | None) -> _Plan:
         s = uow.session
-        t = _transfer_row(s, tid_in)
+        t = _transfer_row(s, tid_in, lock=True)
         if t.phase not in ("single", "post"):
             raise errors.not_reversible(
                 tid_in,

@@ -1,0 +1,148 @@
+"""The `database` fixture: every test that takes it runs on SQLite and on PostgreSQL.
+
+PostgreSQL comes from MYKEY_TEST_DATABASE_URL (default: postgres on 127.0.0.1:5432). A fresh
+database is created for the session and dropped after it. Without a server the PostgreSQL
+cases skip with the reason shown, unless MYKEY_REQUIRE_POSTGRES=1 (CI), when they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+
+from mykey.db import UnitOfWork, make_engine
+from mykey.migrations import upgrade
+
+PG_URL = os.environ.get(
+    "MYKEY_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_PG = os.environ.get("MYKEY_REQUIRE_POSTGRES") == "1"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED_DATA = Path(os.environ.get("MYKEY_SHARED_DATA", SHARED / "data"))
+
+TABLES = (
+    "ledger_lot_uses",
+    "ledger_lots",
+    "ledger_rejections",
+    "ledger_transfers",
+    "ledger_account_stripes",
+    "ledger_accounts",
+    "ledger_ledgers",
+    "municipalities",
+)
+
+
+class Clock:
+    """A clock the test moves by hand (aware UTC)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 10, 15, 3, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class Database:
+    kind: str
+    url: str
+    engine: Engine
+    template: Path | None = None
+    clock: Clock = field(default_factory=Clock)
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.engine, clock=self.clock)
+
+    def reset(self) -> None:
+        """Empty every table (PostgreSQL) or start from a fresh migrated file (SQLite)."""
+        self.clock = Clock()
+        if self.kind == "postgres":
+            with self.engine.begin() as conn:
+                conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+            return
+        assert self.template is not None
+        self.engine.dispose()
+        path = Path(make_url(self.url).database or "")
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(self.template, path)
+        self.engine = make_engine(self.url)
+
+    def count(self, table: str) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()  # closing the last connection folds the WAL into the file
+    assert not Path(f"{path}-wal").exists()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    import psycopg
+
+    url = make_url(PG_URL)
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"mykey_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        reason = f"PostgreSQL not reachable at {url.render_as_string()}: {exc}".strip()
+        if REQUIRE_PG:
+            pytest.fail(f"MYKEY_REQUIRE_POSTGRES=1 but {reason}")
+        pytest.skip(reason)
+    test_url = url.set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(test_url)
+    upgrade(engine)
+    engine.dispose()
+    yield test_url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_engine(postgres_url: str) -> Iterator[Engine]:
+    engine = make_engine(postgres_url, pool_size=12)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        db = Database("postgres", url, request.getfixturevalue("postgres_engine"))
+        db.reset()
+        yield db
+        return
+    template: Path = request.getfixturevalue("sqlite_template")
+    path = tmp_path / "mykey.db"
+    shutil.copyfile(template, path)
+    url = f"sqlite:///{path}"
+    db = Database("sqlite", url, make_engine(url), template=template)
+    yield db
+    db.engine.dispose()
+
+
+@pytest.fixture
+def uow(database: Database) -> UnitOfWork:
+    return database.uow()
