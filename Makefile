@@ -31,8 +31,8 @@ run: install ## migrate, load demo data once, serve on http://127.0.0.1:8000
 	$(BIN)/mykey serve --host $(HOST) --port $(PORT)
 
 lint: install ## ruff, mypy --strict, import-linter contracts
-	$(BIN)/ruff check src tests bench migrations
-	$(BIN)/ruff format --check src tests bench migrations
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, RootTransaction, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import TypeDecorator
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -110,7 +110,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size)
 
 
 class HistoryLog(Protocol):
@@ -150,7 +150,11 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 class UnitOfWork:
-    """One transaction at a time over a session; re-entrant (see the module docstring)."""
+    """One transaction at a time on one connection; re-entrant (see the module docstring).
+
+    The transaction lives on a plain connection (`uow.connection`, for Core statements on the
+    hot path); the ORM session (`uow.session`) is made on first use and joins it.
+    """
 
     def __init__(
         self,
@@ -164,16 +168,27 @@ class UnitOfWork:
         self.clock = clock
         self.log: HistoryLog = log or NullLog()
         self.readonly = readonly
-        bind = engine.execution_options(mykey_readonly=True) if readonly else engine
-        self._factory = sessionmaker(bind=bind, expire_on_commit=False)
+        self._bind = engine.execution_options(mykey_readonly=True) if readonly else engine
+        self._connection: Connection | None = None
+        self._transaction: RootTransaction | None = None
         self._session: Session | None = None
         self._depth = 0
         self._committed = False
 
     @property
+    def connection(self) -> Connection:
+        if self._connection is None:
+            raise RuntimeError("the unit of work is not open: use `with uow:`")
+        return self._connection
+
+    @property
     def session(self) -> Session:
         if self._session is None:
-            raise RuntimeError("the unit of work is not open: use `with uow:`")
+            self._session = Session(
+                bind=self.connection,
+                join_transaction_mode="rollback_only",
+                expire_on_commit=False,
+            )
         return self._session
 
     @property
@@ -192,7 +207,8 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         if self._depth == 0:
-            self._session = self._factory()
+            self._connection = self._bind.connect()
+            self._transaction = self._connection.begin()
             self._committed = False
         self._depth += 1
         return self
@@ -201,18 +217,25 @@ class UnitOfWork:
         self._depth -= 1
         if self._depth > 0:
             return
+        connection, self._connection = self._connection, None
+        transaction, self._transaction = self._transaction, None
         session, self._session = self._session, None
-        assert session is not None
         try:
-            if not self._committed:
-                session.rollback()
+            if session is not None:
+                session.close()
+            if transaction is not None and transaction.is_active and not self._committed:
+                transaction.rollback()
         finally:
-            session.close()
+            if connection is not None:
+                connection.close()
 
     def commit(self) -> None:
         """Commit, if this is the outermost block; an inner block's commit is its consent."""
         if self._depth == 1:
-            self.session.commit()
+            if self._session is not None:
+                self._session.flush()
+            assert self._transaction is not None
+            self._transaction.commit()
             self._committed = True
 
     def run(self, fn: Callable[[], T], *, attempts: int = 8) -> T:

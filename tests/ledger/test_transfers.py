@@ -505,3 +505,23 @@ def test_unknown_transfer_ids_are_not_found(uow: UnitOfWork) -> None:
     with pytest.raises(MyKeyError) as caught:
         ledger.reverse(uow, transfer_id="not-a-uuid", actor="shop:web", reason="x")
     assert caught.value.code == "unknown_transfer"
+
+
+def test_a_refund_into_a_lapsed_lot_lapses_again_at_the_next_sweep(
+    uow: UnitOfWork, database: Database
+) -> None:
+    # Found by the stateful property test: the second expiry of one lot reused the first's key.
+    t = town(uow)
+    w = wallet(uow, t)
+    grant(uow, t, w, 231, expires_on=date(2026, 10, 31))
+    paid = spend(uow, t, w, 1)
+    database.clock.advance(days=17)
+    assert ledger.expire_lots(uow, as_of=date(2026, 11, 1)).points == 230
+
+    ledger.reverse(uow, transfer_id=paid.transfer_id, actor="terminal:T1", reason="refund")
+    assert ledger.balance(uow, w.id).available == 1
+    again = ledger.expire_lots(uow, as_of=date(2026, 11, 2))
+
+    assert (again.lots, again.points) == (1, 1)
+    assert ledger.balance(uow, w.id).available == 0
+    assert_ok(uow)

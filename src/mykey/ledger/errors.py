@@ -156,3 +156,21 @@ def already_reversed(transfer_id: object) -> MyKeyError:
         f"取引 {transfer_id} は取消済みです。",
         transfer=str(transfer_id),
     )
+
+
+def lot_not_applicable(account_id: int, kind: str) -> MyKeyError:
+    return invalid(
+        "invalid_lot",
+        f"Account {account_id} ({kind}) keeps no lots.",
+        f"口座 {account_id} はロットを持たない口座です。",
+        field="lot",
+    )
+
+
+def lot_expired(expires_on: object) -> MyKeyError:
+    return invalid(
+        "invalid_expires_on",
+        f"The expiry {expires_on} is already past.",
+        f"有効期限 {expires_on} は既に過ぎています。",
+        field="expires_on",
+    )

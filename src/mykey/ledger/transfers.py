@@ -59,7 +59,7 @@ class LotTerms:
     expires_on: date
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class LotUse:
     lot_id: int
     amount: int  # taken (positive) or put back (negative)
@@ -133,17 +133,9 @@ def _metadata(value: Mapping[str, Any] | None) -> dict[str, Any]:
     return data
 
 
-def _lot_terms(lot: LotTerms | None, credit: Account, today: date) -> LotTerms | None:
-    if not credit.kind.has_lots:
-        if lot is not None:
-            raise errors.bad_field(
-                "lot",
-                f"Account {credit.id} ({credit.kind}) keeps no lots.",
-                f"口座 {credit.id} はロットを持たない口座です。",
-            )
-        return None
+def _check_lot_shape(lot: LotTerms | None) -> None:
     if lot is None:
-        raise errors.lot_terms_required(credit.id)
+        return
     if not isinstance(lot.funding, str) or not FUNDING.fullmatch(lot.funding):
         raise errors.bad_field(
             "funding",
@@ -154,12 +146,17 @@ def _lot_terms(lot: LotTerms | None, credit: Account, today: date) -> LotTerms |
         raise errors.bad_field(
             "expires_on", "The expiry must be a date.", "有効期限は日付で指定してください。"
         )
+
+
+def _lot_terms(lot: LotTerms | None, credit: Account, today: date) -> LotTerms | None:
+    if not credit.kind.has_lots:
+        if lot is not None:
+            raise errors.lot_not_applicable(credit.id, credit.kind.value)
+        return None
+    if lot is None:
+        raise errors.lot_terms_required(credit.id)
     if lot.expires_on < today:
-        raise errors.bad_field(
-            "expires_on",
-            f"The expiry {lot.expires_on} is already past.",
-            f"有効期限 {lot.expires_on} は既に過ぎています。",
-        )
+        raise errors.lot_expired(lot.expires_on)
     return lot
 
 
@@ -176,10 +173,14 @@ def _transfer_id(value: object) -> UUID:
 # reading rows
 
 
-def _accounts(s: Session, *ids: int) -> dict[int, Account]:
+def _check_ids(*ids: object) -> None:
     for account_id in ids:
         if isinstance(account_id, bool) or not isinstance(account_id, int):
             raise errors.unknown_account(account_id)
+
+
+def _accounts(s: Session, *ids: int) -> dict[int, Account]:
+    _check_ids(*ids)
     rows = s.execute(select(A.c.id, A.c.ledger, A.c.kind, A.c.owner).where(A.c.id.in_(ids))).all()
     found = {r.id: Account(r.id, r.ledger, AccountKind(r.kind), r.owner) for r in rows}
     for account_id in ids:
@@ -459,22 +460,43 @@ def _execute(uow: UnitOfWork, plan: _Plan) -> Receipt:
         client_key=plan.key,
         metadata=plan.meta,
     )
+    _log(uow, receipt)
+    return receipt
+
+
+def _log(uow: UnitOfWork, receipt: Receipt) -> None:
+    """The history leaf of a committed transfer, written in the same transaction."""
     uow.log.append(
-        s,
+        uow.session,
         "transfer",
         {
-            "id": str(plan.tid),
-            "ledger": plan.debit.ledger,
-            "kind": plan.kind,
-            "phase": plan.phase,
-            "debit": plan.debit.id,
-            "credit": plan.credit.id,
-            "amount": plan.amount,
-            "actor": plan.actor,
-            "at": now.isoformat(),
+            "id": str(receipt.transfer_id),
+            "ledger": receipt.ledger,
+            "kind": receipt.kind,
+            "phase": receipt.phase,
+            "debit": receipt.debit_account_id,
+            "credit": receipt.credit_account_id,
+            "amount": receipt.amount,
+            "actor": receipt.actor,
+            "at": receipt.created_at.isoformat(),
         },
     )
-    return receipt
+
+
+def _refuse(
+    uow: UnitOfWork, actor: str, key: str | None, digest: str | None, error: MyKeyError
+) -> Receipt | MyKeyError:
+    """A refusal: store it under its key (so a retry replays it), unless a twin request with
+    the same key committed a transfer in the meantime, which is then the answer."""
+    if key is None or error.kind is not ErrorKind.REFUSED:
+        raise error
+    assert digest is not None
+    s = uow.session
+    again = idempotency.lookup(s, actor, key, digest)
+    if isinstance(again, TransferRow):
+        return receipt_of(s, s.execute(select(T).where(T.c.id == again.id)).one(), replayed=True)
+    idempotency.record_rejection(s, actor, key, digest, error, uow.now())
+    return error
 
 
 def _keyed(
@@ -507,16 +529,7 @@ def _keyed(
         try:
             return _execute(uow, make_plan(tid, digest))
         except MyKeyError as error:
-            if key is None or error.kind is not ErrorKind.REFUSED:
-                raise
-            assert digest is not None
-            again = idempotency.lookup(s, actor, key, digest)  # a twin may have committed
-            if isinstance(again, TransferRow):
-                return receipt_of(
-                    s, s.execute(select(T).where(T.c.id == again.id)).one(), replayed=True
-                )
-            idempotency.record_rejection(s, actor, key, digest, error, uow.now())
-            return error
+            return _refuse(uow, actor, key, digest, error)
 
     outcome = uow.run(body)
     if isinstance(outcome, MyKeyError):
@@ -549,6 +562,7 @@ def transfer(
     amount = _amount(amount)
     kind = _kind(kind)
     meta = _metadata(metadata)
+    _check_lot_shape(lot)
     fields = {
         "debit": debit,
         "credit": credit,
@@ -557,6 +571,19 @@ def transfer(
         "lot": [lot.funding, lot.expires_on.isoformat()] if lot else None,
         "metadata": meta,
     }
+    if uow.dialect == "postgresql":
+        return _transfer_in_one_call(
+            uow,
+            debit=debit,
+            credit=credit,
+            amount=amount,
+            kind=kind,
+            actor=actor,
+            key=key,
+            lot=lot,
+            meta=meta,
+            fields=fields,
+        )
 
     def make_plan(tid: UUID, digest: str | None) -> _Plan:
         d, c = _pair(uow.session, debit, credit)
@@ -581,6 +608,109 @@ def transfer(
         )
 
     return _keyed(uow, verb="transfer", actor=actor, key=key, fields=fields, make_plan=make_plan)
+
+
+PG_TRANSFER = (
+    "SELECT mykey_transfer(%(id)s, %(actor)s, %(key)s, %(hash)s, %(debit)s, %(credit)s,"
+    " %(amount)s, %(kind)s, %(meta)s, %(funding)s, %(expires)s, %(today)s, %(now)s, %(stripe)s)"
+)
+
+
+def _transfer_in_one_call(
+    uow: UnitOfWork,
+    *,
+    debit: int,
+    credit: int,
+    amount: int,
+    kind: str,
+    actor: str,
+    key: str | None,
+    lot: LotTerms | None,
+    meta: dict[str, Any],
+    fields: Mapping[str, Any],
+) -> Receipt:
+    """`transfer` on PostgreSQL: the same steps in one round trip (migration 0002)."""
+    idempotency.validate_actor(actor)
+    if key is not None:
+        idempotency.validate_key(key)
+    _check_ids(debit, credit)
+    digest = idempotency.request_hash("transfer", fields) if key is not None else None
+
+    def body() -> Receipt | MyKeyError:
+        tid = idempotency.derive_id(actor, key) if key is not None else uuid4()
+        now = uow.now()
+        try:
+            result: dict[str, Any] = uow.connection.exec_driver_sql(
+                PG_TRANSFER,
+                {
+                    "id": tid,
+                    "actor": actor,
+                    "key": key,
+                    "hash": digest,
+                    "debit": debit,
+                    "credit": credit,
+                    "amount": amount,
+                    "kind": kind,
+                    "meta": json.dumps(meta, sort_keys=True, ensure_ascii=False),
+                    "funding": lot.funding if lot else None,
+                    "expires": lot.expires_on if lot else None,
+                    "today": tokyo_date(now),
+                    "now": now,
+                    "stripe": _stripe(tid),
+                },
+            ).scalar_one()
+        except IntegrityError as exc:  # a twin with this key committed first: run again
+            raise RetryTransaction from exc
+        status = result["status"]
+        if status == "ok":
+            takes = zip(result["lot_ids"], result["takes"], strict=True)
+            receipt = Receipt(
+                transfer_id=tid,
+                ledger=result["ledger"],
+                kind=kind,
+                phase="single",
+                debit_account_id=debit,
+                credit_account_id=credit,
+                amount=amount,
+                actor=actor,
+                created_at=now,
+                debit_balance=result["debit_balance"],
+                credit_balance=result["credit_balance"],
+                lot_id=result["lot_id"],
+                lots_used=tuple(sorted(LotUse(int(i), int(t)) for i, t in takes)),
+                client_key=key,
+                metadata=meta,
+            )
+            _log(uow, receipt)
+            return receipt
+        if status == "replay":
+            row = uow.session.execute(select(T).where(T.c.id == UUID(result["id"]))).one()
+            return receipt_of(uow.session, row, replayed=True)
+        if status == "replay_rejected":
+            stored = MyKeyError.from_dict(json.loads(result["error"]))
+            stored.details["replayed"] = True
+            return stored
+        if status == "insufficient":
+            refusal = errors.insufficient(debit, int(result["available"]), amount)
+            return _refuse(uow, actor, key, digest, refusal)
+        raise {
+            "key_reused": lambda: errors.key_reused(),
+            "same_account": lambda: errors.same_account(),
+            "unknown_account": lambda: errors.unknown_account(result.get("account")),
+            "mixed_ledgers": lambda: errors.mixed_ledgers(
+                str(result.get("debit_ledger")), str(result.get("credit_ledger"))
+            ),
+            "lot_terms_required": lambda: errors.lot_terms_required(credit),
+            "lot_not_applicable": lambda: errors.lot_not_applicable(
+                credit, str(result.get("kind"))
+            ),
+            "lot_expired": lambda: errors.lot_expired(result.get("expires_on")),
+        }[status]()
+
+    outcome = uow.run(body)
+    if isinstance(outcome, MyKeyError):
+        raise outcome
+    return outcome
 
 
 def pending(
@@ -817,7 +947,11 @@ def _expire_one(uow: UnitOfWork, lot_id: int, expired_account: Account) -> Recei
         return None
     wallet = _accounts(s, int(lot.account_id))[int(lot.account_id)]
     amount = int(lot.remaining)
-    key = f"lot-{lot_id}"
+    # A lot can lapse more than once: a refund may put points back into a lapsed lot. Its
+    # count of uses only grows (uses are append-only), so it tells the expiries apart, and a
+    # re-run of the same sweep over the same state derives the same key.
+    uses = s.execute(select(func.count()).select_from(U).where(U.c.lot_id == lot_id)).scalar_one()
+    key = f"lot-{lot_id}-{uses}"
     fields = {"lot": lot_id, "amount": amount}
 
     def make_plan(tid: UUID, digest: str | None) -> _Plan:
@@ -875,7 +1009,7 @@ def expire_lots(
                     uow, ledger=lot_ledger, kind=AccountKind.EXPIRED, owner="expired"
                 )
                 receipt = _expire_one(uow, int(lot_id), sink)
-                if receipt is not None:
+                if receipt is not None and not receipt.replayed:
                     done.append(receipt)
             return done
 

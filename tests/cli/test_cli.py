@@ -1,0 +1,136 @@
+"""The operators' CLI and the server, as real processes over a real database and HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mykey.migrations import head
+from tests.conftest import SHARED_DATA
+
+MYKEY = Path(sys.executable).parent / "mykey"
+
+
+def run(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MYKEY_DATABASE_URL": f"sqlite:///{db}", "COLUMNS": "200"}
+    return subprocess.run(
+        [str(MYKEY), *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "var" / "mykey.db"
+
+
+def test_migrate_is_idempotent_and_demo_loads_once_and_the_ledger_checks(db: Path) -> None:
+    first = run(db, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert f"migrated from empty to {head()}" in first.stdout
+    again = run(db, "migrate")
+    assert f"already at revision {head()}" in again.stdout
+
+    demo = run(db, "demo")
+    assert demo.returncode == 0, demo.stderr
+    assert "Demo data loaded" in demo.stdout
+    assert "already loaded" in run(db, "demo").stdout
+
+    check = run(db, "ledger", "check")
+    assert check.returncode == 0, check.stderr
+    assert "Ledger check passed" in check.stdout
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_ledger_check_fails_and_names_a_tampered_account(db: Path) -> None:
+    run(db, "migrate")
+    run(db, "demo")
+    with sqlite3.connect(db) as conn:
+        account = conn.execute(
+            "SELECT id FROM ledger_accounts WHERE kind = 'wallet' ORDER BY id LIMIT 1"
+        ).fetchone()[0]
+        conn.execute(
+            "UPDATE ledger_accounts SET credits_posted = credits_posted + 1 WHERE id = ?",
+            (account,),
+        )
+
+    check = run(db, "ledger", "check")
+
+    assert check.returncode == 1
+    assert f"account {account}" in check.stderr
+    assert "balance_mismatch" in check.stderr
+
+
+def test_municipality_import_reports_bad_rows_and_exits_non_zero(db: Path, tmp_path: Path) -> None:
+    run(db, "migrate")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("lgcode,pref,city,citykana\n131164,東京都,豊島区,としまく\n131165,東京都,x,x\n")
+
+    result = run(db, "municipalities", "import", str(bad))
+
+    assert result.returncode == 1
+    assert f"{bad}:3:" in result.stderr
+    assert "nothing was imported" in result.stderr
+    shown = run(db, "municipalities", "show", "131164")
+    assert shown.returncode == 1
+    assert "131164" in shown.stderr
+
+
+@pytest.mark.skipif(
+    not (SHARED_DATA / "localgovjp-utf8.csv").exists(), reason="shared data not present"
+)
+def test_municipality_import_of_the_shared_file(db: Path) -> None:
+    run(db, "migrate")
+    result = run(db, "municipalities", "import", str(SHARED_DATA / "localgovjp-utf8.csv"))
+    assert result.returncode == 0, result.stderr
+    assert "1916 new" in result.stdout
+    assert "豊島区" in run(db, "municipalities", "show", "131164").stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(db: Path) -> Iterator[str]:
+    run(db, "migrate")
+    port = free_port()
+    env = {**os.environ, "MYKEY_DATABASE_URL": f"sqlite:///{db}"}
+    proc = subprocess.Popen(
+        [str(MYKEY), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_serve_answers_health_and_docs_over_real_http(server: str) -> None:
+    with urllib.request.urlopen(server + "/healthz", timeout=5) as response:
+        assert response.status == 200
+        assert b'"status":"ok"' in response.read()
+    with urllib.request.urlopen(server + "/docs", timeout=5) as response:
+        assert b"swagger" in response.read().lower()
