@@ -120,13 +120,13 @@ class HistoryLog(Protocol):
     commits without its leaf.
     """
 
-    def append(self, session: Session, kind: str, payload: Mapping[str, Any]) -> None: ...
+    def append(self, connection: Connection, kind: str, payload: Mapping[str, Any]) -> None: ...
 
 
 class NullLog:
     """A log that keeps nothing: the default until the history domain plugs its log in."""
 
-    def append(self, session: Session, kind: str, payload: Mapping[str, Any]) -> None:
+    def append(self, connection: Connection, kind: str, payload: Mapping[str, Any]) -> None:
         return None
 
 

@@ -13,10 +13,10 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID, uuid5
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from mykey.errors import MyKeyError
@@ -55,21 +55,26 @@ def request_hash(verb: str, fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def lookup(session: Session, actor: str, key: str, digest: str) -> TransferRow | MyKeyError | None:
-    """What an earlier request with this key did: its transfer, its refusal, or nothing.
+_T = cast(Table, TransferRow.__table__)
+_R = cast(Table, RejectionRow.__table__)
+PRIOR_TRANSFER = select(_T.c.id, _T.c.request_hash).where(
+    _T.c.actor == bindparam("p_actor"), _T.c.client_key == bindparam("p_key")
+)
+PRIOR_REJECTION = select(_R.c.error, _R.c.request_hash).where(
+    _R.c.actor == bindparam("p_actor"), _R.c.client_key == bindparam("p_key")
+)
 
-    The same key with a different request is an error of its own.
-    """
-    row = session.scalars(
-        select(TransferRow).where(TransferRow.actor == actor, TransferRow.client_key == key)
-    ).first()
+
+def lookup(conn: Connection, actor: str, key: str, digest: str) -> UUID | MyKeyError | None:
+    """What an earlier request with this key did: the id of its transfer, its refusal, or
+    nothing. The same key with a different request is an error of its own."""
+    params = {"p_actor": actor, "p_key": key}
+    row = conn.execute(PRIOR_TRANSFER, params).first()
     if row is not None:
         if row.request_hash != digest:
             raise errors.key_reused()
-        return row
-    rejection = session.scalars(
-        select(RejectionRow).where(RejectionRow.actor == actor, RejectionRow.client_key == key)
-    ).first()
+        return UUID(str(row.id))
+    rejection = conn.execute(PRIOR_REJECTION, params).first()
     if rejection is not None:
         if rejection.request_hash != digest:
             raise errors.key_reused()

@@ -22,10 +22,24 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 from uuid import UUID, uuid4
 
-from sqlalchemy import CursorResult, Row, Table, and_, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Insert,
+    Row,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -179,9 +193,9 @@ def _check_ids(*ids: object) -> None:
             raise errors.unknown_account(account_id)
 
 
-def _accounts(s: Session, *ids: int) -> dict[int, Account]:
+def _accounts(conn: Connection, *ids: int) -> dict[int, Account]:
     _check_ids(*ids)
-    rows = s.execute(select(A.c.id, A.c.ledger, A.c.kind, A.c.owner).where(A.c.id.in_(ids))).all()
+    rows = conn.execute(SELECT_ACCOUNTS, {"p_ids": list(ids)}).all()
     found = {r.id: Account(r.id, r.ledger, AccountKind(r.kind), r.owner) for r in rows}
     for account_id in ids:
         if account_id not in found:
@@ -189,10 +203,10 @@ def _accounts(s: Session, *ids: int) -> dict[int, Account]:
     return found
 
 
-def _pair(s: Session, debit: int, credit: int) -> tuple[Account, Account]:
+def _pair(conn: Connection, debit: int, credit: int) -> tuple[Account, Account]:
     if debit == credit:
         raise errors.same_account()
-    found = _accounts(s, debit, credit)
+    found = _accounts(conn, debit, credit)
     if found[debit].ledger != found[credit].ledger:
         raise errors.mixed_ledgers(found[debit].ledger, found[credit].ledger)
     return found[debit], found[credit]
@@ -259,81 +273,116 @@ def _stripe(seed: UUID) -> int:
     return seed.int % STRIPES
 
 
-def _available(s: Session, account_id: int) -> int:
-    row = s.execute(
-        select(A.c.credits_posted - A.c.debits_posted - A.c.debits_pending).where(
-            A.c.id == account_id
-        )
-    ).scalar_one()
-    return int(row)
+AVAILABLE = A.c.credits_posted - A.c.debits_posted - A.c.debits_pending
+COUNTERS = ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
+
+# Statements of the hot path are built once: building SQLAlchemy expressions costs more than
+# running them on SQLite.
+SELECT_AVAILABLE = select(AVAILABLE).where(A.c.id == bindparam("p_id"))
+SELECT_ACCOUNTS = select(A.c.id, A.c.ledger, A.c.kind, A.c.owner).where(
+    A.c.id.in_(bindparam("p_ids", expanding=True))
+)
+FIRST_LOTS = (
+    select(L.c.id, L.c.remaining, L.c.expires_on)
+    .where(
+        L.c.account_id == bindparam("p_account"),
+        L.c.remaining > 0,
+        L.c.expires_on >= bindparam("p_today"),
+    )
+    .order_by(L.c.expires_on, L.c.id)
+    .limit(32)
+)
+NEXT_LOTS = FIRST_LOTS.where(
+    (L.c.expires_on > bindparam("p_after_day"))
+    | and_(L.c.expires_on == bindparam("p_after_day"), L.c.id > bindparam("p_after_id"))
+)
+TAKE_FROM_LOT = (
+    update(L)
+    .where(L.c.id == bindparam("p_lot"), L.c.remaining >= bindparam("p_take"))
+    .values(remaining=L.c.remaining - bindparam("p_take"))
+)
+GIVE_TO_LOT = (
+    update(L)
+    .where(L.c.id == bindparam("p_lot"))
+    .values(remaining=L.c.remaining + bindparam("p_give"))
+)
+INSERT_TRANSFER = insert(T)
+INSERT_LOT_USES = insert(U)
+INSERT_LOT = insert(L).returning(L.c.id)
+
+
+@lru_cache(maxsize=64)
+def _row_update(names: tuple[str, ...], guarded: bool) -> Update:
+    stmt = (
+        update(A)
+        .where(A.c.id == bindparam("p_id"))
+        .values({name: A.c[name] + bindparam(f"p_{name}") for name in names})
+        .returning(AVAILABLE)
+    )
+    return stmt.where(bindparam("p_guard") <= AVAILABLE) if guarded else stmt
+
+
+@lru_cache(maxsize=64)
+def _stripe_upsert(dialect: str, names: tuple[str, ...]) -> Insert:
+    ins = (postgresql.insert(S) if dialect == "postgresql" else sqlite.insert(S)).values(
+        account_id=bindparam("p_id"),
+        stripe=bindparam("p_stripe"),
+        **{name: bindparam(f"p_{name}") for name in COUNTERS},
+    )
+    return ins.on_conflict_do_update(
+        index_elements=[S.c.account_id, S.c.stripe],
+        set_={name: S.c[name] + ins.excluded[name] for name in names},
+    )
+
+
+def _available(conn: Connection, account_id: int) -> int:
+    return int(conn.execute(SELECT_AVAILABLE, {"p_id": account_id}).scalar_one())
 
 
 def _apply_side(
-    s: Session, account: Account, deltas: Mapping[str, int], *, guard: int, stripe: int
+    conn: Connection, account: Account, deltas: Mapping[str, int], *, guard: int, stripe: int
 ) -> int | None:
     """Add `deltas` to the account's counters. A guarded account's row is updated only if its
     available points cover `guard` (and the update locks it); an unguarded account's stripe is
     upserted. Returns the guarded account's available points after, or None."""
+    names = tuple(sorted(deltas))
+    params: dict[str, Any] = {"p_id": account.id, **{f"p_{k}": v for k, v in deltas.items()}}
     if account.guarded:
-        stmt = (
-            update(A)
-            .where(A.c.id == account.id)
-            .values({name: A.c[name] + delta for name, delta in deltas.items()})
-            .returning(A.c.credits_posted - A.c.debits_posted - A.c.debits_pending)
-        )
-        if guard > 0:
-            stmt = stmt.where(A.c.credits_posted - A.c.debits_posted - A.c.debits_pending >= guard)
-        after = s.execute(stmt).scalar()
+        params["p_guard"] = guard
+        after = conn.execute(_row_update(names, guard > 0), params).scalar()
         if after is None:
-            raise errors.insufficient(account.id, _available(s, account.id), guard)
+            raise errors.insufficient(account.id, _available(conn, account.id), guard)
         return int(after)
-    values = {
-        "account_id": account.id,
-        "stripe": stripe,
-        "debits_posted": 0,
-        "credits_posted": 0,
-        "debits_pending": 0,
-        "credits_pending": 0,
-        **deltas,
-    }
-    dialect = s.get_bind().dialect.name
-    ins = (postgresql.insert(S) if dialect == "postgresql" else sqlite.insert(S)).values(values)
-    s.execute(
-        ins.on_conflict_do_update(
-            index_elements=[S.c.account_id, S.c.stripe],
-            set_={name: S.c[name] + ins.excluded[name] for name in deltas},
-        )
-    )
+    params["p_stripe"] = stripe
+    for name in COUNTERS:
+        params.setdefault(f"p_{name}", 0)
+    conn.execute(_stripe_upsert(conn.dialect.name, names), params)
     return None
 
 
-def _undo_side(s: Session, account: Account, deltas: Mapping[str, int], *, stripe: int) -> None:
-    _apply_side(s, account, {k: -v for k, v in deltas.items()}, guard=0, stripe=stripe)
+def _undo_side(
+    conn: Connection, account: Account, deltas: Mapping[str, int], *, stripe: int
+) -> None:
+    _apply_side(conn, account, {k: -v for k, v in deltas.items()}, guard=0, stripe=stripe)
 
 
-def _open_lots(s: Session, account_id: int, today: date, amount: int) -> list[tuple[int, int]]:
+def _open_lots(
+    conn: Connection, account_id: int, today: date, amount: int
+) -> list[tuple[int, int]]:
     """The unexpired lots of a wallet in the order a debit takes them, enough for `amount`."""
     taken: list[tuple[int, int]] = []
     covered = 0
-    after: tuple[date, int] | None = None
+    params: dict[str, Any] = {"p_account": account_id, "p_today": today}
+    stmt = FIRST_LOTS
     while covered < amount:
-        stmt = (
-            select(L.c.id, L.c.remaining, L.c.expires_on)
-            .where(L.c.account_id == account_id, L.c.remaining > 0, L.c.expires_on >= today)
-            .order_by(L.c.expires_on, L.c.id)
-            .limit(32)
-        )
-        if after is not None:
-            stmt = stmt.where(
-                (L.c.expires_on > after[0]) | and_(L.c.expires_on == after[0], L.c.id > after[1])
-            )
-        rows = s.execute(stmt).all()
+        rows = conn.execute(stmt, params).all()
         if not rows:
             break
         for r in rows:
             taken.append((int(r.id), int(r.remaining)))
             covered += int(r.remaining)
-        after = (rows[-1].expires_on, int(rows[-1].id))
+        params["p_after_day"], params["p_after_id"] = rows[-1].expires_on, int(rows[-1].id)
+        stmt = NEXT_LOTS
     return taken
 
 
@@ -365,33 +414,30 @@ class _Plan:
 
 
 def _execute(uow: UnitOfWork, plan: _Plan) -> Receipt:
-    s = uow.session
+    conn = uow.connection
     now = uow.now()
     debit_balance = _apply_side(
-        s, plan.debit, plan.debit_deltas, guard=plan.guard, stripe=plan.stripe
+        conn, plan.debit, plan.debit_deltas, guard=plan.guard, stripe=plan.stripe
     )
     takes = list(plan.consume)
     if plan.consume_fifo:
-        open_lots = _open_lots(s, plan.debit.id, tokyo_date(now), plan.amount)
+        open_lots = _open_lots(conn, plan.debit.id, tokyo_date(now), plan.amount)
         takes = take_fifo(open_lots, plan.amount)
         if sum(t for _, t in takes) < plan.amount:
             # Expired points not yet swept still count in the balance, but cannot be spent.
-            _undo_side(s, plan.debit, plan.debit_deltas, stripe=plan.stripe)
+            _undo_side(conn, plan.debit, plan.debit_deltas, stripe=plan.stripe)
             raise errors.insufficient(plan.debit.id, sum(r for _, r in open_lots), plan.amount)
     for taken_lot, take in takes:
-        result = s.execute(
-            update(L)
-            .where(L.c.id == taken_lot, L.c.remaining >= take)
-            .values(remaining=L.c.remaining - take)
-        )
+        result = conn.execute(TAKE_FROM_LOT, {"p_lot": taken_lot, "p_take": take})
         if not cast(CursorResult[Any], result).rowcount:
-            _undo_side(s, plan.debit, plan.debit_deltas, stripe=plan.stripe)
+            _undo_side(conn, plan.debit, plan.debit_deltas, stripe=plan.stripe)
             raise errors.insufficient(plan.debit.id, 0, plan.amount)
-    credit_balance = _apply_side(s, plan.credit, plan.credit_deltas, guard=0, stripe=plan.stripe)
+    credit_balance = _apply_side(conn, plan.credit, plan.credit_deltas, guard=0, stripe=plan.stripe)
     meta_text = json.dumps(plan.meta, sort_keys=True, ensure_ascii=False)
     try:
-        s.execute(
-            insert(T).values(
+        conn.execute(
+            INSERT_TRANSFER,
+            dict(
                 id=plan.tid,
                 ledger=plan.debit.ledger,
                 kind=plan.kind,
@@ -409,7 +455,7 @@ def _execute(uow: UnitOfWork, plan: _Plan) -> Receipt:
                 debit_balance=debit_balance,
                 credit_balance=credit_balance,
                 created_at=now,
-            )
+            ),
         )
     except IntegrityError as exc:
         # Another request with this key, or resolving this pending, or reversing this transfer,
@@ -417,17 +463,17 @@ def _execute(uow: UnitOfWork, plan: _Plan) -> Receipt:
         raise RetryTransaction from exc
     uses = takes + [(lot, -give) for lot, give in plan.restore]
     for lot, give in plan.restore:
-        s.execute(update(L).where(L.c.id == lot).values(remaining=L.c.remaining + give))
+        conn.execute(GIVE_TO_LOT, {"p_lot": lot, "p_give": give})
     if uses:
-        s.execute(
-            insert(U),
+        conn.execute(
+            INSERT_LOT_USES,
             [{"transfer_id": plan.tid, "lot_id": lot, "amount": amt} for lot, amt in uses],
         )
     new_lot: int | None = None
     if plan.create_lot is not None:
-        new_lot = s.execute(
-            insert(L)
-            .values(
+        new_lot = conn.execute(
+            INSERT_LOT,
+            dict(
                 ledger=plan.credit.ledger,
                 account_id=plan.credit.id,
                 transfer_id=plan.tid,
@@ -437,8 +483,7 @@ def _execute(uow: UnitOfWork, plan: _Plan) -> Receipt:
                 original=plan.amount,
                 remaining=plan.amount,
                 created_at=now,
-            )
-            .returning(L.c.id)
+            ),
         ).scalar_one()
     receipt = Receipt(
         transfer_id=plan.tid,
@@ -467,7 +512,7 @@ def _execute(uow: UnitOfWork, plan: _Plan) -> Receipt:
 def _log(uow: UnitOfWork, receipt: Receipt) -> None:
     """The history leaf of a committed transfer, written in the same transaction."""
     uow.log.append(
-        uow.session,
+        uow.connection,
         "transfer",
         {
             "id": str(receipt.transfer_id),
@@ -491,12 +536,16 @@ def _refuse(
     if key is None or error.kind is not ErrorKind.REFUSED:
         raise error
     assert digest is not None
-    s = uow.session
-    again = idempotency.lookup(s, actor, key, digest)
-    if isinstance(again, TransferRow):
-        return receipt_of(s, s.execute(select(T).where(T.c.id == again.id)).one(), replayed=True)
-    idempotency.record_rejection(s, actor, key, digest, error, uow.now())
+    again = idempotency.lookup(uow.connection, actor, key, digest)
+    if isinstance(again, UUID):
+        return _replay(uow, again)
+    idempotency.record_rejection(uow.session, actor, key, digest, error, uow.now())
     return error
+
+
+def _replay(uow: UnitOfWork, transfer_id: UUID) -> Receipt:
+    s = uow.session
+    return receipt_of(s, s.execute(select(T).where(T.c.id == transfer_id)).one(), replayed=True)
 
 
 def _keyed(
@@ -515,16 +564,13 @@ def _keyed(
     digest = idempotency.request_hash(verb, fields) if key is not None else None
 
     def body() -> Receipt | MyKeyError:
-        s = uow.session
         if key is not None:
             assert digest is not None
-            found = idempotency.lookup(s, actor, key, digest)
+            found = idempotency.lookup(uow.connection, actor, key, digest)
             if isinstance(found, MyKeyError):
                 return found
             if found is not None:
-                return receipt_of(
-                    s, s.execute(select(T).where(T.c.id == found.id)).one(), replayed=True
-                )
+                return _replay(uow, found)
         tid = idempotency.derive_id(actor, key) if key is not None else uuid4()
         try:
             return _execute(uow, make_plan(tid, digest))
@@ -586,7 +632,7 @@ def transfer(
         )
 
     def make_plan(tid: UUID, digest: str | None) -> _Plan:
-        d, c = _pair(uow.session, debit, credit)
+        d, c = _pair(uow.connection, debit, credit)
         terms = _lot_terms(lot, c, tokyo_date(uow.now()))
         return _Plan(
             tid=tid,
@@ -684,8 +730,7 @@ def _transfer_in_one_call(
             _log(uow, receipt)
             return receipt
         if status == "replay":
-            row = uow.session.execute(select(T).where(T.c.id == UUID(result["id"]))).one()
-            return receipt_of(uow.session, row, replayed=True)
+            return _replay(uow, UUID(result["id"]))
         if status == "replay_rejected":
             stored = MyKeyError.from_dict(json.loads(result["error"]))
             stored.details["replayed"] = True
@@ -750,7 +795,7 @@ def pending(
     }
 
     def make_plan(tid: UUID, digest: str | None) -> _Plan:
-        d, c = _pair(uow.session, debit, credit)
+        d, c = _pair(uow.connection, debit, credit)
         if c.kind.has_lots:
             raise errors.bad_field(
                 "credit",
@@ -802,7 +847,7 @@ def _resolution(
     posted = 0 if void else (held if amount is None else amount)
     if posted > held:
         raise errors.post_exceeds(pending_id, held, posted)
-    found = _accounts(s, p.debit_account_id, p.credit_account_id)
+    found = _accounts(uow.connection, p.debit_account_id, p.credit_account_id)
     d, c = found[p.debit_account_id], found[p.credit_account_id]
     restore: list[tuple[int, int]] = []
     if d.kind.has_lots and held - posted > 0:
@@ -903,7 +948,7 @@ def reverse(
             )
         if s.execute(select(T.c.id).where(T.c.reverses_id == tid_in)).first() is not None:
             raise errors.already_reversed(tid_in)
-        found = _accounts(s, t.debit_account_id, t.credit_account_id)
+        found = _accounts(uow.connection, t.debit_account_id, t.credit_account_id)
         back_from, back_to = found[t.credit_account_id], found[t.debit_account_id]
         amount = int(t.amount)
         consume: list[tuple[int, int]] = []
@@ -945,7 +990,7 @@ def _expire_one(uow: UnitOfWork, lot_id: int, expired_account: Account) -> Recei
     lot = s.execute(select(L).where(L.c.id == lot_id)).one()
     if lot.remaining <= 0:
         return None
-    wallet = _accounts(s, int(lot.account_id))[int(lot.account_id)]
+    wallet = _accounts(uow.connection, int(lot.account_id))[int(lot.account_id)]
     amount = int(lot.remaining)
     # A lot can lapse more than once: a refund may put points back into a lapsed lot. Its
     # count of uses only grows (uses are append-only), so it tells the expiries apart, and a
