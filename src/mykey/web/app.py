@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
 from mykey import __version__
@@ -41,7 +42,11 @@ h1{font-size:1.75rem;line-height:1.4}
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
-    app = FastAPI(
+    # Swagger UI from the installed package, not a CDN: /docs works on a closed network.
+    app: FastAPI = FastAPIOffline(
+        docs_url="/docs",
+        redoc_url=None,
+        static_url="/static/docs",
         title="MyKey Platform and Municipal Point Cloud",
         version=__version__,
         description=(
@@ -49,7 +54,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             " Errors are RFC 9457 problem+json, in Japanese unless Accept-Language asks for"
             " English."
         ),
-        docs_url="/docs",
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
