@@ -556,14 +556,20 @@ def _keyed(
     key: str | None,
     fields: Mapping[str, Any],
     make_plan: Callable[[UUID, str | None], _Plan],
+    in_one_call: Callable[[UUID, str | None], Receipt | MyKeyError] | None = None,
 ) -> Receipt:
-    """Run one write with the idempotency protocol, as its own transaction or inside one."""
+    """Run one write with the idempotency protocol, as its own transaction or inside one.
+
+    `in_one_call`, where given, does the whole write (key lookup included) in the database."""
     idempotency.validate_actor(actor)
     if key is not None:
         idempotency.validate_key(key)
     digest = idempotency.request_hash(verb, fields) if key is not None else None
 
     def body() -> Receipt | MyKeyError:
+        if in_one_call is not None:
+            tid = idempotency.derive_id(actor, key) if key is not None else uuid4()
+            return in_one_call(tid, digest)
         if key is not None:
             assert digest is not None
             found = idempotency.lookup(uow.connection, actor, key, digest)
@@ -617,19 +623,24 @@ def transfer(
         "lot": [lot.funding, lot.expires_on.isoformat()] if lot else None,
         "metadata": meta,
     }
+    in_one_call: Callable[[UUID, str | None], Receipt | MyKeyError] | None = None
     if uow.dialect == "postgresql":
-        return _transfer_in_one_call(
-            uow,
-            debit=debit,
-            credit=credit,
-            amount=amount,
-            kind=kind,
-            actor=actor,
-            key=key,
-            lot=lot,
-            meta=meta,
-            fields=fields,
-        )
+        _check_ids(debit, credit)
+
+        def in_one_call(tid: UUID, digest: str | None) -> Receipt | MyKeyError:
+            return _transfer_in_one_call(
+                uow,
+                tid=tid,
+                digest=digest,
+                debit=debit,
+                credit=credit,
+                amount=amount,
+                kind=kind,
+                actor=actor,
+                key=key,
+                lot=lot,
+                meta=meta,
+            )
 
     def make_plan(tid: UUID, digest: str | None) -> _Plan:
         d, c = _pair(uow.connection, debit, credit)
@@ -653,7 +664,15 @@ def transfer(
             create_lot=terms,
         )
 
-    return _keyed(uow, verb="transfer", actor=actor, key=key, fields=fields, make_plan=make_plan)
+    return _keyed(
+        uow,
+        verb="transfer",
+        actor=actor,
+        key=key,
+        fields=fields,
+        make_plan=make_plan,
+        in_one_call=in_one_call,
+    )
 
 
 PG_TRANSFER = (
@@ -665,6 +684,8 @@ PG_TRANSFER = (
 def _transfer_in_one_call(
     uow: UnitOfWork,
     *,
+    tid: UUID,
+    digest: str | None,
     debit: int,
     credit: int,
     amount: int,
@@ -673,89 +694,73 @@ def _transfer_in_one_call(
     key: str | None,
     lot: LotTerms | None,
     meta: dict[str, Any],
-    fields: Mapping[str, Any],
-) -> Receipt:
+) -> Receipt | MyKeyError:
     """`transfer` on PostgreSQL: the same steps in one round trip (migration 0002)."""
-    idempotency.validate_actor(actor)
-    if key is not None:
-        idempotency.validate_key(key)
-    _check_ids(debit, credit)
-    digest = idempotency.request_hash("transfer", fields) if key is not None else None
-
-    def body() -> Receipt | MyKeyError:
-        tid = idempotency.derive_id(actor, key) if key is not None else uuid4()
-        now = uow.now()
-        try:
-            result: dict[str, Any] = uow.connection.exec_driver_sql(
-                PG_TRANSFER,
-                {
-                    "id": tid,
-                    "actor": actor,
-                    "key": key,
-                    "hash": digest,
-                    "debit": debit,
-                    "credit": credit,
-                    "amount": amount,
-                    "kind": kind,
-                    "meta": json.dumps(meta, sort_keys=True, ensure_ascii=False),
-                    "funding": lot.funding if lot else None,
-                    "expires": lot.expires_on if lot else None,
-                    "today": tokyo_date(now),
-                    "now": now,
-                    "stripe": _stripe(tid),
-                },
-            ).scalar_one()
-        except IntegrityError as exc:  # a twin with this key committed first: run again
-            raise RetryTransaction from exc
-        status = result["status"]
-        if status == "ok":
-            takes = zip(result["lot_ids"], result["takes"], strict=True)
-            receipt = Receipt(
-                transfer_id=tid,
-                ledger=result["ledger"],
-                kind=kind,
-                phase="single",
-                debit_account_id=debit,
-                credit_account_id=credit,
-                amount=amount,
-                actor=actor,
-                created_at=now,
-                debit_balance=result["debit_balance"],
-                credit_balance=result["credit_balance"],
-                lot_id=result["lot_id"],
-                lots_used=tuple(sorted(LotUse(int(i), int(t)) for i, t in takes)),
-                client_key=key,
-                metadata=meta,
-            )
-            _log(uow, receipt)
-            return receipt
-        if status == "replay":
-            return _replay(uow, UUID(result["id"]))
-        if status == "replay_rejected":
-            stored = MyKeyError.from_dict(json.loads(result["error"]))
-            stored.details["replayed"] = True
-            return stored
-        if status == "insufficient":
-            refusal = errors.insufficient(debit, int(result["available"]), amount)
-            return _refuse(uow, actor, key, digest, refusal)
-        raise {
-            "key_reused": lambda: errors.key_reused(),
-            "same_account": lambda: errors.same_account(),
-            "unknown_account": lambda: errors.unknown_account(result.get("account")),
-            "mixed_ledgers": lambda: errors.mixed_ledgers(
-                str(result.get("debit_ledger")), str(result.get("credit_ledger"))
-            ),
-            "lot_terms_required": lambda: errors.lot_terms_required(credit),
-            "lot_not_applicable": lambda: errors.lot_not_applicable(
-                credit, str(result.get("kind"))
-            ),
-            "lot_expired": lambda: errors.lot_expired(result.get("expires_on")),
-        }[status]()
-
-    outcome = uow.run(body)
-    if isinstance(outcome, MyKeyError):
-        raise outcome
-    return outcome
+    now = uow.now()
+    try:
+        result: dict[str, Any] = uow.connection.exec_driver_sql(
+            PG_TRANSFER,
+            {
+                "id": tid,
+                "actor": actor,
+                "key": key,
+                "hash": digest,
+                "debit": debit,
+                "credit": credit,
+                "amount": amount,
+                "kind": kind,
+                "meta": json.dumps(meta, sort_keys=True, ensure_ascii=False),
+                "funding": lot.funding if lot else None,
+                "expires": lot.expires_on if lot else None,
+                "today": tokyo_date(now),
+                "now": now,
+                "stripe": _stripe(tid),
+            },
+        ).scalar_one()
+    except IntegrityError as exc:  # a twin with this key committed first: run again
+        raise RetryTransaction from exc
+    status = result["status"]
+    if status == "ok":
+        takes = zip(result["lot_ids"], result["takes"], strict=True)
+        receipt = Receipt(
+            transfer_id=tid,
+            ledger=result["ledger"],
+            kind=kind,
+            phase="single",
+            debit_account_id=debit,
+            credit_account_id=credit,
+            amount=amount,
+            actor=actor,
+            created_at=now,
+            debit_balance=result["debit_balance"],
+            credit_balance=result["credit_balance"],
+            lot_id=result["lot_id"],
+            lots_used=tuple(sorted(LotUse(int(i), int(t)) for i, t in takes)),
+            client_key=key,
+            metadata=meta,
+        )
+        _log(uow, receipt)
+        return receipt
+    if status == "replay":
+        return _replay(uow, UUID(result["id"]))
+    if status == "replay_rejected":
+        stored = MyKeyError.from_dict(json.loads(result["error"]))
+        stored.details["replayed"] = True
+        return stored
+    if status == "insufficient":
+        refusal = errors.insufficient(debit, int(result["available"]), amount)
+        return _refuse(uow, actor, key, digest, refusal)
+    raise {
+        "key_reused": lambda: errors.key_reused(),
+        "same_account": lambda: errors.same_account(),
+        "unknown_account": lambda: errors.unknown_account(result.get("account")),
+        "mixed_ledgers": lambda: errors.mixed_ledgers(
+            str(result.get("debit_ledger")), str(result.get("credit_ledger"))
+        ),
+        "lot_terms_required": lambda: errors.lot_terms_required(credit),
+        "lot_not_applicable": lambda: errors.lot_not_applicable(credit, str(result.get("kind"))),
+        "lot_expired": lambda: errors.lot_expired(result.get("expires_on")),
+    }[status]()
 
 
 def pending(
