@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -84,3 +85,13 @@ def test_the_home_page_is_japanese_first(client: TestClient) -> None:
     assert response.status_code == 200
     assert '<html lang="ja">' in response.text
     assert "自治体ポイント" in response.text
+
+
+def test_health_says_when_the_database_is_not_migrated(tmp_path: Path) -> None:
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'blank.db'}"))
+    with TestClient(app) as c:
+        response = c.get("/healthz")
+    app.state.engine.dispose()
+    assert response.status_code == 503
+    assert response.json()["status"] == "migration_pending"
+    assert "mykey migrate" in response.json()["detail"]

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from mykey import __version__
 from mykey.config import Settings, get_settings
@@ -72,19 +73,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body: dict[str, Any] = {"status": "ok", "version": __version__}
         try:
             with engine.connect() as conn:
-                revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        except Exception as exc:  # the health check reports any failure, it never raises
+                conn.execute(text("SELECT 1"))
+                try:
+                    revision = conn.execute(
+                        text("SELECT version_num FROM alembic_version")
+                    ).scalar()
+                except DBAPIError:
+                    revision = None  # not migrated yet
+        except DBAPIError as exc:
             return problems.problem(
                 request,
                 status=503,
                 code="database_unavailable",
-                message=f"The database cannot be reached: {type(exc).__name__}",
+                message=f"The database cannot be reached: {type(exc.orig).__name__}",
                 message_ja="データベースに接続できません。",
             )
         body["database"] = engine.dialect.name
         body["migration"] = revision
         if revision != head():
             body["status"] = "migration_pending"
+            body["detail"] = "Run `mykey migrate`. / `mykey migrate` を実行してください。"
             return JSONResponse(body, status_code=503)
         return JSONResponse(body)
 
