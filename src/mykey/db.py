@@ -2,7 +2,8 @@
 
 - `make_engine(url)`: SQLite in WAL mode with a busy timeout and `BEGIN IMMEDIATE` for writes
   (one writer at a time, no lost updates), or PostgreSQL through psycopg 3.
-- `UnitOfWork`: a session, a clock and the history log. `with uow:` opens a transaction;
+- `UnitOfWork`: a connection (with an ORM session on it, made on first use), a clock and the
+  history log. `with uow:` opens a transaction;
   `uow.commit()` commits it; leaving the block without commit rolls back. Blocks nest: only
   the outermost one really commits, so a use case can call another use case (or the ledger's
   verbs) and all of it commits or none of it does.

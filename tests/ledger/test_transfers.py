@@ -369,6 +369,7 @@ def test_reversing_a_grant_takes_back_its_own_lot_unless_spent(uow: UnitOfWork) 
     with pytest.raises(MyKeyError) as caught:
         ledger.reverse(uow, transfer_id=spent.transfer_id, actor="staff:1", reason="wrong")
     assert caught.value.code == "insufficient_points"
+    assert caught.value.details["available"] == 200  # what is left of that grant's lot
     assert ledger.balance(uow, w.id).available == 700
     assert_ok(uow)
 

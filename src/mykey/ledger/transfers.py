@@ -427,11 +427,15 @@ def _execute(uow: UnitOfWork, plan: _Plan) -> Receipt:
             # Expired points not yet swept still count in the balance, but cannot be spent.
             _undo_side(conn, plan.debit, plan.debit_deltas, stripe=plan.stripe)
             raise errors.insufficient(plan.debit.id, sum(r for _, r in open_lots), plan.amount)
-    for taken_lot, take in takes:
+    for done, (taken_lot, take) in enumerate(takes):
         result = conn.execute(TAKE_FROM_LOT, {"p_lot": taken_lot, "p_take": take})
         if not cast(CursorResult[Any], result).rowcount:
+            # A named lot (a reversal's or an expiry's) no longer holds what it must give.
+            left = conn.execute(select(L.c.remaining).where(L.c.id == taken_lot)).scalar_one()
+            for lot, given in takes[:done]:
+                conn.execute(GIVE_TO_LOT, {"p_lot": lot, "p_give": given})
             _undo_side(conn, plan.debit, plan.debit_deltas, stripe=plan.stripe)
-            raise errors.insufficient(plan.debit.id, 0, plan.amount)
+            raise errors.insufficient(plan.debit.id, int(left), take)
     credit_balance = _apply_side(conn, plan.credit, plan.credit_deltas, guard=0, stripe=plan.stripe)
     meta_text = json.dumps(plan.meta, sort_keys=True, ensure_ascii=False)
     try:
