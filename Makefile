@@ -40,7 +40,7 @@ test: lint ## lint, then every test (PostgreSQL ones skip visibly without a serv
 	$(BIN)/pytest
 
 bench: install ## ledger benchmarks against pgbench on the same PostgreSQL; prints JSON
-	$(BIN)/python bench/ledger.py
+	@$(BIN)/python bench/ledger.py
 
 lock: ## re-pin requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
