@@ -141,6 +141,8 @@ RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_dete
 def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, RetryTransaction):
         return True
+    if getattr(exc, "sqlstate", None) in RETRYABLE_SQLSTATES:  # from the driver itself
+        return True
     if isinstance(exc, DBAPIError):
         sqlstate = getattr(exc.orig, "sqlstate", None)
         if sqlstate in RETRYABLE_SQLSTATES:
