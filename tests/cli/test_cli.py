@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -134,3 +135,33 @@ def test_serve_answers_health_and_docs_over_real_http(server: str) -> None:
         assert b'"status":"ok"' in response.read()
     with urllib.request.urlopen(server + "/docs", timeout=5) as response:
         assert b"swagger" in response.read().lower()
+
+
+def test_ledger_reading_and_expiry_commands_on_the_demo(db: Path) -> None:
+    run(db, "migrate")
+    run(db, "demo")
+    with sqlite3.connect(db) as conn:
+        wallet = conn.execute(
+            "SELECT id FROM ledger_accounts WHERE kind = 'wallet' AND owner = 'MY123456'"
+            " ORDER BY id LIMIT 1"
+        ).fetchone()[0]
+
+    balance = run(db, "ledger", "balance", str(wallet))
+    assert balance.returncode == 0, balance.stderr
+    body = json.loads(balance.stdout)
+    assert (body["kind"], body["owner"], body["available"]) == ("wallet", "MY123456", 1200)
+    lots = run(db, "ledger", "lots", str(wallet))
+    assert "budget" in lots.stdout and "partner" in lots.stdout
+    history = run(db, "ledger", "history", str(wallet))
+    assert "spend" in history.stdout and "-300" in history.stdout
+
+    expired = run(db, "ledger", "expire", "--as-of", "2099-01-01")
+    assert expired.returncode == 0, expired.stderr
+    assert "Expired" in expired.stdout
+    assert json.loads(run(db, "ledger", "balance", str(wallet)).stdout)["available"] == 0
+    assert run(db, "ledger", "check").returncode == 0
+
+    assert run(db, "ledger", "expire", "--as-of", "someday").returncode == 2
+    missing = run(db, "ledger", "balance", "999999")
+    assert missing.returncode == 1
+    assert "unknown_account" in missing.stderr

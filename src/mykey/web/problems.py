@@ -95,7 +95,20 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # A defect, not a refusal: say so plainly, in the same format, and leave the details to
+    # the server log (uvicorn logs the traceback).
+    return problem(
+        request,
+        status=500,
+        code="internal_error",
+        message="Something went wrong on our side; nothing you sent was at fault.",
+        message_ja="システム内部でエラーが発生しました。時間をおいて再度お試しください。",
+    )
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(MyKeyError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
