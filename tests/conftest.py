@@ -30,6 +30,10 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = Path(os.environ.get("MYKEY_SHARED_DATA", SHARED / "data"))
 
 TABLES = (
+    "card_challenge_uses",
+    "card_challenges",
+    "card_proof_attempts",
+    "card_revocations",
     "ledger_lot_uses",
     "ledger_lots",
     "ledger_rejections",

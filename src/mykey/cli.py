@@ -25,7 +25,9 @@ municipalities_app = typer.Typer(
 )
 ledger_app = typer.Typer(help="The points ledger / ポイント台帳", no_args_is_help=True)
 app.add_typer(municipalities_app, name="municipalities")
+cards_app = typer.Typer(help="Cards: the simulator and card proofs / カード", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(cards_app, name="cards")
 
 out = Console()
 err = Console(stderr=True)
@@ -75,6 +77,19 @@ def demo() -> None:
         report = demo_data.load(_uow())
     except MyKeyError as error:
         _fail(error)
+    if not (DEFAULT_CARDS / "ca.pem").exists():
+        from mykey.identity.simulator import SimulatorCA
+
+        ca = SimulatorCA.create(now=utcnow())
+        ca.save(DEFAULT_CARDS)
+        for resident in demo_data.RESIDENTS:
+            path = DEFAULT_CARDS / "cards" / f"{resident}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(ca.issue(now=utcnow()).to_json())
+        out.print(
+            f"Demo cards: {DEFAULT_CARDS}/cards/*.json, trusted through {DEFAULT_CARDS}/ca.pem"
+            " (try `mykey cards prove var/cards/cards/MY123456.json`)."
+        )
     if report.transfers_made == 0:
         out.print("Demo data already loaded; nothing changed. / デモデータは読込済みです。")
     else:
@@ -282,6 +297,104 @@ def ledger_void_expired() -> None:
 
     count = ledger.void_expired(_uow())
     out.print(f"Voided {count} timed-out pending transfers. / {count} 件の保留を取り消しました")
+
+
+DEFAULT_CARDS = Path("var") / "cards"
+
+
+@cards_app.command("new-ca")
+def cards_new_ca(
+    folder: Annotated[
+        Path, typer.Option("--out", help="folder for ca.pem and ca-key.pem")
+    ] = DEFAULT_CARDS,
+    force: Annotated[bool, typer.Option(help="replace an existing CA")] = False,
+) -> None:
+    """Create a simulator CA (for tests and demos only; never trusted in production)."""
+    from mykey.identity.simulator import SimulatorCA
+
+    if (folder / "ca.pem").exists() and not force:
+        err.print(f"{folder / 'ca.pem'} exists; use --force to replace it. / 既に存在します")
+        raise typer.Exit(1)
+    cert, key = SimulatorCA.create(now=utcnow()).save(folder)
+    folder.joinpath("cards").mkdir(exist_ok=True)
+    out.print(f"Trust anchor: {cert}\nCA key (keep private): {key}")
+
+
+@cards_app.command("issue")
+def cards_issue(
+    name: Annotated[str, typer.Argument(help="a file name for the card, e.g. MY123456")],
+    ca: Annotated[Path, typer.Option(help="the simulator CA folder")] = DEFAULT_CARDS,
+    valid_days: Annotated[int, typer.Option(min=1, max=3650)] = 5 * 365,
+) -> None:
+    """Issue a simulated card (key pair + JPKI-like certificate) as CA/cards/NAME.json."""
+    from datetime import timedelta
+
+    from mykey.identity.simulator import SimulatorCA
+
+    if not (ca / "ca-key.pem").exists():
+        err.print(f"No simulator CA in {ca}: run `mykey cards new-ca` first. / CA がありません")
+        raise typer.Exit(1)
+    card = SimulatorCA.load(ca).issue(now=utcnow(), valid_for=timedelta(days=valid_days))
+    path = ca / "cards" / f"{Path(name).name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(card.to_json())
+    path.chmod(0o600)
+    out.print(f"{path}  card key {card.card_key}")
+
+
+@cards_app.command("prove")
+def cards_prove(
+    card_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    server: Annotated[str, typer.Option(help="the MyKey server")] = "http://127.0.0.1:8000",
+) -> None:
+    """Tap a simulated card against a server, as a terminal does: challenge, sign, verify."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    from mykey.identity.simulator import SimulatedCard
+
+    card = SimulatedCard.from_json(card_file.read_text())
+
+    def post(path: str, body: dict[str, str] | None) -> dict[str, str]:
+        request = urllib.request.Request(  # noqa: S310 -- an operator-given server URL
+            server.rstrip("/") + path,
+            data=json.dumps(body or {}).encode(),
+            headers={"Content-Type": "application/json", "Accept-Language": "ja"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                return dict(json.loads(response.read()))
+        except urllib.error.HTTPError as error:
+            problem = json.loads(error.read() or b"{}")
+            err.print(f"{error.code} {problem.get('code')}: {problem.get('detail')}")
+            raise typer.Exit(1) from None
+        except urllib.error.URLError as error:
+            err.print(f"Cannot reach {server}: {error.reason} / サーバに接続できません")
+            raise typer.Exit(1) from None
+
+    challenge = post("/api/v1/card/challenges", None)
+    nonce = base64.b64decode(challenge["nonce"])
+    verified = post("/api/v1/card/verifications", card.proof(challenge["challenge_id"], nonce))
+    out.print(f"Card verified / カードを確認しました: {verified['card_key']}")
+
+
+@cards_app.command("revoke")
+def cards_revoke(
+    card_key: Annotated[str, typer.Argument(help="the card key (64 hex characters)")],
+    reason: Annotated[str, typer.Option(help="why, e.g. reported lost")],
+) -> None:
+    """Refuse a card everywhere from now on (a lost or stolen card)."""
+    import re
+
+    from mykey.identity.proofs import revoke_card
+
+    if not re.fullmatch(r"[0-9a-f]{64}", card_key):
+        err.print("A card key is 64 hexadecimal characters. / カードキーは 16 進 64 文字です")
+        raise typer.Exit(2)
+    revoke_card(_uow(), card_key=card_key, reason=reason, actor="operator:cli")
+    out.print(f"Card {card_key[:12]}… revoked. / カードを利用停止にしました")
 
 
 def main() -> None:

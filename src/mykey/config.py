@@ -24,6 +24,18 @@ class Settings(BaseSettings):
     database_url: str = ""
     secret_key: str = DEV_SECRET
     timezone: str = "Asia/Tokyo"
+    # Card proofs: a PEM bundle of the CAs whose cards are accepted, and CRL files (comma-
+    # separated). Development falls back to the simulator CA in var/cards (`mykey cards new-ca`).
+    card_trust_anchors: str = ""
+    card_crls: str = ""
+
+    def card_anchor_paths(self) -> tuple[Path | None, list[Path]]:
+        bundle = Path(self.card_trust_anchors) if self.card_trust_anchors else None
+        if bundle is None and self.environment != "production":
+            candidate = Path.cwd() / "var" / "cards" / "ca.pem"
+            bundle = candidate if candidate.exists() else None
+        crls = [Path(p.strip()) for p in self.card_crls.split(",") if p.strip()]
+        return bundle, crls
 
     @model_validator(mode="after")
     def _fill_and_refuse_defaults(self) -> Settings:

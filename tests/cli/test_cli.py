@@ -23,9 +23,16 @@ MYKEY = Path(sys.executable).parent / "mykey"
 
 
 def run(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as an operator runs it, in a working folder of its own (db is WORK/var/...)."""
     env = {**os.environ, "MYKEY_DATABASE_URL": f"sqlite:///{db}", "COLUMNS": "200"}
     return subprocess.run(
-        [str(MYKEY), *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        [str(MYKEY), *args],
+        env=env,
+        cwd=db.parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -107,11 +114,13 @@ def free_port() -> int:
 @pytest.fixture
 def server(db: Path) -> Iterator[str]:
     run(db, "migrate")
+    run(db, "demo")  # also makes the simulator CA and demo cards in WORK/var/cards
     port = free_port()
     env = {**os.environ, "MYKEY_DATABASE_URL": f"sqlite:///{db}"}
     proc = subprocess.Popen(
         [str(MYKEY), "serve", "--port", str(port)],
         env=env,
+        cwd=db.parent.parent,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -127,6 +136,36 @@ def server(db: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_demo_card_taps_against_the_server_and_a_revoked_one_is_refused(
+    server: str, db: Path
+) -> None:
+    card = db.parent / "cards" / "cards" / "MY123456.json"
+    assert card.exists()
+
+    tapped = run(db, "cards", "prove", str(card), "--server", server)
+
+    assert tapped.returncode == 0, tapped.stderr
+    card_key = json.loads(card.read_text())["card_key"]
+    assert card_key in tapped.stdout
+    assert run(db, "cards", "revoke", card_key, "--reason", "lost").returncode == 0
+    refused = run(db, "cards", "prove", str(card), "--server", server)
+    assert refused.returncode == 1
+    assert "card_revoked" in refused.stderr
+
+
+def test_cards_new_ca_and_issue_write_files(db: Path) -> None:
+    folder = db.parent / "my-ca"
+    assert run(db, "cards", "new-ca", "--out", str(folder)).returncode == 0
+    again = run(db, "cards", "new-ca", "--out", str(folder))
+    assert again.returncode == 1
+    assert "exists" in again.stderr
+    issued = run(db, "cards", "issue", "TEST0001", "--ca", str(folder))
+    assert issued.returncode == 0, issued.stderr
+    data = json.loads((folder / "cards" / "TEST0001.json").read_text())
+    assert data["card_key"] in issued.stdout
+    assert data["certificate"].startswith("-----BEGIN CERTIFICATE-----")
 
 
 def test_serve_answers_health_and_docs_over_real_http(server: str) -> None:

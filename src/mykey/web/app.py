@@ -13,9 +13,10 @@ from sqlalchemy.exc import DBAPIError
 from mykey import __version__
 from mykey.config import Settings, get_settings
 from mykey.db import make_engine, make_uow_factory
+from mykey.identity.proofs import TrustAnchors
 from mykey.migrations import head
 from mykey.web import problems
-from mykey.web.api import public
+from mykey.web.api import cards, public
 
 HOME = """<!doctype html>
 <html lang="ja"><head><meta charset="utf-8">
@@ -60,8 +61,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.uow_factory = make_uow_factory(engine)
+    bundle, crls = settings.card_anchor_paths()
+    app.state.card_anchors = TrustAnchors.from_files(bundle, crls) if bundle else None
     problems.install(app)
     app.include_router(public.router)
+    app.include_router(cards.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:

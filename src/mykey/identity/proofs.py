@@ -1,0 +1,291 @@
+"""Card proofs, as JPKI does them: a fresh challenge, signed by the card, checked here.
+
+A terminal asks for a challenge (`issue_challenge`: a 32-byte nonce, single use, valid 60 s);
+the card signs the nonce with its user-authentication key (RSASSA-PKCS1-v1_5, SHA-256); the
+terminal sends the certificate, the challenge id and the signature. `verify_card_proof`
+checks, in this order: the proof is well formed; the challenge exists, is unexpired and
+unused; the certificate chains to a trust anchor; it is within its validity dates; it is not
+revoked (the CRL of its issuer, or the revocations table); the signature over the nonce. The
+challenge is used up by any attempt, good or bad, and every failure is recorded with its
+stable code. The card is then known by its card key, the SHA-256 of its SubjectPublicKeyInfo;
+nothing else of the certificate is kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from sqlalchemy.exc import IntegrityError
+
+from mykey.db import RetryTransaction, UnitOfWork
+from mykey.errors import MyKeyError, invalid, not_found, refused
+from mykey.identity.models import CardChallenge, CardChallengeUse, CardProofAttempt, CardRevocation
+
+CHALLENGE_LIFETIME = timedelta(seconds=60)
+NONCE_BYTES = 32
+MAX_CERTIFICATE = 8192
+
+
+def card_key_of(certificate: x509.Certificate) -> str:
+    """The card key: hex SHA-256 of the certificate's SubjectPublicKeyInfo (DER)."""
+    spki = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()
+
+
+@dataclass(frozen=True)
+class Challenge:
+    id: str
+    nonce: bytes
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class CardProof:
+    """What a terminal sends: the card's certificate (base64 DER), the challenge id, and the
+    card's signature over the challenge's nonce (base64)."""
+
+    certificate: str
+    challenge_id: str
+    signature: str
+
+
+@dataclass(frozen=True)
+class VerifiedCard:
+    card_key: str
+    not_after: datetime
+
+
+@dataclass(frozen=True)
+class TrustAnchors:
+    """The CAs whose cards the platform accepts, and the CRLs they published."""
+
+    certificates: tuple[x509.Certificate, ...]
+    crls: tuple[x509.CertificateRevocationList, ...] = ()
+
+    @classmethod
+    def from_files(cls, bundle: Path, crls: Iterable[Path] = ()) -> TrustAnchors:
+        anchors = tuple(x509.load_pem_x509_certificates(bundle.read_bytes()))
+        lists = []
+        for path in crls:
+            data = path.read_bytes()
+            lists.append(
+                x509.load_pem_x509_crl(data)
+                if data.lstrip().startswith(b"-----")
+                else x509.load_der_x509_crl(data)
+            )
+        return cls(anchors, tuple(lists))
+
+
+def _error(code: str, message: str, message_ja: str) -> MyKeyError:
+    return refused(code, message, message_ja)
+
+
+def malformed(why: str) -> MyKeyError:
+    return invalid(
+        "invalid_card_proof",
+        f"The card proof is malformed: {why}",
+        f"カードの証明データの形式が正しくありません: {why}",
+    )
+
+
+def issue_challenge(uow: UnitOfWork, *, actor: str) -> Challenge:
+    """A fresh single-use challenge for a card to sign, valid for 60 seconds."""
+
+    def body() -> Challenge:
+        now = uow.now()
+        challenge = Challenge(
+            str(uuid.uuid4()), secrets.token_bytes(NONCE_BYTES), now + CHALLENGE_LIFETIME
+        )
+        uow.session.add(
+            CardChallenge(
+                id=challenge.id,
+                nonce=challenge.nonce,
+                actor=actor,
+                created_at=now,
+                expires_at=challenge.expires_at,
+            )
+        )
+        uow.session.flush()
+        return challenge
+
+    return uow.run(body)
+
+
+def _decode(value: object, what: str) -> bytes:
+    if not isinstance(value, str) or not value or len(value) > MAX_CERTIFICATE * 2:
+        raise malformed(f"{what} is missing or too long")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise malformed(f"{what} is not base64") from None
+
+
+def _check_chain(certificate: x509.Certificate, anchors: TrustAnchors, now: datetime) -> None:
+    untrusted = _error(
+        "untrusted_card",
+        "The card's certificate was not issued by an authority this platform trusts.",
+        "このカードの電子証明書は、本プラットフォームが信頼する認証局の発行ではありません。",
+    )
+    for anchor in anchors.certificates:
+        if anchor.subject != certificate.issuer:
+            continue
+        try:
+            certificate.verify_directly_issued_by(anchor)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        if not anchor.not_valid_before_utc <= now <= anchor.not_valid_after_utc:
+            continue
+        anchor_key = anchor.public_key()
+        for crl in anchors.crls:
+            if (
+                crl.issuer == anchor.subject
+                and isinstance(anchor_key, rsa.RSAPublicKey)
+                and crl.is_signature_valid(anchor_key)
+                and crl.get_revoked_certificate_by_serial_number(certificate.serial_number)
+            ):
+                raise _error(
+                    "card_revoked",
+                    "This card's certificate has been revoked by its issuer.",
+                    "このカードの電子証明書は失効しています。",
+                )
+        return
+    raise untrusted
+
+
+def _check(uow: UnitOfWork, proof: CardProof, anchors: TrustAnchors) -> tuple[VerifiedCard, str]:
+    """Everything but the bookkeeping; returns the card and the challenge id it used."""
+    if not isinstance(proof.challenge_id, str) or len(proof.challenge_id) != 36:
+        raise malformed("challenge_id is not a challenge id")
+    der = _decode(proof.certificate, "certificate")
+    signature = _decode(proof.signature, "signature")
+    challenge = uow.session.get(CardChallenge, proof.challenge_id)
+    if challenge is None:
+        raise not_found(
+            "unknown_challenge",
+            "There is no such challenge; ask for a new one.",
+            "このチャレンジは存在しません。新しいチャレンジを取得してください。",
+        )
+    if uow.session.get(CardChallengeUse, proof.challenge_id) is not None:
+        raise _error(
+            "challenge_used",
+            "This challenge has already been used; ask for a new one.",
+            "このチャレンジは使用済みです。新しいチャレンジを取得してください。",
+        )
+    now = uow.now()
+    if now >= challenge.expires_at:
+        raise _error(
+            "challenge_expired",
+            "The challenge expired (they last 60 seconds); ask for a new one.",
+            "チャレンジの有効期限（60 秒）が切れました。新しいチャレンジを取得してください。",
+        )
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+    except ValueError:
+        raise malformed("certificate is not an X.509 certificate") from None
+    key = certificate.public_key()
+    if not isinstance(key, rsa.RSAPublicKey) or key.key_size < 2048:
+        raise malformed("the card key is not RSA of 2048 bits or more")
+    _check_chain(certificate, anchors, now)
+    if now < certificate.not_valid_before_utc:
+        raise _error(
+            "card_not_yet_valid",
+            "The card's certificate is not valid yet.",
+            "このカードの電子証明書はまだ有効期間前です。",
+        )
+    if now > certificate.not_valid_after_utc:
+        raise _error(
+            "card_expired",
+            "The card's certificate has expired; the card must be renewed.",
+            "このカードの電子証明書は有効期限切れです。更新が必要です。",
+        )
+    card_key = card_key_of(certificate)
+    if uow.session.get(CardRevocation, card_key) is not None:
+        raise _error(
+            "card_revoked",
+            "This card has been suspended or revoked.",
+            "このカードは利用停止または失効しています。",
+        )
+    try:
+        key.verify(signature, challenge.nonce, padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        raise _error(
+            "bad_signature",
+            "The card's signature does not match the challenge.",
+            "カードの署名がチャレンジと一致しません。",
+        ) from None
+    return VerifiedCard(card_key, certificate.not_valid_after_utc), challenge.id
+
+
+def _card_key_if_readable(proof: CardProof) -> str | None:
+    try:
+        der = base64.b64decode(proof.certificate, validate=True)
+        return card_key_of(x509.load_der_x509_certificate(der))
+    except (binascii.Error, ValueError, TypeError):
+        return None
+
+
+def verify_card_proof(
+    uow: UnitOfWork, *, proof: CardProof, anchors: TrustAnchors, actor: str
+) -> VerifiedCard:
+    """Check a card proof (see the module docstring); a failure is recorded, then raised."""
+
+    def body() -> VerifiedCard | MyKeyError:
+        s = uow.session
+        now = uow.now()
+        try:
+            card, challenge_id = _check(uow, proof, anchors)
+        except MyKeyError as error:
+            known = isinstance(proof.challenge_id, str) and (
+                s.get(CardChallenge, proof.challenge_id) is not None
+            )
+            if known and s.get(CardChallengeUse, proof.challenge_id) is None:
+                s.add(CardChallengeUse(challenge_id=proof.challenge_id, used_at=now))
+            s.add(
+                CardProofAttempt(
+                    challenge_id=proof.challenge_id if known else None,
+                    card_key=_card_key_if_readable(proof),
+                    actor=actor,
+                    outcome=error.code,
+                    at=now,
+                )
+            )
+            s.flush()
+            return error
+        s.add(CardChallengeUse(challenge_id=challenge_id, used_at=now))
+        try:
+            s.flush()
+        except IntegrityError as exc:  # the same challenge, used by a twin request just now
+            raise RetryTransaction from exc
+        return card
+
+    outcome = uow.run(body)
+    if isinstance(outcome, MyKeyError):
+        raise outcome
+    return outcome
+
+
+def revoke_card(uow: UnitOfWork, *, card_key: str, reason: str, actor: str) -> None:
+    """Refuse a card everywhere from now on (idempotent)."""
+
+    def body() -> None:
+        if uow.session.get(CardRevocation, card_key) is None:
+            uow.session.add(
+                CardRevocation(card_key=card_key, reason=reason, actor=actor, revoked_at=uow.now())
+            )
+            uow.session.flush()
+
+    uow.run(body)

@@ -1,0 +1,189 @@
+"""Card proofs with simulator cards, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from mykey.db import UnitOfWork
+from mykey.errors import ErrorKind, MyKeyError
+from mykey.identity.proofs import (
+    CardProof,
+    TrustAnchors,
+    issue_challenge,
+    revoke_card,
+    verify_card_proof,
+)
+from mykey.identity.simulator import SimulatedCard, SimulatorCA
+from tests.conftest import Database
+
+START = datetime(2026, 10, 15, 3, 0, tzinfo=UTC)  # the test clock's start
+
+
+@pytest.fixture(scope="module")
+def ca() -> SimulatorCA:
+    return SimulatorCA.create(now=START - timedelta(days=30))
+
+
+@pytest.fixture(scope="module")
+def card(ca: SimulatorCA) -> SimulatedCard:
+    return ca.issue(now=START - timedelta(days=1))
+
+
+@pytest.fixture(scope="module")
+def anchors(ca: SimulatorCA) -> TrustAnchors:
+    return TrustAnchors((ca.certificate,))
+
+
+def prove(uow: UnitOfWork, card: SimulatedCard) -> CardProof:
+    challenge = issue_challenge(uow, actor="terminal:T1")
+    return CardProof(**card.proof(challenge.id, challenge.nonce))
+
+
+def refusal(uow: UnitOfWork, proof: CardProof, anchors: TrustAnchors) -> MyKeyError:
+    with pytest.raises(MyKeyError) as caught:
+        verify_card_proof(uow, proof=proof, anchors=anchors, actor="terminal:T1")
+    return caught.value
+
+
+def test_a_good_proof_names_the_card_by_its_key_and_uses_up_the_challenge(
+    uow: UnitOfWork, database: Database, card: SimulatedCard, anchors: TrustAnchors
+) -> None:
+    proof = prove(uow, card)
+
+    verified = verify_card_proof(uow, proof=proof, anchors=anchors, actor="terminal:T1")
+
+    assert verified.card_key == card.card_key
+    assert len(verified.card_key) == 64
+    assert verified.not_after == card.certificate.not_valid_after_utc
+    assert database.count("card_proof_attempts") == 0
+    replayed = refusal(uow, proof, anchors)
+    assert replayed.code == "challenge_used"
+    assert database.count("card_proof_attempts") == 1
+
+
+def test_an_expired_challenge_is_refused(
+    uow: UnitOfWork, database: Database, card: SimulatedCard, anchors: TrustAnchors
+) -> None:
+    proof = prove(uow, card)
+    database.clock.advance(seconds=61)
+    assert refusal(uow, proof, anchors).code == "challenge_expired"
+
+
+def test_a_forged_signature_is_refused_and_burns_the_challenge(
+    uow: UnitOfWork, database: Database, ca: SimulatorCA, card: SimulatedCard, anchors: TrustAnchors
+) -> None:
+    thief = ca.issue(now=START)
+    challenge = issue_challenge(uow, actor="terminal:T1")
+    # The certificate of `card` (public, copyable) with a signature by another key.
+    forged = CardProof(
+        certificate=card.proof(challenge.id, challenge.nonce)["certificate"],
+        challenge_id=challenge.id,
+        signature=thief.proof(challenge.id, challenge.nonce)["signature"],
+    )
+
+    error = refusal(uow, forged, anchors)
+
+    assert error.code == "bad_signature"
+    assert error.kind is ErrorKind.REFUSED
+    honest = CardProof(**card.proof(challenge.id, challenge.nonce))
+    assert refusal(uow, honest, anchors).code == "challenge_used"
+
+
+def test_a_card_from_another_authority_is_untrusted(uow: UnitOfWork, anchors: TrustAnchors) -> None:
+    rogue = SimulatorCA.create(now=START - timedelta(days=1), name="Rogue").issue(now=START)
+    assert refusal(uow, prove(uow, rogue), anchors).code == "untrusted_card"
+
+
+def test_an_expired_certificate_is_refused(
+    uow: UnitOfWork, database: Database, ca: SimulatorCA, anchors: TrustAnchors
+) -> None:
+    short = ca.issue(now=START, valid_for=timedelta(days=2))
+    database.clock.advance(days=3)
+    assert refusal(uow, prove(uow, short), anchors).code == "card_expired"
+
+
+def test_a_revoked_card_is_refused_by_the_table_and_by_the_crl(
+    uow: UnitOfWork, ca: SimulatorCA, anchors: TrustAnchors
+) -> None:
+    lost = ca.issue(now=START)
+    verify_card_proof(uow, proof=prove(uow, lost), anchors=anchors, actor="terminal:T1")
+    revoke_card(uow, card_key=lost.card_key, reason="reported lost", actor="staff:1")
+    revoke_card(uow, card_key=lost.card_key, reason="reported lost", actor="staff:1")
+    assert refusal(uow, prove(uow, lost), anchors).code == "card_revoked"
+
+    reissued = ca.issue(now=START)
+    with_crl = replace(anchors, crls=(ca.crl(now=START, revoked=[reissued.certificate]),))
+    assert refusal(uow, prove(uow, reissued), with_crl).code == "card_revoked"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("certificate", "not base64!"),
+        ("certificate", base64.b64encode(b"not a certificate").decode()),
+        ("signature", ""),
+        ("challenge_id", "short"),
+    ],
+)
+def test_malformed_proofs_are_invalid_and_recorded(
+    uow: UnitOfWork,
+    database: Database,
+    card: SimulatedCard,
+    anchors: TrustAnchors,
+    field: str,
+    value: str,
+) -> None:
+    proof = replace(prove(uow, card), **{field: value})
+    error = refusal(uow, proof, anchors)
+    assert error.code == "invalid_card_proof"
+    assert error.kind is ErrorKind.INVALID
+    assert database.count("card_proof_attempts") == 1
+
+
+def test_an_unknown_challenge_is_not_found(
+    uow: UnitOfWork, card: SimulatedCard, anchors: TrustAnchors
+) -> None:
+    proof = CardProof(**card.proof("00000000-0000-4000-8000-000000000000", b"x" * 32))
+    assert refusal(uow, proof, anchors).code == "unknown_challenge"
+
+
+def test_no_field_of_the_certificate_is_stored(
+    uow: UnitOfWork, database: Database, card: SimulatedCard, anchors: TrustAnchors
+) -> None:
+    verify_card_proof(uow, proof=prove(uow, card), anchors=anchors, actor="terminal:T1")
+    refusal(uow, replace(prove(uow, card), signature=base64.b64encode(b"x").decode()), anchors)
+    cn = card.certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+    serial = str(card.certificate.serial_number)
+    der = card.certificate.public_bytes(serialization.Encoding.DER)
+    with database.engine.connect() as conn:
+        dump = "\n".join(
+            repr(tuple(row))
+            for table in ("card_challenges", "card_challenge_uses", "card_proof_attempts")
+            for row in conn.exec_driver_sql(f"SELECT * FROM {table}")
+        )
+    assert str(cn) not in dump
+    assert serial not in dump
+    assert base64.b64encode(der).decode()[:40] not in dump
+    assert card.card_key in dump  # the failed attempt names the card by its key only
+
+
+def test_simulated_cards_survive_a_round_trip_through_files(
+    tmp_path: object, ca: SimulatorCA, card: SimulatedCard
+) -> None:
+    from pathlib import Path
+
+    folder = Path(str(tmp_path))
+    ca.save(folder)
+    again = SimulatorCA.load(folder)
+    assert again.certificate == ca.certificate
+    copy = SimulatedCard.from_json(card.to_json())
+    assert copy.card_key == card.card_key
+    assert copy.sign(b"nonce") == card.sign(b"nonce")  # PKCS#1 v1.5 is deterministic
+    anchors = TrustAnchors.from_files(folder / "ca.pem")
+    assert anchors.certificates == (ca.certificate,)
