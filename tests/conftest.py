@@ -30,6 +30,10 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = Path(os.environ.get("MYKEY_SHARED_DATA", SHARED / "data"))
 
 TABLES = (
+    "login_failures",
+    "resident_sessions",
+    "resident_cards",
+    "residents",
     "card_challenge_uses",
     "card_challenges",
     "card_proof_attempts",

@@ -18,6 +18,8 @@ class ErrorKind(StrEnum):
     NOT_FOUND = "not_found"  # it names something that does not exist: 404
     REFUSED = "refused"  # well-formed, but the rules say no (e.g. not enough points): 409
     CONFLICT = "conflict"  # it clashes with an earlier request (e.g. key reused): 409
+    UNAUTHENTICATED = "unauthenticated"  # no valid session or credentials: 401
+    THROTTLED = "throttled"  # too many failures; try again later: 429
 
 
 class MyKeyError(Exception):

@@ -60,3 +60,54 @@ class CardRevocation(Base):
     reason: Mapped[str] = mapped_column(String(200))
     actor: Mapped[str] = mapped_column(String(128))
     revoked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Resident(Base):
+    """A MyKey ID: the resident's stable key (no certificate field survives renewal)."""
+
+    __tablename__ = "residents"
+
+    mykey_id: Mapped[str] = mapped_column(String(8), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ResidentCard(Base):
+    """A card linked to a MyKey ID: one card key → one MyKey ID; one MyKey ID, many cards."""
+
+    __tablename__ = "resident_cards"
+    __table_args__ = (Index("ix_resident_cards_mykey_id", "mykey_id"),)
+
+    card_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mykey_id: Mapped[str] = mapped_column(String(8), ForeignKey("residents.mykey_id"))
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ResidentSession(Base):
+    """A My Page session: only the SHA-256 of its token is stored."""
+
+    __tablename__ = "resident_sessions"
+    __table_args__ = (Index("ix_resident_sessions_mykey_id", "mykey_id"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mykey_id: Mapped[str] = mapped_column(String(8), ForeignKey("residents.mykey_id"))
+    method: Mapped[str] = mapped_column(String(16))  # password | card
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LoginFailure(Base):
+    """A failed login, by the MyKey ID tried (registered or not) and the client address."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        Index("ix_login_failures_mykey_id", "mykey_id", "at"),
+        Index("ix_login_failures_client", "client", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    mykey_id: Mapped[str] = mapped_column(String(16))
+    client: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

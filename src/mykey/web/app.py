@@ -12,11 +12,11 @@ from sqlalchemy.exc import DBAPIError
 
 from mykey import __version__
 from mykey.config import Settings, get_settings
-from mykey.db import make_engine, make_uow_factory
+from mykey.db import Clock, make_engine, make_uow_factory, utcnow
 from mykey.identity.proofs import TrustAnchors
 from mykey.migrations import head
 from mykey.web import problems
-from mykey.web.api import cards, public
+from mykey.web.api import cards, public, resident
 
 HOME = """<!doctype html>
 <html lang="ja"><head><meta charset="utf-8">
@@ -41,7 +41,7 @@ h1{font-size:1.75rem;line-height:1.4}
 """
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
     # Swagger UI from the installed package, not a CDN: /docs works on a closed network.
@@ -60,12 +60,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.uow_factory = make_uow_factory(engine)
+    app.state.uow_factory = make_uow_factory(engine, clock=clock)
     bundle, crls = settings.card_anchor_paths()
     app.state.card_anchors = TrustAnchors.from_files(bundle, crls) if bundle else None
     problems.install(app)
     app.include_router(public.router)
     app.include_router(cards.router)
+    app.include_router(resident.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:

@@ -16,6 +16,8 @@ STATUS = {
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.REFUSED: 409,
     ErrorKind.CONFLICT: 409,
+    ErrorKind.UNAUTHENTICATED: 401,
+    ErrorKind.THROTTLED: 429,
 }
 MEDIA_TYPE = "application/problem+json"
 

@@ -31,7 +31,7 @@ class VerifiedCardOut(BaseModel):
     not_after: datetime
 
 
-def _anchors(request: Request) -> TrustAnchors:
+def anchors_of(request: Request) -> TrustAnchors:
     anchors: TrustAnchors | None = request.app.state.card_anchors
     if anchors is None:
         raise HTTPException(
@@ -61,7 +61,7 @@ def verify(body: CardProofIn, uow: Uow, request: Request) -> VerifiedCardOut:
     card = verify_card_proof(
         uow,
         proof=CardProof(body.certificate, body.challenge_id, body.signature),
-        anchors=_anchors(request),
+        anchors=anchors_of(request),
         actor=f"client:{client}",
     )
     return VerifiedCardOut(card_key=card.card_key, not_after=card.not_after)

@@ -1,0 +1,162 @@
+"""The resident's API: creating a MyKey ID, logging in and out, their cards (R1)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from pydantic import BaseModel, Field
+
+from mykey.errors import ErrorKind, MyKeyError
+from mykey.identity import residents
+from mykey.identity.proofs import CardProof, VerifiedCard, verify_card_proof
+from mykey.web.api.cards import CardProofIn, anchors_of
+from mykey.web.deps import Uow
+
+router = APIRouter(prefix="/api/v1", tags=["residents"])
+
+
+class CreateMyKeyIdIn(BaseModel):
+    card_proof: CardProofIn
+    password: str = Field(min_length=1, max_length=200)
+    mykey_id: str | None = Field(default=None, description="8 of A–Z, 0–9; omit for a suggestion")
+
+
+class MyKeyIdOut(BaseModel):
+    mykey_id: str
+
+
+class SuggestionsOut(BaseModel):
+    suggestions: list[str]
+
+
+class LoginIn(BaseModel):
+    mykey_id: str | None = None
+    password: str | None = None
+    card_proof: CardProofIn | None = None
+
+
+class SessionOut(BaseModel):
+    token: str = Field(description="send as `Authorization: Bearer <token>`")
+    mykey_id: str
+    expires_at: datetime
+
+
+class CardOut(BaseModel):
+    card_key: str
+    linked_at: datetime
+    not_after: datetime
+    suspended: bool
+
+
+class MeOut(BaseModel):
+    mykey_id: str
+    cards: list[CardOut]
+
+
+class LinkCardIn(BaseModel):
+    new_card_proof: CardProofIn
+    old_card_proof: CardProofIn | None = None
+    password: str | None = None
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _verify(uow: Uow, request: Request, proof: CardProofIn) -> VerifiedCard:
+    return verify_card_proof(
+        uow,
+        proof=CardProof(proof.certificate, proof.challenge_id, proof.signature),
+        anchors=anchors_of(request),
+        actor=f"client:{_client(request)}",
+    )
+
+
+def bearer(authorization: Annotated[str | None, Header()] = None) -> str:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise MyKeyError(
+            "login_required",
+            ErrorKind.UNAUTHENTICATED,
+            "Log in first (Authorization: Bearer <token>).",
+            "ログインしてください。",
+        )
+    return authorization.split(" ", 1)[1].strip()
+
+
+Token = Annotated[str, Depends(bearer)]
+
+
+@router.get("/mykey-ids/suggestions", response_model=SuggestionsOut)
+def suggestions(uow: Uow) -> SuggestionsOut:
+    """Free MyKey IDs to offer."""
+    return SuggestionsOut(suggestions=residents.suggest_mykey_ids(uow))
+
+
+@router.post("/mykey-ids", response_model=MyKeyIdOut, status_code=201)
+def create(body: CreateMyKeyIdIn, uow: Uow, request: Request) -> MyKeyIdOut:
+    """Create a MyKey ID with the card (a card proof) and a password."""
+    if body.mykey_id is not None:
+        residents.normalise_mykey_id(body.mykey_id)  # refuse a bad ID before using the card
+    card = _verify(uow, request, body.card_proof)
+    return MyKeyIdOut(
+        mykey_id=residents.create_mykey_id(
+            uow, card=card, password=body.password, mykey_id=body.mykey_id
+        )
+    )
+
+
+@router.post("/sessions", response_model=SessionOut, status_code=201)
+def login(body: LoginIn, uow: Uow, request: Request) -> SessionOut:
+    """Log in to My Page with MyKey ID and password, or with a card proof."""
+    if body.card_proof is not None:
+        token = residents.login_with_card(uow, card=_verify(uow, request, body.card_proof))
+    elif body.mykey_id is not None and body.password is not None:
+        token = residents.login_with_password(
+            uow, mykey_id=body.mykey_id, password=body.password, client=_client(request)
+        )
+    else:
+        raise MyKeyError(
+            "invalid_login",
+            ErrorKind.INVALID,
+            "Send mykey_id and password, or card_proof.",
+            "マイキーIDとパスワード、またはカードの証明を送ってください。",
+        )
+    return SessionOut(token=token.token, mykey_id=token.mykey_id, expires_at=token.expires_at)
+
+
+@router.delete("/sessions/current", status_code=204)
+def logout(uow: Uow, token: Token) -> Response:
+    residents.logout(uow, token)
+    return Response(status_code=204)
+
+
+@router.get("/me", response_model=MeOut)
+def me(uow: Uow, token: Token) -> MeOut:
+    """Who I am, and my cards."""
+    mykey_id = residents.resident_for_session(uow, token)
+    return MeOut(
+        mykey_id=mykey_id,
+        cards=[CardOut(**vars(c)) for c in residents.cards_of(uow, mykey_id)],
+    )
+
+
+@router.post("/me/cards", response_model=CardOut, status_code=201)
+def link_card(body: LinkCardIn, uow: Uow, request: Request, token: Token) -> CardOut:
+    """Link a renewed or reissued card, proven by the old card or the password."""
+    mykey_id = residents.resident_for_session(uow, token)
+    old = _verify(uow, request, body.old_card_proof) if body.old_card_proof else None
+    new = _verify(uow, request, body.new_card_proof)
+    view = residents.link_new_card(
+        uow, mykey_id=mykey_id, new_card=new, old_card=old, password=body.password
+    )
+    return CardOut(**vars(view))
+
+
+@router.post("/me/cards/{card_key}/suspend", status_code=204)
+def suspend(card_key: str, uow: Uow, token: Token) -> Response:
+    """Suspend one of my cards (lost or stolen): refused everywhere from now on."""
+    mykey_id = residents.resident_for_session(uow, token)
+    residents.suspend_card(uow, mykey_id=mykey_id, card_key=card_key, actor=f"resident:{mykey_id}")
+    return Response(status_code=204)
