@@ -30,6 +30,12 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = Path(os.environ.get("MYKEY_SHARED_DATA", SHARED / "data"))
 
 TABLES = (
+    "mykey_usage",
+    "service_ids",
+    "provider_links",
+    "api_keys",
+    "providers",
+    "zones",
     "login_failures",
     "resident_sessions",
     "resident_cards",

@@ -28,6 +28,12 @@ app.add_typer(municipalities_app, name="municipalities")
 cards_app = typer.Typer(help="Cards: the simulator and card proofs / カード", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(cards_app, name="cards")
+keys_app = typer.Typer(
+    help="API keys for terminals, staff, operators / API キー", no_args_is_help=True
+)
+providers_app = typer.Typer(help="Service providers and zones / 事業者・圏域", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(providers_app, name="providers")
 
 out = Console()
 err = Console(stderr=True)
@@ -395,6 +401,79 @@ def cards_revoke(
         raise typer.Exit(2)
     revoke_card(_uow(), card_key=card_key, reason=reason, actor="operator:cli")
     out.print(f"Card {card_key[:12]}… revoked. / カードを利用停止にしました")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[
+        str, typer.Option(help="terminal, provider_staff, municipality_staff, operator")
+    ],
+    label: Annotated[str, typer.Option(help="what the key is for, e.g. 'Central library desk 1'")],
+    provider: Annotated[str | None, typer.Option(help="provider id (terminal, staff)")] = None,
+    municipality: Annotated[
+        str | None, typer.Option(help="6-digit code (municipality staff)")
+    ] = None,
+) -> None:
+    """Create an API key; it is shown once and stored only hashed."""
+    from mykey.identity.keys import create_key
+
+    try:
+        key, principal = create_key(
+            _uow(), role=role, label=label, provider_id=provider, municipality=municipality
+        )
+    except MyKeyError as error:
+        _fail(error)
+    out.print(f"{principal.role.value} key {principal.key_id} (shown once / 一度だけ表示):")
+    out.print(key, soft_wrap=True)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke an API key at once."""
+    from mykey.identity.keys import revoke_key
+
+    try:
+        revoke_key(_uow(), key_id)
+    except MyKeyError as error:
+        _fail(error)
+    out.print(f"Key {key_id} revoked. / キーを無効化しました")
+
+
+@providers_app.command("add")
+def providers_add(
+    provider_id: str,
+    name: Annotated[str, typer.Option()],
+    kind: Annotated[str, typer.Option(help="library, gym, museum, …")],
+    municipality: Annotated[str, typer.Option(help="6-digit local government code")],
+    zone: Annotated[str | None, typer.Option(help="zone id, e.g. omuta")] = None,
+) -> None:
+    """Register a service provider (事業者)."""
+    from mykey.identity.links import add_provider
+
+    try:
+        view = add_provider(
+            _uow(),
+            provider_id=provider_id,
+            name=name,
+            kind=kind,
+            municipality=municipality,
+            zone_id=zone,
+        )
+    except MyKeyError as error:
+        _fail(error)
+    out.print(f"Provider {view.id}: {view.name} ({view.kind}, {view.municipality})")
+
+
+@providers_app.command("add-zone")
+def providers_add_zone(zone_id: str, name: Annotated[str, typer.Option()]) -> None:
+    """Register a zone of providers that share their users (R2.4)."""
+    from mykey.identity.links import add_zone
+
+    try:
+        add_zone(_uow(), zone_id=zone_id, name=name)
+    except MyKeyError as error:
+        _fail(error)
+    out.print(f"Zone {zone_id}: {name}")
 
 
 def main() -> None:

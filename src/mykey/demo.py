@@ -11,6 +11,7 @@ from datetime import date
 
 from mykey import ledger
 from mykey.db import UnitOfWork, tokyo_date
+from mykey.identity.links import add_provider, add_zone
 from mykey.ledger import AccountKind, LotTerms
 from mykey.municipalities.registry import MunicipalityRecord, upsert
 
@@ -56,6 +57,17 @@ SHOPS = {
 PARTNERS = ("jal", "docomo", "chubu-electric", "saison")
 
 
+# The Omuta regional libraries (R2.4): one card at every member library.
+ZONE = ("omuta", "有明圏域図書館")
+PROVIDERS = (
+    ("A1", "大牟田市立図書館", "library", "402028"),
+    ("B1", "柳川市立図書館", "library", "402079"),
+    ("C1", "みやま市立図書館", "library", "402290"),
+    ("D1", "荒尾市立図書館", "library", "432041"),
+    ("G1", "豊島区立総合体育場", "gym", "131164"),
+)
+
+
 @dataclass(frozen=True)
 class DemoReport:
     municipalities: int
@@ -71,6 +83,16 @@ def fiscal_year_end(today: date) -> date:
 
 def load(uow: UnitOfWork) -> DemoReport:
     upsert(uow, MUNICIPALITIES)
+    add_zone(uow, zone_id=ZONE[0], name=ZONE[1])
+    for provider_id, name, kind, code in PROVIDERS:
+        add_provider(
+            uow,
+            provider_id=provider_id,
+            name=name,
+            kind=kind,
+            municipality=code,
+            zone_id=ZONE[0] if kind == "library" else None,
+        )
     today = tokyo_date(uow.now())
     fy_end = fiscal_year_end(today)
     converted_end = date(today.year + 1, today.month, 1)

@@ -111,3 +111,83 @@ class LoginFailure(Base):
     mykey_id: Mapped[str] = mapped_column(String(16))
     client: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApiKey(Base):
+    """A machine or staff key: `mk_<id>_<secret>`; only the SHA-256 of the secret is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(32))  # terminal | provider_staff | operator …
+    provider_id: Mapped[str | None] = mapped_column(String(16), ForeignKey("providers.id"))
+    municipality: Mapped[str | None] = mapped_column(String(6))
+    label: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Zone(Base):
+    """Providers that share their users (the Omuta regional libraries, R2.4)."""
+
+    __tablename__ = "zones"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Provider(Base):
+    """A service provider (事業者) with its own user database: a library, a gym …"""
+
+    __tablename__ = "providers"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # 事業者ID, e.g. A1
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    municipality: Mapped[str] = mapped_column(String(6))
+    zone_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("zones.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ProviderLink(Base):
+    """MyKey ID · provider → the provider's own user number (利用者番号)."""
+
+    __tablename__ = "provider_links"
+    __table_args__ = (Index("uq_provider_links_number", "provider_id", "user_number", unique=True),)
+
+    mykey_id: Mapped[str] = mapped_column(
+        String(8), ForeignKey("residents.mykey_id"), primary_key=True
+    )
+    provider_id: Mapped[str] = mapped_column(
+        String(16), ForeignKey("providers.id"), primary_key=True
+    )
+    user_number: Mapped[str] = mapped_column(String(32))
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    linked_by: Mapped[str] = mapped_column(String(128))
+
+
+class ServiceId(Base):
+    """An ID the resident has at a partner company or online service (R2.6)."""
+
+    __tablename__ = "service_ids"
+
+    service: Mapped[str] = mapped_column(String(32), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    mykey_id: Mapped[str] = mapped_column(String(8), ForeignKey("residents.mykey_id"))
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UsageEntry(Base):
+    """The MyKey usage history (R1.5): who used a MyKey ID, where, when, for what."""
+
+    __tablename__ = "mykey_usage"
+    __table_args__ = (Index("ix_mykey_usage_mykey_id", "mykey_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    mykey_id: Mapped[str] = mapped_column(String(8))
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    provider_id: Mapped[str | None] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

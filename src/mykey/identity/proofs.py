@@ -31,7 +31,14 @@ from sqlalchemy.exc import IntegrityError
 
 from mykey.db import RetryTransaction, UnitOfWork
 from mykey.errors import MyKeyError, invalid, not_found, refused
-from mykey.identity.models import CardChallenge, CardChallengeUse, CardProofAttempt, CardRevocation
+from mykey.identity import usage
+from mykey.identity.models import (
+    CardChallenge,
+    CardChallengeUse,
+    CardProofAttempt,
+    CardRevocation,
+    ResidentCard,
+)
 
 CHALLENGE_LIFETIME = timedelta(seconds=60)
 NONCE_BYTES = 32
@@ -254,16 +261,26 @@ def verify_card_proof(
             )
             if known and s.get(CardChallengeUse, proof.challenge_id) is None:
                 s.add(CardChallengeUse(challenge_id=proof.challenge_id, used_at=now))
+            card_key = _card_key_if_readable(proof)
             s.add(
                 CardProofAttempt(
                     challenge_id=proof.challenge_id if known else None,
-                    card_key=_card_key_if_readable(proof),
+                    card_key=card_key,
                     actor=actor,
                     outcome=error.code,
                     at=now,
                 )
             )
             s.flush()
+            holder = s.get(ResidentCard, card_key) if card_key else None
+            if holder is not None:  # a failed use of a known card is part of its ID's history
+                usage.record(
+                    uow,
+                    mykey_id=holder.mykey_id,
+                    action="failed_proof",
+                    actor=actor,
+                    purpose=error.code,
+                )
             return error
         s.add(CardChallengeUse(challenge_id=challenge_id, used_at=now))
         try:

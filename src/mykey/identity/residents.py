@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mykey.db import RetryTransaction, UnitOfWork
 from mykey.errors import ErrorKind, MyKeyError, conflict, invalid, not_found, refused
+from mykey.identity import usage
 from mykey.identity.models import (
     CardRevocation,
     LoginFailure,
@@ -143,6 +144,7 @@ def create_mykey_id(
             s.flush()
         except IntegrityError as exc:  # a twin request took the id or the card just now
             raise RetryTransaction from exc
+        usage.record(uow, mykey_id=chosen, action="create", actor=f"resident:{chosen}")
         return chosen
 
     return uow.run(body)
@@ -194,6 +196,9 @@ def _new_session(uow: UnitOfWork, mykey_id: str, method: str) -> SessionToken:
         )
     )
     uow.session.flush()
+    usage.record(
+        uow, mykey_id=mykey_id, action="login", actor=f"resident:{mykey_id}", purpose=method
+    )
     return SessionToken(token, mykey_id, expires)
 
 
@@ -328,6 +333,13 @@ def link_new_card(
             )
         )
         s.flush()
+        usage.record(
+            uow,
+            mykey_id=mykey_id,
+            action="card_linked",
+            actor=f"resident:{mykey_id}",
+            purpose="old card" if old_card is not None else "password",
+        )
         return CardView(new_card.card_key, now, new_card.not_after, False)
 
     return uow.run(body)
@@ -346,5 +358,6 @@ def suspend_card(uow: UnitOfWork, *, mykey_id: str | None, card_key: str, actor:
                 "該当するカードはありません。",
             )
         revoke_card(uow, card_key=card_key, reason="suspended", actor=actor)
+        usage.record(uow, mykey_id=link.mykey_id, action="card_suspended", actor=actor)
 
     uow.run(body)

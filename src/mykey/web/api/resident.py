@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field
 
 from mykey.errors import ErrorKind, MyKeyError
-from mykey.identity import residents
+from mykey.identity import links, residents, usage
 from mykey.identity.proofs import CardProof, VerifiedCard, verify_card_proof
 from mykey.web.api.cards import CardProofIn, anchors_of
 from mykey.web.deps import Uow
@@ -65,12 +65,14 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _verify(uow: Uow, request: Request, proof: CardProofIn) -> VerifiedCard:
+def verify_proof(
+    uow: Uow, request: Request, proof: CardProofIn, *, actor: str | None = None
+) -> VerifiedCard:
     return verify_card_proof(
         uow,
         proof=CardProof(proof.certificate, proof.challenge_id, proof.signature),
         anchors=anchors_of(request),
-        actor=f"client:{_client(request)}",
+        actor=actor or f"client:{_client(request)}",
     )
 
 
@@ -99,7 +101,7 @@ def create(body: CreateMyKeyIdIn, uow: Uow, request: Request) -> MyKeyIdOut:
     """Create a MyKey ID with the card (a card proof) and a password."""
     if body.mykey_id is not None:
         residents.normalise_mykey_id(body.mykey_id)  # refuse a bad ID before using the card
-    card = _verify(uow, request, body.card_proof)
+    card = verify_proof(uow, request, body.card_proof)
     return MyKeyIdOut(
         mykey_id=residents.create_mykey_id(
             uow, card=card, password=body.password, mykey_id=body.mykey_id
@@ -111,7 +113,7 @@ def create(body: CreateMyKeyIdIn, uow: Uow, request: Request) -> MyKeyIdOut:
 def login(body: LoginIn, uow: Uow, request: Request) -> SessionOut:
     """Log in to My Page with MyKey ID and password, or with a card proof."""
     if body.card_proof is not None:
-        token = residents.login_with_card(uow, card=_verify(uow, request, body.card_proof))
+        token = residents.login_with_card(uow, card=verify_proof(uow, request, body.card_proof))
     elif body.mykey_id is not None and body.password is not None:
         token = residents.login_with_password(
             uow, mykey_id=body.mykey_id, password=body.password, client=_client(request)
@@ -146,12 +148,98 @@ def me(uow: Uow, token: Token) -> MeOut:
 def link_card(body: LinkCardIn, uow: Uow, request: Request, token: Token) -> CardOut:
     """Link a renewed or reissued card, proven by the old card or the password."""
     mykey_id = residents.resident_for_session(uow, token)
-    old = _verify(uow, request, body.old_card_proof) if body.old_card_proof else None
-    new = _verify(uow, request, body.new_card_proof)
+    old = verify_proof(uow, request, body.old_card_proof) if body.old_card_proof else None
+    new = verify_proof(uow, request, body.new_card_proof)
     view = residents.link_new_card(
         uow, mykey_id=mykey_id, new_card=new, old_card=old, password=body.password
     )
     return CardOut(**vars(view))
+
+
+class LinkIn(BaseModel):
+    provider_id: str
+    user_number: str
+
+
+class LinkOut(BaseModel):
+    provider_id: str
+    user_number: str
+    linked_at: datetime
+
+
+class ServiceIdIn(BaseModel):
+    service: str = Field(description="e.g. jal, docomo, chubu-electric, an online shop")
+    external_id: str
+
+
+class UsageOut(BaseModel):
+    id: int
+    action: str
+    actor: str
+    provider_id: str | None
+    purpose: str
+    at: datetime
+
+
+@router.get("/me/links", response_model=list[LinkOut])
+def my_links(uow: Uow, token: Token) -> list[LinkOut]:
+    mykey_id = residents.resident_for_session(uow, token)
+    return [
+        LinkOut(provider_id=v.provider_id, user_number=v.user_number, linked_at=v.linked_at)
+        for v in links.links_of(uow, mykey_id)
+    ]
+
+
+@router.post("/me/links", response_model=LinkOut, status_code=201)
+def link(body: LinkIn, uow: Uow, token: Token) -> LinkOut:
+    """Link my MyKey ID to my user number at a provider (a library card number, say)."""
+    mykey_id = residents.resident_for_session(uow, token)
+    view = links.link_by_resident(
+        uow, mykey_id=mykey_id, provider_id=body.provider_id, user_number=body.user_number
+    )
+    return LinkOut(
+        provider_id=view.provider_id, user_number=view.user_number, linked_at=view.linked_at
+    )
+
+
+@router.delete("/me/links/{provider_id}", status_code=204)
+def unlink(provider_id: str, uow: Uow, token: Token) -> Response:
+    mykey_id = residents.resident_for_session(uow, token)
+    links.unlink(uow, mykey_id=mykey_id, provider_id=provider_id, actor=f"resident:{mykey_id}")
+    return Response(status_code=204)
+
+
+@router.get("/me/service-ids", response_model=list[ServiceIdIn])
+def my_service_ids(uow: Uow, token: Token) -> list[ServiceIdIn]:
+    mykey_id = residents.resident_for_session(uow, token)
+    return [ServiceIdIn(service=s, external_id=e) for s, e in links.service_ids_of(uow, mykey_id)]
+
+
+@router.post("/me/service-ids", response_model=ServiceIdIn, status_code=201)
+def add_service_id(body: ServiceIdIn, uow: Uow, token: Token) -> ServiceIdIn:
+    """Register my ID at a partner or online service, so it can find my MyKey ID."""
+    mykey_id = residents.resident_for_session(uow, token)
+    links.register_service_id(
+        uow, mykey_id=mykey_id, service=body.service, external_id=body.external_id
+    )
+    return body
+
+
+@router.get("/me/history", response_model=list[UsageOut])
+def my_history(uow: Uow, token: Token, before: int | None = None) -> list[UsageOut]:
+    """Every use of my MyKey ID: lookups, logins, links, failed card proofs — newest first."""
+    mykey_id = residents.resident_for_session(uow, token)
+    return [
+        UsageOut(
+            id=e.id,
+            action=e.action,
+            actor=e.actor,
+            provider_id=e.provider_id,
+            purpose=e.purpose,
+            at=e.at,
+        )
+        for e in usage.history(uow, mykey_id=mykey_id, before=before)
+    ]
 
 
 @router.post("/me/cards/{card_key}/suspend", status_code=204)

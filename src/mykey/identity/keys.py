@@ -1,0 +1,145 @@
+"""API keys for terminals, provider staff, municipality staff and council operators.
+
+A key is `mk_<id>_<secret>`: shown once when created, kept only as the SHA-256 of the secret.
+A terminal's or provider staff's key is bound to one provider; a municipality staff key to
+one municipality; an operator key to the council.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+from mykey.db import UnitOfWork
+from mykey.errors import ErrorKind, MyKeyError, invalid, not_found
+from mykey.identity.models import ApiKey, Provider
+
+
+class Role(StrEnum):
+    TERMINAL = "terminal"  # a counter terminal or lending machine of one provider
+    PROVIDER_STAFF = "provider_staff"  # staff of one provider (links users)
+    MUNICIPALITY_STAFF = "municipality_staff"  # staff of one municipality
+    OPERATOR = "operator"  # the operating council
+
+
+PROVIDER_BOUND = frozenset({Role.TERMINAL, Role.PROVIDER_STAFF})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, as their key says."""
+
+    key_id: str
+    role: Role
+    provider_id: str | None
+    municipality: str | None
+
+    @property
+    def actor(self) -> str:
+        return f"{self.role.value}:{self.key_id}"
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def bad_key() -> MyKeyError:
+    return MyKeyError(
+        "invalid_api_key",
+        ErrorKind.UNAUTHENTICATED,
+        "The API key is missing, unknown or revoked.",
+        "API キーがないか、不明か、無効化されています。",
+    )
+
+
+def create_key(
+    uow: UnitOfWork,
+    *,
+    role: Role | str,
+    label: str,
+    provider_id: str | None = None,
+    municipality: str | None = None,
+) -> tuple[str, Principal]:
+    """A new key; returns the key itself (show it once) and what it stands for."""
+    try:
+        role = Role(role)
+    except ValueError:
+        raise invalid(
+            "invalid_role",
+            f"Unknown role {role!r}; one of {', '.join(r.value for r in Role)}.",
+            f"役割 {role!r} は不明です。",
+        ) from None
+    if (role in PROVIDER_BOUND) != (provider_id is not None):
+        raise invalid(
+            "invalid_key_binding",
+            "Terminal and provider staff keys belong to one provider; other keys to none.",
+            "端末・事業者職員のキーは一つの事業者に属します。",
+        )
+    if (role is Role.MUNICIPALITY_STAFF) != (municipality is not None):
+        raise invalid(
+            "invalid_key_binding",
+            "A municipality staff key belongs to one municipality.",
+            "自治体職員のキーは一つの自治体に属します。",
+        )
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(24)
+
+    def body() -> Principal:
+        if provider_id is not None and uow.session.get(Provider, provider_id) is None:
+            raise not_found(
+                "unknown_provider",
+                f"There is no provider {provider_id}.",
+                f"事業者 {provider_id} は登録されていません。",
+            )
+        uow.session.add(
+            ApiKey(
+                id=key_id,
+                secret_hash=_hash(secret),
+                role=role.value,
+                provider_id=provider_id,
+                municipality=municipality,
+                label=label[:200],
+                created_at=uow.now(),
+                revoked_at=None,
+            )
+        )
+        uow.session.flush()
+        return Principal(key_id, role, provider_id, municipality)
+
+    principal = uow.run(body)
+    return f"mk_{key_id}_{secret}", principal
+
+
+def authenticate(uow: UnitOfWork, presented: str) -> Principal:
+    """The principal of a presented key, or `invalid_api_key`."""
+    parts = presented.split("_", 2) if presented.startswith("mk_") else []
+    if len(parts) != 3:
+        raise bad_key()
+    _, key_id, secret = parts
+
+    def body() -> Principal:
+        row = uow.session.get(ApiKey, key_id)
+        if (
+            row is None
+            or row.revoked_at is not None
+            or not hmac.compare_digest(row.secret_hash, _hash(secret))
+        ):
+            raise bad_key()
+        return Principal(row.id, Role(row.role), row.provider_id, row.municipality)
+
+    return uow.run(body)
+
+
+def revoke_key(uow: UnitOfWork, key_id: str) -> None:
+    def body() -> None:
+        row = uow.session.get(ApiKey, key_id)
+        if row is None:
+            raise not_found("unknown_api_key", f"No key {key_id}.", f"キー {key_id} はありません。")
+        if row.revoked_at is None:
+            row.revoked_at = uow.now()
+            uow.session.flush()
+
+    uow.run(body)

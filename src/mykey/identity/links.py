@@ -1,0 +1,392 @@
+"""One card, many services (R2): providers, zones, links to their user numbers, lookups.
+
+A provider (事業者: a library, a gym …) keeps its own user database. A resident's MyKey ID is
+linked to the provider's user number (`MY123456 · A1 → 789145`), by the resident in My Page or
+by the provider's staff with the resident's card. At the counter, a terminal of the provider
+sends a card proof and gets its own user number back, never another provider's. Providers of
+one zone (the Omuta regional libraries) may link a resident already linked at a zone-mate
+without a new card proof. Service IDs are the IDs a resident has at a partner or an online
+service, so that those can find the MyKey ID later.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from mykey.db import RetryTransaction, UnitOfWork
+from mykey.errors import MyKeyError, conflict, invalid, not_found
+from mykey.identity import usage
+from mykey.identity.models import Provider, ProviderLink, Resident, ResidentCard, ServiceId, Zone
+from mykey.identity.proofs import VerifiedCard
+from mykey.municipalities.codes import parse_code
+
+KINDS = (
+    "library",
+    "community_plaza",
+    "gym",
+    "museum",
+    "sports",
+    "transport",
+    "bicycle_parking",
+    "course",
+    "clinic",
+    "shop_street",
+    "other",
+)
+PROVIDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,15}")
+USER_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+SERVICE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+@dataclass(frozen=True)
+class ProviderView:
+    id: str
+    name: str
+    kind: str
+    municipality: str
+    zone_id: str | None
+
+
+@dataclass(frozen=True)
+class LinkView:
+    mykey_id: str
+    provider_id: str
+    user_number: str
+    linked_at: datetime
+
+
+def _unknown_provider(provider_id: str) -> MyKeyError:
+    return not_found(
+        "unknown_provider",
+        f"There is no provider {provider_id}.",
+        f"事業者 {provider_id} は登録されていません。",
+    )
+
+
+def add_zone(uow: UnitOfWork, *, zone_id: str, name: str) -> None:
+    if not PROVIDER_ID.fullmatch(zone_id) or not name:
+        raise invalid(
+            "invalid_zone", "A zone needs an id and a name.", "圏域には ID と名前が必要です。"
+        )
+
+    def body() -> None:
+        if uow.session.get(Zone, zone_id) is None:
+            uow.session.add(Zone(id=zone_id, name=name))
+            uow.session.flush()
+
+    uow.run(body)
+
+
+def add_provider(
+    uow: UnitOfWork,
+    *,
+    provider_id: str,
+    name: str,
+    kind: str,
+    municipality: str,
+    zone_id: str | None = None,
+) -> ProviderView:
+    """Register a provider (or return the one registered under this id)."""
+    if not PROVIDER_ID.fullmatch(provider_id):
+        raise invalid(
+            "invalid_provider_id",
+            "A provider id is 1 to 16 letters, digits, - or _.",
+            "事業者IDは英数字・-・_ の 1〜16 文字です。",
+        )
+    if kind not in KINDS:
+        raise invalid(
+            "invalid_provider_kind",
+            f"Unknown kind {kind!r}; one of {', '.join(KINDS)}.",
+            f"種別 {kind!r} は不明です。",
+        )
+    code = parse_code(municipality)
+    if not name or len(name) > 200:
+        raise invalid("invalid_name", "A provider needs a name.", "事業者名が必要です。")
+
+    def body() -> ProviderView:
+        s = uow.session
+        if zone_id is not None and s.get(Zone, zone_id) is None:
+            raise not_found(
+                "unknown_zone", f"There is no zone {zone_id}.", f"圏域 {zone_id} はありません。"
+            )
+        row = s.get(Provider, provider_id)
+        if row is None:
+            row = Provider(
+                id=provider_id,
+                name=name,
+                kind=kind,
+                municipality=code,
+                zone_id=zone_id,
+                created_at=uow.now(),
+            )
+            s.add(row)
+            s.flush()
+        return ProviderView(row.id, row.name, row.kind, row.municipality, row.zone_id)
+
+    return uow.run(body)
+
+
+def _provider(uow: UnitOfWork, provider_id: str) -> Provider:
+    row = uow.session.get(Provider, provider_id)
+    if row is None:
+        raise _unknown_provider(provider_id)
+    return row
+
+
+def mykey_id_of_card(uow: UnitOfWork, card: VerifiedCard) -> str:
+    link = uow.session.get(ResidentCard, card.card_key)
+    if link is None:
+        raise not_found(
+            "card_not_registered",
+            "This card has no MyKey ID yet.",
+            "このカードにはまだマイキーIDがありません。",
+        )
+    return link.mykey_id
+
+
+def _check_number(user_number: str) -> str:
+    if not isinstance(user_number, str) or not USER_NUMBER.fullmatch(user_number):
+        raise invalid(
+            "invalid_user_number",
+            "A user number is 1 to 32 letters, digits, - or _.",
+            "利用者番号は英数字・-・_ の 1〜32 文字です。",
+        )
+    return user_number
+
+
+def _link(
+    uow: UnitOfWork, *, mykey_id: str, provider_id: str, user_number: str, actor: str
+) -> LinkView:
+    s = uow.session
+    _provider(uow, provider_id)
+    existing = s.get(ProviderLink, (mykey_id, provider_id))
+    if existing is not None:
+        if existing.user_number == user_number:
+            return LinkView(mykey_id, provider_id, user_number, existing.linked_at)
+        raise conflict(
+            "already_linked",
+            f"This MyKey ID is already linked at {provider_id}; unlink it first.",
+            f"このマイキーIDは既に {provider_id} と連携しています。先に解除してください。",
+        )
+    taken = s.execute(
+        select(ProviderLink.mykey_id).where(
+            ProviderLink.provider_id == provider_id, ProviderLink.user_number == user_number
+        )
+    ).first()
+    if taken is not None:
+        raise conflict(
+            "user_number_taken",
+            f"User number {user_number} at {provider_id} is linked to another MyKey ID.",
+            f"{provider_id} の利用者番号 {user_number} は別のマイキーIDと連携済みです。",
+        )
+    now = uow.now()
+    s.add(
+        ProviderLink(
+            mykey_id=mykey_id,
+            provider_id=provider_id,
+            user_number=user_number,
+            linked_at=now,
+            linked_by=actor,
+        )
+    )
+    try:
+        s.flush()
+    except IntegrityError as exc:
+        raise RetryTransaction from exc
+    usage.record(uow, mykey_id=mykey_id, action="link", actor=actor, provider_id=provider_id)
+    return LinkView(mykey_id, provider_id, user_number, now)
+
+
+def link_by_resident(
+    uow: UnitOfWork, *, mykey_id: str, provider_id: str, user_number: str
+) -> LinkView:
+    """The resident links their MyKey ID to their user number (in My Page)."""
+    _check_number(user_number)
+    return uow.run(
+        lambda: _link(
+            uow,
+            mykey_id=mykey_id,
+            provider_id=provider_id,
+            user_number=user_number,
+            actor=f"resident:{mykey_id}",
+        )
+    )
+
+
+def link_by_staff(
+    uow: UnitOfWork,
+    *,
+    provider_id: str,
+    user_number: str,
+    actor: str,
+    card: VerifiedCard | None = None,
+    mykey_id: str | None = None,
+) -> LinkView:
+    """Provider staff link a user: with the resident's card proof, or, within a zone, by the
+    MyKey ID of a resident already linked at a zone-mate."""
+    _check_number(user_number)
+
+    def body() -> LinkView:
+        s = uow.session
+        if card is not None:
+            who = mykey_id_of_card(uow, card)
+        elif mykey_id is not None:
+            provider = _provider(uow, provider_id)
+            mates = (
+                select(ProviderLink.provider_id)
+                .join(Provider, Provider.id == ProviderLink.provider_id)
+                .where(
+                    ProviderLink.mykey_id == mykey_id.upper(),
+                    Provider.zone_id.is_not(None),
+                    Provider.zone_id == provider.zone_id,
+                )
+            )
+            if provider.zone_id is None or s.execute(mates).first() is None:
+                raise not_found(
+                    "card_proof_required",
+                    "Without the card, only a user already linked in this provider's zone can be"
+                    " linked.",
+                    "カードがない場合は、同じ圏域で連携済みの利用者のみ連携できます。",
+                )
+            who = mykey_id.upper()
+        else:
+            raise invalid(
+                "card_proof_required",
+                "Send the resident's card proof.",
+                "利用者のカードの証明を送ってください。",
+            )
+        return _link(
+            uow, mykey_id=who, provider_id=provider_id, user_number=user_number, actor=actor
+        )
+
+    return uow.run(body)
+
+
+def unlink(uow: UnitOfWork, *, mykey_id: str, provider_id: str, actor: str) -> None:
+    def body() -> None:
+        gone = uow.session.execute(
+            delete(ProviderLink).where(
+                ProviderLink.mykey_id == mykey_id, ProviderLink.provider_id == provider_id
+            )
+        )
+        if not getattr(gone, "rowcount", 0):
+            raise not_found(
+                "not_linked",
+                f"This MyKey ID is not linked at {provider_id}.",
+                f"このマイキーIDは {provider_id} と連携していません。",
+            )
+        usage.record(uow, mykey_id=mykey_id, action="unlink", actor=actor, provider_id=provider_id)
+
+    uow.run(body)
+
+
+def links_of(uow: UnitOfWork, mykey_id: str) -> list[LinkView]:
+    def body() -> list[LinkView]:
+        rows = uow.session.scalars(
+            select(ProviderLink)
+            .where(ProviderLink.mykey_id == mykey_id)
+            .order_by(ProviderLink.provider_id)
+        )
+        return [LinkView(r.mykey_id, r.provider_id, r.user_number, r.linked_at) for r in rows]
+
+    return uow.run(body)
+
+
+def lookup(
+    uow: UnitOfWork, *, provider_id: str, card: VerifiedCard, actor: str, purpose: str
+) -> str:
+    """At a provider's counter: the user number of the card's holder at this provider."""
+
+    def body() -> str | MyKeyError:
+        who = mykey_id_of_card(uow, card)
+        link = uow.session.get(ProviderLink, (who, provider_id))
+        usage.record(
+            uow,
+            mykey_id=who,
+            action="lookup" if link else "lookup_not_linked",
+            actor=actor,
+            provider_id=provider_id,
+            purpose=purpose,
+        )
+        if link is None:
+            return not_found(
+                "not_linked",
+                "This card is not linked at this provider yet.",
+                "このカードはこの事業者とまだ連携していません。",
+            )
+        return link.user_number
+
+    outcome = uow.run(body)
+    if isinstance(outcome, MyKeyError):
+        raise outcome
+    return outcome
+
+
+def register_service_id(uow: UnitOfWork, *, mykey_id: str, service: str, external_id: str) -> None:
+    """The resident's ID at a partner or online service (R2.6)."""
+    if not SERVICE.fullmatch(service) or not external_id or len(external_id) > 128:
+        raise invalid(
+            "invalid_service_id",
+            "A service is a short lower-case name; the ID 1 to 128 characters.",
+            "サービス名は小文字の短い名前、ID は 1〜128 文字です。",
+        )
+
+    def body() -> None:
+        row = uow.session.get(ServiceId, (service, external_id))
+        if row is not None and row.mykey_id != mykey_id:
+            raise conflict(
+                "service_id_taken",
+                "This service ID is registered to another MyKey ID.",
+                "このサービスIDは別のマイキーIDに登録されています。",
+            )
+        if row is None:
+            uow.session.add(
+                ServiceId(
+                    service=service,
+                    external_id=external_id,
+                    mykey_id=mykey_id,
+                    registered_at=uow.now(),
+                )
+            )
+            uow.session.flush()
+            usage.record(
+                uow,
+                mykey_id=mykey_id,
+                action="service_id",
+                actor=f"resident:{mykey_id}",
+                purpose=service,
+            )
+
+    uow.run(body)
+
+
+def service_ids_of(uow: UnitOfWork, mykey_id: str) -> list[tuple[str, str]]:
+    return uow.run(
+        lambda: [
+            (r.service, r.external_id)
+            for r in uow.session.scalars(
+                select(ServiceId).where(ServiceId.mykey_id == mykey_id).order_by(ServiceId.service)
+            )
+        ]
+    )
+
+
+def mykey_id_for_service(uow: UnitOfWork, *, service: str, external_id: str) -> str:
+    """Which MyKey ID registered this service ID (for partners and online services)."""
+
+    def body() -> str:
+        row = uow.session.get(ServiceId, (service, external_id))
+        if row is None or uow.session.get(Resident, row.mykey_id) is None:
+            raise not_found(
+                "unknown_service_id",
+                "No MyKey ID has registered this service ID.",
+                "このサービスIDを登録したマイキーIDはありません。",
+            )
+        return row.mykey_id
+
+    return uow.run(body)

@@ -1,0 +1,147 @@
+"""One card, many services (R2) over HTTP: counter lookups, staff links, operators' registry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from mykey.identity import links, usage
+from mykey.identity.residents import normalise_mykey_id
+from mykey.web.api.cards import CardProofIn
+from mykey.web.api.resident import verify_proof
+from mykey.web.auth import CurrentOperator, CurrentProviderStaff, CurrentTerminal
+from mykey.web.deps import Uow
+
+router = APIRouter(prefix="/api/v1", tags=["services"])
+
+
+class LookupIn(BaseModel):
+    card_proof: CardProofIn
+    purpose: str = Field(default="counter", max_length=200, description="e.g. lending, entry")
+
+
+class LookupOut(BaseModel):
+    provider_id: str
+    user_number: str
+
+
+class StaffLinkIn(BaseModel):
+    user_number: str
+    card_proof: CardProofIn | None = None
+    mykey_id: str | None = Field(default=None, description="only for a user linked in the zone")
+
+
+class LinkOut(BaseModel):
+    mykey_id: str
+    provider_id: str
+    user_number: str
+    linked_at: datetime
+
+
+class ZoneIn(BaseModel):
+    id: str
+    name: str
+
+
+class ProviderIn(BaseModel):
+    id: str
+    name: str
+    kind: str
+    municipality: str
+    zone_id: str | None = None
+
+
+class ProviderOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    municipality: str
+    zone_id: str | None
+
+
+class UsageOut(BaseModel):
+    id: int
+    action: str
+    actor: str
+    provider_id: str | None
+    purpose: str
+    at: datetime
+
+
+@router.post("/terminal/lookups", response_model=LookupOut, tags=["terminal"])
+def lookup(body: LookupIn, uow: Uow, request: Request, terminal: CurrentTerminal) -> LookupOut:
+    """The card is tapped: this provider's user number of its holder, or `not_linked`."""
+    assert terminal.provider_id is not None
+    card = verify_proof(uow, request, body.card_proof, actor=terminal.actor)
+    number = links.lookup(
+        uow,
+        provider_id=terminal.provider_id,
+        card=card,
+        actor=terminal.actor,
+        purpose=body.purpose,
+    )
+    return LookupOut(provider_id=terminal.provider_id, user_number=number)
+
+
+@router.post("/provider/links", response_model=LinkOut, status_code=201, tags=["provider"])
+def staff_link(
+    body: StaffLinkIn, uow: Uow, request: Request, staff: CurrentProviderStaff
+) -> LinkOut:
+    """Staff link a user's MyKey ID to their user number here (with the card, or in a zone)."""
+    assert staff.provider_id is not None
+    card = (
+        verify_proof(uow, request, body.card_proof, actor=staff.actor) if body.card_proof else None
+    )
+    view = links.link_by_staff(
+        uow,
+        provider_id=staff.provider_id,
+        user_number=body.user_number,
+        actor=staff.actor,
+        card=card,
+        mykey_id=normalise_mykey_id(body.mykey_id) if body.mykey_id else None,
+    )
+    return LinkOut(**vars(view))
+
+
+@router.delete("/provider/links/{mykey_id}", status_code=204, tags=["provider"])
+def staff_unlink(mykey_id: str, uow: Uow, staff: CurrentProviderStaff) -> Response:
+    assert staff.provider_id is not None
+    links.unlink(
+        uow,
+        mykey_id=normalise_mykey_id(mykey_id),
+        provider_id=staff.provider_id,
+        actor=staff.actor,
+    )
+    return Response(status_code=204)
+
+
+@router.post("/operator/zones", status_code=201, tags=["operator"])
+def add_zone(body: ZoneIn, uow: Uow, operator: CurrentOperator) -> ZoneIn:
+    links.add_zone(uow, zone_id=body.id, name=body.name)
+    return body
+
+
+@router.post("/operator/providers", response_model=ProviderOut, status_code=201, tags=["operator"])
+def add_provider(body: ProviderIn, uow: Uow, operator: CurrentOperator) -> ProviderOut:
+    view = links.add_provider(
+        uow,
+        provider_id=body.id,
+        name=body.name,
+        kind=body.kind,
+        municipality=body.municipality,
+        zone_id=body.zone_id,
+    )
+    return ProviderOut(**vars(view))
+
+
+@router.get(
+    "/operator/mykey-ids/{mykey_id}/history", response_model=list[UsageOut], tags=["operator"]
+)
+def history_of(
+    mykey_id: str, uow: Uow, operator: CurrentOperator, before: int | None = None
+) -> list[UsageOut]:
+    """A MyKey ID's usage history, newest first (council operators only)."""
+    entries = usage.history(uow, mykey_id=normalise_mykey_id(mykey_id), before=before)
+    return [UsageOut(**{k: v for k, v in vars(e).items() if k != "mykey_id"}) for e in entries]

@@ -1,0 +1,39 @@
+"""Who is calling: API keys for terminals, staff and operators; each route names its roles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Header
+
+from mykey.errors import ErrorKind, MyKeyError
+from mykey.identity.keys import Principal, Role, authenticate, bad_key
+from mykey.web.deps import Uow
+
+
+def _principal(uow: Uow, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise bad_key()
+    return authenticate(uow, authorization.split(" ", 1)[1].strip())
+
+
+def require(*roles: Role) -> Callable[..., Principal]:
+    """A dependency that admits only keys of these roles."""
+
+    def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        if principal.role not in roles:
+            raise MyKeyError(
+                "forbidden",
+                ErrorKind.REFUSED,
+                "This key may not do that.",
+                "このキーではこの操作はできません。",
+            )
+        return principal
+
+    return check
+
+
+CurrentTerminal = Annotated[Principal, Depends(require(Role.TERMINAL))]
+CurrentProviderStaff = Annotated[Principal, Depends(require(Role.PROVIDER_STAFF))]
+CurrentOperator = Annotated[Principal, Depends(require(Role.OPERATOR))]
