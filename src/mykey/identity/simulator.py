@@ -79,22 +79,30 @@ class SimulatorCA:
         return cls(key, certificate)
 
     def issue(
-        self, *, now: datetime, valid_for: timedelta = timedelta(days=5 * 365)
+        self,
+        *,
+        now: datetime,
+        valid_for: timedelta = timedelta(days=5 * 365),
+        planted_number: str | None = None,
     ) -> SimulatedCard:
-        """A new card: a fresh key pair and a user-authentication certificate for it."""
+        """A new card: a fresh key pair and a user-authentication certificate for it.
+
+        `planted_number` puts a fake 12-digit "My Number" into the subject (a real
+        authentication certificate has none), so that a test can prove that nothing read from
+        a certificate is ever stored or logged.
+        """
         key = _key()
         serial = int.from_bytes(secrets.token_bytes(8), "big") >> 1 or 1
         cn = "".join(secrets.choice(BASE32) for _ in range(21))
+        names = [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+        if planted_number is not None:
+            names.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, planted_number))
         certificate = (
             x509.CertificateBuilder()
-            .subject_name(
-                x509.Name(
-                    [
-                        x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
-                        x509.NameAttribute(NameOID.COMMON_NAME, cn),
-                    ]
-                )
-            )
+            .subject_name(x509.Name(names))
             .issuer_name(self.certificate.subject)
             .public_key(key.public_key())
             .serial_number(serial)
