@@ -266,3 +266,48 @@ def test_service_ids_find_the_mykey_id(
         mykey_id_for_service(database.uow(), service="jal", external_id="JMB-12345678")
         == "MY123456"
     )
+
+
+def test_staff_link_with_the_card_unlink_and_an_operator_suspends(
+    town: dict[str, Any], cards: list[SimulatedCard]
+) -> None:
+    client: TestClient = town["client"]
+    keys: dict[str, str] = town["keys"]
+    card = cards[0]
+    client.post(
+        "/api/v1/mykey-ids",
+        json={"card_proof": proof(client, card), "password": PASSWORD, "mykey_id": "MY123456"},
+    )
+    at_desk = client.post(
+        "/api/v1/provider/links",
+        headers=bearer(keys["X1-staff"]),
+        json={"user_number": "X-0042", "card_proof": proof(client, card)},
+    )
+    assert at_desk.status_code == 201
+    assert at_desk.json()["mykey_id"] == "MY123456"
+    again = client.post(
+        "/api/v1/provider/links",
+        headers=bearer(keys["X1-staff"]),
+        json={"user_number": "X-0043", "card_proof": proof(client, card)},
+    )
+    assert (again.status_code, again.json()["code"]) == (409, "already_linked")
+    gone = client.delete("/api/v1/provider/links/MY123456", headers=bearer(keys["X1-staff"]))
+    assert gone.status_code == 204
+    twice = client.delete("/api/v1/provider/links/MY123456", headers=bearer(keys["X1-staff"]))
+    assert (twice.status_code, twice.json()["code"]) == (404, "not_linked")
+
+    suspended = client.post(
+        f"/api/v1/operator/cards/{card.card_key}/suspend", headers=bearer(keys["operator"])
+    )
+    assert suspended.status_code == 204
+    refused = client.post("/api/v1/sessions", json={"card_proof": proof(client, card)})
+    assert refused.json()["code"] == "card_revoked"
+    history = client.get(
+        "/api/v1/operator/mykey-ids/MY123456/history", headers=bearer(keys["operator"])
+    ).json()
+    assert [e["action"] for e in history][:4] == [
+        "failed_proof",
+        "card_suspended",
+        "unlink",
+        "link",
+    ]

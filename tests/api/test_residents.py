@@ -195,3 +195,17 @@ def test_a_renewed_card_joins_the_id_and_a_lost_one_is_refused_everywhere(
     }
     foreign = client.post(f"/api/v1/me/cards/{'0' * 64}/suspend", headers=auth(token))
     assert (foreign.status_code, foreign.json()["code"]) == (404, "unknown_card")
+
+
+def test_failures_from_one_address_lock_it_whatever_the_ids(
+    client: TestClient, cards: list[SimulatedCard]
+) -> None:
+    create(client, cards[0])
+    for n in range(5):
+        login(client, f"GUESS00{n}", "wrong password")
+    locked = login(client, "MY123456", PASSWORD)
+    assert (locked.status_code, locked.json()["code"]) in (
+        (429, "login_locked"),
+        (429, "login_throttled"),
+    )
+    assert locked.json()["details"]["retry_after"] >= 1

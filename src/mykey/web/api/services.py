@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from mykey.identity import links, usage
-from mykey.identity.residents import normalise_mykey_id
+from mykey.identity.residents import normalise_mykey_id, suspend_card
 from mykey.web.api.cards import CardProofIn
 from mykey.web.api.resident import verify_proof
 from mykey.web.auth import CurrentOperator, CurrentProviderStaff, CurrentTerminal
@@ -134,6 +134,13 @@ def add_provider(body: ProviderIn, uow: Uow, operator: CurrentOperator) -> Provi
         zone_id=body.zone_id,
     )
     return ProviderOut(**vars(view))
+
+
+@router.post("/operator/cards/{card_key}/suspend", status_code=204, tags=["operator"])
+def operator_suspend(card_key: str, uow: Uow, operator: CurrentOperator) -> Response:
+    """Suspend a card reported lost at a counter or by phone: refused everywhere at once."""
+    suspend_card(uow, mykey_id=None, card_key=card_key, actor=operator.actor)
+    return Response(status_code=204)
 
 
 @router.get(
