@@ -88,12 +88,19 @@ def demo() -> None:
 
         ca = SimulatorCA.create(now=utcnow())
         ca.save(DEFAULT_CARDS)
+        cards = {}
         for resident in demo_data.RESIDENTS:
+            cards[resident] = ca.issue(now=utcnow())
             path = DEFAULT_CARDS / "cards" / f"{resident}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(ca.issue(now=utcnow()).to_json())
+            path.write_text(cards[resident].to_json())
+        try:
+            demo_data.register_residents(_uow(), cards)
+        except MyKeyError as error:
+            _fail(error)
         out.print(
-            f"Demo cards: {DEFAULT_CARDS}/cards/*.json, trusted through {DEFAULT_CARDS}/ca.pem"
+            f"Demo cards: {DEFAULT_CARDS}/cards/*.json, trusted through {DEFAULT_CARDS}/ca.pem;"
+            f" each is a MyKey ID of the same name, password {demo_data.DEMO_PASSWORD!r}"
             " (try `mykey cards prove var/cards/cards/MY123456.json`)."
         )
     if report.transfers_made == 0:

@@ -6,12 +6,16 @@ twice changes nothing the second time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
 from mykey import ledger
 from mykey.db import UnitOfWork, tokyo_date
-from mykey.identity.links import add_provider, add_zone
+from mykey.identity.links import add_provider, add_zone, link_by_resident
+from mykey.identity.proofs import VerifiedCard
+from mykey.identity.residents import create_mykey_id
+from mykey.identity.simulator import SimulatedCard
 from mykey.ledger import AccountKind, LotTerms
 from mykey.municipalities.registry import MunicipalityRecord, upsert
 
@@ -74,6 +78,20 @@ class DemoReport:
     ledgers: int
     transfers_made: int
     transfers_already_there: int
+
+
+DEMO_PASSWORD = "mykey-demo-2026"  # noqa: S105 -- printed for the demo; never in production
+
+
+def register_residents(uow: UnitOfWork, cards: Mapping[str, SimulatedCard]) -> None:
+    """Give each demo card a MyKey ID of the resident's name, and link MY123456 to two
+    libraries of the Omuta zone (A1 → 789145, B1 → 234209, as in the seed's figure)."""
+    for resident, card in cards.items():
+        verified = VerifiedCard(card.card_key, card.certificate.not_valid_after_utc)
+        create_mykey_id(uow, card=verified, password=DEMO_PASSWORD, mykey_id=resident)
+    if "MY123456" in cards:
+        link_by_resident(uow, mykey_id="MY123456", provider_id="A1", user_number="789145")
+        link_by_resident(uow, mykey_id="MY123456", provider_id="B1", user_number="234209")
 
 
 def fiscal_year_end(today: date) -> date:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from mykey.demo import DEMO_PASSWORD
 from mykey.migrations import head
 from tests.conftest import SHARED_DATA
 
@@ -147,6 +148,14 @@ def test_a_demo_card_taps_against_the_server_and_a_revoked_one_is_refused(
     tapped = run(db, "cards", "prove", str(card), "--server", server)
 
     assert tapped.returncode == 0, tapped.stderr
+    login = urllib.request.Request(
+        server + "/api/v1/sessions",
+        data=json.dumps({"mykey_id": "MY123456", "password": DEMO_PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(login, timeout=10) as response:
+        assert json.loads(response.read())["mykey_id"] == "MY123456"
     card_key = json.loads(card.read_text())["card_key"]
     assert card_key in tapped.stdout
     assert run(db, "cards", "revoke", card_key, "--reason", "lost").returncode == 0
