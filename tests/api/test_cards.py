@@ -3,42 +3,24 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
-from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from mykey.config import Settings
-from mykey.db import utcnow
-from mykey.identity.simulator import SimulatedCard, SimulatorCA
+from mykey.identity.simulator import SimulatedCard
 from mykey.web.app import create_app
 from tests.conftest import Database
 
 
-@pytest.fixture(scope="module")
-def ca() -> SimulatorCA:
-    return SimulatorCA.create(now=utcnow() - timedelta(days=1))
-
-
-@pytest.fixture(scope="module")
-def card(ca: SimulatorCA) -> SimulatedCard:
-    return ca.issue(now=utcnow())
+@pytest.fixture
+def client(card_client: TestClient) -> TestClient:
+    return card_client
 
 
 @pytest.fixture
-def client(database: Database, ca: SimulatorCA, tmp_path: Path) -> Iterator[TestClient]:
-    ca.save(tmp_path / "ca")
-    settings = Settings(
-        database_url=database.url,
-        environment="test",
-        card_trust_anchors=str(tmp_path / "ca" / "ca.pem"),
-    )
-    app = create_app(settings)
-    with TestClient(app) as c:
-        yield c
-    app.state.engine.dispose()
+def card(cards: list[SimulatedCard]) -> SimulatedCard:
+    return cards[0]
 
 
 def tap(client: TestClient, card: SimulatedCard) -> dict[str, str]:

@@ -7,37 +7,20 @@ usage history. Each role sees only its own.
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterator
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from mykey.config import Settings
 from mykey.identity.keys import create_key
 from mykey.identity.links import add_provider, add_zone
-from mykey.identity.simulator import SimulatedCard, SimulatorCA
-from mykey.web.app import create_app
-from tests.conftest import Clock, Database
-
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-def ca() -> SimulatorCA:
-    return SimulatorCA.create(now=Clock().now - timedelta(days=30))
-
-
-@pytest.fixture(scope="module")
-def cards(ca: SimulatorCA) -> list[SimulatedCard]:
-    return [ca.issue(now=Clock().now - timedelta(days=1)) for _ in range(3)]
+from mykey.identity.simulator import SimulatedCard
+from tests.api.conftest import PASSWORD, bearer, proof
+from tests.conftest import Database
 
 
 @pytest.fixture
-def town(database: Database, ca: SimulatorCA, tmp_path: Path) -> Iterator[dict[str, Any]]:
+def town(database: Database, card_client: TestClient) -> dict[str, Any]:
     uow = database.uow()
     add_zone(uow, zone_id="omuta", name="有明圏域図書館")
     for pid, name, code, zone in (
@@ -55,25 +38,7 @@ def town(database: Database, ca: SimulatorCA, tmp_path: Path) -> Iterator[dict[s
         "X1-staff": create_key(uow, role="provider_staff", label="X1 staff", provider_id="X1")[0],
         "operator": create_key(uow, role="operator", label="council")[0],
     }
-    ca.save(tmp_path / "ca")
-    settings = Settings(
-        database_url=database.url,
-        environment="test",
-        card_trust_anchors=str(tmp_path / "ca" / "ca.pem"),
-    )
-    app = create_app(settings, clock=database.clock)
-    with TestClient(app) as client:
-        yield {"client": client, "keys": keys}
-    app.state.engine.dispose()
-
-
-def proof(client: TestClient, card: SimulatedCard) -> dict[str, str]:
-    challenge = client.post("/api/v1/card/challenges").json()
-    return card.proof(challenge["challenge_id"], base64.b64decode(challenge["nonce"]))
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+    return {"client": card_client, "keys": keys}
 
 
 def test_one_card_at_every_library_of_the_zone(

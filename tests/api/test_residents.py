@@ -2,50 +2,19 @@
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Iterator
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from mykey.config import Settings
-from mykey.identity.simulator import SimulatedCard, SimulatorCA
-from mykey.web.app import create_app
-from tests.conftest import Clock, Database
-
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-def ca() -> SimulatorCA:
-    return SimulatorCA.create(now=Clock().now - timedelta(days=30))
-
-
-@pytest.fixture(scope="module")
-def cards(ca: SimulatorCA) -> list[SimulatedCard]:
-    return [ca.issue(now=Clock().now - timedelta(days=1)) for _ in range(3)]
+from mykey.identity.simulator import SimulatedCard
+from tests.api.conftest import PASSWORD, bearer, proof
+from tests.conftest import Database
 
 
 @pytest.fixture
-def client(database: Database, ca: SimulatorCA, tmp_path: Path) -> Iterator[TestClient]:
-    ca.save(tmp_path / "ca")
-    settings = Settings(
-        database_url=database.url,
-        environment="test",
-        card_trust_anchors=str(tmp_path / "ca" / "ca.pem"),
-    )
-    app = create_app(settings, clock=database.clock)
-    with TestClient(app) as c:
-        yield c
-    app.state.engine.dispose()
-
-
-def proof(client: TestClient, card: SimulatedCard) -> dict[str, str]:
-    challenge = client.post("/api/v1/card/challenges").json()
-    return card.proof(challenge["challenge_id"], base64.b64decode(challenge["nonce"]))
+def client(card_client: TestClient) -> TestClient:
+    return card_client
 
 
 def create(client: TestClient, card: SimulatedCard, mykey_id: str | None = "my123456") -> str:
@@ -61,10 +30,6 @@ def login(client: TestClient, mykey_id: str, password: str = PASSWORD) -> Any:
     return client.post("/api/v1/sessions", json={"mykey_id": mykey_id, "password": password})
 
 
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def test_create_log_in_both_ways_and_log_out(
     client: TestClient, cards: list[SimulatedCard]
 ) -> None:
@@ -73,7 +38,7 @@ def test_create_log_in_both_ways_and_log_out(
     by_password = login(client, "my123456")
     assert by_password.status_code == 201
     token = by_password.json()["token"]
-    me = client.get("/api/v1/me", headers=auth(token)).json()
+    me = client.get("/api/v1/me", headers=bearer(token)).json()
     assert me["mykey_id"] == "MY123456"
     assert [c["card_key"] for c in me["cards"]] == [cards[0].card_key]
 
@@ -81,8 +46,8 @@ def test_create_log_in_both_ways_and_log_out(
     assert by_card.status_code == 201
     assert by_card.json()["mykey_id"] == "MY123456"
 
-    assert client.delete("/api/v1/sessions/current", headers=auth(token)).status_code == 204
-    after = client.get("/api/v1/me", headers=auth(token))
+    assert client.delete("/api/v1/sessions/current", headers=bearer(token)).status_code == 204
+    after = client.get("/api/v1/me", headers=bearer(token))
     assert after.status_code == 401
     assert after.json()["code"] == "invalid_session"
     assert client.get("/api/v1/me").json()["code"] == "login_required"
@@ -150,7 +115,7 @@ def test_sessions_expire(
     create(client, cards[0])
     token = login(client, "MY123456").json()["token"]
     database.clock.advance(hours=2, seconds=1)
-    assert client.get("/api/v1/me", headers=auth(token)).json()["code"] == "invalid_session"
+    assert client.get("/api/v1/me", headers=bearer(token)).json()["code"] == "invalid_session"
 
 
 def test_a_renewed_card_joins_the_id_and_a_lost_one_is_refused_everywhere(
@@ -162,38 +127,38 @@ def test_a_renewed_card_joins_the_id_and_a_lost_one_is_refused_everywhere(
 
     by_old_card = client.post(
         "/api/v1/me/cards",
-        headers=auth(token),
+        headers=bearer(token),
         json={"new_card_proof": proof(client, renewed), "old_card_proof": proof(client, old)},
     )
     assert by_old_card.status_code == 201, by_old_card.json()
     wrong_password = client.post(
         "/api/v1/me/cards",
-        headers=auth(token),
+        headers=bearer(token),
         json={"new_card_proof": proof(client, reissued), "password": "not it at all"},
     )
     assert wrong_password.status_code == 401
     by_password = client.post(
         "/api/v1/me/cards",
-        headers=auth(token),
+        headers=bearer(token),
         json={"new_card_proof": proof(client, reissued), "password": PASSWORD},
     )
     assert by_password.status_code == 201
     via_new = client.post("/api/v1/sessions", json={"card_proof": proof(client, renewed)})
     assert via_new.json()["mykey_id"] == "MY123456"
 
-    lost = client.post(f"/api/v1/me/cards/{old.card_key}/suspend", headers=auth(token))
+    lost = client.post(f"/api/v1/me/cards/{old.card_key}/suspend", headers=bearer(token))
     assert lost.status_code == 204
     refused = client.post("/api/v1/sessions", json={"card_proof": proof(client, old)})
     assert (refused.status_code, refused.json()["code"]) == (409, "card_revoked")
     check = client.post("/api/v1/card/verifications", json=proof(client, old))
     assert check.json()["code"] == "card_revoked"
-    me = client.get("/api/v1/me", headers=auth(token)).json()
+    me = client.get("/api/v1/me", headers=bearer(token)).json()
     assert {c["card_key"]: c["suspended"] for c in me["cards"]} == {
         old.card_key: True,
         renewed.card_key: False,
         reissued.card_key: False,
     }
-    foreign = client.post(f"/api/v1/me/cards/{'0' * 64}/suspend", headers=auth(token))
+    foreign = client.post(f"/api/v1/me/cards/{'0' * 64}/suspend", headers=bearer(token))
     assert (foreign.status_code, foreign.json()["code"]) == (404, "unknown_card")
 
 

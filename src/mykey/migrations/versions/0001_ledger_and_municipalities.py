@@ -13,6 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from mykey.migrations import append_only
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -265,35 +267,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("transfer_id", "lot_id", name=op.f("pk_ledger_lot_uses")),
     )
 
-    if op.get_context().dialect.name == "postgresql":
-        op.execute(
-            "CREATE FUNCTION mykey_append_only() RETURNS trigger LANGUAGE plpgsql AS $$"
-            " BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$"
-        )
-
-    for table in APPEND_ONLY:
-        if op.get_context().dialect.name == "postgresql":
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
-                " FOR EACH ROW EXECUTE FUNCTION mykey_append_only()"
-            )
-        else:
-            for action in ("UPDATE", "DELETE"):
-                op.execute(
-                    f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table}"
-                    f" BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-                )
+    append_only.create_function()
+    append_only.protect(*APPEND_ONLY)
 
 
 def downgrade() -> None:
-    for table in APPEND_ONLY:
-        if op.get_context().dialect.name == "postgresql":
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
-        else:
-            for action in ("update", "delete"):
-                op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
-    if op.get_context().dialect.name == "postgresql":
-        op.execute("DROP FUNCTION IF EXISTS mykey_append_only()")
+    append_only.unprotect(*APPEND_ONLY)
 
     op.drop_table("ledger_lot_uses")
     with op.batch_alter_table("ledger_lots", schema=None) as batch_op:
@@ -314,3 +293,4 @@ def downgrade() -> None:
     op.drop_table("municipalities")
     op.drop_table("ledger_rejections")
     op.drop_table("ledger_ledgers")
+    append_only.drop_function()

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from mykey.migrations import append_only
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -68,27 +70,11 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("challenge_id", name=op.f("pk_card_challenge_uses")),
     )
-    for table in APPEND_ONLY:
-        if op.get_context().dialect.name == "postgresql":
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
-                " FOR EACH ROW EXECUTE FUNCTION mykey_append_only()"
-            )
-        else:
-            for action in ("UPDATE", "DELETE"):
-                op.execute(
-                    f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table}"
-                    f" BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-                )
+    append_only.protect(*APPEND_ONLY)
 
 
 def downgrade() -> None:
-    for table in APPEND_ONLY:
-        if op.get_context().dialect.name == "postgresql":
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
-        else:
-            for action in ("update", "delete"):
-                op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
+    append_only.unprotect(*APPEND_ONLY)
 
     op.drop_table("card_challenge_uses")
     op.drop_table("card_revocations")

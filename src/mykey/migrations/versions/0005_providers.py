@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from mykey.migrations import append_only
+
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
@@ -99,25 +101,11 @@ def upgrade() -> None:
         batch_op.create_index(
             "uq_provider_links_number", ["provider_id", "user_number"], unique=True
         )
-    if op.get_context().dialect.name == "postgresql":
-        op.execute(
-            "CREATE TRIGGER mykey_usage_append_only BEFORE UPDATE OR DELETE ON mykey_usage"
-            " FOR EACH ROW EXECUTE FUNCTION mykey_append_only()"
-        )
-    else:
-        for action in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER mykey_usage_no_{action.lower()} BEFORE {action} ON mykey_usage"
-                " BEGIN SELECT RAISE(ABORT, 'mykey_usage is append-only'); END"
-            )
+    append_only.protect("mykey_usage")
 
 
 def downgrade() -> None:
-    if op.get_context().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS mykey_usage_append_only ON mykey_usage")
-    else:
-        for action in ("update", "delete"):
-            op.execute(f"DROP TRIGGER IF EXISTS mykey_usage_no_{action}")
+    append_only.unprotect("mykey_usage")
 
     with op.batch_alter_table("provider_links", schema=None) as batch_op:
         batch_op.drop_index("uq_provider_links_number")
