@@ -187,3 +187,11 @@ def test_simulated_cards_survive_a_round_trip_through_files(
     assert copy.sign(b"nonce") == card.sign(b"nonce")  # PKCS#1 v1.5 is deterministic
     anchors = TrustAnchors.from_files(folder / "ca.pem")
     assert anchors.certificates == (ca.certificate,)
+
+
+def test_a_certificate_not_made_for_authentication_is_refused(
+    uow: UnitOfWork, ca: SimulatorCA, anchors: TrustAnchors
+) -> None:
+    # The CA's own certificate (self-issued, so it "chains") signed by the CA's key.
+    as_card = SimulatedCard(ca.key, ca.certificate)
+    assert refusal(uow, prove(uow, as_card), anchors).code == "untrusted_card"

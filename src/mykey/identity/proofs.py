@@ -207,6 +207,17 @@ def _check(uow: UnitOfWork, proof: CardProof, anchors: TrustAnchors) -> tuple[Ve
     if not isinstance(key, rsa.RSAPublicKey) or key.key_size < 2048:
         raise malformed("the card key is not RSA of 2048 bits or more")
     _check_chain(certificate, anchors, now)
+    try:
+        usage_ext = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+        may_sign = usage_ext.digital_signature and not usage_ext.key_cert_sign
+    except x509.ExtensionNotFound:
+        may_sign = False
+    if not may_sign:  # a CA's certificate, or one not meant for authentication
+        raise _error(
+            "untrusted_card",
+            "This certificate is not a card's authentication certificate.",
+            "この証明書はカードの利用者証明用電子証明書ではありません。",
+        )
     if now < certificate.not_valid_before_utc:
         raise _error(
             "card_not_yet_valid",
