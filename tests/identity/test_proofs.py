@@ -195,3 +195,25 @@ def test_a_certificate_not_made_for_authentication_is_refused(
     # The CA's own certificate (self-issued, so it "chains") signed by the CA's key.
     as_card = SimulatedCard(ca.key, ca.certificate)
     assert refusal(uow, prove(uow, as_card), anchors).code == "untrusted_card"
+
+
+def test_keys_are_bound_as_their_role_requires(uow: UnitOfWork) -> None:
+    from mykey.identity.keys import Role, authenticate, create_key, revoke_key
+
+    key, principal = create_key(uow, role="municipality_staff", label="津市", municipality="242012")
+    assert authenticate(uow, key) == principal
+    assert principal.role is Role.MUNICIPALITY_STAFF
+    for kwargs, code in (
+        ({"role": "terminal"}, "invalid_key_binding"),
+        ({"role": "operator", "provider_id": "A1"}, "invalid_key_binding"),
+        ({"role": "municipality_staff", "municipality": "242013"}, "invalid_municipality_code"),
+        ({"role": "janitor"}, "invalid_role"),
+        ({"role": "terminal", "provider_id": "ZZ"}, "unknown_provider"),
+    ):
+        with pytest.raises(MyKeyError) as caught:
+            create_key(uow, label="x", **kwargs)  # type: ignore[arg-type]
+        assert caught.value.code == code
+    revoke_key(uow, principal.key_id)
+    with pytest.raises(MyKeyError) as caught:
+        authenticate(uow, key)
+    assert caught.value.code == "invalid_api_key"

@@ -16,6 +16,7 @@ from enum import StrEnum
 from mykey.db import UnitOfWork
 from mykey.errors import ErrorKind, MyKeyError, invalid, not_found
 from mykey.identity.models import ApiKey, Provider
+from mykey.municipalities.codes import parse_code
 
 
 class Role(StrEnum):
@@ -84,6 +85,8 @@ def create_key(
             "A municipality staff key belongs to one municipality.",
             "自治体職員のキーは一つの自治体に属します。",
         )
+    if municipality is not None:
+        municipality = parse_code(municipality)
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(24)
 
