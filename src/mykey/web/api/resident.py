@@ -180,6 +180,17 @@ class UsageOut(BaseModel):
     purpose: str
     at: datetime
 
+    @classmethod
+    def of(cls, entry: usage.Usage) -> UsageOut:
+        return cls(
+            id=entry.id,
+            action=entry.action,
+            actor=entry.actor,
+            provider_id=entry.provider_id,
+            purpose=entry.purpose,
+            at=entry.at,
+        )
+
 
 @router.get("/me/links", response_model=list[LinkOut])
 def my_links(uow: Uow, token: Token) -> list[LinkOut]:
@@ -229,17 +240,7 @@ def add_service_id(body: ServiceIdIn, uow: Uow, token: Token) -> ServiceIdIn:
 def my_history(uow: Uow, token: Token, before: int | None = None) -> list[UsageOut]:
     """Every use of my MyKey ID: lookups, logins, links, failed card proofs — newest first."""
     mykey_id = residents.resident_for_session(uow, token)
-    return [
-        UsageOut(
-            id=e.id,
-            action=e.action,
-            actor=e.actor,
-            provider_id=e.provider_id,
-            purpose=e.purpose,
-            at=e.at,
-        )
-        for e in usage.history(uow, mykey_id=mykey_id, before=before)
-    ]
+    return [UsageOut.of(e) for e in usage.history(uow, mykey_id=mykey_id, before=before)]
 
 
 @router.post("/me/cards/{card_key}/suspend", status_code=204)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from mykey.identity import links, usage
 from mykey.identity.residents import normalise_mykey_id, suspend_card
 from mykey.web.api.cards import CardProofIn
-from mykey.web.api.resident import verify_proof
+from mykey.web.api.resident import UsageOut, verify_proof
 from mykey.web.auth import CurrentOperator, CurrentProviderStaff, CurrentTerminal
 from mykey.web.deps import Uow
 
@@ -59,15 +59,6 @@ class ProviderOut(BaseModel):
     kind: str
     municipality: str
     zone_id: str | None
-
-
-class UsageOut(BaseModel):
-    id: int
-    action: str
-    actor: str
-    provider_id: str | None
-    purpose: str
-    at: datetime
 
 
 @router.post("/terminal/lookups", response_model=LookupOut, tags=["terminal"])
@@ -151,4 +142,4 @@ def history_of(
 ) -> list[UsageOut]:
     """A MyKey ID's usage history, newest first (council operators only)."""
     entries = usage.history(uow, mykey_id=normalise_mykey_id(mykey_id), before=before)
-    return [UsageOut(**{k: v for k, v in vars(e).items() if k != "mykey_id"}) for e in entries]
+    return [UsageOut.of(e) for e in entries]
