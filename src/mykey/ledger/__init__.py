@@ -15,7 +15,15 @@ from mykey.ledger.accounts import (
     open_ledger,
 )
 from mykey.ledger.check import CheckReport, Problem, check
-from mykey.ledger.queries import HistoryEntry, HistoryPage, LotView, history, wallet_lots
+from mykey.ledger.queries import (
+    HistoryEntry,
+    HistoryPage,
+    LotView,
+    accounts_of,
+    history,
+    history_of,
+    wallet_lots,
+)
 from mykey.ledger.transfers import (
     ExpiryReport,
     LotTerms,
@@ -44,12 +52,14 @@ __all__ = [
     "LotView",
     "Problem",
     "Receipt",
+    "accounts_of",
     "balance",
     "check",
     "expire_lots",
     "find_account",
     "get_account",
     "history",
+    "history_of",
     "open_account",
     "open_ledger",
     "pending",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
@@ -14,6 +15,7 @@ from mykey.db import UnitOfWork
 from mykey.ledger import errors
 from mykey.ledger.models import AccountRow, LotRow, TransferRow
 
+A = cast(Table, AccountRow.__table__)
 L = cast(Table, LotRow.__table__)
 T = cast(Table, TransferRow.__table__)
 MAX_PAGE = 500
@@ -47,6 +49,7 @@ class HistoryEntry:
     pending_id: UUID | None
     reverses_id: UUID | None
     metadata: dict[str, Any] = field(default_factory=dict)
+    ledger: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,36 +88,48 @@ def wallet_lots(uow: UnitOfWork, account_id: int, *, include_used: bool = False)
     return uow.run(body)
 
 
-def _signed(account_id: int, row: Any) -> int:
-    """How much this transfer changed the account's posted balance."""
+def _signed(incoming: bool, row: Any) -> int:
+    """How much this transfer changed the posted balance on our side."""
     if row.phase in ("pending", "void"):
         return 0
     amount = int(row.amount)
-    return amount if row.credit_account_id == account_id else -amount
+    return amount if incoming else -amount
 
 
 def history(
     uow: UnitOfWork, account_id: int, *, limit: int = 50, before: int | None = None
 ) -> HistoryPage:
     """The account's transfers, newest first, `limit` at a time."""
+    return history_of(uow, [account_id], limit=limit, before=before)
+
+
+def history_of(
+    uow: UnitOfWork, account_ids: Sequence[int], *, limit: int = 50, before: int | None = None
+) -> HistoryPage:
+    """The transfers of these accounts (a resident's wallets, say), newest first."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise errors.bad_field(
             "limit",
             f"A page holds 1 to {MAX_PAGE} entries.",
             f"1 ページの件数は 1〜{MAX_PAGE} で指定してください。",
         )
+    ids = list(account_ids)
 
     def body() -> HistoryPage:
-        _require_account(uow, account_id)
+        for account_id in ids:
+            _require_account(uow, account_id)
+        if not ids:
+            return HistoryPage((), None)
         stmt = (
             select(T)
-            .where(or_(T.c.debit_account_id == account_id, T.c.credit_account_id == account_id))
+            .where(or_(T.c.debit_account_id.in_(ids), T.c.credit_account_id.in_(ids)))
             .order_by(T.c.seq.desc())
             .limit(limit + 1)
         )
         if before is not None:
             stmt = stmt.where(T.c.seq < before)
         rows = uow.session.execute(stmt).all()
+        mine = set(ids)
         entries = tuple(
             HistoryEntry(
                 seq=r.seq,
@@ -122,18 +137,33 @@ def history(
                 kind=r.kind,
                 phase=r.phase,
                 amount=r.amount,
-                change=_signed(account_id, r),
+                change=_signed(r.credit_account_id in mine, r),
                 counterparty_account_id=(
-                    r.debit_account_id if r.credit_account_id == account_id else r.credit_account_id
+                    r.debit_account_id if r.credit_account_id in mine else r.credit_account_id
                 ),
                 created_at=r.created_at,
                 actor=r.actor,
                 pending_id=r.pending_id,
                 reverses_id=r.reverses_id,
                 metadata=json.loads(r.metadata),
+                ledger=r.ledger,
             )
             for r in rows[:limit]
         )
         return HistoryPage(entries, entries[-1].seq if len(rows) > limit else None)
 
     return uow.run(body)
+
+
+def accounts_of(uow: UnitOfWork, *, owner: str, kind: str) -> list[tuple[int, str]]:
+    """(account id, ledger) of every account of this owner and kind, by ledger."""
+    return uow.run(
+        lambda: [
+            (int(r.id), str(r.ledger))
+            for r in uow.session.execute(
+                select(A.c.id, A.c.ledger)
+                .where(A.c.owner == owner, A.c.kind == kind)
+                .order_by(A.c.ledger)
+            )
+        ]
+    )

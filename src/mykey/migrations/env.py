@@ -5,9 +5,6 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-import mykey.identity.models
-import mykey.ledger.models
-import mykey.municipalities.models  # noqa: F401 -- registers the tables
 from mykey.db import Base
 
 target_metadata = Base.metadata

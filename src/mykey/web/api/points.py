@@ -1,0 +1,228 @@
+"""Municipal points over HTTP: programs (R3), grants by staff (R4), the resident's points."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from mykey.errors import ErrorKind, MyKeyError
+from mykey.identity import residents
+from mykey.identity.keys import Principal, Role
+from mykey.municipalities.codes import parse_code
+from mykey.points import balances
+from mykey.points.grants import grant_points
+from mykey.points.program_setup import Program, Rule, get_program, list_programs, set_up_program
+from mykey.web.api.resident import Token
+from mykey.web.auth import require
+from mykey.web.deps import Uow
+
+router = APIRouter(prefix="/api/v1", tags=["points"])
+
+StaffOrOperator = Annotated[Principal, Depends(require(Role.MUNICIPALITY_STAFF, Role.OPERATOR))]
+Staff = Annotated[Principal, Depends(require(Role.MUNICIPALITY_STAFF))]
+
+
+def _own_municipality(principal: Principal, code: str) -> str:
+    code = parse_code(code)
+    if principal.role is Role.MUNICIPALITY_STAFF and principal.municipality != code:
+        raise MyKeyError(
+            "forbidden",
+            ErrorKind.REFUSED,
+            "Staff act only for their own municipality.",
+            "職員は自分の自治体の業務のみ行えます。",
+        )
+    return code
+
+
+class RuleIO(BaseModel):
+    activity: str = Field(description="e.g. volunteer, health_walk, cleanup")
+    name: str
+    points: int
+
+
+class ProgramIn(BaseModel):
+    point_name: str = Field(examples=["小国町北里柴三郎ポイント"])
+    terms: str = ""
+    validity: dict[str, int | None] = Field(
+        default_factory=dict,
+        description="per funding source (budget, partner, premium): months, or null for the"
+        " end of the fiscal year (March 31)",
+    )
+    usable_at: list[str]
+    premium_permille: int = 0
+    rules: list[RuleIO] = Field(default_factory=list)
+
+
+class ProgramOut(BaseModel):
+    code: str
+    municipality: str
+    point_name: str
+    terms: str
+    validity: dict[str, int | None]
+    usable_at: list[str]
+    premium_permille: int
+    rules: list[RuleIO]
+
+
+def _out(program: Program) -> ProgramOut:
+    return ProgramOut(
+        code=program.code,
+        municipality=program.municipality,
+        point_name=program.point_name,
+        terms=program.terms,
+        validity=program.validity,
+        usable_at=list(program.usable_at),
+        premium_permille=program.premium_permille,
+        rules=[RuleIO(activity=r.activity, name=r.name, points=r.points) for r in program.rules],
+    )
+
+
+class GrantIn(BaseModel):
+    mykey_id: str
+    activity: str | None = None
+    points: int | None = None
+    reason: str
+    key: str = Field(description="idempotency key: a retry with it grants once")
+
+
+class GrantOut(BaseModel):
+    transfer_id: str
+    mykey_id: str
+    points: int
+    balance: int
+    expires_on: date
+    replayed: bool
+
+
+class LotOut(BaseModel):
+    funding: str
+    expires_on: date
+    remaining: int
+
+
+class HoldingOut(BaseModel):
+    municipality: str
+    point_name: str
+    balance: int
+    special_event: int
+    lots: list[LotOut]
+
+
+class PointsOut(BaseModel):
+    holdings: list[HoldingOut]
+    reserved: int
+
+
+class PointsEntryOut(BaseModel):
+    seq: int
+    municipality: str
+    kind: str
+    change: int
+    at: datetime
+    metadata: dict[str, object]
+
+
+class PointsHistoryOut(BaseModel):
+    entries: list[PointsEntryOut]
+    next_before: int | None
+
+
+@router.get("/programs", response_model=list[ProgramOut])
+def programs(uow: Uow) -> list[ProgramOut]:
+    """Every municipality's point program (for Point Navi)."""
+    return [_out(p) for p in list_programs(uow)]
+
+
+@router.get("/municipalities/{code}/program", response_model=ProgramOut)
+def program(code: str, uow: Uow) -> ProgramOut:
+    return _out(get_program(uow, code))
+
+
+@router.put("/municipalities/{code}/program", response_model=ProgramOut)
+def put_program(code: str, body: ProgramIn, uow: Uow, who: StaffOrOperator) -> ProgramOut:
+    """Set up or change the program (the municipality's staff, or a council operator)."""
+    own = _own_municipality(who, code)
+    return _out(
+        set_up_program(
+            uow,
+            municipality=own,
+            point_name=body.point_name,
+            terms=body.terms,
+            validity=body.validity,
+            usable_at=body.usable_at,
+            premium_permille=body.premium_permille,
+            rules=[Rule(r.activity, r.name, r.points) for r in body.rules],
+        )
+    )
+
+
+@router.post("/municipalities/{code}/grants", response_model=GrantOut, status_code=201)
+def grant(code: str, body: GrantIn, uow: Uow, staff: Staff) -> GrantOut:
+    """Grant points to one resident (by MyKey ID), for an activity or with a reason."""
+    receipt = grant_points(
+        uow,
+        municipality=_own_municipality(staff, code),
+        mykey_id=body.mykey_id,
+        actor=staff.actor,
+        key=body.key,
+        reason=body.reason,
+        activity=body.activity,
+        points=body.points,
+    )
+    return GrantOut(
+        transfer_id=str(receipt.transfer_id),
+        mykey_id=receipt.mykey_id,
+        points=receipt.points,
+        balance=receipt.balance,
+        expires_on=receipt.expires_on,
+        replayed=receipt.replayed,
+    )
+
+
+@router.get("/me/points", response_model=PointsOut)
+def my_points(uow: Uow, token: Token) -> PointsOut:
+    """My points in every municipality, with their lots (funding source, expiry)."""
+    held = balances.points_of(uow, residents.resident_for_session(uow, token))
+    return PointsOut(
+        reserved=held.reserved,
+        holdings=[
+            HoldingOut(
+                municipality=h.municipality,
+                point_name=h.point_name,
+                balance=h.balance,
+                special_event=h.special_event,
+                lots=[LotOut(**vars(lot)) for lot in h.lots],
+            )
+            for h in held.holdings
+        ],
+    )
+
+
+@router.get("/me/points/history", response_model=PointsHistoryOut)
+def my_points_history(
+    uow: Uow,
+    token: Token,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    before: int | None = None,
+) -> PointsHistoryOut:
+    """My point transfers, newest first; pass `before` for the next page."""
+    page = balances.history_of(
+        uow, residents.resident_for_session(uow, token), limit=limit, before=before
+    )
+    return PointsHistoryOut(
+        entries=[
+            PointsEntryOut(
+                seq=e.seq,
+                municipality=e.ledger,
+                kind=e.kind,
+                change=e.change,
+                at=e.created_at,
+                metadata=e.metadata,
+            )
+            for e in page.entries
+        ],
+        next_before=page.next_before,
+    )

@@ -1,0 +1,191 @@
+"""A municipality sets up its program, staff grant points, the resident sees them (HTTP)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mykey.demo import MUNICIPALITIES
+from mykey.identity.keys import create_key
+from mykey.identity.simulator import SimulatedCard
+from mykey.municipalities.registry import upsert
+from tests.api.conftest import PASSWORD, bearer, proof
+from tests.conftest import Database
+
+OGUNI, TENRI = "434248", "292044"
+PROGRAM = {
+    "point_name": "小国町北里柴三郎ポイント",
+    "terms": "1ポイント＝1円。町内の加盟店で使えます。",
+    "validity": {"budget": None, "partner": 6},
+    "usable_at": ["shop", "hot_spring", "museum"],
+    "rules": [
+        {"activity": "volunteer", "name": "ボランティア", "points": 200},
+        {"activity": "health_walk", "name": "健康ウォークラリー", "points": 500},
+    ],
+}
+
+
+@pytest.fixture
+def staff(database: Database) -> dict[str, str]:
+    uow = database.uow()
+    upsert(uow, MUNICIPALITIES)
+    return {
+        "oguni": create_key(uow, role="municipality_staff", label="小国町", municipality=OGUNI)[0],
+        "tenri": create_key(uow, role="municipality_staff", label="天理市", municipality=TENRI)[0],
+        "operator": create_key(uow, role="operator", label="council")[0],
+    }
+
+
+def resident(client: TestClient, card: SimulatedCard) -> str:
+    client.post(
+        "/api/v1/mykey-ids",
+        json={"card_proof": proof(client, card), "password": PASSWORD, "mykey_id": "MY123456"},
+    )
+    token = client.post(
+        "/api/v1/sessions", json={"mykey_id": "MY123456", "password": PASSWORD}
+    ).json()["token"]
+    return str(token)
+
+
+def test_program_grants_and_the_residents_points(
+    card_client: TestClient, staff: dict[str, str], cards: list[SimulatedCard]
+) -> None:
+    client = card_client
+    set_up = client.put(
+        f"/api/v1/municipalities/{OGUNI}/program", headers=bearer(staff["oguni"]), json=PROGRAM
+    )
+    assert set_up.status_code == 200, set_up.json()
+    assert set_up.json()["municipality"] == "熊本県小国町"
+    tenri = PROGRAM | {"point_name": "天理市ポイント", "rules": []}
+    assert (
+        client.put(
+            f"/api/v1/municipalities/{TENRI}/program", headers=bearer(staff["operator"]), json=tenri
+        ).status_code
+        == 200
+    )
+    assert [p["code"] for p in client.get("/api/v1/programs").json()] == [TENRI, OGUNI]
+    token = resident(client, cards[0])
+
+    walk = client.post(
+        f"/api/v1/municipalities/{OGUNI}/grants",
+        headers=bearer(staff["oguni"]),
+        json={
+            "mykey_id": "my123456",
+            "activity": "health_walk",
+            "reason": "秋のラリー",
+            "key": "g-1",
+        },
+    )
+    assert walk.status_code == 201, walk.json()
+    assert (walk.json()["points"], walk.json()["balance"]) == (500, 500)
+    assert walk.json()["expires_on"] == "2027-03-31"  # end of the fiscal year (test clock: 2026-10)
+    again = client.post(
+        f"/api/v1/municipalities/{OGUNI}/grants",
+        headers=bearer(staff["oguni"]),
+        json={
+            "mykey_id": "my123456",
+            "activity": "health_walk",
+            "reason": "秋のラリー",
+            "key": "g-1",
+        },
+    )
+    assert again.json()["replayed"] is True
+    assert again.json()["transfer_id"] == walk.json()["transfer_id"]
+    wedding = client.post(
+        f"/api/v1/municipalities/{TENRI}/grants",
+        headers=bearer(staff["tenri"]),
+        json={"mykey_id": "MY123456", "points": 3000, "reason": "結婚祝い", "key": "w-1"},
+    )
+    assert wedding.status_code == 201
+
+    mine = client.get("/api/v1/me/points", headers=bearer(token)).json()
+    assert mine["reserved"] == 0
+    held = {h["municipality"]: h for h in mine["holdings"]}
+    assert held[OGUNI]["point_name"] == "小国町北里柴三郎ポイント"
+    assert held[OGUNI]["balance"] == 500
+    assert held[OGUNI]["lots"] == [
+        {"funding": "budget", "expires_on": "2027-03-31", "remaining": 500}
+    ]
+    assert held[TENRI]["balance"] == 3000
+    history = client.get("/api/v1/me/points/history?limit=1", headers=bearer(token)).json()
+    assert [(e["municipality"], e["change"]) for e in history["entries"]] == [(TENRI, 3000)]
+    older = client.get(
+        f"/api/v1/me/points/history?before={history['next_before']}", headers=bearer(token)
+    ).json()
+    assert [(e["municipality"], e["change"]) for e in older["entries"]] == [(OGUNI, 500)]
+
+
+def test_refusals_change_nothing(
+    card_client: TestClient, staff: dict[str, str], cards: list[SimulatedCard]
+) -> None:
+    client = card_client
+    client.put(
+        f"/api/v1/municipalities/{OGUNI}/program", headers=bearer(staff["oguni"]), json=PROGRAM
+    )
+    token = resident(client, cards[0])
+    grants = f"/api/v1/municipalities/{OGUNI}/grants"
+    for headers, body, status, code in (
+        (
+            staff["tenri"],
+            {"mykey_id": "MY123456", "points": 1, "reason": "x", "key": "k1"},
+            409,
+            "forbidden",
+        ),
+        (
+            staff["oguni"],
+            {"mykey_id": "MY123456", "activity": "karaoke", "reason": "x", "key": "k2"},
+            404,
+            "unknown_activity",
+        ),
+        (
+            staff["oguni"],
+            {"mykey_id": "NOBODY00", "points": 5, "reason": "x", "key": "k3"},
+            404,
+            "unknown_mykey_id",
+        ),
+        (
+            staff["oguni"],
+            {
+                "mykey_id": "MY123456",
+                "points": 5,
+                "activity": "volunteer",
+                "reason": "x",
+                "key": "k4",
+            },
+            422,
+            "invalid_grant",
+        ),
+        (
+            staff["oguni"],
+            {"mykey_id": "MY123456", "points": 0, "reason": "x", "key": "k5"},
+            422,
+            "invalid_amount",
+        ),
+        (
+            staff["oguni"],
+            {"mykey_id": "MY123456", "points": 5, "reason": "x", "key": "bad key"},
+            422,
+            "invalid_idempotency_key",
+        ),
+    ):
+        response = client.post(grants, headers=bearer(headers), json=body)
+        assert (response.status_code, response.json()["code"]) == (status, code), body
+    assert (
+        client.post(
+            f"/api/v1/municipalities/{TENRI}/grants",
+            headers=bearer(staff["tenri"]),
+            json={"mykey_id": "MY123456", "points": 5, "reason": "x", "key": "k6"},
+        ).json()["code"]
+        == "no_program"
+    )
+    bad_program = client.put(
+        f"/api/v1/municipalities/{OGUNI}/program",
+        headers=bearer(staff["oguni"]),
+        json=PROGRAM | {"usable_at": ["casino"]},
+    )
+    assert (bad_program.status_code, bad_program.json()["code"]) == (422, "invalid_places")
+    other_town = client.put(
+        f"/api/v1/municipalities/{TENRI}/program", headers=bearer(staff["oguni"]), json=PROGRAM
+    )
+    assert other_town.json()["code"] == "forbidden"
+    assert client.get("/api/v1/me/points", headers=bearer(token)).json()["holdings"] == []
