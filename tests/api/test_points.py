@@ -189,3 +189,52 @@ def test_refusals_change_nothing(
     )
     assert other_town.json()["code"] == "forbidden"
     assert client.get("/api/v1/me/points", headers=bearer(token)).json()["holdings"] == []
+
+
+def test_rule_limits_and_the_annual_budget(
+    card_client: TestClient, staff: dict[str, str], database: Database, cards: list[SimulatedCard]
+) -> None:
+    client = card_client
+    program = PROGRAM | {
+        "annual_budget": 1000,
+        "rules": [
+            {"activity": "event", "name": "イベント参加", "points": 100, "limit": "event"},
+            {"activity": "exercise", "name": "健康体操", "points": 20, "limit": "day"},
+            {"activity": "checkup", "name": "特定健診", "points": 500, "limit": "year"},
+        ],
+    }
+    assert (
+        client.put(
+            f"/api/v1/municipalities/{OGUNI}/program", headers=bearer(staff["oguni"]), json=program
+        ).json()["annual_budget"]
+        == 1000
+    )
+    resident(client, cards[0])
+    n = iter(range(100))
+
+    def grant(**body: object) -> tuple[int, str | None]:
+        response = client.post(
+            f"/api/v1/municipalities/{OGUNI}/grants",
+            headers=bearer(staff["oguni"]),
+            json={"mykey_id": "MY123456", "reason": "test", "key": f"k-{next(n)}"} | body,
+        )
+        return response.status_code, response.json().get("code")
+
+    assert grant(activity="event") == (422, "event_required")
+    assert grant(activity="event", event="花火大会")[0] == 201
+    assert grant(activity="event", event="花火大会") == (409, "limit_reached")
+    assert grant(activity="event", event="清掃活動")[0] == 201
+    assert grant(activity="exercise")[0] == 201
+    assert grant(activity="exercise") == (409, "limit_reached")
+    database.clock.advance(days=1)
+    assert grant(activity="exercise")[0] == 201
+    assert grant(activity="checkup")[0] == 201
+    assert grant(activity="checkup") == (409, "limit_reached")
+    # 100 + 100 + 20 + 20 + 500 = 740 of 1,000 granted this fiscal year
+    assert grant(points=261) == (409, "budget_exceeded")
+    assert grant(points=260)[0] == 201
+    assert grant(points=1) == (409, "budget_exceeded")
+    database.clock.advance(days=200)  # into the next fiscal year (April)
+    assert grant(points=500)[0] == 201  # a new year, a new budget
+    assert grant(activity="checkup")[0] == 201  # and a new yearly limit
+    assert grant(points=1) == (409, "budget_exceeded")

@@ -4,17 +4,96 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any, cast
 from uuid import UUID
 
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.exc import IntegrityError
+
 from mykey import ledger
-from mykey.db import UnitOfWork, tokyo_date
-from mykey.errors import invalid, not_found
+from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
+from mykey.errors import invalid, not_found, refused
 from mykey.identity.models import Resident
 from mykey.identity.residents import normalise_mykey_id
 from mykey.ledger import AccountKind, LotTerms
 from mykey.municipalities.codes import parse_code
+from mykey.points.models import BudgetUse, GrantLimitUse
 from mykey.points.program_setup import program_of
 from mykey.points.programs import expires_on
+
+
+def fiscal_year_of(day: date) -> int:
+    """The fiscal year (April–March) by the calendar year it starts in."""
+    return day.year if day.month >= 4 else day.year - 1
+
+
+def _period(limit: str, today: date, event: str | None) -> str:
+    if limit == "event":
+        return f"event:{event}"
+    if limit == "day":
+        return f"day:{today.isoformat()}"
+    return f"fy:{fiscal_year_of(today)}"
+
+
+def _use_limit(
+    uow: UnitOfWork, code: str, activity: str, who: str, period: str, receipt: ledger.Receipt
+) -> None:
+    s = uow.session
+    if s.get(GrantLimitUse, (code, activity, who, period)) is not None:
+        raise refused(
+            "limit_reached",
+            f"{who} has already been granted {activity!r} for {period}.",
+            f"{who} には {period} の {activity!r} を付与済みです。",
+            period=period,
+        )
+    s.add(
+        GrantLimitUse(
+            code=code,
+            activity=activity,
+            mykey_id=who,
+            period=period,
+            transfer_id=str(receipt.transfer_id),
+        )
+    )
+    try:
+        s.flush()
+    except IntegrityError as exc:  # a twin grant for the same period committed first
+        raise RetryTransaction from exc
+
+
+def _use_budget(uow: UnitOfWork, code: str, fiscal_year: int, amount: int, cap: int) -> None:
+    """Count the grant against the program's budget for the year (a guarded update, which also
+    serialises the grants of a capped program)."""
+    s = uow.session
+    if s.get(BudgetUse, (code, fiscal_year)) is None:
+        s.add(BudgetUse(code=code, fiscal_year=fiscal_year, granted=0))
+        try:
+            s.flush()
+        except IntegrityError as exc:
+            raise RetryTransaction from exc
+    done = s.execute(
+        update(BudgetUse)
+        .where(
+            BudgetUse.code == code,
+            BudgetUse.fiscal_year == fiscal_year,
+            BudgetUse.granted + amount <= cap,
+        )
+        .values(granted=BudgetUse.granted + amount)
+    )
+    if not cast(CursorResult[Any], done).rowcount:
+        used = s.execute(
+            select(BudgetUse.granted).where(
+                BudgetUse.code == code, BudgetUse.fiscal_year == fiscal_year
+            )
+        ).scalar_one()
+        raise refused(
+            "budget_exceeded",
+            f"This grant would exceed the program's budget for the year ({used:,} of {cap:,}"
+            " points granted).",
+            f"年間予算を超えるため付与できません（付与済み {used:,} / 予算 {cap:,} ポイント）。",
+            granted=used,
+            budget=cap,
+        )
 
 
 @dataclass(frozen=True)
@@ -38,9 +117,13 @@ def grant_points(
     reason: str,
     activity: str | None = None,
     points: int | None = None,
+    event: str | None = None,
 ) -> GrantReceipt:
     """Grant points for an activity of the program's rules (its points), or a given number of
-    points with a reason (a life event, say). The same key from the same actor grants once."""
+    points with a reason (a life event, say). The same key from the same actor grants once.
+
+    A rule's limit (once per person per event, day or fiscal year) and the program's annual
+    budget are checked in the same transaction; a refusal grants nothing."""
     code = parse_code(municipality)
     who = normalise_mykey_id(mykey_id)
     if (activity is None) == (points is None):
@@ -55,6 +138,7 @@ def grant_points(
     def body() -> GrantReceipt:
         program = program_of(uow, code)
         amount = points
+        rule = None
         if activity is not None:
             rule = next((r for r in program.rules if r.activity == activity), None)
             if rule is None:
@@ -64,6 +148,12 @@ def grant_points(
                     f"付与ルールに活動 {activity!r} はありません。",
                 )
             amount = rule.points
+            if rule.limit == "event" and not (event and len(event) <= 60):
+                raise invalid(
+                    "event_required",
+                    f"{activity!r} is granted once per event: name the event.",
+                    f"{activity!r} はイベントごとに一回の付与です。イベント名を指定してください。",
+                )
         assert amount is not None
         if uow.session.get(Resident, who) is None:
             raise not_found(
@@ -85,6 +175,14 @@ def grant_points(
             lot=LotTerms("budget", last_day),
             metadata={"activity": activity or "", "reason": reason, "expires_on": str(last_day)},
         )
+        if not receipt.replayed:
+            today = tokyo_date(uow.now())
+            if rule is not None and rule.limit != "none":
+                _use_limit(
+                    uow, code, rule.activity, who, _period(rule.limit, today, event), receipt
+                )
+            if program.annual_budget is not None:
+                _use_budget(uow, code, fiscal_year_of(today), amount, program.annual_budget)
         return GrantReceipt(
             transfer_id=receipt.transfer_id,
             municipality=code,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mykey.db import Base, UTCDateTime
@@ -21,6 +21,7 @@ class PointProgram(Base):
     validity: Mapped[str] = mapped_column(Text)  # JSON: funding source -> months (null: FY end)
     usable_at: Mapped[str] = mapped_column(Text)  # JSON list of kinds of place
     premium_permille: Mapped[int] = mapped_column(Integer, default=0)
+    annual_budget: Mapped[int | None] = mapped_column(BigInteger)  # points per fiscal year
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -36,3 +37,28 @@ class GrantRule(Base):
     activity: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     points: Mapped[int] = mapped_column(Integer)
+    limit: Mapped[str] = mapped_column(  # none | event | day | year: once per person per …
+        String(8), default="none", server_default="none"
+    )
+
+
+class GrantLimitUse(Base):
+    """One row per person per limited period: the primary key makes a second grant fail."""
+
+    __tablename__ = "grant_limit_uses"
+
+    code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    activity: Mapped[str] = mapped_column(String(32), primary_key=True)
+    mykey_id: Mapped[str] = mapped_column(String(8), primary_key=True)
+    period: Mapped[str] = mapped_column(String(80), primary_key=True)  # event:…, day:…, fy:…
+    transfer_id: Mapped[str] = mapped_column(String(36))
+
+
+class BudgetUse(Base):
+    """Points granted from a program's budget in one fiscal year, against its cap."""
+
+    __tablename__ = "program_budget_uses"
+
+    code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    fiscal_year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    granted: Mapped[int] = mapped_column(BigInteger, default=0)

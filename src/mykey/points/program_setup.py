@@ -17,12 +17,15 @@ from mykey.municipalities.models import Municipality
 from mykey.points.models import GrantRule, PointProgram
 from mykey.points.programs import FUNDING_SOURCES, PLACE_KINDS
 
+LIMITS = ("none", "event", "day", "year")
+
 
 @dataclass(frozen=True)
 class Rule:
     activity: str
     name: str
     points: int
+    limit: str = "none"  # once per person per event, day or fiscal year
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Program:
     usable_at: tuple[str, ...]
     premium_permille: int
     rules: tuple[Rule, ...] = field(default_factory=tuple)
+    annual_budget: int | None = None
 
 
 def _check(
@@ -75,10 +79,12 @@ def _check(
             or not 1 <= len(rule.activity) <= 32
             or not 1 <= rule.points <= 1_000_000
             or rule.activity in seen
+            or rule.limit not in LIMITS
         ):
             raise invalid(
                 "invalid_rule",
-                f"Rule {rule.activity!r}: a unique short name and 1 to 1,000,000 points.",
+                f"Rule {rule.activity!r}: a unique short name, 1 to 1,000,000 points, and a"
+                f" limit of {', '.join(LIMITS)}.",
                 f"付与ルール {rule.activity!r} が正しくありません。",
             )
         seen.add(rule.activity)
@@ -94,11 +100,18 @@ def set_up_program(
     usable_at: Sequence[str],
     premium_permille: int = 0,
     rules: Sequence[Rule] = (),
+    annual_budget: int | None = None,
 ) -> Program:
     """Create or change a municipality's program; opens its ledger and budget account."""
     code = parse_code(municipality)
     full_validity = {"budget": None, "partner": 6, "premium": 6, **dict(validity)}
     _check(point_name, full_validity, usable_at, premium_permille, rules)
+    if annual_budget is not None and not 1 <= annual_budget <= 10**12:
+        raise invalid(
+            "invalid_budget",
+            "An annual budget is 1 to 10^12 points.",
+            "年間予算は 1〜10^12 ポイントです。",
+        )
 
     def body() -> Program:
         s = uow.session
@@ -120,11 +133,20 @@ def set_up_program(
         row.validity = json.dumps(full_validity, sort_keys=True)
         row.usable_at = json.dumps(list(usable_at))
         row.premium_permille = premium_permille
+        row.annual_budget = annual_budget
         row.updated_at = now
         s.flush()
         s.execute(delete(GrantRule).where(GrantRule.code == code))
         for rule in rules:
-            s.add(GrantRule(code=code, activity=rule.activity, name=rule.name, points=rule.points))
+            s.add(
+                GrantRule(
+                    code=code,
+                    activity=rule.activity,
+                    name=rule.name,
+                    points=rule.points,
+                    limit=rule.limit,
+                )
+            )
         s.flush()
         return program_of(uow, code)
 
@@ -150,7 +172,8 @@ def program_of(uow: UnitOfWork, code: str) -> Program:
         validity=json.loads(row.validity),
         usable_at=tuple(json.loads(row.usable_at)),
         premium_permille=row.premium_permille,
-        rules=tuple(Rule(r.activity, r.name, r.points) for r in rules),
+        rules=tuple(Rule(r.activity, r.name, r.points, r.limit) for r in rules),
+        annual_budget=row.annual_budget,
     )
 
 

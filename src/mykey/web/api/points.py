@@ -41,6 +41,7 @@ class RuleIO(BaseModel):
     activity: str = Field(description="e.g. volunteer, health_walk, cleanup")
     name: str
     points: int
+    limit: str = Field(default="none", description="once per person per: none, event, day, year")
 
 
 class ProgramIn(BaseModel):
@@ -54,6 +55,7 @@ class ProgramIn(BaseModel):
     usable_at: list[str]
     premium_permille: int = 0
     rules: list[RuleIO] = Field(default_factory=list)
+    annual_budget: int | None = Field(default=None, description="points per fiscal year")
 
 
 class ProgramOut(BaseModel):
@@ -65,6 +67,7 @@ class ProgramOut(BaseModel):
     usable_at: list[str]
     premium_permille: int
     rules: list[RuleIO]
+    annual_budget: int | None
 
 
 def _out(program: Program) -> ProgramOut:
@@ -76,7 +79,11 @@ def _out(program: Program) -> ProgramOut:
         validity=program.validity,
         usable_at=list(program.usable_at),
         premium_permille=program.premium_permille,
-        rules=[RuleIO(activity=r.activity, name=r.name, points=r.points) for r in program.rules],
+        rules=[
+            RuleIO(activity=r.activity, name=r.name, points=r.points, limit=r.limit)
+            for r in program.rules
+        ],
+        annual_budget=program.annual_budget,
     )
 
 
@@ -84,6 +91,7 @@ class GrantIn(BaseModel):
     mykey_id: str
     activity: str | None = None
     points: int | None = None
+    event: str | None = Field(default=None, description="for rules limited once per event")
     reason: str
     key: str = Field(description="idempotency key: a retry with it grants once")
 
@@ -154,7 +162,8 @@ def put_program(code: str, body: ProgramIn, uow: Uow, who: StaffOrOperator) -> P
             validity=body.validity,
             usable_at=body.usable_at,
             premium_permille=body.premium_permille,
-            rules=[Rule(r.activity, r.name, r.points) for r in body.rules],
+            rules=[Rule(r.activity, r.name, r.points, r.limit) for r in body.rules],
+            annual_budget=body.annual_budget,
         )
     )
 
@@ -171,6 +180,7 @@ def grant(code: str, body: GrantIn, uow: Uow, staff: Staff) -> GrantOut:
         reason=body.reason,
         activity=body.activity,
         points=body.points,
+        event=body.event,
     )
     return GrantOut(
         transfer_id=str(receipt.transfer_id),
