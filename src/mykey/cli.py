@@ -32,6 +32,10 @@ keys_app = typer.Typer(
     help="API keys for terminals, staff, operators / API キー", no_args_is_help=True
 )
 providers_app = typer.Typer(help="Service providers and zones / 事業者・圏域", no_args_is_help=True)
+grants_app = typer.Typer(help="Administrative points / 行政ポイントの付与", no_args_is_help=True)
+programs_app = typer.Typer(help="Point programs / ポイント制度", no_args_is_help=True)
+app.add_typer(grants_app, name="grants")
+app.add_typer(programs_app, name="programs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(providers_app, name="providers")
 
@@ -481,6 +485,54 @@ def providers_add_zone(zone_id: str, name: Annotated[str, typer.Option()]) -> No
     except MyKeyError as error:
         _fail(error)
     out.print(f"Zone {zone_id}: {name}")
+
+
+@programs_app.command("list")
+def programs_list() -> None:
+    """Every municipality's point program."""
+    from mykey.points.program_setup import list_programs
+
+    table = Table(
+        "code / コード", "municipality / 自治体", "points / ポイント名", "rules / 付与ルール"
+    )
+    for program in list_programs(_uow()):
+        rules = ", ".join(f"{r.activity} {r.points}" for r in program.rules)
+        table.add_row(program.code, program.municipality, program.point_name, rules)
+    out.print(table)
+
+
+@grants_app.command("one")
+def grants_one(
+    municipality: Annotated[str, typer.Option(help="6-digit local government code")],
+    mykey_id: Annotated[str, typer.Option("--mykey-id")],
+    reason: Annotated[str, typer.Option()],
+    key: Annotated[str, typer.Option(help="idempotency key: running again grants once")],
+    activity: Annotated[str | None, typer.Option(help="an activity of the rules")] = None,
+    points: Annotated[int | None, typer.Option(help="or a number of points")] = None,
+    event: Annotated[str | None, typer.Option(help="the event, for once-per-event rules")] = None,
+) -> None:
+    """Grant points to one resident from the municipality's budget."""
+    from mykey.points.grants import grant_points
+
+    try:
+        receipt = grant_points(
+            _uow(),
+            municipality=municipality,
+            mykey_id=mykey_id,
+            actor="staff:cli",
+            key=key,
+            reason=reason,
+            activity=activity,
+            points=points,
+            event=event,
+        )
+    except MyKeyError as error:
+        _fail(error)
+    again = " (already granted with this key / 付与済み)" if receipt.replayed else ""
+    out.print(
+        f"{receipt.mykey_id}: +{receipt.points:,} points, balance {receipt.balance:,},"
+        f" valid until {receipt.expires_on}{again}"
+    )
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from mykey.identity.residents import create_mykey_id
 from mykey.identity.simulator import SimulatedCard
 from mykey.ledger import AccountKind, LotTerms
 from mykey.municipalities.registry import MunicipalityRecord, upsert
+from mykey.points.program_setup import Rule, set_up_program
 
 ACTOR = "system:demo"
 
@@ -60,6 +61,21 @@ SHOPS = {
 }
 PARTNERS = ("jal", "docomo", "chubu-electric", "saison")
 
+
+# Grant rules of the seeds (R4.1): Toshima and Bungotakada.
+RULES = {
+    "131164": (
+        Rule("volunteer", "ボランティア", 200),
+        Rule("event", "イベント参加", 100, "event"),
+        Rule("health_walk", "健康ウォークラリー", 500, "year"),
+    ),
+    "442097": (
+        Rule("cleanup", "清掃活動", 100, "event"),
+        Rule("exercise", "健康体操", 20, "day"),
+        Rule("course", "手話・認知症サポーター講座", 500),
+        Rule("checkup", "特定健診", 500, "year"),
+    ),
+}
 
 # The Omuta regional libraries (R2.4): one card at every member library.
 ZONE = ("omuta", "有明圏域図書館")
@@ -124,7 +140,15 @@ def load(uow: UnitOfWork) -> DemoReport:
             made += 1
 
     for code, name in PROGRAMS.items():
-        ledger.open_ledger(uow, code=code, name=name)
+        set_up_program(
+            uow,
+            municipality=code,
+            point_name=name,
+            terms="1ポイント＝1円。行政ポイントは年度末（3月31日）まで有効です。",
+            validity={"budget": None, "partner": 6},
+            usable_at=["shop", "museum", "online"],
+            rules=RULES.get(code, ()),
+        )
         budget = ledger.open_account(uow, ledger=code, kind=AccountKind.BUDGET, owner=code)
         shops = [
             ledger.open_account(uow, ledger=code, kind=AccountKind.SHOP, owner=shop)

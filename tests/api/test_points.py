@@ -238,3 +238,48 @@ def test_rule_limits_and_the_annual_budget(
     assert grant(points=500)[0] == 201  # a new year, a new budget
     assert grant(activity="checkup")[0] == 201  # and a new yearly limit
     assert grant(points=1) == (409, "budget_exceeded")
+
+
+def test_a_grant_at_an_event_desk_by_card(
+    card_client: TestClient, staff: dict[str, str], cards: list[SimulatedCard]
+) -> None:
+    client = card_client
+    client.put(
+        f"/api/v1/municipalities/{OGUNI}/program", headers=bearer(staff["oguni"]), json=PROGRAM
+    )
+    resident(client, cards[0])
+    at_desk = client.post(
+        f"/api/v1/municipalities/{OGUNI}/grants",
+        headers=bearer(staff["oguni"]),
+        json={
+            "card_proof": proof(client, cards[0]),
+            "activity": "volunteer",
+            "reason": "清掃",
+            "key": "d-1",
+        },
+    )
+    assert at_desk.status_code == 201, at_desk.json()
+    assert (at_desk.json()["mykey_id"], at_desk.json()["points"]) == ("MY123456", 200)
+    unknown_card = client.post(
+        f"/api/v1/municipalities/{OGUNI}/grants",
+        headers=bearer(staff["oguni"]),
+        json={
+            "card_proof": proof(client, cards[1]),
+            "activity": "volunteer",
+            "reason": "x",
+            "key": "d-2",
+        },
+    )
+    assert (unknown_card.status_code, unknown_card.json()["code"]) == (404, "card_not_registered")
+    both = client.post(
+        f"/api/v1/municipalities/{OGUNI}/grants",
+        headers=bearer(staff["oguni"]),
+        json={
+            "mykey_id": "MY123456",
+            "card_proof": proof(client, cards[0]),
+            "points": 1,
+            "reason": "x",
+            "key": "d-3",
+        },
+    )
+    assert (both.status_code, both.json()["code"]) == (422, "invalid_grant")

@@ -61,6 +61,34 @@ def test_migrate_is_idempotent_and_demo_loads_once_and_the_ledger_checks(db: Pat
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
+def test_programs_and_a_grant_from_the_command_line(db: Path) -> None:
+    run(db, "migrate")
+    run(db, "demo")
+    assert "健康ウォークラリー" not in run(db, "programs", "list").stdout  # names, not rules
+    assert "health_walk 500" in run(db, "programs", "list").stdout
+    args = (
+        "grants",
+        "one",
+        "--municipality",
+        "131164",
+        "--mykey-id",
+        "MY123456",
+        "--activity",
+        "health_walk",
+        "--reason",
+        "秋のラリー",
+        "--key",
+        "cli-1",
+    )
+    first = run(db, *args)
+    assert first.returncode == 0, first.stderr
+    assert "+500 points" in first.stdout
+    assert "already granted" in run(db, *args).stdout
+    limited = run(db, *args[:-1], "cli-2")
+    assert limited.returncode == 1
+    assert "limit_reached" in limited.stderr
+
+
 def test_ledger_check_fails_and_names_a_tampered_account(db: Path) -> None:
     run(db, "migrate")
     run(db, "demo")

@@ -5,17 +5,19 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.identity import residents
 from mykey.identity.keys import Principal, Role
+from mykey.identity.links import mykey_id_of_card
 from mykey.municipalities.codes import parse_code
 from mykey.points import balances
 from mykey.points.grants import grant_points
 from mykey.points.program_setup import Program, Rule, get_program, list_programs, set_up_program
-from mykey.web.api.resident import Token
+from mykey.web.api.cards import CardProofIn
+from mykey.web.api.resident import Token, verify_proof
 from mykey.web.auth import require
 from mykey.web.deps import Uow
 
@@ -88,7 +90,8 @@ def _out(program: Program) -> ProgramOut:
 
 
 class GrantIn(BaseModel):
-    mykey_id: str
+    mykey_id: str | None = Field(default=None, description="the resident, or send card_proof")
+    card_proof: CardProofIn | None = Field(default=None, description="tapped at an event desk")
     activity: str | None = None
     points: int | None = None
     event: str | None = Field(default=None, description="for rules limited once per event")
@@ -169,12 +172,26 @@ def put_program(code: str, body: ProgramIn, uow: Uow, who: StaffOrOperator) -> P
 
 
 @router.post("/municipalities/{code}/grants", response_model=GrantOut, status_code=201)
-def grant(code: str, body: GrantIn, uow: Uow, staff: Staff) -> GrantOut:
-    """Grant points to one resident (by MyKey ID), for an activity or with a reason."""
+def grant(code: str, body: GrantIn, uow: Uow, staff: Staff, request: Request) -> GrantOut:
+    """Grant points to one resident (by MyKey ID, or by their card at an event desk), for an
+    activity of the program's rules or with a reason."""
+    own = _own_municipality(staff, code)
+    if (body.mykey_id is None) == (body.card_proof is None):
+        raise MyKeyError(
+            "invalid_grant",
+            ErrorKind.INVALID,
+            "Name the resident by mykey_id or by card_proof (one of them).",
+            "利用者はマイキーIDかカードの証明のどちらか一方で指定してください。",
+        )
+    who = body.mykey_id
+    if body.card_proof is not None:
+        card = verify_proof(uow, request, body.card_proof, actor=staff.actor)
+        who = uow.run(lambda: mykey_id_of_card(uow, card))
+    assert who is not None
     receipt = grant_points(
         uow,
-        municipality=_own_municipality(staff, code),
-        mykey_id=body.mykey_id,
+        municipality=own,
+        mykey_id=who,
         actor=staff.actor,
         key=body.key,
         reason=body.reason,
