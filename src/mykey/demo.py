@@ -19,6 +19,7 @@ from mykey.identity.simulator import SimulatedCard
 from mykey.ledger import AccountKind, LotTerms
 from mykey.municipalities.registry import MunicipalityRecord, upsert
 from mykey.points.program_setup import Rule, set_up_program
+from mykey.points.programs import fiscal_year_end
 
 ACTOR = "system:demo"
 
@@ -108,11 +109,6 @@ def register_residents(uow: UnitOfWork, cards: Mapping[str, SimulatedCard]) -> N
     if "MY123456" in cards:
         link_by_resident(uow, mykey_id="MY123456", provider_id="A1", user_number="789145")
         link_by_resident(uow, mykey_id="MY123456", provider_id="B1", user_number="234209")
-
-
-def fiscal_year_end(today: date) -> date:
-    """March 31 that ends the fiscal year (April–March) containing `today`."""
-    return date(today.year + (1 if today.month >= 4 else 0), 3, 31)
 
 
 def load(uow: UnitOfWork) -> DemoReport:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import date
 
-from mykey.points.programs import add_months, expires_on, fiscal_year_end
+from mykey.points.programs import add_months, expires_on, fiscal_year_end, fiscal_year_of
 
 
 def test_the_fiscal_year_ends_on_march_31() -> None:
     assert fiscal_year_end(date(2026, 11, 25)) == date(2027, 3, 31)
     assert fiscal_year_end(date(2027, 3, 31)) == date(2027, 3, 31)
     assert fiscal_year_end(date(2027, 4, 1)) == date(2028, 3, 31)
+    assert fiscal_year_of(date(2027, 3, 31)) == 2026
+    assert fiscal_year_of(date(2027, 4, 1)) == 2027
 
 
 def test_n_months_after_the_grant_last_until_the_day_before() -> None:

@@ -19,12 +19,7 @@ from mykey.ledger import AccountKind, LotTerms
 from mykey.municipalities.codes import parse_code
 from mykey.points.models import BudgetUse, GrantLimitUse
 from mykey.points.program_setup import program_of
-from mykey.points.programs import expires_on
-
-
-def fiscal_year_of(day: date) -> int:
-    """The fiscal year (April–March) by the calendar year it starts in."""
-    return day.year if day.month >= 4 else day.year - 1
+from mykey.points.programs import expires_on, fiscal_year_of
 
 
 def _period(limit: str, today: date, event: str | None) -> str:

@@ -26,6 +26,11 @@ def fiscal_year_end(day: date) -> date:
     return date(day.year + (1 if day.month >= 4 else 0), 3, 31)
 
 
+def fiscal_year_of(day: date) -> int:
+    """The fiscal year (April–March) by the calendar year it starts in."""
+    return day.year if day.month >= 4 else day.year - 1
+
+
 def add_months(day: date, months: int) -> date:
     month0 = day.month - 1 + months
     year, month = day.year + month0 // 12, month0 % 12 + 1

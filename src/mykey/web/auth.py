@@ -12,10 +12,18 @@ from mykey.identity.keys import Principal, Role, authenticate, bad_key
 from mykey.web.deps import Uow
 
 
-def _principal(uow: Uow, authorization: Annotated[str | None, Header()] = None) -> Principal:
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, if there is one."""
     if not authorization or not authorization.lower().startswith("bearer "):
+        return None
+    return authorization.split(" ", 1)[1].strip()
+
+
+def _principal(uow: Uow, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    token = bearer_token(authorization)
+    if token is None:
         raise bad_key()
-    return authenticate(uow, authorization.split(" ", 1)[1].strip())
+    return authenticate(uow, token)
 
 
 def require(*roles: Role) -> Callable[..., Principal]:

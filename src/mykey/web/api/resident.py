@@ -12,6 +12,7 @@ from mykey.errors import ErrorKind, MyKeyError
 from mykey.identity import links, residents, usage
 from mykey.identity.proofs import CardProof, VerifiedCard, verify_card_proof
 from mykey.web.api.cards import CardProofIn, anchors_of
+from mykey.web.auth import bearer_token
 from mykey.web.deps import Uow
 
 router = APIRouter(prefix="/api/v1", tags=["residents"])
@@ -77,14 +78,15 @@ def verify_proof(
 
 
 def bearer(authorization: Annotated[str | None, Header()] = None) -> str:
-    if not authorization or not authorization.lower().startswith("bearer "):
+    token = bearer_token(authorization)
+    if token is None:
         raise MyKeyError(
             "login_required",
             ErrorKind.UNAUTHENTICATED,
             "Log in first (Authorization: Bearer <token>).",
             "ログインしてください。",
         )
-    return authorization.split(" ", 1)[1].strip()
+    return token
 
 
 Token = Annotated[str, Depends(bearer)]
