@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 
 from mykey import ledger
 from mykey.db import UnitOfWork, tokyo_date
@@ -19,7 +18,7 @@ from mykey.identity.simulator import SimulatedCard
 from mykey.ledger import AccountKind, LotTerms
 from mykey.municipalities.registry import MunicipalityRecord, upsert
 from mykey.points.program_setup import Rule, set_up_program
-from mykey.points.programs import fiscal_year_end
+from mykey.points.programs import expires_on
 
 ACTOR = "system:demo"
 
@@ -62,6 +61,9 @@ SHOPS = {
 }
 PARTNERS = ("jal", "docomo", "chubu-electric", "saison")
 
+
+# Administrative points until the end of the fiscal year, converted points for 6 months.
+VALIDITY: dict[str, int | None] = {"budget": None, "partner": 6}
 
 # Grant rules of the seeds (R4.1): Toshima and Bungotakada.
 RULES = {
@@ -124,8 +126,8 @@ def load(uow: UnitOfWork) -> DemoReport:
             zone_id=ZONE[0] if kind == "library" else None,
         )
     today = tokyo_date(uow.now())
-    fy_end = fiscal_year_end(today)
-    converted_end = date(today.year + 1, today.month, 1)
+    fy_end = expires_on(VALIDITY, "budget", today)
+    converted_end = expires_on(VALIDITY, "partner", today)
     made = already = 0
 
     def count(receipt: ledger.Receipt) -> None:
@@ -141,7 +143,7 @@ def load(uow: UnitOfWork) -> DemoReport:
             municipality=code,
             point_name=name,
             terms="1ポイント＝1円。行政ポイントは年度末（3月31日）まで有効です。",
-            validity={"budget": None, "partner": 6},
+            validity=VALIDITY,
             usable_at=["shop", "museum", "online"],
             rules=RULES.get(code, ()),
         )
