@@ -30,6 +30,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = Path(os.environ.get("MYKEY_SHARED_DATA", SHARED / "data"))
 
 TABLES = (
+    "grant_job_refusals",
+    "grant_jobs",
     "grant_limit_uses",
     "program_budget_uses",
     "grant_rules",

@@ -14,16 +14,32 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, DateTime, Engine, MetaData, RootTransaction, create_engine, event
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    RootTransaction,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session
+from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.types import TypeDecorator
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -103,6 +119,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=60000")
+            # A bulk grant writes a few hundred thousand index entries in one transaction:
+            # a 64 MB page cache keeps them in memory until the commit.
+            cursor.execute("PRAGMA cache_size=-65536")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -265,3 +284,104 @@ def make_uow_factory(
         return UnitOfWork(engine, clock=clock, log=log)
 
     return factory
+
+
+def execute_plain_many(
+    conn: Connection, stmt: ClauseElement, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Run a statement whose parameters need no conversion (integers, text) for many rows
+    with the driver's `executemany` (see `insert_many`)."""
+    if not rows:
+        return
+    compiled = stmt.compile(dialect=conn.dialect)
+    if getattr(compiled, "positional", False):
+        order = list(getattr(compiled, "positiontup", None) or ())
+        conn.exec_driver_sql(str(compiled), [tuple(row[n] for n in order) for row in rows])
+    else:
+        conn.exec_driver_sql(str(compiled), [dict(row) for row in rows])
+
+
+def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert many rows with one compiled statement and the driver's `executemany`.
+
+    For bulk work (tens of thousands of rows): SQLAlchemy's per-row parameter handling costs
+    more than the database here. The column types' own bind processors still convert each
+    value, so the rows are stored exactly as the ORM would store them. Every row has the keys
+    of the first."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    names = list(rows[0])
+    compiled = (
+        insert(table).values({name: bindparam(name) for name in names}).compile(dialect=dialect)
+    )
+    processors = {
+        name: table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+    }
+    if dialect.name == "postgresql":
+        # One statement over arrays, not one per row: PostgreSQL plans and runs it once.
+        columns = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
+        arrays = ", ".join(
+            f"%(c{i})s::{table.c[name].type.compile(dialect=dialect)}[]"
+            for i, name in enumerate(names)
+        )
+        params: dict[str, list[Any]] = {}
+        for i, name in enumerate(names):
+            convert = _converter(processors[name])
+            params[f"c{i}"] = [convert(row[name]) for row in rows]
+        table_name = dialect.identifier_preparer.format_table(table)
+        conn.exec_driver_sql(
+            # names from our own table metadata, quoted; the values are bound parameters
+            f"INSERT INTO {table_name} ({columns}) SELECT * FROM unnest({arrays})",  # noqa: S608
+            params,
+        )
+        return
+    positional = bool(getattr(compiled, "positional", False))
+    order = list(getattr(compiled, "positiontup", None) or ()) if positional else names
+    converters = [_converter(processors[name]) for name in order]
+    values = [
+        tuple(convert(row[name]) for name, convert in zip(order, converters, strict=True))
+        for row in rows
+    ]
+    if positional:
+        conn.exec_driver_sql(str(compiled), values)
+    else:
+        conn.exec_driver_sql(str(compiled), [dict(zip(order, v, strict=True)) for v in values])
+
+
+def _converter(process: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    """A column's bind processor that converts a value repeated from the row before (the
+    batch's time, its ledger) only once."""
+    if process is None:
+        return lambda value: value
+    last: list[Any] = [object(), None]
+
+    def convert(value: Any) -> Any:
+        if value is not last[0]:
+            last[0], last[1] = value, process(value)
+        return last[1]
+
+    return convert
+
+
+def select_by_keys(
+    conn: Connection,
+    key: ColumnElement[Any],
+    keys: Sequence[Any],
+    columns: Sequence[ColumnElement[Any]],
+    *where: ColumnElement[bool],
+) -> list[Any]:
+    """`columns` of the rows whose `key` is one of `keys` (a chunk of a bulk job: thousands).
+
+    On PostgreSQL the keys are joined as an array (`unnest`), so that each is an index lookup
+    even while the table's statistics still say it is empty (a fresh table filled in the same
+    transaction would otherwise be scanned once per chunk). SQLite looks up an IN list by its
+    index anyway."""
+    if not keys:
+        return []
+    if conn.dialect.name == "postgresql":
+        array = bindparam("p_keys", value=list(keys), type_=postgresql.ARRAY(key.type))
+        wanted = func.unnest(array).table_valued("k").render_derived()
+        stmt = select(*columns).select_from(wanted).join_from(wanted, key.table, key == wanted.c.k)
+        return list(conn.execute(stmt.where(*where)).all())
+    return list(conn.execute(select(*columns).where(key.in_(keys), *where)).all())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mykey.db import Base, UTCDateTime
@@ -62,3 +62,39 @@ class BudgetUse(Base):
     code: Mapped[str] = mapped_column(String(6), primary_key=True)
     fiscal_year: Mapped[int] = mapped_column(Integer, primary_key=True)
     granted: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class GrantJob(Base):
+    """A bulk grant (a CSV of grants, or an eligibility list): granted all at once, or not at
+    all with a report of every refused row. One per staff member and idempotency key."""
+
+    __tablename__ = "grant_jobs"
+    __table_args__ = (UniqueConstraint("actor", "client_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    code: Mapped[str] = mapped_column(String(6), index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    client_key: Mapped[str] = mapped_column(String(128))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    params: Mapped[str] = mapped_column(Text)  # JSON: activity, points, reason, event
+    status: Mapped[str] = mapped_column(String(8))  # queued running done refused failed
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    granted: Mapped[int] = mapped_column(Integer, default=0)
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)  # JSON problem of a refused whole file
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class GrantJobRefusal(Base):
+    """One refused row of a bulk grant: its line in the file and why."""
+
+    __tablename__ = "grant_job_refusals"
+
+    job_id: Mapped[str] = mapped_column(String(36), ForeignKey("grant_jobs.id"), primary_key=True)
+    line: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mykey_id: Mapped[str] = mapped_column(String(40))
+    code: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(String(300))
+    message_ja: Mapped[str] = mapped_column(String(300))
