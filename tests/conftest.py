@@ -30,6 +30,15 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = Path(os.environ.get("MYKEY_SHARED_DATA", SHARED / "data"))
 
 TABLES = (
+    "reserved_assignments",
+    "resident_point_settings",
+    "premium_uses",
+    "conversion_daily_uses",
+    "conversions",
+    "partner_signatures",
+    "partner_keys",
+    "partner_agreements",
+    "partners",
     "grant_limit_uses",
     "program_budget_uses",
     "grant_rules",
