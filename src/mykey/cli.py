@@ -535,5 +535,155 @@ def grants_one(
     )
 
 
+partners_app = typer.Typer(help="Partners and agreements / 協力企業・協定", no_args_is_help=True)
+points_app = typer.Typer(help="Municipal points / 自治体ポイント", no_args_is_help=True)
+app.add_typer(partners_app, name="partners")
+app.add_typer(points_app, name="points")
+
+
+@partners_app.command("add")
+def partners_add(
+    partner: Annotated[str, typer.Argument(help="partner id = service name, e.g. jal")],
+    name: Annotated[str, typer.Option()],
+    methods: Annotated[
+        str,
+        typer.Option(help="comma-separated: id_linkage, coupon_paper, coupon_email, coupon_url"),
+    ] = "id_linkage",
+) -> None:
+    """Register a partner, or change its name and agreed methods."""
+    from mykey.points.partners import set_partner
+
+    try:
+        view = set_partner(
+            _uow(), partner=partner, name=name, methods=[m.strip() for m in methods.split(",")]
+        )
+    except MyKeyError as error:
+        _fail(error)
+    out.print(f"Partner {view.id}: {view.name} ({', '.join(view.methods)})")
+
+
+@partners_app.command("agree")
+def partners_agree(
+    partner: str,
+    effective_from: Annotated[
+        str, typer.Option("--from", help="YYYY-MM-DD (Tokyo), today or later")
+    ],
+    rate_units: Annotated[int, typer.Option(help="this many partner units …")],
+    rate_points: Annotated[int, typer.Option(help="… make this many points")],
+    minimum: Annotated[int, typer.Option(help="units at least per conversion")],
+    step: Annotated[int, typer.Option(help="units are a multiple of this")],
+    daily_limit: Annotated[int | None, typer.Option(help="units per resident per day")] = None,
+    partner_daily_limit: Annotated[
+        int | None, typer.Option(help="units per day, all residents")
+    ] = None,
+) -> None:
+    """Record new terms with a partner from a date (earlier terms are never edited)."""
+    from datetime import date
+
+    from mykey.points.partners import add_agreement
+
+    try:
+        day = date.fromisoformat(effective_from)
+    except ValueError:
+        err.print("--from is a date YYYY-MM-DD. / 日付は YYYY-MM-DD で指定してください")
+        raise typer.Exit(2) from None
+    try:
+        terms = add_agreement(
+            _uow(),
+            partner=partner,
+            effective_from=day,
+            rate_units=rate_units,
+            rate_points=rate_points,
+            minimum=minimum,
+            step=step,
+            daily_limit=daily_limit,
+            partner_daily_limit=partner_daily_limit,
+            actor="operator:cli",
+        )
+    except MyKeyError as error:
+        _fail(error)
+    out.print(
+        f"{terms.partner} from {terms.effective_from}: {terms.rate_units:,} units →"
+        f" {terms.rate_points:,} points, minimum {terms.minimum:,}, step {terms.step:,}"
+    )
+
+
+@partners_app.command("list")
+def partners_list() -> None:
+    """Every partner, its methods and the terms in force from each date."""
+    from mykey.points.partners import list_partners
+
+    table = Table(
+        "partner / 協力企業",
+        "methods / 方式",
+        "from / 適用開始",
+        "rate / レート",
+        "min / 最低",
+        "step / 単位",
+        "daily / 日次上限",
+    )
+    for view in list_partners(_uow()):
+        for n, a in enumerate(view.agreements or [None]):
+            first = n == 0
+            table.add_row(
+                f"{view.id} {view.name}" if first else "",
+                ", ".join(view.methods) if first else "",
+                str(a.effective_from) if a else "-",
+                f"{a.rate_units:,} → {a.rate_points:,}" if a else "-",
+                f"{a.minimum:,}" if a else "-",
+                f"{a.step:,}" if a else "-",
+                f"{a.daily_limit:,}" if a and a.daily_limit else "-",
+            )
+    out.print(table)
+
+
+@partners_app.command("key")
+def partners_key(partner: str, label: Annotated[str, typer.Option()] = "") -> None:
+    """Issue a partner API key and its HMAC signing secret (both shown once)."""
+    from mykey.points.partner_keys import issue_partner_key
+
+    try:
+        issued = issue_partner_key(
+            _uow(), partner=partner, label=label, secret_key=get_settings().secret_key
+        )
+    except MyKeyError as error:
+        _fail(error)
+    out.print(f"Partner key {issued.key_id} for {issued.partner} (shown once / 一度だけ表示):")
+    out.print(f"API key / API キー:        {issued.api_key}", soft_wrap=True)
+    out.print(f"Signing secret / 署名鍵:   {issued.signing_secret}", soft_wrap=True)
+
+
+@partners_app.command("receivables")
+def partners_receivables(partner: Annotated[str | None, typer.Argument()] = None) -> None:
+    """What each partner owes each municipality (1 yen per converted point)."""
+    from mykey.points.conversion import receivables
+
+    table = Table("partner / 協力企業", "municipality / 自治体", "yen / 円")
+    try:
+        for r in receivables(_uow(), partner=partner):
+            table.add_row(r.partner, r.municipality or "reserved / 留保", f"{r.points:,}")
+    except MyKeyError as error:
+        _fail(error)
+    out.print(table)
+
+
+@points_app.command("sweep-reserved")
+def points_sweep_reserved() -> None:
+    """Assign reserved points older than 14 days to each resident's default municipality
+    (safe to run again)."""
+    from mykey.points.reserved import sweep_candidates, sweep_reserved
+
+    uow = _uow()
+    with _progress() as progress:
+        task = progress.add_task("Sweeping / 振り分け中", total=sweep_candidates(uow) or None)
+        report = sweep_reserved(uow, progress=lambda n: progress.advance(task, n))
+    out.print(
+        f"Assigned {report.points:,} points (+{report.premium:,} premium) of {report.residents:,}"
+        f" residents; skipped {report.skipped_residents:,} without a default municipality"
+        f" ({report.skipped_points:,} points); {report.failed_residents:,} refused."
+        f" / {report.residents:,} 人の {report.points:,} ポイントを振り分けました"
+    )
+
+
 def main() -> None:
     app()

@@ -17,6 +17,7 @@ from mykey.identity.residents import create_mykey_id
 from mykey.identity.simulator import SimulatedCard
 from mykey.ledger import AccountKind, LotTerms
 from mykey.municipalities.registry import MunicipalityRecord, upsert
+from mykey.points.partners import add_agreement, get_partner, set_partner
 from mykey.points.program_setup import Rule, set_up_program
 from mykey.points.programs import expires_on
 
@@ -60,6 +61,14 @@ SHOPS = {
     "102016": ("arts-maebashi", "q-town-1"),
 }
 PARTNERS = ("jal", "docomo", "chubu-electric", "saison")
+
+# The demo partners' terms (R5.2, R5.4): name, methods, units -> points, minimum, step, daily.
+PARTNER_TERMS = {
+    "jal": ("JAL マイレージバンク", ["id_linkage"], 10000, 10000, 10000, 10000, 50000),
+    "docomo": ("NTTドコモ dポイント", ["id_linkage"], 1000, 1000, 1000, 1000, 30000),
+    "chubu-electric": ("中部電力 カテエネポイント", ["id_linkage"], 500, 500, 500, 500, 20000),
+    "saison": ("クレディセゾン 永久不滅ポイント", ["id_linkage"], 200, 1000, 200, 200, 10000),
+}
 
 
 # Administrative points until the end of the fiscal year, converted points for 6 months.
@@ -113,8 +122,28 @@ def register_residents(uow: UnitOfWork, cards: Mapping[str, SimulatedCard]) -> N
         link_by_resident(uow, mykey_id="MY123456", provider_id="B1", user_number="234209")
 
 
+def register_partners(uow: UnitOfWork) -> None:
+    """The demo partners, each with terms from today unless it already has some."""
+    today = tokyo_date(uow.now())
+    for partner, (name, methods, units, points, minimum, step, daily) in PARTNER_TERMS.items():
+        view = set_partner(uow, partner=partner, name=name, methods=methods)
+        if not get_partner(uow, view.id).agreements:
+            add_agreement(
+                uow,
+                partner=partner,
+                effective_from=today,
+                rate_units=units,
+                rate_points=points,
+                minimum=minimum,
+                step=step,
+                daily_limit=daily,
+                actor="operator:demo",
+            )
+
+
 def load(uow: UnitOfWork) -> DemoReport:
     upsert(uow, MUNICIPALITIES)
+    register_partners(uow)
     add_zone(uow, zone_id=ZONE[0], name=ZONE[1])
     for provider_id, name, kind, code in PROVIDERS:
         add_provider(

@@ -24,6 +24,7 @@ class Role(StrEnum):
     PROVIDER_STAFF = "provider_staff"  # staff of one provider (links users)
     MUNICIPALITY_STAFF = "municipality_staff"  # staff of one municipality
     OPERATOR = "operator"  # the operating council
+    PARTNER = "partner"  # a partner company (bound to it in points.partner_keys)
 
 
 PROVIDER_BOUND = frozenset({Role.TERMINAL, Role.PROVIDER_STAFF})

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from uuid import UUID
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mykey.db import Base, UTCDateTime
@@ -22,6 +34,7 @@ class PointProgram(Base):
     usable_at: Mapped[str] = mapped_column(Text)  # JSON list of kinds of place
     premium_permille: Mapped[int] = mapped_column(Integer, default=0)
     annual_budget: Mapped[int | None] = mapped_column(BigInteger)  # points per fiscal year
+    premium_budget: Mapped[int | None] = mapped_column(BigInteger)  # premium points per FY
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -98,3 +111,146 @@ class GrantJobRefusal(Base):
     code: Mapped[str] = mapped_column(String(40))
     message: Mapped[str] = mapped_column(String(300))
     message_ja: Mapped[str] = mapped_column(String(300))
+
+
+# --- partner conversions (R5) and reserved points (R3.3) ------------------------------------
+
+
+class Partner(Base):
+    """A partner company (地域経済応援ポイント協力企業); its id is also its service name."""
+
+    __tablename__ = "partners"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # e.g. jal, chubu-electric
+    name: Mapped[str] = mapped_column(String(200))
+    methods: Mapped[str] = mapped_column(Text)  # JSON list: id_linkage, coupon_paper, …
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PartnerAgreement(Base):
+    """Terms agreed by the council with a partner, in force from a Tokyo date (append-only)."""
+
+    __tablename__ = "partner_agreements"
+
+    partner: Mapped[str] = mapped_column(String(32), ForeignKey("partners.id"), primary_key=True)
+    effective_from: Mapped[date] = mapped_column(Date, primary_key=True)
+    rate_units: Mapped[int] = mapped_column(BigInteger)  # this many partner units …
+    rate_points: Mapped[int] = mapped_column(BigInteger)  # … make this many points
+    minimum: Mapped[int] = mapped_column(BigInteger)  # units
+    step: Mapped[int] = mapped_column(BigInteger)  # units
+    daily_limit: Mapped[int | None] = mapped_column(BigInteger)  # units per resident per day
+    partner_daily_limit: Mapped[int | None] = mapped_column(BigInteger)  # units per day
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PartnerKey(Base):
+    """A partner API key's binding and its HMAC signing secret, encrypted (AES-GCM)."""
+
+    __tablename__ = "partner_keys"
+
+    key_id: Mapped[str] = mapped_column(String(16), ForeignKey("api_keys.id"), primary_key=True)
+    partner: Mapped[str] = mapped_column(String(32), ForeignKey("partners.id"))
+    secret_box: Mapped[bytes] = mapped_column(LargeBinary)  # nonce (12 bytes) + ciphertext
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PartnerSignature(Base):
+    """Signatures already seen, so that a captured request cannot be replayed."""
+
+    __tablename__ = "partner_signatures"
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    signature: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Conversion(Base):
+    """One conversion of partner units into points (append-only): statements and history."""
+
+    __tablename__ = "conversions"
+    __table_args__ = (
+        UniqueConstraint("actor", "client_key"),
+        Index("ix_conversions_partner_created_at", "partner", "created_at"),
+        Index("ix_conversions_mykey_id", "mykey_id"),
+    )
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    client_key: Mapped[str] = mapped_column(String(128))
+    partner: Mapped[str] = mapped_column(String(32), ForeignKey("partners.id"))
+    method: Mapped[str] = mapped_column(String(16))
+    mykey_id: Mapped[str] = mapped_column(String(8))
+    service_id: Mapped[str | None] = mapped_column(String(128))
+    units: Mapped[int] = mapped_column(BigInteger)
+    points: Mapped[int] = mapped_column(BigInteger)
+    premium: Mapped[int] = mapped_column(BigInteger)
+    municipality: Mapped[str | None] = mapped_column(String(6))  # NULL: reserved
+    agreement_from: Mapped[date] = mapped_column(Date)
+    transfer_id: Mapped[UUID] = mapped_column(Uuid)
+    premium_transfer_id: Mapped[UUID | None] = mapped_column(Uuid)
+    reference: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConversionDailyUse(Base):
+    """Units converted per partner per Tokyo day, per resident (or `*` for the partner's
+    total), counted with a guarded update against the agreement's limit."""
+
+    __tablename__ = "conversion_daily_uses"
+
+    partner: Mapped[str] = mapped_column(String(32), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)  # a MyKey ID, or *
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    units: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class PremiumUse(Base):
+    """Premium points given by a program in one fiscal year, against its premium budget."""
+
+    __tablename__ = "premium_uses"
+
+    code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    fiscal_year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    granted: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ResidentPointSettings(Base):
+    """A resident's default municipality for reserved points; its row also serialises the
+    assignments of one resident's reserved points."""
+
+    __tablename__ = "resident_point_settings"
+
+    mykey_id: Mapped[str] = mapped_column(
+        String(8), ForeignKey("residents.mykey_id"), primary_key=True
+    )
+    default_municipality: Mapped[str | None] = mapped_column(String(6))
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ReservedAssignment(Base):
+    """One part (one partner's points) of an assignment of reserved points (append-only)."""
+
+    __tablename__ = "reserved_assignments"
+    __table_args__ = (
+        UniqueConstraint("actor", "client_key", "seq"),
+        Index("ix_reserved_assignments_mykey_id", "mykey_id"),
+    )
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    assignment_id: Mapped[UUID] = mapped_column(Uuid)
+    actor: Mapped[str] = mapped_column(String(128))
+    client_key: Mapped[str] = mapped_column(String(128))
+    seq: Mapped[int] = mapped_column(Integer)
+    mykey_id: Mapped[str] = mapped_column(String(8))
+    partner: Mapped[str] = mapped_column(String(32))
+    municipality: Mapped[str] = mapped_column(String(6))
+    points: Mapped[int] = mapped_column(BigInteger)
+    premium: Mapped[int] = mapped_column(BigInteger)  # the whole assignment's, on part 0
+    out_transfer_id: Mapped[UUID] = mapped_column(Uuid)
+    in_transfer_id: Mapped[UUID] = mapped_column(Uuid)
+    premium_transfer_id: Mapped[UUID | None] = mapped_column(Uuid)
+    reason: Mapped[str] = mapped_column(String(16))  # resident | sweep
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -39,6 +39,7 @@ class Program:
     premium_permille: int
     rules: tuple[Rule, ...] = field(default_factory=tuple)
     annual_budget: int | None = None
+    premium_budget: int | None = None  # premium points per fiscal year (None: no cap)
 
 
 def _check(
@@ -101,6 +102,7 @@ def set_up_program(
     premium_permille: int = 0,
     rules: Sequence[Rule] = (),
     annual_budget: int | None = None,
+    premium_budget: int | None = None,
 ) -> Program:
     """Create or change a municipality's program; opens its ledger and budget account."""
     code = parse_code(municipality)
@@ -111,6 +113,12 @@ def set_up_program(
             "invalid_budget",
             "An annual budget is 1 to 10^12 points.",
             "年間予算は 1〜10^12 ポイントです。",
+        )
+    if premium_budget is not None and not 0 <= premium_budget <= 10**12:
+        raise invalid(
+            "invalid_premium_budget",
+            "A premium budget is 0 to 10^12 points per fiscal year.",
+            "プレミアム予算は年度あたり 0〜10^12 ポイントです。",
         )
 
     def body() -> Program:
@@ -134,6 +142,7 @@ def set_up_program(
         row.usable_at = json.dumps(list(usable_at))
         row.premium_permille = premium_permille
         row.annual_budget = annual_budget
+        row.premium_budget = premium_budget
         row.updated_at = now
         s.flush()
         s.execute(delete(GrantRule).where(GrantRule.code == code))
@@ -174,6 +183,7 @@ def program_of(uow: UnitOfWork, code: str) -> Program:
         premium_permille=row.premium_permille,
         rules=tuple(Rule(r.activity, r.name, r.points, r.limit) for r in rules),
         annual_budget=row.annual_budget,
+        premium_budget=row.premium_budget,
     )
 
 

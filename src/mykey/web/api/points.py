@@ -58,6 +58,9 @@ class ProgramIn(BaseModel):
     premium_permille: int = 0
     rules: list[RuleIO] = Field(default_factory=list)
     annual_budget: int | None = Field(default=None, description="points per fiscal year")
+    premium_budget: int | None = Field(
+        default=None, description="premium points per fiscal year (none: no cap)"
+    )
 
 
 class ProgramOut(BaseModel):
@@ -70,6 +73,7 @@ class ProgramOut(BaseModel):
     premium_permille: int
     rules: list[RuleIO]
     annual_budget: int | None
+    premium_budget: int | None = None
 
 
 def _out(program: Program) -> ProgramOut:
@@ -86,6 +90,7 @@ def _out(program: Program) -> ProgramOut:
             for r in program.rules
         ],
         annual_budget=program.annual_budget,
+        premium_budget=program.premium_budget,
     )
 
 
@@ -167,6 +172,7 @@ def put_program(code: str, body: ProgramIn, uow: Uow, who: StaffOrOperator) -> P
             premium_permille=body.premium_permille,
             rules=[Rule(r.activity, r.name, r.points, r.limit) for r in body.rules],
             annual_budget=body.annual_budget,
+            premium_budget=body.premium_budget,
         )
     )
 

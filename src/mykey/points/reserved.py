@@ -1,0 +1,418 @@
+"""Reserved points (留保ポイント, R3.3): converted before the resident chose a municipality.
+
+They live on the ledger `reserved`: the partner's account there is debited and the resident's
+reserved wallet credited, one lot per conversion. A lot's source account is the partner's
+account, so every reserved point knows which partner it came from.
+
+Assigning moves reserved points to one municipality, oldest lots first (the order the ledger
+takes them). Each run of consecutive lots of one partner makes two transfers: on `reserved`,
+wallet -> that partner's account (its reserved debit goes back), and on the municipality's
+ledger, the partner's account -> the resident's wallet (so the receivable lands on the
+receiving municipality, per partner). The program's premium applies at assignment.
+
+Reserved points older than 14 days go to the resident's default municipality (`sweep_reserved`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from mykey import ledger
+from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
+from mykey.errors import MyKeyError, conflict, invalid, not_found, refused
+from mykey.identity.models import Resident
+from mykey.identity.residents import normalise_mykey_id
+from mykey.ledger import AccountKind, LotTerms
+from mykey.municipalities.codes import parse_code
+from mykey.points.balances import RESERVED
+from mykey.points.conversion import NAMESPACE, _check_key, add_premium, member_program
+from mykey.points.models import Conversion, ReservedAssignment, ResidentPointSettings
+from mykey.points.programs import expires_on
+
+SWEEP_AFTER = timedelta(days=14)
+SWEEP_ACTOR = "system:sweep"
+
+
+@dataclass(frozen=True)
+class AssignmentPart:
+    partner: str
+    points: int
+
+
+@dataclass(frozen=True)
+class AssignmentReceipt:
+    assignment_id: UUID
+    mykey_id: str
+    municipality: str
+    points: int
+    premium: int
+    parts: tuple[AssignmentPart, ...]
+    balance: int  # the resident's points in the municipality after
+    reserved_left: int
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class ReservedLot:
+    partner: str
+    remaining: int
+    converted_at: datetime
+    expires_on: date
+    sweep_after: datetime  # when the sweep may assign it to the default municipality
+
+
+@dataclass(frozen=True)
+class ReservedView:
+    points: int
+    default_municipality: str | None
+    lots: tuple[ReservedLot, ...]
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    residents: int  # residents whose old reserved points were assigned
+    points: int
+    premium: int
+    skipped_residents: int  # with old reserved points but no default municipality
+    skipped_points: int
+    failed_residents: int  # whose default municipality refused (e.g. no longer a member)
+
+
+def _settings(uow: UnitOfWork, who: str) -> ResidentPointSettings:
+    s = uow.session
+    row = s.get(ResidentPointSettings, who)
+    if row is None:
+        row = ResidentPointSettings(
+            mykey_id=who, default_municipality=None, version=0, updated_at=uow.now()
+        )
+        s.add(row)
+        try:
+            s.flush()
+        except IntegrityError as exc:
+            raise RetryTransaction from exc
+    return row
+
+
+def _lock(uow: UnitOfWork, who: str) -> None:
+    """Serialise the assignments of one resident's reserved points (a row lock till commit)."""
+    _settings(uow, who)
+    uow.session.execute(
+        update(ResidentPointSettings)
+        .where(ResidentPointSettings.mykey_id == who)
+        .values(version=ResidentPointSettings.version + 1)
+    )
+
+
+def _resident(uow: UnitOfWork, who: str) -> None:
+    if uow.session.get(Resident, who) is None:
+        raise not_found(
+            "unknown_mykey_id", f"There is no MyKey ID {who}.", f"マイキーID {who} は存在しません。"
+        )
+
+
+def set_default_municipality(
+    uow: UnitOfWork, *, mykey_id: str, municipality: str | None
+) -> str | None:
+    """The municipality the resident's reserved points go to after 14 days (None: none)."""
+    who = normalise_mykey_id(mykey_id)
+    code = parse_code(municipality) if municipality is not None else None
+
+    def body() -> str | None:
+        _resident(uow, who)
+        if code is not None:
+            member_program(uow, code)
+        row = _settings(uow, who)
+        row.default_municipality = code
+        row.updated_at = uow.now()
+        uow.session.flush()
+        return code
+
+    return uow.run(body)
+
+
+def _wallet_lots(uow: UnitOfWork, who: str) -> list[ledger.LotView]:
+    accounts = ledger.accounts_of(uow, owner=who, kind=AccountKind.WALLET)
+    wallet = next((a for a, book in accounts if book == RESERVED), None)
+    if wallet is None:
+        return []
+    today = tokyo_date(uow.now())
+    return [lot for lot in ledger.wallet_lots(uow, wallet) if lot.expires_on >= today]
+
+
+def reserved_of(uow: UnitOfWork, mykey_id: str) -> ReservedView:
+    who = normalise_mykey_id(mykey_id)
+
+    def body() -> ReservedView:
+        row = uow.session.get(ResidentPointSettings, who)
+        lots = tuple(
+            ReservedLot(
+                partner=ledger.get_account(uow, lot.source_account_id).owner,
+                remaining=lot.remaining,
+                converted_at=lot.created_at,
+                expires_on=lot.expires_on,
+                sweep_after=lot.created_at + SWEEP_AFTER,
+            )
+            for lot in _wallet_lots(uow, who)
+        )
+        return ReservedView(
+            points=sum(lot.remaining for lot in lots),
+            default_municipality=row.default_municipality if row else None,
+            lots=lots,
+        )
+
+    return uow.run(body)
+
+
+def _replay(
+    uow: UnitOfWork, rows: list[ReservedAssignment], who: str, code: str
+) -> AssignmentReceipt:
+    first = rows[0]
+    if first.mykey_id != who or first.municipality != code:
+        raise conflict(
+            "idempotency_key_reused",
+            "This idempotency key was used for another assignment.",
+            "この冪等キーは別の振り分けに使われています。",
+        )
+    return _assignment_receipt(uow, rows, replayed=True)
+
+
+def _assignment_receipt(
+    uow: UnitOfWork, rows: list[ReservedAssignment], *, replayed: bool
+) -> AssignmentReceipt:
+    first = rows[0]
+    wallet = ledger.find_account(
+        uow, ledger=first.municipality, kind=AccountKind.WALLET, owner=first.mykey_id
+    )
+    return AssignmentReceipt(
+        assignment_id=first.assignment_id,
+        mykey_id=first.mykey_id,
+        municipality=first.municipality,
+        points=sum(r.points for r in rows),
+        premium=first.premium,
+        parts=tuple(AssignmentPart(r.partner, r.points) for r in rows),
+        balance=ledger.balance(uow, wallet.id).available,
+        reserved_left=sum(lot.remaining for lot in _wallet_lots(uow, first.mykey_id)),
+        replayed=replayed,
+    )
+
+
+def _assign(
+    uow: UnitOfWork,
+    *,
+    who: str,
+    code: str,
+    points: int | None,
+    actor: str,
+    key: str,
+    reason: str,
+) -> AssignmentReceipt:
+    s = uow.session
+    _resident(uow, who)
+    _lock(uow, who)
+    known = list(
+        s.scalars(
+            select(ReservedAssignment)
+            .where(ReservedAssignment.actor == actor, ReservedAssignment.client_key == key)
+            .order_by(ReservedAssignment.seq)
+        )
+    )
+    if known:
+        return _replay(uow, known, who, code)
+    program = member_program(uow, code)
+    lots = _wallet_lots(uow, who)
+    available = sum(lot.remaining for lot in lots)
+    want = available if points is None else points
+    if want <= 0 or want > available:
+        raise refused(
+            "insufficient_reserved",
+            f"You have {available:,} reserved points; {want:,} cannot be assigned.",
+            f"留保ポイントは {available:,} です。{want:,} ポイントは振り分けできません。",
+            reserved=available,
+        )
+    runs: list[list[int]] = []  # [source account, points], consecutive lots of one partner
+    left = want
+    for lot in lots:
+        if left == 0:
+            break
+        take = min(lot.remaining, left)
+        left -= take
+        if runs and runs[-1][0] == lot.source_account_id:
+            runs[-1][1] += take
+        else:
+            runs.append([lot.source_account_id, take])
+    wallet = ledger.find_account(uow, ledger=RESERVED, kind=AccountKind.WALLET, owner=who)
+    target = ledger.open_account(uow, ledger=code, kind=AccountKind.WALLET, owner=who)
+    now = uow.now()
+    last_day = expires_on(program.validity, "partner", tokyo_date(now))
+    assignment_id = uuid.uuid5(NAMESPACE, f"assign\n{actor}\n{key}")
+    rows: list[ReservedAssignment] = []
+    for seq, (source, amount) in enumerate(runs):
+        partner = ledger.get_account(uow, source).owner
+        metadata = {"partner": partner, "assignment_id": str(assignment_id), "reason": reason}
+        out = ledger.transfer(
+            uow,
+            debit=wallet.id,
+            credit=source,
+            amount=amount,
+            kind="assign",
+            actor=actor,
+            key=f"{key}:{seq}:out",
+            metadata=metadata | {"municipality": code},
+        )
+        payer = ledger.open_account(uow, ledger=code, kind=AccountKind.PARTNER, owner=partner)
+        into = ledger.transfer(
+            uow,
+            debit=payer.id,
+            credit=target.id,
+            amount=amount,
+            kind="convert",
+            actor=actor,
+            key=f"{key}:{seq}:in",
+            lot=LotTerms("partner", last_day),
+            metadata=metadata,
+        )
+        rows.append(
+            ReservedAssignment(
+                id=uuid.uuid5(NAMESPACE, f"assign\n{actor}\n{key}\n{seq}"),
+                assignment_id=assignment_id,
+                actor=actor,
+                client_key=key,
+                seq=seq,
+                mykey_id=who,
+                partner=partner,
+                municipality=code,
+                points=amount,
+                premium=0,
+                out_transfer_id=out.transfer_id,
+                in_transfer_id=into.transfer_id,
+                premium_transfer_id=None,
+                reason=reason,
+                created_at=now,
+            )
+        )
+    premium, premium_id = add_premium(
+        uow,
+        program=program,
+        wallet=target,
+        points=want,
+        actor=actor,
+        key=f"{key}:premium",
+        metadata={"assignment_id": str(assignment_id), "reason": reason},
+    )
+    rows[0].premium, rows[0].premium_transfer_id = premium, premium_id
+    s.add_all(rows)
+    try:
+        s.flush()
+    except IntegrityError as exc:
+        raise RetryTransaction from exc
+    return _assignment_receipt(uow, rows, replayed=False)
+
+
+def assign_reserved(
+    uow: UnitOfWork,
+    *,
+    mykey_id: str,
+    municipality: str,
+    points: int | None,
+    actor: str,
+    key: str,
+) -> AssignmentReceipt:
+    """Move `points` (None: all) of the resident's reserved points to `municipality`, oldest
+    first. The same (actor, key) assigns once."""
+    who = normalise_mykey_id(mykey_id)
+    code = parse_code(municipality)
+    _check_key(key)
+    if points is not None and (
+        isinstance(points, bool) or not isinstance(points, int) or not 1 <= points <= 10**12
+    ):
+        raise invalid(
+            "invalid_points",
+            "Points are a whole number from 1 to 10^12 (or leave them out for all).",
+            "ポイント数は 1〜10^12 の整数で指定してください（省略するとすべて）。",
+        )
+    return uow.run(
+        lambda: _assign(
+            uow, who=who, code=code, points=points, actor=actor, key=key, reason="resident"
+        )
+    )
+
+
+def sweep_reserved(
+    uow: UnitOfWork,
+    now: datetime | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> SweepReport:
+    """Assign every reserved point converted more than 14 days before `now` to its resident's
+    default municipality; residents without one are skipped and counted. Safe to repeat: the
+    key of each assignment derives from the resident and the oldest lot it takes, and a
+    second run finds nothing old left."""
+    moment = now or uow.now()
+    cutoff = moment - SWEEP_AFTER
+    holders = uow.run(
+        lambda: list(
+            uow.session.scalars(
+                select(Conversion.mykey_id)
+                .where(Conversion.municipality.is_(None))
+                .distinct()
+                .order_by(Conversion.mykey_id)
+            )
+        )
+    )
+    done = points = premium = skipped = skipped_points = failed = 0
+    for who in holders:
+
+        def body(who: str = who) -> tuple[str, int, int]:
+            if not any(lot.created_at <= cutoff for lot in _wallet_lots(uow, who)):
+                return "none", 0, 0
+            _lock(uow, who)  # then read again: nothing moves this resident's points meanwhile
+            old = [lot for lot in _wallet_lots(uow, who) if lot.created_at <= cutoff]
+            amount = sum(lot.remaining for lot in old)
+            if amount == 0:
+                return "none", 0, 0
+            row = uow.session.get(ResidentPointSettings, who)
+            if row is None or row.default_municipality is None:
+                return "skipped", amount, 0
+            receipt = _assign(
+                uow,
+                who=who,
+                code=row.default_municipality,
+                points=amount,
+                actor=SWEEP_ACTOR,
+                key=f"sweep:{who}:{old[0].id}:{amount}",
+                reason="sweep",
+            )
+            return "assigned", receipt.points, receipt.premium
+
+        try:
+            outcome, amount, extra = uow.run(body)
+        except MyKeyError:
+            failed += 1
+            outcome, amount, extra = "failed", 0, 0
+        if outcome == "assigned":
+            done, points, premium = done + 1, points + amount, premium + extra
+        elif outcome == "skipped":
+            skipped, skipped_points = skipped + 1, skipped_points + amount
+        if progress is not None:
+            progress(1)
+    return SweepReport(done, points, premium, skipped, skipped_points, failed)
+
+
+def sweep_candidates(uow: UnitOfWork) -> int:
+    """How many residents have ever had reserved points (for a progress bar's total)."""
+    return uow.run(
+        lambda: len(
+            list(
+                uow.session.scalars(
+                    select(Conversion.mykey_id).where(Conversion.municipality.is_(None)).distinct()
+                )
+            )
+        )
+    )
