@@ -30,6 +30,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = Path(os.environ.get("MYKEY_SHARED_DATA", SHARED / "data"))
 
 TABLES = (
+    "correction_claims",
+    "correction_legs",
+    "correction_cases",
     "grant_limit_uses",
     "program_budget_uses",
     "grant_rules",
