@@ -142,3 +142,45 @@ def test_lapsed_points_are_not_moved(database: Database, granted: str) -> None:
     assert again.value.code == "points_lapsed"
     report = ledger.check(uow)
     assert report.ok, report.problems
+
+
+def test_the_council_lists_cases_on_the_command_line(
+    database: Database, granted: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    from mykey import cli
+    from mykey.cli import app
+    from mykey.config import get_settings
+
+    monkeypatch.setattr(cli, "out", Console(width=250))
+    uow = database.uow()
+    case = propose_correction(
+        uow,
+        municipality=TSU,
+        actor=PROPOSER,
+        key="c-1",
+        kind="reverse",
+        transfer_id=granted,
+        reason_code="duplicate",
+        note="二重付与",
+    )
+    approve_correction(uow, municipality=TSU, case_id=str(case.id), actor="staff:a")
+    monkeypatch.setenv("MYKEY_DATABASE_URL", database.url)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        listed = runner.invoke(
+            app, ["corrections", "list", "--municipality", TSU, "--status", "approved"]
+        )
+        assert listed.exit_code == 0, listed.output
+        assert str(case.id)[:8] in listed.output
+        assert "二重の付与" in listed.output
+        assert "1 case(s)" in listed.output
+        none = runner.invoke(app, ["corrections", "list", "--status", "proposed"])
+        assert "0 case(s)" in none.output
+        bad = runner.invoke(app, ["corrections", "list", "--status", "open"])
+        assert bad.exit_code == 1
+    finally:
+        get_settings.cache_clear()
