@@ -110,6 +110,61 @@ def test_two_approvals_at_once_move_the_points_once(database: Database, granted:
     assert report.ok, report.problems
 
 
+def test_payments_racing_the_approval_are_either_moved_or_claimed(
+    database: Database, granted: str
+) -> None:
+    uow = database.uow()
+    case = propose_correction(
+        uow,
+        municipality=TSU,
+        actor=PROPOSER,
+        key="c-1",
+        kind="move",
+        transfer_id=granted,
+        reason_code="wrong_person",
+        note="x",
+        right_mykey_id=RIGHT,
+    )
+    wallet = ledger.find_account(uow, ledger=TSU, kind=AccountKind.WALLET, owner=WRONG)
+    shop = ledger.open_account(uow, ledger=TSU, kind=AccountKind.SHOP, owner="shop-1")
+    start = threading.Barrier(5)
+
+    def pay(n: int) -> int:
+        counter = database.uow()
+        start.wait()
+        try:
+            ledger.transfer(
+                counter,
+                debit=wallet.id,
+                credit=shop.id,
+                amount=40,
+                kind="spend",
+                actor="terminal:T1",
+                key=f"pay-{n}",
+            )
+        except MyKeyError as error:
+            assert error.code == "insufficient_points"
+            return 0
+        return 40
+
+    def approve() -> int:
+        desk = database.uow()
+        start.wait()
+        return approve_correction(
+            desk, municipality=TSU, case_id=str(case.id), actor="staff:a"
+        ).claimed
+
+    with ThreadPoolExecutor(5) as pool:
+        paid = [pool.submit(pay, n) for n in range(4)]
+        claimed = pool.submit(approve).result()
+        spent = sum(p.result() for p in paid)
+
+    assert claimed == spent  # every point paid before the move is claimed, none after it
+    assert (_wallet(uow, WRONG), _wallet(uow, RIGHT)) == (0, 300)
+    report = ledger.check(uow)
+    assert report.ok, report.problems
+
+
 def test_lapsed_points_are_not_moved(database: Database, granted: str) -> None:
     uow = database.uow()
     case = propose_correction(
