@@ -685,5 +685,59 @@ def points_sweep_reserved() -> None:
     )
 
 
+corrections_app = typer.Typer(
+    help="Correction cases with two approvals / 訂正案件（二者承認）", no_args_is_help=True
+)
+app.add_typer(corrections_app, name="corrections")
+
+
+@corrections_app.command("list")
+def corrections_list(
+    municipality: Annotated[str | None, typer.Option(help="6-digit code; all if omitted")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="proposed, approved, rejected or withdrawn")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 100,
+) -> None:
+    """Correction cases, newest first: what moved, what the budget paid, what is claimed."""
+    from mykey.points.corrections import list_corrections
+
+    try:
+        cases = list_corrections(_uow(), municipality=municipality, status=status, limit=limit)
+    except MyKeyError as error:
+        _fail(error)
+    table = Table(
+        "case / 案件",
+        "code / 自治体",
+        "kind / 種類",
+        "reason / 理由",
+        "status / 状態",
+        "points",
+        "from → to",
+        "moved",
+        "funded",
+        "claimed",
+        "proposed / 起案",
+        "decided / 決裁",
+    )
+    for case in cases:
+        table.add_row(
+            str(case.id)[:8],
+            case.municipality,
+            case.kind,
+            case.reason_label[0],
+            case.status,
+            f"{case.points:,}",
+            f"{case.wrong_mykey_id} → {case.right_mykey_id or 'budget'}",
+            f"{case.moved:,}",
+            f"{case.funded:,}",
+            f"{case.claimed:,}",
+            case.proposed_by,
+            case.decided_by or "",
+        )
+    out.print(table)
+    out.print(f"{len(cases)} case(s) / 件")
+
+
 def main() -> None:
     app()

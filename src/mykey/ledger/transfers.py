@@ -609,17 +609,23 @@ def transfer(
     key: str | None = None,
     lot: LotTerms | None = None,
     metadata: Mapping[str, Any] | None = None,
+    from_lot: int | None = None,
 ) -> Receipt:
     """Move `amount` points from `debit` to `credit` now.
 
     A credit to a wallet makes a lot (`lot`: funding source and expiry); a debit from a wallet
-    takes its earliest-expiring lots. Refused with `insufficient_points` if a guarded account
-    would go below zero.
+    takes its earliest-expiring lots, or exactly the lot `from_lot` names (a correction moving
+    what is left of one credit). Refused with `insufficient_points` if a guarded account would
+    go below zero, or if the named lot holds less than `amount`.
     """
     amount = _amount(amount)
     kind = _kind(kind)
     meta = _metadata(metadata)
     _check_lot_shape(lot)
+    if from_lot is not None and (isinstance(from_lot, bool) or not isinstance(from_lot, int)):
+        raise errors.bad_field(
+            "from_lot", "A lot is named by its number.", "ロットは番号で指定してください。"
+        )
     fields = {
         "debit": debit,
         "credit": credit,
@@ -628,8 +634,10 @@ def transfer(
         "lot": [lot.funding, lot.expires_on.isoformat()] if lot else None,
         "metadata": meta,
     }
+    if from_lot is not None:
+        fields["from_lot"] = from_lot
     in_one_call: Callable[[UUID, str | None], Receipt | MyKeyError] | None = None
-    if uow.dialect == "postgresql":
+    if uow.dialect == "postgresql" and from_lot is None:
         _check_ids(debit, credit)
 
         def in_one_call(tid: UUID, digest: str | None) -> Receipt | MyKeyError:
@@ -650,6 +658,16 @@ def transfer(
     def make_plan(tid: UUID, digest: str | None) -> _Plan:
         d, c = _pair(uow.connection, debit, credit)
         terms = _lot_terms(lot, c, tokyo_date(uow.now()))
+        if from_lot is not None:
+            owner = uow.connection.execute(
+                select(L.c.account_id).where(L.c.id == from_lot)
+            ).scalar()
+            if owner is None or int(owner) != d.id:
+                raise errors.bad_field(
+                    "from_lot",
+                    f"Lot {from_lot} is not a lot of account {d.id}.",
+                    f"ロット {from_lot} は口座 {d.id} のロットではありません。",
+                )
         return _Plan(
             tid=tid,
             debit=d,
@@ -665,7 +683,8 @@ def transfer(
             credit_deltas={"credits_posted": amount},
             guard=amount,
             stripe=_stripe(tid),
-            consume_fifo=d.kind.has_lots,
+            consume_fifo=d.kind.has_lots and from_lot is None,
+            consume=[(from_lot, amount)] if from_lot is not None else [],
             create_lot=terms,
         )
 
@@ -935,19 +954,24 @@ def reverse(
     actor: str,
     reason: str,
     key: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Receipt:
     """Undo a transfer with a new, opposite one (nothing is ever edited or deleted).
 
     Points taken from a wallet go back to the very lots they came from; points credited to a
     wallet are taken back from the lot that credit made, and the reversal is refused if they
-    have been spent. A transfer is reversed at most once.
+    have been spent. A transfer is reversed at most once. `metadata` is kept with the reason
+    (a correction cites its case there).
     """
+    extra = _metadata(metadata)
     tid_in = _transfer_id(transfer_id)
     if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
         raise errors.bad_field(
             "reason", "A reversal needs a reason.", "取消には理由の記入が必要です。"
         )
-    fields = {"transfer_id": str(tid_in), "reason": reason}
+    fields: dict[str, Any] = {"transfer_id": str(tid_in), "reason": reason}
+    if extra:
+        fields["metadata"] = extra
 
     def make_plan(tid: UUID, digest: str | None) -> _Plan:
         s = uow.session
@@ -988,7 +1012,7 @@ def reverse(
             actor=actor,
             key=key,
             digest=digest,
-            meta={"reason": reason, "reverses_kind": t.kind},
+            meta={**extra, "reason": reason, "reverses_kind": t.kind},
             debit_deltas={"debits_posted": amount},
             credit_deltas={"credits_posted": amount},
             guard=amount,
@@ -999,6 +1023,20 @@ def reverse(
         )
 
     return _keyed(uow, verb="reverse", actor=actor, key=key, fields=fields, make_plan=make_plan)
+
+
+def get_transfer(uow: UnitOfWork, transfer_id: UUID | str) -> Receipt:
+    """A stored transfer, as its receipt (with the lot it made, if it credited a wallet)."""
+    tid = _transfer_id(transfer_id)
+    return uow.run(lambda: receipt_of(uow.session, _transfer_row(uow.session, tid)))
+
+
+def reversal_of(uow: UnitOfWork, transfer_id: UUID | str) -> UUID | None:
+    """The id of the transfer that reversed this one, if any."""
+    tid = _transfer_id(transfer_id)
+    return uow.run(
+        lambda: uow.session.execute(select(T.c.id).where(T.c.reverses_id == tid)).scalar()
+    )
 
 
 def _expire_one(uow: UnitOfWork, lot_id: int, expired_account: Account) -> Receipt | None:
