@@ -30,6 +30,11 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = Path(os.environ.get("MYKEY_SHARED_DATA", SHARED / "data"))
 
 TABLES = (
+    "ranking_award_entries",
+    "ranking_awards",
+    "accrual_closings",
+    "accrual_choices",
+    "accruals",
     "grant_limit_uses",
     "program_budget_uses",
     "grant_rules",

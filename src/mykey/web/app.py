@@ -17,6 +17,7 @@ from mykey.identity.proofs import TrustAnchors
 from mykey.migrations import head
 from mykey.web import problems
 from mykey.web.api import cards, points, public, resident, services
+from mykey.web.api.accruals import router as accruals_router
 
 HOME = """<!doctype html>
 <html lang="ja"><head><meta charset="utf-8">
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.include_router(resident.router)
     app.include_router(services.router)
     app.include_router(points.router)
+    app.include_router(accruals_router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:
