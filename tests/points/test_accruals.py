@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -182,3 +184,39 @@ def test_a_year_of_accrual_then_payouts_and_donations(database: Database) -> Non
 
     report_check = ledger.check(uow)
     assert report_check.ok, report_check.problems
+
+
+def test_two_closes_at_once_close_everyone_once(database: Database) -> None:
+    uow = database.uow()
+    set_up(uow)
+    people = [f"TSUC000{n}" for n in range(6)]
+    make_residents(uow, *people)
+    for n, who in enumerate(people):
+        grant_points(
+            uow,
+            municipality=TSU,
+            mykey_id=who,
+            actor="staff:tsu",
+            key=f"c-{n}",
+            reason="介護",
+            activity="care",
+        )
+        if n % 2:
+            choose(uow, municipality=TSU, mykey_id=who, choice="payout")
+    database.clock.now = datetime(2027, 4, 1, 0, 0, tzinfo=UTC)
+    start = threading.Barrier(2)
+
+    def desk(actor: str) -> tuple[int, int]:
+        mine = database.uow()
+        start.wait()
+        report = close_accrual_year(mine, municipality=TSU, fiscal_year=2026, actor=actor, batch=2)
+        return report.payouts, report.donations
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(desk, ["staff:a", "staff:b"]))
+
+    assert sum(p for p, _ in results) == 3
+    assert sum(d for _, d in results) == 3
+    assert database.count("accrual_closings") == 6
+    report = ledger.check(uow)
+    assert report.ok, report.problems

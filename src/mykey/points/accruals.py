@@ -287,6 +287,8 @@ def close_accrual_year(
 
     def one_batch(after: str) -> tuple[list[tuple[str, str, int]], int, int, str]:
         s = uow.session
+        # Locked (on PostgreSQL), so that a second close running at once waits for this batch
+        # and then sees its records, instead of racing it to the accrual accounts.
         rows = s.execute(
             select(Accrual.mykey_id, Accrual.account_id)
             .where(
@@ -296,6 +298,7 @@ def close_accrual_year(
             )
             .order_by(Accrual.mykey_id)
             .limit(batch)
+            .with_for_update()
         ).all()
         done: list[tuple[str, str, int]] = []
         skipped = nothing = 0
@@ -438,7 +441,15 @@ def mark_paid(
 
     def body() -> PaidReceipt:
         s = uow.session
-        row = s.get(AccrualClosing, (code, year, who))
+        row = s.execute(  # locked: two desks marking it paid at once are serialised
+            select(AccrualClosing)
+            .where(
+                AccrualClosing.code == code,
+                AccrualClosing.fiscal_year == year,
+                AccrualClosing.mykey_id == who,
+            )
+            .with_for_update()
+        ).scalar_one_or_none()
         if row is None or row.outcome != "payout":
             raise not_found(
                 "unknown_payout",
