@@ -739,5 +739,98 @@ def corrections_list(
     out.print(f"{len(cases)} case(s) / 件")
 
 
+accruals_app = typer.Typer(
+    help="Accumulating programs: year-end close, payouts / 積立ポイントの年度末処理",
+    no_args_is_help=True,
+)
+rankings_app = typer.Typer(help="Rankings of points earned / ランキング", no_args_is_help=True)
+app.add_typer(accruals_app, name="accruals")
+app.add_typer(rankings_app, name="rankings")
+
+
+@accruals_app.command("close")
+def accruals_close(
+    municipality: Annotated[str, typer.Option(help="6-digit local government code")],
+    fiscal_year: Annotated[int, typer.Option(help="e.g. 2026 for April 2026 to March 2027")],
+) -> None:
+    """Close a fiscal year: accrued points become payouts or donations (safe to re-run)."""
+    from mykey.points.accruals import accruals_to_close, close_accrual_year
+
+    uow = _uow()
+    try:
+        total = accruals_to_close(uow, municipality=municipality, fiscal_year=fiscal_year)
+        with _progress() as progress:
+            task = progress.add_task("Closing accruals / 年度末処理中", total=total)
+            report = close_accrual_year(
+                uow,
+                municipality=municipality,
+                fiscal_year=fiscal_year,
+                actor="staff:cli",
+                progress=lambda n: progress.advance(task, n),
+            )
+    except MyKeyError as error:
+        _fail(error)
+    out.print(
+        f"Fiscal {report.fiscal_year}: {report.payouts} payouts ({report.payout_points:,} yen),"
+        f" {report.donations} donations ({report.donation_points:,} points),"
+        f" {report.already_closed} closed before, {report.empty} with nothing left."
+        f" / 支払 {report.payouts} 件・寄付 {report.donations} 件"
+    )
+
+
+@accruals_app.command("payouts")
+def accruals_payouts(
+    municipality: Annotated[str, typer.Option(help="6-digit local government code")],
+    fiscal_year: Annotated[int | None, typer.Option()] = None,
+    status: Annotated[str | None, typer.Option(help="pending or paid")] = None,
+) -> None:
+    """Payouts of closed accruals: yen owed to residents, and those paid."""
+    from mykey.points.accruals import closings
+
+    try:
+        found = closings(
+            _uow(),
+            municipality=municipality,
+            fiscal_year=fiscal_year,
+            outcome="payout",
+            status=status,
+        )
+    except MyKeyError as error:
+        _fail(error)
+    table = Table("year / 年度", "MyKey ID", "yen / 円", "status / 状態", "reference / 参照")
+    for c in found:
+        table.add_row(
+            str(c.fiscal_year), c.mykey_id, f"{c.points:,}", c.status, c.paid_reference or ""
+        )
+    out.print(table)
+
+
+@rankings_app.command("show")
+def rankings_show(
+    municipality: Annotated[str, typer.Option(help="6-digit local government code")],
+    start: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD (JST)")],
+    end: Annotated[str, typer.Option("--to", help="last day, YYYY-MM-DD (JST), included")],
+    activity: Annotated[str | None, typer.Option(help="one activity, or every grant")] = None,
+    top: Annotated[int, typer.Option(help="how many residents")] = 100,
+    minimum: Annotated[int, typer.Option(help="at least this many points")] = 0,
+) -> None:
+    """The top residents by points granted in a period (ties: who reached it first)."""
+    from mykey.points.rankings import rank
+
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError:
+        err.print("Dates are YYYY-MM-DD / 日付は YYYY-MM-DD で指定してください")
+        raise typer.Exit(2) from None
+    try:
+        ranking = rank(_uow(), municipality, activity, first, last, top, minimum)
+    except MyKeyError as error:
+        _fail(error)
+    table = Table("rank / 順位", "MyKey ID", "points / ポイント", "reached / 到達")
+    for r in ranking.rows:
+        table.add_row(str(r.rank), r.mykey_id, f"{r.points:,}", r.reached_at.isoformat())
+    out.print(table)
+
+
 def main() -> None:
     app()

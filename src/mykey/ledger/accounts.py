@@ -28,6 +28,9 @@ class AccountKind(StrEnum):
     VOUCHER_FLOAT = "voucher_float"  # point vouchers issued and not yet redeemed: guarded
     EXPIRED = "expired"  # points that lapsed (breakage)
     SETTLEMENT = "settlement"  # settled in yen at month end
+    ACCRUAL = "accrual"  # a resident's points accumulating over one fiscal year: guarded, no lots
+    PAYOUT = "payout"  # yen owed to a resident for a closed accrual, until paid: guarded
+    DONATION = "donation"  # accrued points a resident chose to donate
 
     @property
     def guarded(self) -> bool:
@@ -39,7 +42,9 @@ class AccountKind(StrEnum):
         return self is AccountKind.WALLET
 
 
-GUARDED = frozenset({AccountKind.WALLET, AccountKind.VOUCHER_FLOAT})
+GUARDED = frozenset(
+    {AccountKind.WALLET, AccountKind.VOUCHER_FLOAT, AccountKind.ACCRUAL, AccountKind.PAYOUT}
+)
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,8 @@ class TransferRow(Base):
         CheckConstraint("(phase IN ('post', 'void')) = (pending_id IS NOT NULL)", name="resolves"),
         Index("ix_ledger_transfers_debit", "debit_account_id", "seq"),
         Index("ix_ledger_transfers_credit", "credit_account_id", "seq"),
+        # a town's grants (or any kind) over a period, for rankings
+        Index("ix_ledger_transfers_ledger_kind_created", "ledger", "kind", "created_at"),
     )
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

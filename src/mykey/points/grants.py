@@ -17,9 +17,10 @@ from mykey.identity.models import Resident
 from mykey.identity.residents import normalise_mykey_id
 from mykey.ledger import AccountKind, LotTerms
 from mykey.municipalities.codes import parse_code
+from mykey.points.accruals import accrual_account
 from mykey.points.models import BudgetUse, GrantLimitUse
 from mykey.points.program_setup import program_of
-from mykey.points.programs import expires_on, fiscal_year_of
+from mykey.points.programs import expires_on, fiscal_year_end, fiscal_year_of
 
 
 def _period(limit: str, today: date, event: str | None) -> str:
@@ -98,8 +99,9 @@ class GrantReceipt:
     mykey_id: str
     points: int
     balance: int
-    expires_on: date
+    expires_on: date  # of an accruing grant: the last day of its accrual year
     replayed: bool
+    accrued: bool = False  # credited to the resident's accrual account (R4.3), not the wallet
 
 
 def grant_points(
@@ -157,8 +159,24 @@ def grant_points(
                 f"マイキーID {who} は存在しません。",
             )
         budget = ledger.find_account(uow, ledger=code, kind=AccountKind.BUDGET, owner=code)
-        wallet = ledger.open_account(uow, ledger=code, kind=AccountKind.WALLET, owner=who)
-        last_day = expires_on(program.validity, "budget", tokyo_date(uow.now()))
+        granted_on = tokyo_date(uow.now())
+        metadata: dict[str, object]
+        if rule is not None and rule.accrues:
+            year = fiscal_year_of(granted_on)
+            wallet = accrual_account(uow, code, year, who)
+            last_day = fiscal_year_end(granted_on)
+            lot = None
+            metadata = {
+                "activity": activity or "",
+                "reason": reason,
+                "expires_on": str(last_day),
+                "accrual_year": year,
+            }
+        else:
+            wallet = ledger.open_account(uow, ledger=code, kind=AccountKind.WALLET, owner=who)
+            last_day = expires_on(program.validity, "budget", granted_on)
+            lot = LotTerms("budget", last_day)
+            metadata = {"activity": activity or "", "reason": reason, "expires_on": str(last_day)}
         receipt = ledger.transfer(
             uow,
             debit=budget.id,
@@ -167,8 +185,8 @@ def grant_points(
             kind="grant",
             actor=actor,
             key=key,
-            lot=LotTerms("budget", last_day),
-            metadata={"activity": activity or "", "reason": reason, "expires_on": str(last_day)},
+            lot=lot,
+            metadata=metadata,
         )
         if not receipt.replayed:
             today = tokyo_date(uow.now())
@@ -186,6 +204,7 @@ def grant_points(
             balance=ledger.balance(uow, wallet.id).available,
             expires_on=date.fromisoformat(str(receipt.metadata["expires_on"])),
             replayed=receipt.replayed,
+            accrued="accrual_year" in receipt.metadata,
         )
 
     return uow.run(body)

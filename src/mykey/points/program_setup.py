@@ -26,6 +26,7 @@ class Rule:
     name: str
     points: int
     limit: str = "none"  # once per person per event, day or fiscal year
+    accrues: bool = False  # accumulating (R4.3): paid out or donated at fiscal year end
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class Program:
     rules: tuple[Rule, ...] = field(default_factory=tuple)
     annual_budget: int | None = None
     premium_budget: int | None = None  # premium points per fiscal year (None: no cap)
+    accrual_default: str = "donation"  # what accrued points become unless the resident chooses
+
+
+ACCRUAL_CHOICES = ("payout", "donation")
 
 
 def _check(
@@ -103,6 +108,7 @@ def set_up_program(
     rules: Sequence[Rule] = (),
     annual_budget: int | None = None,
     premium_budget: int | None = None,
+    accrual_default: str = "donation",
 ) -> Program:
     """Create or change a municipality's program; opens its ledger and budget account."""
     code = parse_code(municipality)
@@ -119,6 +125,12 @@ def set_up_program(
             "invalid_premium_budget",
             "A premium budget is 0 to 10^12 points per fiscal year.",
             "プレミアム予算は年度あたり 0〜10^12 ポイントです。",
+        )
+    if accrual_default not in ACCRUAL_CHOICES:
+        raise invalid(
+            "invalid_accrual_default",
+            "Accrued points default to payout or donation.",
+            "積立ポイントの既定の扱いは payout（現金払い）か donation（寄付）です。",
         )
 
     def body() -> Program:
@@ -143,6 +155,7 @@ def set_up_program(
         row.premium_permille = premium_permille
         row.annual_budget = annual_budget
         row.premium_budget = premium_budget
+        row.accrual_default = accrual_default
         row.updated_at = now
         s.flush()
         s.execute(delete(GrantRule).where(GrantRule.code == code))
@@ -154,6 +167,7 @@ def set_up_program(
                     name=rule.name,
                     points=rule.points,
                     limit=rule.limit,
+                    accrues=rule.accrues,
                 )
             )
         s.flush()
@@ -181,9 +195,10 @@ def program_of(uow: UnitOfWork, code: str) -> Program:
         validity=json.loads(row.validity),
         usable_at=tuple(json.loads(row.usable_at)),
         premium_permille=row.premium_permille,
-        rules=tuple(Rule(r.activity, r.name, r.points, r.limit) for r in rules),
+        rules=tuple(Rule(r.activity, r.name, r.points, r.limit, r.accrues) for r in rules),
         annual_budget=row.annual_budget,
         premium_budget=row.premium_budget,
+        accrual_default=row.accrual_default,
     )
 
 

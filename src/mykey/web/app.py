@@ -18,6 +18,7 @@ from mykey.migrations import head
 from mykey.web import problems
 from mykey.web.api import cards, partners, points, public, resident, services
 from mykey.web.api import corrections as corrections_api
+from mykey.web.api.accruals import router as accruals_router
 
 HOME = """<!doctype html>
 <html lang="ja"><head><meta charset="utf-8">
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.include_router(points.router)
     app.include_router(partners.router)
     app.include_router(corrections_api.router)
+    app.include_router(accruals_router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:

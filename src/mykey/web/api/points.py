@@ -14,6 +14,7 @@ from mykey.identity.keys import Principal, Role
 from mykey.identity.links import mykey_id_of_card
 from mykey.municipalities.codes import parse_code
 from mykey.points import balances
+from mykey.points.accruals import accruals_of
 from mykey.points.grants import grant_points
 from mykey.points.program_setup import Program, Rule, get_program, list_programs, set_up_program
 from mykey.web.api.cards import CardProofIn
@@ -44,6 +45,9 @@ class RuleIO(BaseModel):
     name: str
     points: int
     limit: str = Field(default="none", description="once per person per: none, event, day, year")
+    accrues: bool = Field(
+        default=False, description="accumulating: paid out or donated at fiscal year end"
+    )
 
 
 class ProgramIn(BaseModel):
@@ -61,6 +65,9 @@ class ProgramIn(BaseModel):
     premium_budget: int | None = Field(
         default=None, description="premium points per fiscal year (none: no cap)"
     )
+    accrual_default: str = Field(
+        default="donation", description="accrued points at year end: payout or donation"
+    )
 
 
 class ProgramOut(BaseModel):
@@ -74,6 +81,7 @@ class ProgramOut(BaseModel):
     rules: list[RuleIO]
     annual_budget: int | None
     premium_budget: int | None = None
+    accrual_default: str = "donation"
 
 
 def _out(program: Program) -> ProgramOut:
@@ -86,11 +94,14 @@ def _out(program: Program) -> ProgramOut:
         usable_at=list(program.usable_at),
         premium_permille=program.premium_permille,
         rules=[
-            RuleIO(activity=r.activity, name=r.name, points=r.points, limit=r.limit)
+            RuleIO(
+                activity=r.activity, name=r.name, points=r.points, limit=r.limit, accrues=r.accrues
+            )
             for r in program.rules
         ],
         annual_budget=program.annual_budget,
         premium_budget=program.premium_budget,
+        accrual_default=program.accrual_default,
     )
 
 
@@ -111,6 +122,7 @@ class GrantOut(BaseModel):
     balance: int
     expires_on: date
     replayed: bool
+    accrued: bool = False
 
 
 class LotOut(BaseModel):
@@ -127,9 +139,20 @@ class HoldingOut(BaseModel):
     lots: list[LotOut]
 
 
+class AccruedOut(BaseModel):
+    municipality: str
+    fiscal_year: int
+    points: int
+
+
 class PointsOut(BaseModel):
     holdings: list[HoldingOut]
     reserved: int
+    accrued: list[AccruedOut] = Field(
+        default_factory=list,
+        description="points accruing in accumulating programs (not spendable; paid out or"
+        " donated at fiscal year end): see /me/accruals",
+    )
 
 
 class PointsEntryOut(BaseModel):
@@ -170,9 +193,10 @@ def put_program(code: str, body: ProgramIn, uow: Uow, who: StaffOrOperator) -> P
             validity=body.validity,
             usable_at=body.usable_at,
             premium_permille=body.premium_permille,
-            rules=[Rule(r.activity, r.name, r.points, r.limit) for r in body.rules],
+            rules=[Rule(r.activity, r.name, r.points, r.limit, r.accrues) for r in body.rules],
             annual_budget=body.annual_budget,
             premium_budget=body.premium_budget,
+            accrual_default=body.accrual_default,
         )
     )
 
@@ -212,15 +236,21 @@ def grant(code: str, body: GrantIn, uow: Uow, staff: Staff, request: Request) ->
         balance=receipt.balance,
         expires_on=receipt.expires_on,
         replayed=receipt.replayed,
+        accrued=receipt.accrued,
     )
 
 
 @router.get("/me/points", response_model=PointsOut)
 def my_points(uow: Uow, token: Token) -> PointsOut:
     """My points in every municipality, with their lots (funding source, expiry)."""
-    held = balances.points_of(uow, residents.resident_for_session(uow, token))
+    who = residents.resident_for_session(uow, token)
+    held = balances.points_of(uow, who)
     return PointsOut(
         reserved=held.reserved,
+        accrued=[
+            AccruedOut(municipality=a.municipality, fiscal_year=a.fiscal_year, points=a.points)
+            for a in accruals_of(uow, who).accruing
+        ],
         holdings=[
             HoldingOut(
                 municipality=h.municipality,
