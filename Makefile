@@ -42,7 +42,10 @@ test: lint ## lint, then every test (PostgreSQL ones skip visibly without a serv
 bench: install ## ledger benchmarks against pgbench on the same PostgreSQL; prints JSON
 	@$(BIN)/python bench/ledger.py
 
+bench-bulk: install ## bulk grant of 80,000 residents against one-by-one grants; prints JSON
+	@$(BIN)/python bench/bulk_grants.py
+
 lock: ## re-pin requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
 
-.PHONY: help install migrate run lint test bench lock
+.PHONY: help install migrate run lint test bench bench-bulk lock

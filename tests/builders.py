@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from itertools import count
+from typing import cast
+
+from sqlalchemy import Table
 
 from mykey import ledger
-from mykey.db import UnitOfWork
+from mykey.db import UnitOfWork, insert_many
 from mykey.ledger import Account, AccountKind, LotTerms
 
 FY_END = date(2027, 3, 31)
@@ -74,3 +78,24 @@ def spend(uow: UnitOfWork, t: Town, w: Account, amount: int, **kw: object) -> le
         actor=str(kw.get("actor", "terminal:T1")),
         key=str(kw.get("key", key("spend"))),
     )
+
+
+def residents_in_bulk(uow: UnitOfWork, ids: Sequence[str]) -> None:
+    """MyKey IDs for a bulk grant of tens of thousands, written as rows: the one place a builder
+    writes rows itself, because `create_mykey_id` hashes a password with argon2 per ID (hours
+    for 80,000). They share one real hash of PASSWORD_FOR_BULK."""
+    from mykey.identity.models import Resident
+    from mykey.identity.residents import _hasher
+
+    shared = _hasher.hash(PASSWORD_FOR_BULK)
+    with uow:
+        now = uow.now()
+        insert_many(
+            uow.connection,
+            cast(Table, Resident.__table__),
+            [dict(mykey_id=m, password_hash=shared, created_at=now) for m in ids],
+        )
+        uow.commit()
+
+
+PASSWORD_FOR_BULK = "bulk residents 2026"

@@ -501,6 +501,119 @@ def programs_list() -> None:
     out.print(table)
 
 
+@grants_app.command("bulk")
+def grants_bulk(
+    file: Annotated[
+        Path, typer.Argument(help="CSV: mykey_id[,points][,reason] (UTF-8 or Shift_JIS)")
+    ],
+    municipality: Annotated[str, typer.Option(help="6-digit local government code")],
+    activity: Annotated[
+        str | None, typer.Option(help="an activity of the rules, for every row")
+    ] = None,
+    points: Annotated[int | None, typer.Option(help="or these points for every row")] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="the reason, unless the file gives one")
+    ] = None,
+    event: Annotated[str | None, typer.Option(help="the event, for once-per-event rules")] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            help="idempotency key (default: from the file and options, so running"
+            " the same file again grants once)"
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="write the refused rows here (CSV) if any")
+    ] = None,
+) -> None:
+    """Grant every row of a file, or none: a grant list or an eligibility list (R4.4).
+
+    A file with a points column grants each row its points; a file of MyKey IDs alone (an
+    eligibility list) grants each the --activity's points or --points with --reason. If any
+    row is refused, nothing is granted and every refused row is listed."""
+    import hashlib
+
+    from mykey.points.bulk import (
+        JobParams,
+        refusals_csv,
+        refusals_of,
+        run_job,
+        submit_job,
+    )
+    from mykey.points.bulk import (
+        Progress as JobProgress,
+    )
+
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        err.print(f"[bold red]エラー[/] ファイルを読めません / cannot read {file}: {exc.strerror}")
+        raise typer.Exit(2) from None
+    params = JobParams(activity=activity, points=points, reason=reason, event=event)
+    if key is None:
+        digest = hashlib.sha256(data + json.dumps(params.as_dict(), sort_keys=True).encode())
+        key = f"bulk-{municipality}-{digest.hexdigest()[:32]}"
+    uow = _uow()
+    try:
+        job = submit_job(
+            uow, municipality=municipality, actor="staff:cli", key=key, data=data, params=params
+        )
+        if job.finished:
+            out.print(
+                "This file was already sent with this key; nothing more is granted."
+                " / このファイルは送信済みです。追加の付与はありません。"
+            )
+        else:
+            with _progress() as bar:
+                task = bar.add_task("読み込み / reading", total=None)
+
+                def show(p: JobProgress) -> None:
+                    names = {
+                        "reading": "読み込み / reading",
+                        "checking": "確認 / checking",
+                        "granting": "付与 / granting",
+                    }
+                    bar.update(
+                        task,
+                        description=names.get(p.phase, p.phase),
+                        completed=p.done,
+                        total=p.total or None,
+                    )
+
+                job = run_job(uow, job.id, data, progress=show)
+    except MyKeyError as error:
+        _fail(error)
+    if job.status == "done":
+        out.print(
+            f"Job {job.id}: granted {job.granted:,} residents {job.points:,} points."
+            f" / {job.granted:,} 人に計 {job.points:,} ポイントを付与しました。"
+        )
+        return
+    if job.error is not None:
+        err.print(
+            f"[bold red]付与しませんでした[/] {job.error.get('message_ja', '')}\n"
+            f"[bold red]Nothing granted[/] {job.error.get('message', '')}"
+            f" ({job.error.get('code', '')})"
+        )
+        raise typer.Exit(1)
+    refused = refusals_of(uow, municipality, job.id, limit=10**6)
+    err.print(
+        f"[bold red]付与しませんでした[/] {job.refused:,} 行が受け付けられません"
+        f"（全 {job.rows:,} 行）。\n"
+        f"[bold red]Nothing granted[/]: {job.refused:,} of {job.rows:,} rows refused."
+    )
+    table = Table("line", "mykey_id", "code", "理由 / reason")
+    for r in refused[:20]:
+        table.add_row(str(r.line), r.mykey_id, r.code, f"{r.message_ja} / {r.message}")
+    err.print(table)
+    if report is not None:
+        report.write_text(refusals_csv(refused), encoding="utf-8")
+        err.print(f"All refused rows: {report} / 受け付けられない行の一覧: {report}")
+    elif len(refused) > 20:
+        err.print("… use --report FILE for every refused row / 全行は --report で出力できます")
+    raise typer.Exit(1)
+
+
 @grants_app.command("one")
 def grants_one(
     municipality: Annotated[str, typer.Option(help="6-digit local government code")],

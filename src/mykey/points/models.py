@@ -262,6 +262,7 @@ class ReservedAssignment(Base):
     in_transfer_id: Mapped[UUID] = mapped_column(Uuid)
     premium_transfer_id: Mapped[UUID | None] = mapped_column(Uuid)
     reason: Mapped[str] = mapped_column(String(16))  # resident | sweep
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class CorrectionCase(Base):

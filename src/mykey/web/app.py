@@ -16,7 +16,7 @@ from mykey.db import Clock, make_engine, make_uow_factory, utcnow
 from mykey.identity.proofs import TrustAnchors
 from mykey.migrations import head
 from mykey.web import problems
-from mykey.web.api import cards, partners, points, public, resident, services
+from mykey.web.api import cards, grant_jobs, partners, points, public, resident, services
 from mykey.web.api import corrections as corrections_api
 from mykey.web.api.accruals import router as accruals_router
 
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.include_router(resident.router)
     app.include_router(services.router)
     app.include_router(points.router)
+    app.include_router(grant_jobs.router)
     app.include_router(partners.router)
     app.include_router(corrections_api.router)
     app.include_router(accruals_router)
