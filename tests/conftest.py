@@ -20,6 +20,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from mykey.db import UnitOfWork, make_engine
+from mykey.ledger import check
 from mykey.migrations import upgrade
 
 PG_URL = os.environ.get(
@@ -170,6 +171,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         db = Database("postgres", url, request.getfixturevalue("postgres_engine"))
         db.reset()
         yield db
+        _ledger_still_checks(request, db)
         return
     template: Path = request.getfixturevalue("sqlite_template")
     path = tmp_path / "mykey.db"
@@ -177,7 +179,17 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     url = f"sqlite:///{path}"
     db = Database("sqlite", url, make_engine(url), template=template)
     yield db
+    _ledger_still_checks(request, db)
     db.engine.dispose()
+
+
+def _ledger_still_checks(request: pytest.FixtureRequest, db: Database) -> None:
+    """After every test on a database, `mykey ledger check` passes (unless the test tampers
+    with the rows on purpose to see the check fail)."""
+    if request.node.get_closest_marker("tampers_ledger") is not None:
+        return
+    report = check(db.uow())
+    assert report.ok, f"ledger check failed after the test: {report.problems}"
 
 
 @pytest.fixture

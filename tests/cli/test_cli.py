@@ -241,3 +241,44 @@ def test_ledger_reading_and_expiry_commands_on_the_demo(db: Path) -> None:
     missing = run(db, "ledger", "balance", "999999")
     assert missing.returncode == 1
     assert "unknown_account" in missing.stderr
+
+
+def held(db: Path, who: str = "MY123456", code: str = "242012") -> int:
+    with sqlite3.connect(db) as conn:
+        row = conn.execute(
+            "SELECT credits_posted - debits_posted FROM ledger_accounts"
+            " WHERE ledger = ? AND kind = 'wallet' AND owner = ?",
+            (code, who),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_bulk_grants_from_the_command_line(db: Path) -> None:
+    run(db, "migrate")
+    run(db, "demo")
+    work = db.parent.parent
+    before = held(db)  # the demo's points
+    (work / "bad.csv").write_text("mykey_id\nMY123456\nNOSUCH01\nMY123456\n", encoding="utf-8")
+    refused = run(
+        db, "grants", "bulk", "bad.csv", "--municipality", "242012", "--points", "1000",
+        "--reason", "敬老", "--report", "refused.csv",
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "Nothing granted: 2 of 3 rows refused" in refused.stderr
+    report = (work / "refused.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert [line.split(",")[:3] for line in report[1:]] == [
+        ["3", "NOSUCH01", "unknown_mykey_id"],
+        ["4", "MY123456", "duplicate_row"],
+    ]
+
+    (work / "good.csv").write_text("mykey_id\nMY123456\nA01B02C3\n", encoding="utf-8")
+    args = ("grants", "bulk", "good.csv", "--municipality", "242012", "--points", "1000",
+            "--reason", "敬老")  # fmt: skip
+    done = run(db, *args)
+    assert done.returncode == 0, done.stderr
+    assert "granted 2 residents 2,000 points" in done.stdout
+    again = run(db, *args)  # the same file again: the same job, nothing more granted
+    assert again.returncode == 0, again.stderr
+    assert "already sent" in again.stdout
+    assert held(db) == before + 1000
+    assert run(db, "ledger", "check").returncode == 0

@@ -455,6 +455,7 @@ def test_transfers_cannot_be_edited_or_deleted(uow: UnitOfWork, database: Databa
     assert database.count("ledger_transfers") == 1
 
 
+@pytest.mark.tampers_ledger
 def test_the_check_names_an_account_whose_balance_was_tampered_with(
     uow: UnitOfWork, database: Database
 ) -> None:
