@@ -37,14 +37,15 @@ from mykey.errors import ErrorKind, MyKeyError, conflict, invalid, not_found
 from mykey.identity.models import Resident
 from mykey.identity.residents import MYKEY_ID
 from mykey.ledger import AccountKind, LotTerms, find_account
-from mykey.ledger.batch import Credit, credit_many, transfer_id
+from mykey.ledger.batch import Credit, credit_many, open_accounts, transfer_id
 from mykey.ledger.errors import MAX_AMOUNT
 from mykey.ledger.idempotency import NAMESPACE, validate_actor, validate_key
 from mykey.municipalities.codes import parse_code
+from mykey.points.accruals import accrual_owner
 from mykey.points.grants import _period, _use_budget
-from mykey.points.models import GrantJob, GrantJobRefusal, GrantLimitUse
+from mykey.points.models import Accrual, GrantJob, GrantJobRefusal, GrantLimitUse
 from mykey.points.program_setup import Program, program_of
-from mykey.points.programs import expires_on, fiscal_year_of
+from mykey.points.programs import expires_on, fiscal_year_end, fiscal_year_of
 
 MAX_ROWS = 200_000
 MAX_BYTES = 20 * 1024 * 1024
@@ -63,6 +64,7 @@ FINISHED = ("done", "refused")
 
 REFUSALS = cast(Table, GrantJobRefusal.__table__)
 LIMIT_USES = cast(Table, GrantLimitUse.__table__)
+ACCRUALS = cast(Table, Accrual.__table__)
 RESIDENT_ID = cast(Table, Resident.__table__).c.mykey_id
 
 # The refusal codes of a row, with their words.
@@ -427,6 +429,31 @@ def _already_granted(
     return found
 
 
+def _record_accruals(uow: UnitOfWork, code: str, year: int, ids: Sequence[str]) -> None:
+    """The accrual records (R4.3) of residents whose accrual account a job just opened."""
+    owners = {accrual_owner(m, year): m for m in ids}
+    accounts, _ = open_accounts(uow, ledger=code, kind=AccountKind.ACCRUAL, owners=list(owners))
+    known: set[str] = set()
+    for start in range(0, len(ids), CHUNK):
+        rows = select_by_keys(
+            uow.connection,
+            ACCRUALS.c.mykey_id,
+            ids[start : start + CHUNK],
+            [ACCRUALS.c.mykey_id],
+            ACCRUALS.c.code == code,
+            ACCRUALS.c.fiscal_year == year,
+        )
+        known.update(r[0] for r in rows)
+    now = uow.now()
+    missing = [
+        dict(code=code, fiscal_year=year, mykey_id=m, account_id=accounts[o], created_at=now)
+        for o, m in owners.items()
+        if m not in known
+    ]
+    for start in range(0, len(missing), CHUNK):
+        insert_many(uow.connection, ACCRUALS, missing[start : start + CHUNK])
+
+
 def run_job(
     uow: UnitOfWork,
     job_id: str,
@@ -520,12 +547,20 @@ def run_job(
             finish(row, "refused")
             return _view(row)
         tell("checking", total, total)
-        last_day = expires_on(program.validity, "budget", today)
         budget = find_account(uow, ledger=code, kind=AccountKind.BUDGET, owner=code)
         activity = params.activity or ""
+        accrues = rule is not None and rule.accrues
+        year = fiscal_year_of(today)
+        extra: dict[str, object] = {}
+        if accrues:  # R4.3: into each resident's accrual account for the year, no lots
+            last_day, kind, lot = fiscal_year_end(today), AccountKind.ACCRUAL, None
+            extra = {"accrual_year": year}
+        else:
+            last_day, kind = expires_on(program.validity, "budget", today), AccountKind.WALLET
+            lot = LotTerms("budget", last_day)
         credits = [
             Credit(
-                g.mykey_id,
+                accrual_owner(g.mykey_id, year) if accrues else g.mykey_id,
                 g.points,
                 {
                     "activity": activity,
@@ -533,6 +568,7 @@ def run_job(
                     "expires_on": str(last_day),
                     "job": job_id,
                     "line": g.line,
+                    **extra,
                 },
             )
             for g in lines
@@ -541,13 +577,15 @@ def run_job(
             uow,
             batch_id=UUID(job_id),
             debit=budget.id,
-            credit_kind=AccountKind.WALLET,
+            credit_kind=kind,
             credits=credits,
             kind="grant",
             actor=row.actor,
-            lot=LotTerms("budget", last_day),
+            lot=lot,
             progress=lambda n: tell("granting", n, total),
         )
+        if accrues:
+            _record_accruals(uow, code, year, [g.mykey_id for g in lines])
         if rule is not None and period is not None:
             for start_at in range(0, len(lines), CHUNK):
                 insert_many(
