@@ -229,6 +229,10 @@ def test_url_coupons_orders_refused_and_partners_kept_apart(
         answer = order(who, **{**good, **change, "idempotency_key": f"x-{code}"})
         assert answer.status_code in (409, 422), (code, answer.json())
         assert answer.json()["code"] == code
+    path = "/api/v1/partners/saison/coupon-batches"
+    body = json.dumps({**good, "idempotency_key": "unsigned"}).encode()
+    forged = client.post(path, content=body, headers=saison.headers(body, path=path, secret="x"))
+    assert (forged.status_code, forged.json()["code"]) == (401, "bad_signature")
     reused = order(saison, **{**good, "idempotency_key": "u"})
     assert (reused.status_code, reused.json()["code"]) == (409, "idempotency_key_reused")
     assert database.count("coupon_batches") == 1
