@@ -31,6 +31,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = Path(os.environ.get("MYKEY_SHARED_DATA", SHARED / "data"))
 
 TABLES = (
+    "coupon_failures",
+    "coupons",
+    "coupon_batches",
     "grant_job_refusals",
     "grant_jobs",
     "reserved_assignments",

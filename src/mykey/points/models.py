@@ -413,3 +413,57 @@ class RankingAwardEntry(Base):
     mykey_id: Mapped[str] = mapped_column(String(8))
     earned: Mapped[int] = mapped_column(BigInteger)
     reached_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- coupon codes (R5.2 methods 2-1 paper, 2-2 e-mail, 2-3 URL) ------------------------------
+
+
+class CouponBatch(Base):
+    """A partner's order of coupon codes: all of one value, delivery and expiry."""
+
+    __tablename__ = "coupon_batches"
+    __table_args__ = (UniqueConstraint("actor", "client_key"),)
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    partner: Mapped[str] = mapped_column(String(32), ForeignKey("partners.id"), index=True)
+    delivery: Mapped[str] = mapped_column(String(8))  # paper | email | url
+    count: Mapped[int] = mapped_column(Integer)
+    units: Mapped[int] = mapped_column(BigInteger)  # partner units per coupon
+    expires_on: Mapped[date] = mapped_column(Date)  # last Tokyo day a coupon can be redeemed
+    actor: Mapped[str] = mapped_column(String(128))
+    client_key: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Coupon(Base):
+    """One coupon code, known only by the SHA-256 of its normalised code; the code itself is
+    kept only sealed (AES-GCM) so that the partner can download its batch again."""
+
+    __tablename__ = "coupons"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "serial"),
+        UniqueConstraint("redeemed_actor", "redeem_key"),
+    )
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    batch_id: Mapped[UUID] = mapped_column(Uuid, ForeignKey("coupon_batches.id"))
+    serial: Mapped[int] = mapped_column(Integer)  # 1..count within the batch
+    code_box: Mapped[bytes] = mapped_column(LargeBinary)  # nonce (12 bytes) + ciphertext
+    status: Mapped[str] = mapped_column(String(8))  # issued | redeemed
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    redeemed_actor: Mapped[str | None] = mapped_column(String(128))
+    redeem_key: Mapped[str | None] = mapped_column(String(128))
+    conversion_id: Mapped[UUID | None] = mapped_column(Uuid)
+
+
+class CouponFailure(Base):
+    """A redemption of a code that does not exist, per resident, to throttle guessing."""
+
+    __tablename__ = "coupon_failures"
+    __table_args__ = (Index("ix_coupon_failures_mykey_id_at", "mykey_id", "at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    mykey_id: Mapped[str] = mapped_column(String(8))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

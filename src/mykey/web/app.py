@@ -19,6 +19,7 @@ from mykey.web import problems
 from mykey.web.api import cards, grant_jobs, partners, points, public, resident, services
 from mykey.web.api import corrections as corrections_api
 from mykey.web.api.accruals import router as accruals_router
+from mykey.web.api.coupons import router as coupons_router
 
 HOME = """<!doctype html>
 <html lang="ja"><head><meta charset="utf-8">
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.include_router(partners.router)
     app.include_router(corrections_api.router)
     app.include_router(accruals_router)
+    app.include_router(coupons_router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:
