@@ -132,6 +132,20 @@ def test_conversions_into_two_municipalities_premium_and_receivables(
     assert retry.json()["conversion_id"] == body["conversion_id"]
     reused = jal.convert(service_id="JL-0001", units=4000, municipality=OGUNI, idempotency_key="c1")
     assert (reused.status_code, reused.json()["code"]) == (409, "idempotency_key_reused")
+    # The partner rotates its key; a retry of the same conversion with the new key still
+    # converts once: the idempotency key belongs to the partner, not to one of its keys.
+    rotated = Partner(
+        client,
+        jal.database,
+        client.post("/api/v1/partners/jal/keys", headers=setting["operator"], json={}).json(),
+    )
+    again = rotated.convert(
+        service_id="JL-0001", units=3000, municipality=OGUNI, idempotency_key="c1"
+    )
+    assert (again.json()["replayed"], again.json()["conversion_id"]) == (
+        True,
+        body["conversion_id"],
+    )
 
     mine = client.get("/api/v1/me/points", headers=setting["resident"]).json()
     held = {h["municipality"]: h for h in mine["holdings"]}

@@ -120,7 +120,7 @@ def order_batch(
         units=body.units,
         delivery=body.delivery,
         expires_on=body.expires_on,
-        actor=who.actor,
+        actor=f"partner:{partner}",  # one client across its keys
         key=body.idempotency_key,
         secret_key=settings.secret_key,
     )
