@@ -31,6 +31,10 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = Path(os.environ.get("MYKEY_SHARED_DATA", SHARED / "data"))
 
 TABLES = (
+    "shop_payments",
+    "shop_accepts",
+    "shops",
+    "shopping_streets",
     "grant_job_refusals",
     "grant_jobs",
     "reserved_assignments",
