@@ -3,6 +3,7 @@ cards; payments, retries, cancellations, refunds, refusals, races and expiry (HT
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Any
@@ -345,3 +346,34 @@ def test_expiry_runs_twice_and_residents_see_what_expires_soon(
     second = expire_points(database.uow(), as_of=date(2026, 11, 15))
     assert (second.lots, second.points) == (0, 0)
     assert _balances(c, town["shop"], cards[0]) == {MAEBASHI: 3000, TENRI: 0}
+
+
+def test_serve_expires_lapsed_points_in_the_background(
+    town: dict[str, str], database: Database, ca: Any, tmp_path: Any
+) -> None:
+    """With `daily_expiry` on (as `mykey serve` sets it), the app's lifespan starts the daily
+    expiry, which runs at once: Tenri's lot that lapsed on 2026-11-14 goes to `expired`."""
+    from mykey.config import Settings
+    from mykey.ledger import AccountKind, balance, find_account
+    from mykey.web.app import create_app
+
+    database.clock.advance(days=32)  # 2026-11-16 in Tokyo
+    ca.save(tmp_path / "ca2")
+    settings = Settings(
+        database_url=database.url,
+        environment="test",
+        card_trust_anchors=str(tmp_path / "ca2" / "ca.pem"),
+        daily_expiry=True,
+    )
+    app = create_app(settings, clock=database.clock)
+    uow = database.uow()
+    wallet = find_account(uow, ledger=TENRI, kind=AccountKind.WALLET, owner="MY111111")
+    with TestClient(app):
+        for _ in range(100):
+            if balance(uow, wallet.id).available == 0:
+                break
+            time.sleep(0.05)
+    app.state.engine.dispose()
+    assert balance(uow, wallet.id).available == 0
+    sink = find_account(uow, ledger=TENRI, kind=AccountKind.EXPIRED, owner="expired")
+    assert balance(uow, sink.id).posted == 1000
