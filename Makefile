@@ -45,6 +45,9 @@ bench: install ## ledger benchmarks against pgbench on the same PostgreSQL; prin
 bench-bulk: install ## bulk grant of 80,000 residents against one-by-one grants; prints JSON
 	@$(BIN)/python bench/bulk_grants.py
 
+bench-counter: install ## counter payments per second over HTTP beside ledger.transfer; prints JSON
+	@$(BIN)/python bench/counter.py
+
 lock: ## re-pin requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
 

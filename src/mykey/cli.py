@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -126,8 +127,11 @@ def serve(
 
     from mykey.web.app import create_app
 
+    settings = get_settings()
+    if "MYKEY_DAILY_EXPIRY" not in os.environ:  # serving: expire lapsed points once a day
+        settings = settings.model_copy(update={"daily_expiry": True})
     out.print(f"MyKey on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(create_app(get_settings()), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
 @municipalities_app.command("import")
@@ -943,6 +947,90 @@ def rankings_show(
     for r in ranking.rows:
         table.add_row(str(r.rank), r.mykey_id, f"{r.points:,}", r.reached_at.isoformat())
     out.print(table)
+
+
+shops_app = typer.Typer(help="Shops and facilities / 加盟店・施設", no_args_is_help=True)
+app.add_typer(shops_app, name="shops")
+
+
+@shops_app.command("add")
+def shops_add(
+    shop: Annotated[str, typer.Argument(help="shop id = its provider id, e.g. arts-maebashi")],
+    name: Annotated[str, typer.Option()],
+    municipality: Annotated[str, typer.Option(help="6-digit code of where the shop is")],
+    kind: Annotated[str, typer.Option(help="shop, large_store, museum, hot_spring, online …")],
+    accepts: Annotated[str, typer.Option(help="comma-separated codes whose points are taken")],
+    street: Annotated[str | None, typer.Option(help="shopping street id")] = None,
+) -> None:
+    """Register a shop or facility (and its provider), or change it."""
+    from mykey.points.shops import set_shop
+
+    try:
+        view = set_shop(
+            _uow(),
+            shop_id=shop,
+            name=name,
+            municipality=municipality,
+            kind=kind,
+            accepts=[c.strip() for c in accepts.split(",") if c.strip()],
+            street_id=street,
+        )
+    except MyKeyError as error:
+        _fail(error)
+    out.print(f"Shop {view.id}: {view.name} ({view.kind}) accepts {', '.join(view.accepts)}")
+
+
+@shops_app.command("list")
+def shops_list(
+    municipality: Annotated[
+        str | None, typer.Option(help="only shops taking this municipality's points")
+    ] = None,
+) -> None:
+    """Shops and facilities, and whose points they take."""
+    from mykey.points.shops import list_shops
+
+    try:
+        found = list_shops(_uow(), municipality=municipality)
+    except MyKeyError as error:
+        _fail(error)
+    table = Table("id", "name / 名称", "kind / 種別", "municipality", "street", "accepts")
+    for v in found:
+        table.add_row(v.id, v.name, v.kind, v.municipality, v.street_id or "", ", ".join(v.accepts))
+    out.print(table)
+
+
+@points_app.command("expire")
+def points_expire(
+    as_of: Annotated[str, typer.Option(help="YYYY-MM-DD: lots whose last day is before it expire")],
+    municipality: Annotated[str | None, typer.Option(help="only this ledger")] = None,
+    batch: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
+) -> None:
+    """Expire lapsed points to each municipality's expiry account (safe to run again, or to
+    stop and run again: each batch commits on its own)."""
+    from mykey.points.expiry import count_lapsed, expire_points
+
+    try:
+        day = date.fromisoformat(as_of)
+    except ValueError:
+        err.print("Dates are YYYY-MM-DD / 日付は YYYY-MM-DD で指定してください")
+        raise typer.Exit(2) from None
+    try:
+        with _progress() as progress:
+            total = count_lapsed(_uow(), as_of=day, municipality=municipality)
+            task = progress.add_task("Expiring lots / 失効処理中", total=total or None)
+            report = expire_points(
+                _uow(),
+                as_of=day,
+                municipality=municipality,
+                batch=batch,
+                progress=lambda n: progress.advance(task, n),
+            )
+    except MyKeyError as error:
+        _fail(error)
+    out.print(
+        f"Expired {report.lots:,} lots, {report.points:,} points (as of {day})."
+        f" / {report.lots:,} ロット・{report.points:,} ポイントを失効しました。"
+    )
 
 
 def main() -> None:

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     # separated). Development falls back to the simulator CA in var/cards (`mykey cards new-ca`).
     card_trust_anchors: str = ""
     card_crls: str = ""
+    # Expire lapsed points once a day in a background thread (`mykey serve` turns it on unless
+    # MYKEY_DAILY_EXPIRY is set; off for apps built elsewhere, e.g. in tests).
+    daily_expiry: bool = False
 
     def card_anchor_paths(self) -> tuple[Path | None, list[Path]]:
         bundle = Path(self.card_trust_anchors) if self.card_trust_anchors else None

@@ -220,6 +220,7 @@ def test_a_mis_grant_is_moved_with_two_approvals_and_both_residents_see_it(
         "balance": 0,
         "special_event": 0,
         "lots": [],
+        "expiring_soon": [],
     }
     right = points(town, RIGHT)
     assert right["balance"] == 500

@@ -37,6 +37,17 @@ KINDS = (
     "clinic",
     "shop_street",
     "other",
+    # shops and facilities where points are spent (points.programs.PLACE_KINDS)
+    "shop",
+    "shopping_street",
+    "large_store",
+    "facility_fee",
+    "pool",
+    "hot_spring",
+    "bus",
+    "taxi",
+    "tourist_office",
+    "online",
 )
 PROVIDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,15}")
 USER_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")

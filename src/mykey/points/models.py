@@ -467,3 +467,58 @@ class CouponFailure(Base):
     )
     mykey_id: Mapped[str] = mapped_column(String(8))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ShoppingStreet(Base):
+    """A shopping street (商店街): a group of member shops (a voucher may be valid for all)."""
+
+    __tablename__ = "shopping_streets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    municipality: Mapped[str] = mapped_column(String(6))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Shop(Base):
+    """A shop or facility where points are spent (R6). Its id is its provider id (事業者ID):
+    a terminal key bound to that provider is a terminal of this shop."""
+
+    __tablename__ = "shops"
+
+    id: Mapped[str] = mapped_column(String(16), ForeignKey("providers.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    municipality: Mapped[str] = mapped_column(String(6))
+    kind: Mapped[str] = mapped_column(String(32))
+    street_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("shopping_streets.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ShopAccept(Base):
+    """A municipality whose points a shop accepts, and the shop's account in that ledger."""
+
+    __tablename__ = "shop_accepts"
+
+    shop_id: Mapped[str] = mapped_column(String(16), ForeignKey("shops.id"), primary_key=True)
+    code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    account_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class ShopPayment(Base):
+    """A payment at a counter (the ledger transfer wallet → shop), with what was refunded of it
+    and whether it was cancelled; guarded updates of these keep refunds within the payment."""
+
+    __tablename__ = "shop_payments"
+    __table_args__ = (Index("ix_shop_payments_shop_created", "shop_id", "created_at"),)
+
+    transfer_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    shop_id: Mapped[str] = mapped_column(String(16), ForeignKey("shops.id"))
+    code: Mapped[str] = mapped_column(String(6))
+    mykey_id: Mapped[str] = mapped_column(String(8))
+    wallet_account_id: Mapped[int] = mapped_column(BigInteger)
+    points: Mapped[int] = mapped_column(BigInteger)
+    refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    receipt_ref: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

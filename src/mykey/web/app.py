@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,9 +17,11 @@ from mykey.config import Settings, get_settings
 from mykey.db import Clock, make_engine, make_uow_factory, utcnow
 from mykey.identity.proofs import TrustAnchors
 from mykey.migrations import head
+from mykey.points.expiry import DailyExpiry
 from mykey.web import problems
 from mykey.web.api import cards, grant_jobs, partners, points, public, resident, services
 from mykey.web.api import corrections as corrections_api
+from mykey.web.api import terminal as terminal_api
 from mykey.web.api.accruals import router as accruals_router
 from mykey.web.api.coupons import router as coupons_router
 
@@ -44,6 +48,18 @@ h1{font-size:1.75rem;line-height:1.4}
 """
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Background work while serving: the daily expiry of lapsed points, if enabled."""
+    daily = None
+    if app.state.settings.daily_expiry:
+        daily = DailyExpiry(app.state.uow_factory, app.state.clock)
+        daily.start()
+    yield
+    if daily is not None:
+        daily.stop()
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
@@ -60,10 +76,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
             " English."
         ),
         openapi_url="/openapi.json",
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.uow_factory = make_uow_factory(engine, clock=clock)
+    app.state.clock = clock
     bundle, crls = settings.card_anchor_paths()
     app.state.card_anchors = TrustAnchors.from_files(bundle, crls) if bundle else None
     problems.install(app)
@@ -77,6 +95,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.include_router(corrections_api.router)
     app.include_router(accruals_router)
     app.include_router(coupons_router)
+    app.include_router(terminal_api.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from mykey.db import tokyo_date
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.identity import residents
 from mykey.identity.keys import Principal, Role
@@ -15,6 +16,7 @@ from mykey.identity.links import mykey_id_of_card
 from mykey.municipalities.codes import parse_code
 from mykey.points import balances
 from mykey.points.accruals import accruals_of
+from mykey.points.expiry import expiring_soon
 from mykey.points.grants import grant_points
 from mykey.points.program_setup import Program, Rule, get_program, list_programs, set_up_program
 from mykey.web.api.cards import CardProofIn
@@ -131,12 +133,20 @@ class LotOut(BaseModel):
     remaining: int
 
 
+class ExpiringOut(BaseModel):
+    expires_on: date
+    points: int
+
+
 class HoldingOut(BaseModel):
     municipality: str
     point_name: str
     balance: int
     special_event: int
     lots: list[LotOut]
+    expiring_soon: list[ExpiringOut] = Field(
+        default_factory=list, description="points whose last day is within the next 30 days"
+    )
 
 
 class AccruedOut(BaseModel):
@@ -258,6 +268,12 @@ def my_points(uow: Uow, token: Token) -> PointsOut:
                 balance=h.balance,
                 special_event=h.special_event,
                 lots=[LotOut(**vars(lot)) for lot in h.lots],
+                expiring_soon=[
+                    ExpiringOut(expires_on=e.expires_on, points=e.points)
+                    for e in expiring_soon(
+                        ((lot.expires_on, lot.remaining) for lot in h.lots), tokyo_date(uow.now())
+                    )
+                ],
             )
             for h in held.holdings
         ],

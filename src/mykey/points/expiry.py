@@ -1,0 +1,105 @@
+"""Expiry of points (R3.4): lots past their last day lapse to the municipality's EXPIRED
+account, by funding source (each lot's own transfer keeps its funding in the metadata).
+
+`expire_points` is safe to run twice and to stop half way (each lot's expiry has its own
+derived idempotency key, and each batch is its own transaction). `mykey points expire` runs it
+with a progress bar, and `mykey serve` runs it once a day (`DailyExpiry`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from mykey import ledger
+from mykey.db import UnitOfWork, tokyo_date
+from mykey.ledger.models import LotRow
+
+SOON_DAYS = 30
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Expiring:
+    expires_on: date
+    points: int
+
+
+def expire_points(
+    uow: UnitOfWork,
+    *,
+    as_of: date,
+    municipality: str | None = None,
+    batch: int = 500,
+    progress: Callable[[int], None] | None = None,
+) -> ledger.ExpiryReport:
+    """Expire every lot whose last day is before `as_of` (Tokyo dates)."""
+    return ledger.expire_lots(uow, as_of=as_of, ledger=municipality, batch=batch, progress=progress)
+
+
+def count_lapsed(uow: UnitOfWork, *, as_of: date, municipality: str | None = None) -> int:
+    """How many lots an expiry run as of `as_of` has to expire (for a progress bar)."""
+    stmt = (
+        select(func.count())
+        .select_from(LotRow)
+        .where(LotRow.expires_on < as_of, LotRow.remaining > 0)
+    )
+    if municipality is not None:
+        stmt = stmt.where(LotRow.ledger == municipality)
+    return uow.run(lambda: int(uow.session.execute(stmt).scalar_one()))
+
+
+def expiring_soon(
+    lots: Iterable[tuple[date, int]], today: date, *, days: int = SOON_DAYS
+) -> list[Expiring]:
+    """Of (last day, points) pairs, the points whose last day is within `days` from today,
+    summed per day, earliest first."""
+    horizon = today + timedelta(days=days)
+    per_day: dict[date, int] = {}
+    for last_day, points in lots:
+        if today <= last_day <= horizon and points > 0:
+            per_day[last_day] = per_day.get(last_day, 0) + points
+    return [Expiring(day, per_day[day]) for day in sorted(per_day)]
+
+
+class DailyExpiry:
+    """A background thread that expires lapsed points once a Tokyo day (inside `mykey serve`):
+    at start, then shortly after each Tokyo midnight."""
+
+    def __init__(
+        self, uow_factory: Callable[[], UnitOfWork], clock: Callable[[], datetime]
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="mykey-daily-expiry", daemon=True)
+        self.last_run: date | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def run_once(self) -> ledger.ExpiryReport | None:
+        today = tokyo_date(self._clock())
+        if self.last_run == today:
+            return None
+        report = expire_points(self._uow_factory(), as_of=today)
+        self.last_run = today
+        log.info("daily expiry %s: %d lots, %d points", today, report.lots, report.points)
+        return report
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # keep serving; the next check tries again
+                log.exception("daily expiry failed")
+            self._stop.wait(600)
