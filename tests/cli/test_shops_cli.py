@@ -11,7 +11,7 @@ from mykey.demo import MUNICIPALITIES
 from mykey.ledger import AccountKind, balance, find_account
 from mykey.migrations import upgrade
 from mykey.municipalities.registry import upsert
-from mykey.points.expiry import DailyExpiry
+from mykey.points.expiry import DailyJobs
 from mykey.points.grants import grant_points
 from mykey.points.program_setup import set_up_program
 from tests.cli.test_cli import db, run  # noqa: F401 -- db is a fixture
@@ -78,7 +78,7 @@ def test_shops_and_expiry_from_the_command_line(db: Path) -> None:  # noqa: F811
 def test_the_daily_expiry_runs_once_a_tokyo_day(db: Path) -> None:  # noqa: F811 -- the fixture
     uow = _town(db)
     now = [datetime(2026, 11, 14, 14, 59, tzinfo=UTC)]  # 23:59 on the lot's last day in Tokyo
-    daily = DailyExpiry(lambda: UnitOfWork(uow.engine), lambda: now[0])
+    daily = DailyJobs(lambda: UnitOfWork(uow.engine), lambda: now[0])
     first = daily.run_once()
     assert first is not None and first.lots == 0
     assert daily.run_once() is None  # the same Tokyo day: nothing to do

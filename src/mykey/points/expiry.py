@@ -3,7 +3,8 @@ account, by funding source (each lot's own transfer keeps its funding in the met
 
 `expire_points` is safe to run twice and to stop half way (each lot's expiry has its own
 derived idempotency key, and each batch is its own transaction). `mykey points expire` runs it
-with a progress bar, and `mykey serve` runs it once a day (`DailyExpiry`).
+with a progress bar, and `mykey serve` runs it once a day (`DailyJobs`, which also sweeps
+reserved points).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import func, select
 from mykey import ledger
 from mykey.db import UnitOfWork, tokyo_date
 from mykey.ledger.models import LotRow
+from mykey.points.reserved import SweepReport, sweep_reserved
 
 SOON_DAYS = 30
 log = logging.getLogger(__name__)
@@ -67,9 +69,11 @@ def expiring_soon(
     return [Expiring(day, per_day[day]) for day in sorted(per_day)]
 
 
-class DailyExpiry:
-    """A background thread that expires lapsed points once a Tokyo day (inside `mykey serve`):
-    at start, then shortly after each Tokyo midnight."""
+class DailyJobs:
+    """A background thread that does the daily work once a Tokyo day (inside `mykey serve`): at
+    start, then shortly after each Tokyo midnight. It expires lapsed points (R3.4) and sweeps
+    reserved points left unassigned for 14 days to each resident's default municipality
+    (R3.3). Both are safe to run again, so a restart on the same day does no harm."""
 
     def __init__(
         self, uow_factory: Callable[[], UnitOfWork], clock: Callable[[], datetime]
@@ -77,8 +81,9 @@ class DailyExpiry:
         self._uow_factory = uow_factory
         self._clock = clock
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="mykey-daily-expiry", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="mykey-daily", daemon=True)
         self.last_run: date | None = None
+        self.last_sweep: SweepReport | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -92,8 +97,17 @@ class DailyExpiry:
         if self.last_run == today:
             return None
         report = expire_points(self._uow_factory(), as_of=today)
-        self.last_run = today
         log.info("daily expiry %s: %d lots, %d points", today, report.lots, report.points)
+        swept = sweep_reserved(self._uow_factory(), self._clock())
+        log.info(
+            "daily sweep of reserved points %s: %d points of %d residents (%d skipped, %d failed)",
+            today,
+            swept.points,
+            swept.residents,
+            swept.skipped_residents,
+            swept.failed_residents,
+        )
+        self.last_run, self.last_sweep = today, swept
         return report
 
     def _loop(self) -> None:
@@ -101,5 +115,5 @@ class DailyExpiry:
             try:
                 self.run_once()
             except Exception:  # keep serving; the next check tries again
-                log.exception("daily expiry failed")
+                log.exception("daily run failed")
             self._stop.wait(600)

@@ -17,7 +17,7 @@ from mykey.config import Settings, get_settings
 from mykey.db import Clock, make_engine, make_uow_factory, utcnow
 from mykey.identity.proofs import TrustAnchors
 from mykey.migrations import head
-from mykey.points.expiry import DailyExpiry
+from mykey.points.expiry import DailyJobs
 from mykey.web import problems
 from mykey.web.api import cards, grant_jobs, partners, points, public, resident, services
 from mykey.web.api import corrections as corrections_api
@@ -50,10 +50,11 @@ h1{font-size:1.75rem;line-height:1.4}
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Background work while serving: the daily expiry of lapsed points, if enabled."""
+    """Background work while serving, if enabled: the daily expiry of lapsed points and the
+    sweep of reserved points older than 14 days."""
     daily = None
     if app.state.settings.daily_expiry:
-        daily = DailyExpiry(app.state.uow_factory, app.state.clock)
+        daily = DailyJobs(app.state.uow_factory, app.state.clock)
         daily.start()
     yield
     if daily is not None:
