@@ -42,7 +42,7 @@ from mykey.ledger.errors import MAX_AMOUNT
 from mykey.ledger.idempotency import NAMESPACE, validate_actor, validate_key
 from mykey.municipalities.codes import parse_code
 from mykey.points.accruals import accrual_owner
-from mykey.points.grants import _period, _use_budget
+from mykey.points.grants import _period, _use_budget, rule_for
 from mykey.points.models import Accrual, GrantJob, GrantJobRefusal, GrantLimitUse
 from mykey.points.program_setup import Program, program_of
 from mykey.points.programs import expires_on, fiscal_year_end, fiscal_year_of
@@ -215,20 +215,7 @@ def _check_params(params: JobParams, program: Program, has_points: bool) -> None
                 "The file gives points per row: do not also name an activity.",
                 "ファイルに行ごとのポイントがあるため、活動名は指定できません。",
             )
-        rule = next((r for r in program.rules if r.activity == params.activity), None)
-        if rule is None:
-            raise not_found(
-                "unknown_activity",
-                f"The program has no activity {params.activity!r}.",
-                f"付与ルールに活動 {params.activity!r} はありません。",
-            )
-        if rule.limit == "event" and not (params.event and len(params.event) <= 60):
-            raise invalid(
-                "event_required",
-                f"{params.activity!r} is granted once per event: name the event.",
-                f"{params.activity!r} はイベントごとに一回の付与です。"
-                "イベント名を指定してください。",
-            )
+        rule_for(program, params.activity, params.event)
     elif not has_points:
         if params.points is None or not 1 <= params.points <= MAX_AMOUNT:
             raise _bad_file(

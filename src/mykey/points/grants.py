@@ -19,7 +19,7 @@ from mykey.ledger import AccountKind, LotTerms
 from mykey.municipalities.codes import parse_code
 from mykey.points.accruals import accrual_account
 from mykey.points.models import BudgetUse, GrantLimitUse
-from mykey.points.program_setup import program_of
+from mykey.points.program_setup import Program, Rule, program_of
 from mykey.points.programs import expires_on, fiscal_year_end, fiscal_year_of
 
 
@@ -92,6 +92,24 @@ def _use_budget(uow: UnitOfWork, code: str, fiscal_year: int, amount: int, cap: 
         )
 
 
+def rule_for(program: Program, activity: str, event: str | None) -> Rule:
+    """The program's rule for `activity`; an activity limited once per event needs the event."""
+    rule = next((r for r in program.rules if r.activity == activity), None)
+    if rule is None:
+        raise not_found(
+            "unknown_activity",
+            f"The program has no activity {activity!r}.",
+            f"付与ルールに活動 {activity!r} はありません。",
+        )
+    if rule.limit == "event" and not (event and len(event) <= 60):
+        raise invalid(
+            "event_required",
+            f"{activity!r} is granted once per event: name the event.",
+            f"{activity!r} はイベントごとに一回の付与です。イベント名を指定してください。",
+        )
+    return rule
+
+
 @dataclass(frozen=True)
 class GrantReceipt:
     transfer_id: UUID
@@ -137,20 +155,8 @@ def grant_points(
         amount = points
         rule = None
         if activity is not None:
-            rule = next((r for r in program.rules if r.activity == activity), None)
-            if rule is None:
-                raise not_found(
-                    "unknown_activity",
-                    f"The program has no activity {activity!r}.",
-                    f"付与ルールに活動 {activity!r} はありません。",
-                )
+            rule = rule_for(program, activity, event)
             amount = rule.points
-            if rule.limit == "event" and not (event and len(event) <= 60):
-                raise invalid(
-                    "event_required",
-                    f"{activity!r} is granted once per event: name the event.",
-                    f"{activity!r} はイベントごとに一回の付与です。イベント名を指定してください。",
-                )
         assert amount is not None
         if uow.session.get(Resident, who) is None:
             raise not_found(
