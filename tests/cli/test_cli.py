@@ -159,7 +159,7 @@ def server(db: Path) -> Iterator[str]:
             try:
                 urllib.request.urlopen(base + "/healthz", timeout=1)
                 break
-            except (urllib.error.URLError, ConnectionError):
+            except (urllib.error.URLError, ConnectionError, TimeoutError):  # a slow start
                 time.sleep(0.1)
         yield base
     finally:
