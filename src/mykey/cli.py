@@ -1089,3 +1089,12 @@ def coupons_order(
         f"Batch {ordered.batch.id}: {ordered.batch.count:,} coupons of {units:,} units,"
         f" until {last} → {out_file} / {ordered.batch.count:,} 枚を発行しました"
     )
+
+
+@points_app.command("void-expired")
+def points_void_expired() -> None:
+    """Release online holds (authorizations) whose time has passed, giving the points back."""
+    from mykey import ledger
+
+    count = ledger.void_expired(_uow())
+    out.print(f"Released {count} expired holds. / 期限切れの仮売上 {count} 件を解放しました")

@@ -93,6 +93,9 @@ class DailyJobs:
         self._thread.join(timeout=10)
 
     def run_once(self) -> ledger.ExpiryReport | None:
+        held = ledger.void_expired(self._uow_factory(), now=self._clock())  # every check
+        if held:
+            log.info("released %d expired online holds", held)
         today = tokyo_date(self._clock())
         if self.last_run == today:
             return None

@@ -42,6 +42,8 @@ class PointProgram(Base):
     accrual_default: Mapped[str] = mapped_column(
         String(8), default="donation", server_default="donation"
     )
+    # the municipality's operating share of online sales (R7.4), in permille of captured points
+    online_fee_permille: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -521,4 +523,53 @@ class ShopPayment(Base):
     refunded: Mapped[int] = mapped_column(BigInteger, default=0)
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
     receipt_ref: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OnlineKey(Base):
+    """An online shop's signing key: a terminal key of the shop's provider id, bound here to the
+    shop, with its HMAC signing secret encrypted (AES-GCM, as partner keys)."""
+
+    __tablename__ = "online_keys"
+
+    key_id: Mapped[str] = mapped_column(String(16), ForeignKey("api_keys.id"), primary_key=True)
+    shop_id: Mapped[str] = mapped_column(String(16), ForeignKey("shops.id"))
+    secret_box: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OnlineOrder(Base):
+    """An online authorization (the ledger's pending transfer wallet → shop), its capture, the
+    fee kept of it and what was refunded; guarded updates keep refunds within the capture."""
+
+    __tablename__ = "online_orders"
+    __table_args__ = (Index("ix_online_orders_shop_created", "shop_id", "created_at"),)
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)  # the pending transfer's id
+    shop_id: Mapped[str] = mapped_column(String(16), ForeignKey("shops.id"))
+    code: Mapped[str] = mapped_column(String(6))
+    mykey_id: Mapped[str] = mapped_column(String(8))
+    wallet_account_id: Mapped[int] = mapped_column(BigInteger)
+    order_ref: Mapped[str | None] = mapped_column(String(64))
+    points: Mapped[int] = mapped_column(BigInteger)  # held
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    capture_id: Mapped[UUID | None] = mapped_column(Uuid, unique=True)
+    captured: Mapped[int] = mapped_column(BigInteger, default=0)
+    fee_permille: Mapped[int] = mapped_column(Integer, default=0)
+    fee: Mapped[int] = mapped_column(BigInteger, default=0)  # kept by the municipality at capture
+    refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    fee_returned: Mapped[int] = mapped_column(BigInteger, default=0)  # given back on refunds
+    voided: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class OnlineRefund(Base):
+    """A refund of an online capture (the transfer shop → wallet) and the fee given back."""
+
+    __tablename__ = "online_refunds"
+
+    transfer_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    order_id: Mapped[UUID] = mapped_column(Uuid, ForeignKey("online_orders.id"), index=True)
+    points: Mapped[int] = mapped_column(BigInteger)
+    fee_back: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

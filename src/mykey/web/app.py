@@ -21,6 +21,7 @@ from mykey.points.expiry import DailyJobs
 from mykey.web import problems
 from mykey.web.api import cards, grant_jobs, partners, points, public, resident, services
 from mykey.web.api import corrections as corrections_api
+from mykey.web.api import online as online_api
 from mykey.web.api import terminal as terminal_api
 from mykey.web.api.accruals import router as accruals_router
 from mykey.web.api.coupons import router as coupons_router
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.include_router(accruals_router)
     app.include_router(coupons_router)
     app.include_router(terminal_api.router)
+    app.include_router(online_api.router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:
