@@ -31,6 +31,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = Path(os.environ.get("MYKEY_SHARED_DATA", SHARED / "data"))
 
 TABLES = (
+    "vouchers",
     "coupon_failures",
     "coupons",
     "coupon_batches",

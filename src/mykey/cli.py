@@ -1098,3 +1098,35 @@ def points_void_expired() -> None:
 
     count = ledger.void_expired(_uow())
     out.print(f"Released {count} expired holds. / 期限切れの仮売上 {count} 件を解放しました")
+
+
+@points_app.command("expire-vouchers")
+def points_expire_vouchers(
+    as_of: Annotated[
+        str, typer.Option(help="YYYY-MM-DD: vouchers whose last day is before it go back")
+    ],
+) -> None:
+    """Send unredeemed point vouchers past their last day back: a resident's to their wallet,
+    a receipt voucher to the municipality's expiry account (safe to run again)."""
+    from mykey.points.vouchers import count_expiring, expire_vouchers
+
+    try:
+        day = date.fromisoformat(as_of)
+    except ValueError:
+        err.print("Dates are YYYY-MM-DD / 日付は YYYY-MM-DD で指定してください")
+        raise typer.Exit(2) from None
+    try:
+        with _progress() as progress:
+            total = count_expiring(_uow(), as_of=day)
+            task = progress.add_task(
+                "Expiring vouchers / ポイント券失効処理中", total=total or None
+            )
+            report = expire_vouchers(
+                _uow(), as_of=day, progress=lambda n: progress.advance(task, n)
+            )
+    except MyKeyError as error:
+        _fail(error)
+    out.print(
+        f"Returned {report.vouchers:,} vouchers, {report.points:,} points (as of {day})."
+        f" / ポイント券 {report.vouchers:,} 枚・{report.points:,} ポイントを戻しました。"
+    )

@@ -21,6 +21,7 @@ from mykey import ledger
 from mykey.db import UnitOfWork, tokyo_date
 from mykey.ledger.models import LotRow
 from mykey.points.reserved import SweepReport, sweep_reserved
+from mykey.points.vouchers import expire_vouchers
 
 SOON_DAYS = 30
 log = logging.getLogger(__name__)
@@ -99,6 +100,13 @@ class DailyJobs:
         today = tokyo_date(self._clock())
         if self.last_run == today:
             return None
+        returned = expire_vouchers(self._uow_factory(), as_of=today)
+        log.info(
+            "daily voucher expiry %s: %d vouchers, %d points",
+            today,
+            returned.vouchers,
+            returned.points,
+        )
         report = expire_points(self._uow_factory(), as_of=today)
         log.info("daily expiry %s: %d lots, %d points", today, report.lots, report.points)
         swept = sweep_reserved(self._uow_factory(), self._clock())

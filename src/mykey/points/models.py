@@ -573,3 +573,38 @@ class OnlineRefund(Base):
     points: Mapped[int] = mapped_column(BigInteger)
     fee_back: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Voucher(Base):
+    """A point voucher (ポイント券): points held in the municipality's VOUCHER_FLOAT account
+    until a shop redeems the voucher's 13-digit number (EAN-13) or it expires."""
+
+    __tablename__ = "vouchers"
+    __table_args__ = (
+        UniqueConstraint("receipt_shop_id", "receipt_ref", name="uq_vouchers_receipt"),
+        Index("ix_vouchers_status_valid_until", "status", "valid_until"),
+        Index("ix_vouchers_issue_transfer", "issue_transfer_id"),
+    )
+
+    number: Mapped[str] = mapped_column(String(13), primary_key=True)
+    code: Mapped[str] = mapped_column(String(6))
+    program: Mapped[str] = mapped_column(String(16))  # wallet | receipt
+    mykey_id: Mapped[str | None] = mapped_column(String(8))
+    wallet_account_id: Mapped[int | None] = mapped_column(BigInteger)
+    issue_transfer_id: Mapped[UUID] = mapped_column(Uuid)
+    seq: Mapped[int] = mapped_column(Integer)  # its place among the vouchers of one issue
+    face_value: Mapped[int] = mapped_column(BigInteger)
+    issued_on: Mapped[date] = mapped_column(Date)
+    valid_until: Mapped[date] = mapped_column(Date)  # the last day it can be redeemed
+    issuer_shop_id: Mapped[str] = mapped_column(String(16))
+    shop_id: Mapped[str | None] = mapped_column(String(16))  # valid at this shop only, or
+    street_id: Mapped[str | None] = mapped_column(String(32))  # at the shops of this street
+    receipt_shop_id: Mapped[str | None] = mapped_column(String(16))
+    receipt_ref: Mapped[str | None] = mapped_column(String(64))
+    receipt_yen: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))  # issued | redeemed | expired
+    redeemed_shop_id: Mapped[str | None] = mapped_column(String(16))
+    closing_transfer_id: Mapped[UUID | None] = mapped_column(Uuid)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    prints: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -25,6 +25,7 @@ from mykey.web.api import online as online_api
 from mykey.web.api import terminal as terminal_api
 from mykey.web.api.accruals import router as accruals_router
 from mykey.web.api.coupons import router as coupons_router
+from mykey.web.api.vouchers import router as vouchers_router
 
 HOME = """<!doctype html>
 <html lang="ja"><head><meta charset="utf-8">
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.include_router(coupons_router)
     app.include_router(terminal_api.router)
     app.include_router(online_api.router)
+    app.include_router(vouchers_router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:

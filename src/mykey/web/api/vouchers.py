@@ -1,0 +1,150 @@
+"""Point vouchers (ポイント券) at shop terminals over HTTP (issue #5): issue from a resident's
+wallet with a fresh card proof, Tenri's receipt vouchers, redemption by number."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from mykey.points import vouchers
+from mykey.web.api.cards import CardProofIn
+from mykey.web.api.resident import verify_proof
+from mykey.web.api.terminal import _shop_id
+from mykey.web.auth import CurrentTerminal
+from mykey.web.deps import Uow
+
+router = APIRouter(prefix="/api/v1")
+
+
+class VoucherIn(BaseModel):
+    card_proof: CardProofIn
+    municipality: str
+    points: int
+    key: str = Field(description="idempotency key: a retry with it issues once")
+    denomination: int | None = Field(
+        default=None, description="split into vouchers of this many points (no change)"
+    )
+    street_id: str | None = Field(
+        default=None, description="valid at every shop of this street (default: this shop)"
+    )
+    valid_days: int = Field(default=vouchers.DEFAULT_VALID_DAYS, description="counting today")
+
+
+class ReceiptVoucherIn(BaseModel):
+    receipt_ref: str = Field(description="the shop's receipt number")
+    yen: int = Field(description="the receipt amount in yen")
+    key: str
+
+
+class RedemptionIn(BaseModel):
+    number: str = Field(description="the 13 digits typed or scanned")
+    key: str
+
+
+class VoucherOut(BaseModel):
+    number: str
+    municipality: str
+    point_name: str
+    program: str
+    face_value: int
+    issued_on: date
+    valid_until: date
+    shop_id: str | None
+    shop_name: str | None
+    street_id: str | None
+    street_name: str | None
+    status: str
+    redeemed_shop_id: str | None
+    receipt_ref: str | None
+
+
+class IssuedOut(BaseModel):
+    transaction_id: str
+    points: int
+    vouchers: list[VoucherOut]
+    balance: int = Field(description="the rest of the resident's points of this municipality")
+    replayed: bool
+
+
+class RedemptionOut(BaseModel):
+    transaction_id: str
+    voucher: VoucherOut
+    replayed: bool
+
+
+def _out(v: vouchers.VoucherView) -> VoucherOut:
+    fields = vars(v).copy()
+    fields.pop("prints")
+    return VoucherOut(**fields)
+
+
+def _issued(done: vouchers.Issued) -> IssuedOut:
+    return IssuedOut(
+        transaction_id=str(done.receipt.transfer_id),
+        points=done.receipt.amount,
+        vouchers=[_out(v) for v in done.vouchers],
+        balance=done.balance,
+        replayed=done.replayed,
+    )
+
+
+@router.post("/terminal/vouchers", response_model=IssuedOut, status_code=201, tags=["vouchers"])
+def issue(body: VoucherIn, uow: Uow, request: Request, terminal: CurrentTerminal) -> IssuedOut:
+    """Turn the card holder's points into vouchers (wallet → VOUCHER_FLOAT)."""
+    shop_id = _shop_id(terminal)
+    card = verify_proof(uow, request, body.card_proof, actor=terminal.actor)
+    return _issued(
+        vouchers.issue(
+            uow,
+            shop_id=shop_id,
+            card=card,
+            municipality=body.municipality,
+            points=body.points,
+            actor=terminal.actor,
+            key=body.key,
+            denomination=body.denomination,
+            street_id=body.street_id,
+            valid_days=body.valid_days,
+        )
+    )
+
+
+@router.post(
+    "/terminal/receipt-vouchers", response_model=IssuedOut, status_code=201, tags=["vouchers"]
+)
+def issue_for_receipt(body: ReceiptVoucherIn, uow: Uow, terminal: CurrentTerminal) -> IssuedOut:
+    """Tenri's receipt program: a voucher for a receipt, funded by the city's budget."""
+    return _issued(
+        vouchers.issue_for_receipt(
+            uow,
+            shop_id=_shop_id(terminal),
+            receipt_ref=body.receipt_ref,
+            yen=body.yen,
+            actor=terminal.actor,
+            key=body.key,
+        )
+    )
+
+
+@router.post(
+    "/terminal/voucher-redemptions",
+    response_model=RedemptionOut,
+    status_code=201,
+    tags=["vouchers"],
+)
+def redeem(body: RedemptionIn, uow: Uow, terminal: CurrentTerminal) -> RedemptionOut:
+    """Redeem a voucher at this shop (VOUCHER_FLOAT → the shop), once."""
+    done = vouchers.redeem(
+        uow, shop_id=_shop_id(terminal), number=body.number, actor=terminal.actor, key=body.key
+    )
+    return RedemptionOut(
+        transaction_id=done.transfer_id, voucher=_out(done.voucher), replayed=done.replayed
+    )
+
+
+@router.get("/terminal/vouchers/{number}", response_model=VoucherOut, tags=["vouchers"])
+def get_voucher(number: str, uow: Uow, terminal: CurrentTerminal) -> VoucherOut:
+    """Look a voucher up by its number (any shop terminal: the number is on the paper)."""
+    return _out(vouchers.get_voucher(uow, number))
