@@ -26,20 +26,18 @@ Every write is idempotent per (shop, key): each ledger leg has its own derived k
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
 
-from cryptography.exceptions import InvalidTag
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mykey import ledger
 from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
-from mykey.errors import ErrorKind, MyKeyError, invalid, not_found, refused
+from mykey.errors import MyKeyError, invalid, not_found, refused
 from mykey.identity import links
 from mykey.identity.keys import Role, create_key
 from mykey.ledger import AccountKind, LotTerms
@@ -48,12 +46,11 @@ from mykey.points.models import (
     OnlineKey,
     OnlineOrder,
     OnlineRefund,
-    PartnerSignature,
     PointProgram,
     Shop,
     ShopAccept,
 )
-from mykey.points.partner_keys import SIGNATURE, TIMESTAMP, WINDOW, seal, sign, unseal
+from mykey.points.partner_keys import seal, verify_signature
 
 ONLINE = "online"
 AUTHORIZE = "online_authorize"
@@ -173,10 +170,6 @@ def issue_online_key(uow: UnitOfWork, *, shop: str, label: str, secret_key: str)
     return uow.run(body)
 
 
-def _unsigned(code: str, message: str, message_ja: str) -> MyKeyError:
-    return MyKeyError(code, ErrorKind.UNAUTHENTICATED, message, message_ja)
-
-
 def verify_online_request(
     uow: UnitOfWork,
     *,
@@ -190,73 +183,27 @@ def verify_online_request(
 ) -> str:
     """Check an online shop's signed request (as partner requests); returns the key's shop.
     Refusals (401): signature_required, stale_timestamp, bad_signature, replayed_signature."""
-    if not timestamp or not signature:
-        raise _unsigned(
-            "signature_required",
-            "Sign the request: X-MyKey-Timestamp and X-MyKey-Signature headers.",
-            "リクエストに署名してください（X-MyKey-Timestamp と X-MyKey-Signature）。",
-        )
-    if not TIMESTAMP.fullmatch(timestamp):
-        raise _unsigned(
-            "stale_timestamp",
-            "X-MyKey-Timestamp is the time in unix seconds.",
-            "X-MyKey-Timestamp は UNIX 時刻（秒）です。",
-        )
-    signature = signature.strip().lower()
 
-    def check() -> str:
-        now = uow.now()
-        if abs(now.timestamp() - int(timestamp)) > WINDOW.total_seconds():
-            raise _unsigned(
-                "stale_timestamp",
-                "The request's timestamp is more than 5 minutes from the server's clock:"
-                " sign it again now.",
-                "リクエストの時刻がサーバの時刻と 5 分以上ずれています。署名し直してください。",
-            )
-        s = uow.session
-        row = s.get(OnlineKey, key_id)
-        if row is None:
-            raise refused(
-                "forbidden",
-                "This key is not an online service's key.",
-                "このキーはオンラインサービスのキーではありません。",
-            )
-        try:
-            secret = unseal(secret_key, key_id, row.secret_box)
-        except InvalidTag:
-            raise _unsigned(
-                "bad_signature",
-                "The signature cannot be checked with this key; ask for a new key.",
-                "このキーでは署名を検証できません。新しいキーを発行してください。",
-            ) from None
-        expected = sign(secret, method, target, timestamp, body)
-        if not SIGNATURE.fullmatch(signature) or not hmac.compare_digest(expected, signature):
-            raise _unsigned(
-                "bad_signature",
-                "The request's signature does not match.",
-                "リクエストの署名が一致しません。",
-            )
-        # seen signatures share the partners' table (key ids are unique across both)
-        if s.get(PartnerSignature, (key_id, signature)) is not None:
-            raise _unsigned(
-                "replayed_signature",
-                "This signed request was already received; sign a retry again with a new"
-                " timestamp.",
-                "この署名付きリクエストは受信済みです。再送は新しい時刻で署名し直してください。",
-            )
-        s.execute(
-            delete(PartnerSignature).where(
-                PartnerSignature.key_id == key_id, PartnerSignature.seen_at < now - 2 * WINDOW
-            )
-        )
-        s.add(PartnerSignature(key_id=key_id, signature=signature, seen_at=now))
-        try:
-            s.flush()
-        except IntegrityError as exc:
-            raise RetryTransaction from exc
-        return row.shop_id
+    def holder(key: str) -> tuple[str, bytes] | None:
+        row = uow.session.get(OnlineKey, key)
+        return (row.shop_id, row.secret_box) if row is not None else None
 
-    return uow.run(check)
+    return verify_signature(
+        uow,
+        key_id=key_id,
+        method=method,
+        target=target,
+        timestamp=timestamp,
+        signature=signature,
+        body=body,
+        secret_key=secret_key,
+        holder=holder,
+        not_bound=lambda: refused(
+            "forbidden",
+            "This key is not an online service's key.",
+            "このキーはオンラインサービスのキーではありません。",
+        ),
+    )
 
 
 def _usable(uow: UnitOfWork, account_id: int) -> int:

@@ -22,6 +22,7 @@ import hmac
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -125,7 +126,7 @@ def partner_of_key(uow: UnitOfWork, key_id: str) -> str:
     return uow.run(body)
 
 
-def verify_signed_request(
+def verify_signature(
     uow: UnitOfWork,
     *,
     key_id: str,
@@ -135,9 +136,14 @@ def verify_signed_request(
     signature: str | None,
     body: bytes,
     secret_key: str,
+    holder: Callable[[str], tuple[str, bytes] | None],
+    not_bound: Callable[[], MyKeyError],
 ) -> str:
-    """Check a partner request's signature; returns the key's partner. Refusals (401):
-    `signature_required`, `stale_timestamp`, `bad_signature`, `replayed_signature`."""
+    """Check a signed request (a partner's or an online shop's): `holder(key_id)` gives the
+    key's owner and its sealed signing secret, or None (then `not_bound()` is raised). Returns
+    the owner. Refusals (401): `signature_required`, `stale_timestamp`, `bad_signature`,
+    `replayed_signature`. Seen signatures are kept for twice the window (key ids are unique
+    across partner and online keys, so they share one table)."""
     if not timestamp or not signature:
         raise _unsigned(
             "signature_required",
@@ -162,15 +168,12 @@ def verify_signed_request(
                 "リクエストの時刻がサーバの時刻と 5 分以上ずれています。署名し直してください。",
             )
         s = uow.session
-        row = s.get(PartnerKey, key_id)
-        if row is None:
-            raise refused(
-                "forbidden",
-                "This key is not bound to a partner.",
-                "このキーは協力企業に紐付いていません。",
-            )
+        held = holder(key_id)
+        if held is None:
+            raise not_bound()
+        owner, box = held
         try:
-            secret = unseal(secret_key, key_id, row.secret_box)
+            secret = unseal(secret_key, key_id, box)
         except InvalidTag:  # the server's secret key changed: the partner needs a new key
             raise _unsigned(
                 "bad_signature",
@@ -201,6 +204,41 @@ def verify_signed_request(
             s.flush()
         except IntegrityError as exc:  # the same request twice at once: the rerun refuses it
             raise RetryTransaction from exc
-        return row.partner
+        return owner
 
     return uow.run(check)
+
+
+def verify_signed_request(
+    uow: UnitOfWork,
+    *,
+    key_id: str,
+    method: str,
+    target: str,
+    timestamp: str | None,
+    signature: str | None,
+    body: bytes,
+    secret_key: str,
+) -> str:
+    """Check a partner request's signature; returns the key's partner (see `verify_signature`)."""
+
+    def holder(key: str) -> tuple[str, bytes] | None:
+        row = uow.session.get(PartnerKey, key)
+        return (row.partner, row.secret_box) if row is not None else None
+
+    return verify_signature(
+        uow,
+        key_id=key_id,
+        method=method,
+        target=target,
+        timestamp=timestamp,
+        signature=signature,
+        body=body,
+        secret_key=secret_key,
+        holder=holder,
+        not_bound=lambda: refused(
+            "forbidden",
+            "This key is not bound to a partner.",
+            "このキーは協力企業に紐付いていません。",
+        ),
+    )
