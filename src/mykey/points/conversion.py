@@ -31,6 +31,7 @@ from mykey.ledger import Account, AccountKind, LotTerms
 from mykey.municipalities.codes import parse_code
 from mykey.municipalities.models import Municipality
 from mykey.points.balances import RESERVED
+from mykey.points.grants import add_within_cap
 from mykey.points.models import Conversion, ConversionDailyUse, Partner, PointProgram, PremiumUse
 from mykey.points.partners import (
     METHODS,
@@ -99,27 +100,6 @@ def member_program(uow: UnitOfWork, code: str) -> Program:
     return program_of(uow, code)
 
 
-def _use_premium(uow: UnitOfWork, code: str, fiscal_year: int, amount: int, cap: int) -> bool:
-    """Count a premium against the program's premium budget; False when it does not fit."""
-    s = uow.session
-    if s.get(PremiumUse, (code, fiscal_year)) is None:
-        s.add(PremiumUse(code=code, fiscal_year=fiscal_year, granted=0))
-        try:
-            s.flush()
-        except IntegrityError as exc:
-            raise RetryTransaction from exc
-    done = s.execute(
-        update(PremiumUse)
-        .where(
-            PremiumUse.code == code,
-            PremiumUse.fiscal_year == fiscal_year,
-            PremiumUse.granted + amount <= cap,
-        )
-        .values(granted=PremiumUse.granted + amount)
-    )
-    return bool(cast(CursorResult[Any], done).rowcount)
-
-
 def add_premium(
     uow: UnitOfWork,
     *,
@@ -137,8 +117,8 @@ def add_premium(
     if premium <= 0:
         return 0, None
     today = tokyo_date(uow.now())
-    if program.premium_budget is not None and not _use_premium(
-        uow, program.code, fiscal_year_of(today), premium, program.premium_budget
+    if program.premium_budget is not None and not add_within_cap(
+        uow, PremiumUse, program.code, fiscal_year_of(today), premium, program.premium_budget
     ):
         return 0, None
     budget = ledger.find_account(

@@ -18,7 +18,7 @@ from mykey.identity.residents import normalise_mykey_id
 from mykey.ledger import AccountKind, LotTerms
 from mykey.municipalities.codes import parse_code
 from mykey.points.accruals import accrual_account
-from mykey.points.models import BudgetUse, GrantLimitUse
+from mykey.points.models import BudgetUse, GrantLimitUse, PremiumUse
 from mykey.points.program_setup import Program, Rule, program_of
 from mykey.points.programs import expires_on, fiscal_year_end, fiscal_year_of
 
@@ -57,27 +57,40 @@ def _use_limit(
         raise RetryTransaction from exc
 
 
-def _use_budget(uow: UnitOfWork, code: str, fiscal_year: int, amount: int, cap: int) -> None:
-    """Count the grant against the program's budget for the year (a guarded update, which also
-    serialises the grants of a capped program)."""
+def add_within_cap(
+    uow: UnitOfWork,
+    model: type[BudgetUse] | type[PremiumUse],
+    code: str,
+    fiscal_year: int,
+    amount: int,
+    cap: int,
+) -> bool:
+    """Count `amount` against a program's yearly cap (its budget, its premium budget): one
+    guarded update, which also serialises the writers of a capped program. False, and nothing
+    counted, when it does not fit."""
     s = uow.session
-    if s.get(BudgetUse, (code, fiscal_year)) is None:
-        s.add(BudgetUse(code=code, fiscal_year=fiscal_year, granted=0))
+    if s.get(model, (code, fiscal_year)) is None:
+        s.add(model(code=code, fiscal_year=fiscal_year, granted=0))
         try:
             s.flush()
         except IntegrityError as exc:
             raise RetryTransaction from exc
     done = s.execute(
-        update(BudgetUse)
+        update(model)
         .where(
-            BudgetUse.code == code,
-            BudgetUse.fiscal_year == fiscal_year,
-            BudgetUse.granted + amount <= cap,
+            model.code == code,
+            model.fiscal_year == fiscal_year,
+            model.granted + amount <= cap,
         )
-        .values(granted=BudgetUse.granted + amount)
+        .values(granted=model.granted + amount)
     )
-    if not cast(CursorResult[Any], done).rowcount:
-        used = s.execute(
+    return bool(cast(CursorResult[Any], done).rowcount)
+
+
+def _use_budget(uow: UnitOfWork, code: str, fiscal_year: int, amount: int, cap: int) -> None:
+    """Count the grant against the program's budget for the year, or refuse it."""
+    if not add_within_cap(uow, BudgetUse, code, fiscal_year, amount, cap):
+        used = uow.session.execute(
             select(BudgetUse.granted).where(
                 BudgetUse.code == code, BudgetUse.fiscal_year == fiscal_year
             )
