@@ -18,6 +18,7 @@ class ErrorKind(StrEnum):
     NOT_FOUND = "not_found"  # it names something that does not exist: 404
     REFUSED = "refused"  # well-formed, but the rules say no (e.g. not enough points): 409
     CONFLICT = "conflict"  # it clashes with an earlier request (e.g. key reused): 409
+    FORBIDDEN = "forbidden"  # this key or role may not do that (or not for that party): 403
     UNAUTHENTICATED = "unauthenticated"  # no valid session or credentials: 401
     THROTTLED = "throttled"  # too many failures; try again later: 429
 
@@ -75,6 +76,11 @@ def not_found(code: str, message: str, message_ja: str, /, **details: Any) -> My
 
 def refused(code: str, message: str, message_ja: str, /, **details: Any) -> MyKeyError:
     return MyKeyError(code, ErrorKind.REFUSED, message, message_ja, details=details)
+
+
+def forbidden(message: str, message_ja: str, /, **details: Any) -> MyKeyError:
+    """The caller is known but may not do this (wrong role, another party's data): 403."""
+    return MyKeyError("forbidden", ErrorKind.FORBIDDEN, message, message_ja, details=details)
 
 
 def conflict(code: str, message: str, message_ja: str, /, **details: Any) -> MyKeyError:

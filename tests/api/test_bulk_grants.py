@@ -211,7 +211,7 @@ def test_whole_file_refusals_budget_and_roles(
         params={"activity": "walk"},
         headers={**bearer(staff["tsu"]), "Content-Type": "text/csv", "Idempotency-Key": "x-1"},
     )
-    assert (other.status_code, other.json()["code"]) == (409, "forbidden")
+    assert (other.status_code, other.json()["code"]) == (403, "forbidden")
     peek = client.get(
         f"/api/v1/municipalities/{TSU}/grant-jobs/{fits['id']}", headers=bearer(staff["tsu"])
     )

@@ -170,7 +170,7 @@ def test_conversions_into_two_municipalities_premium_and_receivables(
     other = client.get(
         "/api/v1/partners/jal/receivables", headers=bearer(setting["saison"].api_key)
     )
-    assert (other.status_code, other.json()["code"]) == (409, "forbidden")
+    assert (other.status_code, other.json()["code"]) == (403, "forbidden")
     partners = client.get("/api/v1/partners", headers=setting["operator"]).json()
     assert [(p["id"], len(p["agreements"])) for p in partners] == [("jal", 1), ("saison", 1)]
     assert ledger.check(database.uow()).ok
@@ -196,7 +196,7 @@ def test_every_refusal_is_clear_and_changes_nothing(
     not_agreed = saison.convert(**ok, idempotency_key="s1")
     assert (not_agreed.status_code, not_agreed.json()["code"]) == (409, "method_not_agreed")
     elsewhere = saison.convert("jal", **ok, idempotency_key="s2")
-    assert (elsewhere.status_code, elsewhere.json()["code"]) == (409, "forbidden")
+    assert (elsewhere.status_code, elsewhere.json()["code"]) == (403, "forbidden")
     resident = card_client.post(
         "/api/v1/partners/jal/conversions",
         headers=setting["resident"],

@@ -195,7 +195,7 @@ def test_a_mis_grant_is_moved_with_two_approvals_and_both_residents_see_it(
     )
     assert (elsewhere.status_code, elsewhere.json()["code"]) == (404, "unknown_correction")
     not_mine = decide(client, staff["tenri"], case["id"])
-    assert (not_mine.status_code, not_mine.json()["code"]) == (409, "forbidden")
+    assert (not_mine.status_code, not_mine.json()["code"]) == (403, "forbidden")
     assert points(town, WRONG)["balance"] == 500
 
     approved = decide(client, staff["b"], case["id"])
@@ -359,7 +359,7 @@ def test_rejected_or_withdrawn_cases_move_nothing_and_bad_requests_are_refused(
     transfer = grant(client, staff["a"])
     move = {"kind": "move", "transfer_id": transfer, "right_mykey_id": RIGHT}
     for headers, code, body, status, error in (
-        (staff["tenri"], OGUNI, move, 409, "forbidden"),
+        (staff["tenri"], OGUNI, move, 403, "forbidden"),
         (staff["tenri"], TENRI, move, 404, "unknown_transfer"),
         (staff["a"], OGUNI, move | {"transfer_id": "nope"}, 404, "unknown_transfer"),
         (staff["a"], OGUNI, move | {"reason_code": "whim"}, 422, "invalid_reason_code"),
@@ -369,7 +369,7 @@ def test_rejected_or_withdrawn_cases_move_nothing_and_bad_requests_are_refused(
         (staff["a"], OGUNI, move | {"right_mykey_id": WRONG}, 422, "same_holder"),
         (staff["a"], OGUNI, move | {"note": " "}, 422, "invalid_note"),
         (staff["a"], OGUNI, move | {"key": "bad key"}, 422, "invalid_idempotency_key"),
-        (staff["operator"], OGUNI, move, 409, "forbidden"),
+        (staff["operator"], OGUNI, move, 403, "forbidden"),
     ):
         response = propose(client, headers, code, **body)
         assert (response.status_code, response.json()["code"]) == (status, error), body

@@ -164,7 +164,7 @@ def test_shops_are_listed_for_point_navi(
         headers=bearer(keys["maebashi"]),
         json={"name": "x", "municipality": TENRI, "kind": "shop", "accepts": [TENRI]},
     )
-    assert other.status_code == 409 and other.json()["code"] == "forbidden"
+    assert other.status_code == 403 and other.json()["code"] == "forbidden"
     assert c.get("/api/v1/shops/tenri-museum").status_code == 404
 
 

@@ -208,7 +208,7 @@ def test_url_coupons_orders_refused_and_partners_kept_apart(
         f"/api/v1/partners/jal/coupon-batches/{url.json()['batch_id']}",
         headers=bearer(saison.api_key),
     )
-    assert (elsewhere.status_code, elsewhere.json()["code"]) == (409, "forbidden")
+    assert (elsewhere.status_code, elsewhere.json()["code"]) == (403, "forbidden")
     spying = client.get(
         f"/api/v1/partners/jal/coupon-batches/{url.json()['batch_id']}",
         headers=bearer(jal.api_key),

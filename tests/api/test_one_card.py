@@ -174,7 +174,7 @@ def test_each_role_sees_only_its_own(town: dict[str, Any], cards: list[Simulated
         headers=bearer(keys["B1-staff"]),
         json={"card_proof": proof(client, card)},
     )
-    assert (wrong_role.status_code, wrong_role.json()["code"]) == (409, "forbidden")
+    assert (wrong_role.status_code, wrong_role.json()["code"]) == (403, "forbidden")
     not_operator = client.get(
         "/api/v1/operator/mykey-ids/MY123456/history", headers=bearer(keys["A1-terminal"])
     )

@@ -128,7 +128,7 @@ def test_refusals_change_nothing(
         (
             staff["tenri"],
             {"mykey_id": "MY123456", "points": 1, "reason": "x", "key": "k1"},
-            409,
+            403,
             "forbidden",
         ),
         (

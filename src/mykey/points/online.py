@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mykey import ledger
 from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
-from mykey.errors import MyKeyError, invalid, not_found, refused
+from mykey.errors import MyKeyError, forbidden, invalid, not_found, refused
 from mykey.identity import links
 from mykey.identity.keys import Role, create_key
 from mykey.ledger import AccountKind, LotTerms
@@ -198,8 +198,7 @@ def verify_online_request(
         body=body,
         secret_key=secret_key,
         holder=holder,
-        not_bound=lambda: refused(
-            "forbidden",
+        not_bound=lambda: forbidden(
             "This key is not an online service's key.",
             "このキーはオンラインサービスのキーではありません。",
         ),

@@ -34,7 +34,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
 from mykey.db import RetryTransaction, UnitOfWork
-from mykey.errors import ErrorKind, MyKeyError, refused
+from mykey.errors import ErrorKind, MyKeyError, forbidden
 from mykey.identity.keys import Role, create_key
 from mykey.points.models import PartnerKey, PartnerSignature
 from mykey.points.partners import check_partner_id, partner_row
@@ -116,8 +116,7 @@ def partner_of_key(uow: UnitOfWork, key_id: str) -> str:
     def body() -> str:
         row = uow.session.get(PartnerKey, key_id)
         if row is None:
-            raise refused(
-                "forbidden",
+            raise forbidden(
                 "This key is not bound to a partner.",
                 "このキーは協力企業に紐付いていません。",
             )
@@ -236,8 +235,7 @@ def verify_signed_request(
         body=body,
         secret_key=secret_key,
         holder=holder,
-        not_bound=lambda: refused(
-            "forbidden",
+        not_bound=lambda: forbidden(
             "This key is not bound to a partner.",
             "このキーは協力企業に紐付いていません。",
         ),

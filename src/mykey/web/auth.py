@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header
 
-from mykey.errors import ErrorKind, MyKeyError
+from mykey.errors import forbidden
 from mykey.identity.keys import Principal, Role, authenticate, bad_key
 from mykey.web.deps import Uow
 
@@ -31,9 +31,7 @@ def require(*roles: Role) -> Callable[..., Principal]:
 
     def check(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
         if principal.role not in roles:
-            raise MyKeyError(
-                "forbidden",
-                ErrorKind.REFUSED,
+            raise forbidden(
                 "This key may not do that.",
                 "このキーではこの操作はできません。",
             )

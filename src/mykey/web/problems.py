@@ -16,6 +16,7 @@ STATUS = {
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.REFUSED: 409,
     ErrorKind.CONFLICT: 409,
+    ErrorKind.FORBIDDEN: 403,
     ErrorKind.UNAUTHENTICATED: 401,
     ErrorKind.THROTTLED: 429,
 }

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, Field
 
-from mykey.errors import ErrorKind, MyKeyError
+from mykey.errors import MyKeyError, forbidden
 from mykey.identity import residents
 from mykey.identity.keys import Principal, Role
 from mykey.points import conversion, partner_keys, partners, reserved
@@ -32,9 +32,7 @@ RawBody = Annotated[bytes, Depends(raw_body)]
 
 
 def _forbidden() -> MyKeyError:
-    return MyKeyError(
-        "forbidden",
-        ErrorKind.REFUSED,
+    return forbidden(
         "A partner acts only for itself.",
         "協力企業は自社の操作のみ行えます。",
     )

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from mykey.db import tokyo_date
-from mykey.errors import ErrorKind, MyKeyError
+from mykey.errors import ErrorKind, MyKeyError, forbidden
 from mykey.identity import residents
 from mykey.identity.keys import Principal, Role
 from mykey.identity.links import mykey_id_of_card
@@ -33,9 +33,7 @@ Staff = Annotated[Principal, Depends(require(Role.MUNICIPALITY_STAFF))]
 def _own_municipality(principal: Principal, code: str) -> str:
     code = parse_code(code)
     if principal.role is Role.MUNICIPALITY_STAFF and principal.municipality != code:
-        raise MyKeyError(
-            "forbidden",
-            ErrorKind.REFUSED,
+        raise forbidden(
             "Staff act only for their own municipality.",
             "職員は自分の自治体の業務のみ行えます。",
         )
