@@ -31,16 +31,30 @@ class Shop:
         self.api_key, self.secret = issued["api_key"], issued["signing_secret"]
 
     def post(self, path: str, *, age: int = 0, secret: str | None = None, **fields: Any) -> Any:
-        path = f"/api/v1/online/{SHOP}{path}"
-        body = json.dumps(fields).encode()
+        return self.send("POST", path, json.dumps(fields).encode(), age=age, secret=secret)
+
+    def get(self, path: str, *, shop: str = SHOP) -> Any:
+        return self.send("GET", path, b"", shop=shop)
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        *,
+        age: int = 0,
+        secret: str | None = None,
+        shop: str = SHOP,
+    ) -> Any:
+        path = f"/api/v1/online/{shop}{path}"
         timestamp = str(int(self.database.clock.now.timestamp()) - age)
         headers = {
             **bearer(self.api_key),
             "Content-Type": "application/json",
             "X-MyKey-Timestamp": timestamp,
-            "X-MyKey-Signature": sign(secret or self.secret, "POST", path, timestamp, body),
+            "X-MyKey-Signature": sign(secret or self.secret, method, path, timestamp, body),
         }
-        response = self.client.post(path, content=body, headers=headers)
+        response = self.client.request(method, path, content=body, headers=headers)
         self.database.clock.advance(seconds=1)  # a new timestamp, so a new signature
         return response
 
@@ -165,6 +179,23 @@ def test_authorize_capture_part_refund_with_fee_and_retries(
     assert rest.status_code == 201, rest.json()
     assert _balances(database) == {"wallet": 5000, "shop": 0, "fee": 0}
 
+    looked = shop.get(f"/authorizations/{aid}")
+    assert looked.status_code == 200, looked.json()
+    seen = looked.json()
+    assert (seen["status"], seen["held"], seen["captured"], seen["fee"], seen["refunded"]) == (
+        "captured",
+        1000,
+        800,
+        0,  # the share is kept only on what stays sold: all 800 came back
+        800,
+    )
+    assert (seen["order_ref"], seen["replayed"], seen["balance"]) == ("ORDER-1", False, 5000)
+    unknown = shop.get("/authorizations/00000000-0000-4000-8000-000000000000")
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "unknown_authorization")
+    # a service looks only at its own orders, under its own name
+    other = shop.get(f"/authorizations/{aid}", shop="oguni-shop")
+    assert (other.status_code, other.json()["code"]) == (403, "forbidden")
+
     second = shop.post(f"/authorizations/{aid}/capture", key="c2")
     assert second.json()["code"] == "already_captured"
     void = shop.post(f"/authorizations/{aid}/void", key="v1")
@@ -243,7 +274,7 @@ def test_refusals_change_nothing(
     counter = create_key(database.uow(), role="terminal", label="レジ", provider_id=SHOP)[0]
     shop.api_key, real = counter, shop.api_key  # a counter terminal's key has no signing secret
     not_online = shop.authorize(key="t1", points=1)
-    assert (not_online.status_code, not_online.json()["code"]) == (409, "forbidden")
+    assert (not_online.status_code, not_online.json()["code"]) == (403, "forbidden")
     shop.api_key = real
     # held: 1000 (ok) + 1 (s3); nothing else moved
     assert _balances(database)["wallet"] == 3999

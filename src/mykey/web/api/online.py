@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, Field
 
-from mykey.errors import ErrorKind, MyKeyError
+from mykey.errors import forbidden
 from mykey.identity.keys import Principal, Role
 from mykey.points import online
 from mykey.web.api.points import _own_municipality
@@ -132,9 +132,7 @@ def _signed(
         secret_key=request.app.state.settings.secret_key,
     )
     if signed_for != shop or who.provider_id != shop:
-        raise MyKeyError(
-            "forbidden",
-            ErrorKind.REFUSED,
+        raise forbidden(
             "An online service acts only for itself.",
             "オンラインサービスは自社の操作のみ行えます。",
         )
@@ -189,6 +187,23 @@ def authorize(
             order_ref=body.order_ref,
         )
     )
+
+
+@router.get("/online/{shop}/authorizations/{authorization_id}", response_model=OrderOut)
+def get_authorization(
+    shop: str,
+    authorization_id: str,
+    uow: Uow,
+    request: Request,
+    who: CurrentTerminal,
+    raw: RawBody,
+    x_mykey_timestamp: Timestamp = None,
+    x_mykey_signature: Signature = None,
+) -> OrderOut:
+    """An order as it stands (held, captured, voided, expired; captured and refunded points),
+    for a service that lost an answer or reconciles its orders. Signed like the writes."""
+    _signed(uow, request, who, shop, raw, x_mykey_timestamp, x_mykey_signature)
+    return _out(online.get_order(uow, shop_id=shop, authorization_id=authorization_id))
 
 
 @router.post("/online/{shop}/authorizations/{authorization_id}/capture", response_model=OrderOut)
