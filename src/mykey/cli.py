@@ -999,6 +999,25 @@ def shops_list(
     out.print(table)
 
 
+@shops_app.command("online-key")
+def shops_online_key(
+    shop: Annotated[str, typer.Argument(help="an online shop's id (kind online)")],
+    label: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Issue an online shop's API key and its HMAC signing secret (both shown once)."""
+    from mykey.points.online import issue_online_key
+
+    try:
+        issued = issue_online_key(
+            _uow(), shop=shop, label=label, secret_key=get_settings().secret_key
+        )
+    except MyKeyError as error:
+        _fail(error)
+    out.print(f"Online key {issued.key_id} for {issued.shop} (shown once / 一度だけ表示):")
+    out.print(f"API key / API キー:        {issued.api_key}", soft_wrap=True)
+    out.print(f"Signing secret / 署名鍵:   {issued.signing_secret}", soft_wrap=True)
+
+
 @points_app.command("expire")
 def points_expire(
     as_of: Annotated[str, typer.Option(help="YYYY-MM-DD: lots whose last day is before it expire")],

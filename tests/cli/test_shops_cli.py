@@ -1,18 +1,22 @@
-"""`mykey shops add|list` and `mykey points expire` as an operator runs them; the daily expiry
-of `mykey serve` (the state is made in-process: each run of the CLI costs seconds)."""
+"""`mykey shops add|list|online-key` and `mykey points expire` as an operator runs them; the
+daily expiry of `mykey serve` (the state is made in-process: each run of the CLI costs seconds)."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from mykey.config import DEV_SECRET
 from mykey.db import UnitOfWork, make_engine
 from mykey.demo import MUNICIPALITIES
+from mykey.identity.keys import authenticate
 from mykey.ledger import AccountKind, balance, find_account
 from mykey.migrations import upgrade
 from mykey.municipalities.registry import upsert
 from mykey.points.expiry import DailyJobs
 from mykey.points.grants import grant_points
+from mykey.points.online import verify_online_request
+from mykey.points.partner_keys import sign
 from mykey.points.program_setup import set_up_program
 from tests.cli.test_cli import db, run  # noqa: F401 -- db is a fixture
 from tests.points.test_accruals import make_residents
@@ -31,7 +35,7 @@ def _town(db: Path) -> UnitOfWork:  # noqa: F811 -- the fixture
         point_name="天理市ポイント",
         terms="",
         validity={"budget": 1},
-        usable_at=["shop"],
+        usable_at=["shop", "online"],
         rules=[],
     )
     make_residents(uow, "CLISHOP1")
@@ -66,6 +70,39 @@ def test_shops_and_expiry_from_the_command_line(db: Path) -> None:  # noqa: F811
     listed = run(db, "shops", "list", "--municipality", TENRI)
     assert listed.returncode == 0, listed.stderr
     assert "tenri-shop1" in listed.stdout and "tenri-museum" not in listed.stdout
+
+    online = run(
+        db,
+        *("shops", "add", "tenri-furusato", "--name", "天理ふるさと便", "--municipality", TENRI),
+        *("--kind", "online", "--accepts", TENRI),
+    )
+    assert online.returncode == 0, online.stderr
+    issued = run(db, "shops", "online-key", "tenri-furusato", "--label", "furusato server")
+    assert issued.returncode == 0, issued.stderr
+    printed = {  # "API key / API キー:   mk_…" → {"API key": "mk_…"}
+        line.split("/", 1)[0].strip(): line.split()[-1]
+        for line in issued.stdout.splitlines()
+        if line.startswith(("API key", "Signing secret"))
+    }
+    # the printed key and secret sign a request that the server accepts for this shop
+    uow = UnitOfWork(make_engine(f"sqlite:///{db}"))
+    principal = authenticate(uow, printed["API key"])
+    body, timestamp = b"{}", str(int(datetime.now(UTC).timestamp()))
+    target = "/api/v1/online/tenri-furusato/authorizations"
+    signed_for = verify_online_request(
+        uow,
+        key_id=principal.key_id,
+        method="POST",
+        target=target,
+        timestamp=timestamp,
+        signature=sign(printed["Signing secret"], "POST", target, timestamp, body),
+        body=body,
+        secret_key=DEV_SECRET,
+    )
+    assert (signed_for, principal.provider_id) == ("tenri-furusato", "tenri-furusato")
+    counter_shop = run(db, "shops", "online-key", "tenri-shop1")
+    assert counter_shop.returncode == 1
+    assert "not_an_online_shop" in counter_shop.stderr
 
     first = run(db, "points", "expire", "--as-of", "2026-11-15")
     assert first.returncode == 0, first.stderr
