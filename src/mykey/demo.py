@@ -20,6 +20,7 @@ from mykey.municipalities.registry import MunicipalityRecord, upsert
 from mykey.points.partners import add_agreement, get_partner, set_partner
 from mykey.points.program_setup import Rule, set_up_program
 from mykey.points.programs import expires_on
+from mykey.points.shops import set_shop, set_street
 
 ACTOR = "system:demo"
 
@@ -53,13 +54,38 @@ PROGRAMS = {
 }
 
 RESIDENTS = ("MY123456", "A01B02C3", "TSU65000", "OGUNI001")
+# Shops and facilities (R6.4): id, name, kind, shopping street. Each takes its town's points.
 SHOPS = {
-    "131164": ("toshima-museum", "toshima-shotengai-1"),
-    "442097": ("showa-no-machi-1", "showa-no-machi-2"),
-    "292044": ("tenri-honten", "tenri-shoko-kai"),
-    "434248": ("kitasato-museum", "oguni-onsen"),
-    "102016": ("arts-maebashi", "q-town-1"),
+    "131164": (
+        ("toshima-museum", "豊島区立郷土資料館", "museum", None),
+        ("otsuka-shoten", "大塚商店街 さくら書店", "shop", "otsuka"),
+    ),
+    "442097": (
+        ("showa-no-machi-1", "昭和の町 駄菓子屋", "shop", "showa-no-machi"),
+        ("showa-no-machi-2", "昭和の町 食堂", "shop", "showa-no-machi"),
+    ),
+    "292044": (
+        ("tenri-honten", "天理本通り 書店", "shop", "tenri-hondori"),
+        ("tenri-shoko-kai", "天理本通り 和菓子店", "shop", "tenri-hondori"),
+    ),
+    "434248": (
+        ("kitasato-museum", "北里柴三郎記念館", "museum", None),
+        ("oguni-onsen", "小国温泉 共同浴場", "hot_spring", None),
+    ),
+    "102016": (
+        ("arts-maebashi", "アーツ前橋", "museum", None),
+        ("q-town-1", "Qの町 文具店", "shop", "q-town"),
+    ),
 }
+STREETS = {
+    "otsuka": ("大塚商店街", "131164"),
+    "showa-no-machi": ("豊後高田 昭和の町", "442097"),
+    "tenri-hondori": ("天理本通り商店街", "292044"),
+    "q-town": ("前橋 Qの町", "102016"),
+}
+# Online services (R6.6): id, name, municipality.
+ONLINE_SHOPS = (("tenri-furusato", "天理ふるさと便", "292044"),)
+USABLE_AT = ["shop", "museum", "hot_spring", "online"]
 PARTNERS = ("jal", "docomo", "chubu-electric", "saison")
 
 # The demo partners' terms (R5.2, R5.4): name, methods, units -> points, minimum, step, daily.
@@ -173,12 +199,12 @@ def load(uow: UnitOfWork) -> DemoReport:
             point_name=name,
             terms="1ポイント＝1円。行政ポイントは年度末（3月31日）まで有効です。",
             validity=VALIDITY,
-            usable_at=["shop", "museum", "online"],
+            usable_at=USABLE_AT,
             rules=RULES.get(code, ()),
         )
         budget = ledger.open_account(uow, ledger=code, kind=AccountKind.BUDGET, owner=code)
         shops = [
-            ledger.open_account(uow, ledger=code, kind=AccountKind.SHOP, owner=shop)
+            ledger.open_account(uow, ledger=code, kind=AccountKind.SHOP, owner=shop[0])
             for shop in SHOPS.get(code, ())
         ]
         for n, resident in enumerate(RESIDENTS):
@@ -225,4 +251,24 @@ def load(uow: UnitOfWork) -> DemoReport:
                         key=f"spend-{code}-{resident}",
                     )
                 )
+    register_shops(uow)
     return DemoReport(len(MUNICIPALITIES), len(PROGRAMS), made, already)
+
+
+def register_shops(uow: UnitOfWork) -> None:
+    """The demo's shopping streets, shops, facilities and online services (idempotent)."""
+    for street_id, (name, code) in STREETS.items():
+        set_street(uow, street_id=street_id, name=name, municipality=code)
+    for code, shops in SHOPS.items():
+        for shop_id, name, kind, street in shops:
+            set_shop(
+                uow,
+                shop_id=shop_id,
+                name=name,
+                municipality=code,
+                kind=kind,
+                accepts=[code],
+                street_id=street,
+            )
+    for shop_id, name, code in ONLINE_SHOPS:
+        set_shop(uow, shop_id=shop_id, name=name, municipality=code, kind="online", accepts=[code])

@@ -216,6 +216,17 @@ def test_serve_answers_health_and_docs_over_real_http(server: str) -> None:
         assert b"swagger" in response.read().lower()
 
 
+def test_the_demo_has_shops_streets_and_an_online_service(server: str) -> None:
+    with urllib.request.urlopen(server + "/api/v1/shops?municipality=292044", timeout=5) as r:
+        tenri = {shop["id"]: shop for shop in json.loads(r.read())}
+    assert set(tenri) == {"tenri-honten", "tenri-shoko-kai", "tenri-furusato"}
+    assert tenri["tenri-furusato"]["kind"] == "online"
+    assert tenri["tenri-honten"]["street_id"] == "tenri-hondori"
+    with urllib.request.urlopen(server + "/api/v1/shops", timeout=5) as r:
+        kinds = {shop["kind"] for shop in json.loads(r.read())}
+    assert kinds == {"shop", "museum", "hot_spring", "online"}
+
+
 def test_ledger_reading_and_expiry_commands_on_the_demo(db: Path) -> None:
     run(db, "migrate")
     run(db, "demo")
