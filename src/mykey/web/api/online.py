@@ -111,23 +111,28 @@ def _out(v: online.OrderView) -> OrderOut:
     )
 
 
-def _signed(
+Timestamp = Annotated[str | None, Header(alias="X-MyKey-Timestamp")]
+Signature = Annotated[str | None, Header(alias="X-MyKey-Signature")]
+
+
+def signed_shop(
+    shop: str,
     uow: Uow,
     request: Request,
-    who: Principal,
-    shop: str,
-    raw: bytes,
-    timestamp: str | None,
-    signature: str | None,
+    who: CurrentTerminal,
+    raw: RawBody,
+    x_mykey_timestamp: Timestamp = None,
+    x_mykey_signature: Signature = None,
 ) -> str:
+    """The online shop of the path, once its key and signature are checked (as partners')."""
     query = request.url.query
     signed_for = online.verify_online_request(
         uow,
         key_id=who.key_id,
         method=request.method,
         target=request.url.path + (f"?{query}" if query else ""),
-        timestamp=timestamp,
-        signature=signature,
+        timestamp=x_mykey_timestamp,
+        signature=x_mykey_signature,
         body=raw,
         secret_key=request.app.state.settings.secret_key,
     )
@@ -139,8 +144,7 @@ def _signed(
     return shop
 
 
-Timestamp = Annotated[str | None, Header(alias="X-MyKey-Timestamp")]
-Signature = Annotated[str | None, Header(alias="X-MyKey-Signature")]
+SignedShop = Annotated[str, Depends(signed_shop)]
 
 
 @router.post("/online/{shop}/keys", response_model=OnlineKeyOut, status_code=201)
@@ -164,17 +168,11 @@ def put_online_fee(code: str, body: OnlineFeeIO, uow: Uow, who: StaffOrOperator)
 
 @router.post("/online/{shop}/authorizations", response_model=OrderOut, status_code=201)
 def authorize(
-    shop: str,
     body: AuthorizationIn,
     uow: Uow,
-    request: Request,
-    who: CurrentTerminal,
-    raw: RawBody,
-    x_mykey_timestamp: Timestamp = None,
-    x_mykey_signature: Signature = None,
+    shop: SignedShop,
 ) -> OrderOut:
     """Hold a resident's points (named by their service ID) until capture, void or expiry."""
-    _signed(uow, request, who, shop, raw, x_mykey_timestamp, x_mykey_signature)
     return _out(
         online.authorize(
             uow,
@@ -191,35 +189,23 @@ def authorize(
 
 @router.get("/online/{shop}/authorizations/{authorization_id}", response_model=OrderOut)
 def get_authorization(
-    shop: str,
     authorization_id: str,
     uow: Uow,
-    request: Request,
-    who: CurrentTerminal,
-    raw: RawBody,
-    x_mykey_timestamp: Timestamp = None,
-    x_mykey_signature: Signature = None,
+    shop: SignedShop,
 ) -> OrderOut:
     """An order as it stands (held, captured, voided, expired; captured and refunded points),
     for a service that lost an answer or reconciles its orders. Signed like the writes."""
-    _signed(uow, request, who, shop, raw, x_mykey_timestamp, x_mykey_signature)
     return _out(online.get_order(uow, shop_id=shop, authorization_id=authorization_id))
 
 
 @router.post("/online/{shop}/authorizations/{authorization_id}/capture", response_model=OrderOut)
 def capture(
-    shop: str,
     authorization_id: str,
     body: CaptureIn,
     uow: Uow,
-    request: Request,
-    who: CurrentTerminal,
-    raw: RawBody,
-    x_mykey_timestamp: Timestamp = None,
-    x_mykey_signature: Signature = None,
+    shop: SignedShop,
 ) -> OrderOut:
     """Capture all or part of a hold (once); the rest goes back to the resident."""
-    _signed(uow, request, who, shop, raw, x_mykey_timestamp, x_mykey_signature)
     return _out(
         online.capture(
             uow, shop_id=shop, authorization_id=authorization_id, points=body.points, key=body.key
@@ -229,18 +215,12 @@ def capture(
 
 @router.post("/online/{shop}/authorizations/{authorization_id}/void", response_model=OrderOut)
 def void(
-    shop: str,
     authorization_id: str,
     body: VoidIn,
     uow: Uow,
-    request: Request,
-    who: CurrentTerminal,
-    raw: RawBody,
-    x_mykey_timestamp: Timestamp = None,
-    x_mykey_signature: Signature = None,
+    shop: SignedShop,
 ) -> OrderOut:
     """Release a hold before capture."""
-    _signed(uow, request, who, shop, raw, x_mykey_timestamp, x_mykey_signature)
     return _out(online.void(uow, shop_id=shop, authorization_id=authorization_id, key=body.key))
 
 
@@ -248,18 +228,12 @@ def void(
     "/online/{shop}/captures/{capture_id}/refunds", response_model=RefundOut, status_code=201
 )
 def refund(
-    shop: str,
     capture_id: str,
     body: RefundIn,
     uow: Uow,
-    request: Request,
-    who: CurrentTerminal,
-    raw: RawBody,
-    x_mykey_timestamp: Timestamp = None,
-    x_mykey_signature: Signature = None,
+    shop: SignedShop,
 ) -> RefundOut:
     """Refund up to what was captured minus refunded (the fee on it goes back too)."""
-    _signed(uow, request, who, shop, raw, x_mykey_timestamp, x_mykey_signature)
     r = online.refund(uow, shop_id=shop, capture_id=capture_id, points=body.points, key=body.key)
     return RefundOut(
         refund_id=str(r.refund_id),
