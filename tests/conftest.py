@@ -31,6 +31,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = Path(os.environ.get("MYKEY_SHARED_DATA", SHARED / "data"))
 
 TABLES = (
+    "shop_payout_accounts",
+    "municipality_bank_accounts",
     "vouchers",
     "coupon_failures",
     "coupons",

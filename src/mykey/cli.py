@@ -1149,3 +1149,129 @@ def points_expire_vouchers(
         f"Returned {report.vouchers:,} vouchers, {report.points:,} points (as of {day})."
         f" / ポイント券 {report.vouchers:,} 枚・{report.points:,} ポイントを戻しました。"
     )
+
+
+def _show_bank(bank: object, *lines: str) -> None:
+    from mykey.settlement.payouts import BankAccount
+
+    assert isinstance(bank, BankAccount)
+    for line in lines:
+        out.print(line)
+    out.print(
+        f"  bank {bank.bank_code} {bank.bank_name}  branch {bank.branch_code} {bank.branch_name}"
+        f"  type {bank.deposit_type}  account {bank.masked_number}"
+    )
+
+
+def _all_or_none(given: dict[str, object]) -> bool:
+    """True if every option is given, False if none is; otherwise exit naming the missing."""
+    missing = [name for name, value in given.items() if value is None]
+    if not missing:
+        return True
+    if len(missing) == len(given):
+        return False
+    err.print(
+        f"Give all of these to register an account, or none to show it: {', '.join(missing)}"
+        f" / 口座を登録するには次も指定してください: {', '.join(missing)}"
+    )
+    raise typer.Exit(2)
+
+
+@shops_app.command("payout-account")
+def shops_payout_account(
+    shop: Annotated[str, typer.Argument(help="shop id")],
+    bank: Annotated[str | None, typer.Option(help="bank code, 4 digits")] = None,
+    branch: Annotated[str | None, typer.Option(help="branch code, 3 digits")] = None,
+    deposit_type: Annotated[
+        int | None, typer.Option("--type", help="1 普通, 2 当座, 4 貯蓄, 9 その他")
+    ] = None,
+    number: Annotated[str | None, typer.Option(help="account number, up to 7 digits")] = None,
+    holder: Annotated[str | None, typer.Option(help="account holder in kana, up to 30")] = None,
+    bank_name: Annotated[str, typer.Option(help="bank name in kana (optional)")] = "",
+    branch_name: Annotated[str, typer.Option(help="branch name in kana (optional)")] = "",
+) -> None:
+    """Register the bank account a shop is paid into (a new version; old ones are kept), or
+    show the current one when no account options are given."""
+    from mykey.settlement.payouts import payout_account, set_payout_account
+
+    given: dict[str, object] = {"--bank": bank, "--branch": branch, "--type": deposit_type}
+    given |= {"--number": number, "--holder": holder}
+    try:
+        if _all_or_none(given):
+            view = set_payout_account(
+                _uow(),
+                shop_id=shop,
+                bank_code=bank or "",
+                bank_name=bank_name,
+                branch_code=branch or "",
+                branch_name=branch_name,
+                deposit_type=deposit_type or 0,  # all given (_all_or_none)
+                account_number=number or "",
+                holder_name=holder or "",
+                actor="cli",
+            )
+        else:
+            view = payout_account(_uow(), shop)
+    except MyKeyError as error:
+        _fail(error)
+    state = "unchanged / 変更なし" if not view.changed else f"version {view.version}"
+    _show_bank(
+        view.account,
+        f"Shop {view.shop_id} is paid to {view.holder_name} ({state}, since"
+        f" {view.created_at:%Y-%m-%d %H:%M} UTC by {view.created_by})",
+    )
+
+
+@municipalities_app.command("bank-account")
+def municipalities_bank_account(
+    code: Annotated[str, typer.Argument(help="6-digit local government code")],
+    requester: Annotated[
+        str | None, typer.Option(help="requester code from the bank, 10 digits")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="requester name in kana, up to 40")] = None,
+    bank: Annotated[str | None, typer.Option(help="bank code, 4 digits")] = None,
+    branch: Annotated[str | None, typer.Option(help="branch code, 3 digits")] = None,
+    deposit_type: Annotated[int | None, typer.Option("--type", help="1 普通, 2 当座, 9 その他")] = (
+        None
+    ),
+    number: Annotated[str | None, typer.Option(help="account number, up to 7 digits")] = None,
+    bank_name: Annotated[str, typer.Option(help="bank name in kana (optional)")] = "",
+    branch_name: Annotated[str, typer.Option(help="branch name in kana (optional)")] = "",
+) -> None:
+    """Register the account a municipality pays its shops from (振込依頼人), or show the
+    current one when no account options are given."""
+    from mykey.settlement.payouts import paying_account, set_paying_account
+
+    given: dict[str, object] = {
+        "--requester": requester,
+        "--name": name,
+        "--bank": bank,
+        "--branch": branch,
+    }
+    given |= {"--type": deposit_type, "--number": number}
+    try:
+        if _all_or_none(given):
+            view = set_paying_account(
+                _uow(),
+                municipality=code,
+                requester_code=requester or "",
+                requester_name=name or "",
+                bank_code=bank or "",
+                bank_name=bank_name,
+                branch_code=branch or "",
+                branch_name=branch_name,
+                deposit_type=deposit_type or 0,  # all given (_all_or_none)
+                account_number=number or "",
+                actor="cli",
+            )
+        else:
+            view = paying_account(_uow(), code)
+    except MyKeyError as error:
+        _fail(error)
+    state = "unchanged / 変更なし" if not view.changed else f"version {view.version}"
+    _show_bank(
+        view.account,
+        f"Municipality {view.municipality} pays as {view.requester_name}"
+        f" (requester {view.requester_code}; {state}, since"
+        f" {view.created_at:%Y-%m-%d %H:%M} UTC by {view.created_by})",
+    )
