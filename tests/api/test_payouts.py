@@ -121,7 +121,7 @@ def test_nobody_else_sees_or_sets_a_shops_payout_account(
             client.get("/api/v1/shops/honya/payout-account/history", headers=bearer(keys[who])),
             put(client, "/api/v1/shops/honya/payout-account", keys[who], ACCOUNT),
         ):
-            assert response.status_code == 409, (who, response.json())
+            assert response.status_code == 403, (who, response.json())
             assert response.json()["code"] == "forbidden"
             assert "321" not in response.text
     anonymous = client.get("/api/v1/shops/honya/payout-account")
@@ -180,7 +180,7 @@ def test_a_municipalitys_paying_account_is_its_own(
             client.get(path, headers=bearer(keys[who])),
             put(client, path, keys[who], {**PAYING, "account_number": "7777777"}),
         ):
-            assert response.status_code == 409, (who, response.json())
+            assert response.status_code == 403, (who, response.json())
             assert response.json()["code"] == "forbidden"
     savings = put(client, path, keys["tenri"], {**PAYING, "deposit_type": 4})
     assert savings.status_code == 422 and savings.json()["code"] == "invalid_deposit_type"
