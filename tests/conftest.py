@@ -31,6 +31,10 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = Path(os.environ.get("MYKEY_SHARED_DATA", SHARED / "data"))
 
 TABLES = (
+    "settlement_statement_days",
+    "settlement_statements",
+    "settlement_ledger_closes",
+    "settlement_months",
     "vouchers",
     "coupon_failures",
     "coupons",

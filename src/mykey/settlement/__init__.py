@@ -1,0 +1,1 @@
+"""Monthly settlement in yen (issue #6)."""
