@@ -14,9 +14,9 @@ from tests.cli.test_cli import db, run  # noqa: F401 -- db is a fixture
 OCTOBER = datetime(2026, 10, 20, 3, 0, tzinfo=UTC)
 
 
-def _shop_takes(db: Path, amount: int, moment: datetime) -> None:
+def _shop_takes(path: Path, amount: int, moment: datetime) -> None:
     """Points move from a town's budget to a shop, booked at `moment` (a ledger transfer)."""
-    uow = UnitOfWork(make_engine(f"sqlite:///{db}"), clock=lambda: moment)
+    uow = UnitOfWork(make_engine(f"sqlite:///{path}"), clock=lambda: moment)
     ledger.open_ledger(uow, code="131164", name="豊島区ポイント")
     budget = ledger.open_account(uow, ledger="131164", kind=AccountKind.BUDGET, owner="131164")
     shop = ledger.open_account(uow, ledger="131164", kind=AccountKind.SHOP, owner="shop-a")
