@@ -33,6 +33,10 @@ SHARED_DATA = Path(os.environ.get("MYKEY_SHARED_DATA", SHARED / "data"))
 TABLES = (
     "shop_payout_accounts",
     "municipality_bank_accounts",
+    "settlement_statement_days",
+    "settlement_statements",
+    "settlement_ledger_closes",
+    "settlement_months",
     "vouchers",
     "coupon_failures",
     "coupons",

@@ -1275,3 +1275,108 @@ def municipalities_bank_account(
         f" (requester {view.requester_code}; {state}, since"
         f" {view.created_at:%Y-%m-%d %H:%M} UTC by {view.created_by})",
     )
+settle_app = typer.Typer(help="Monthly settlement in yen / 月次精算", no_args_is_help=True)
+app.add_typer(settle_app, name="settle")
+
+
+@settle_app.command("close")
+def settle_close(
+    month: Annotated[str, typer.Option(help="Tokyo month, YYYY-MM")],
+    now: Annotated[
+        str | None, typer.Option(help="ISO time to close at (tests); default: the clock")
+    ] = None,
+) -> None:
+    """Close a month: record every statement and book its settlement transfer (once)."""
+    from datetime import datetime
+
+    from mykey.settlement.statements import close_month, municipality_ledgers
+
+    moment = None
+    if now is not None:
+        try:
+            moment = datetime.fromisoformat(now)
+        except ValueError:
+            moment = None
+        if moment is None or moment.tzinfo is None:
+            err.print("--now is an ISO time with a zone / --now はタイムゾーン付きの日時です")
+            raise typer.Exit(2)
+    uow = _uow()
+    try:
+        with _progress() as progress:
+            task = progress.add_task(
+                "Closing ledgers / 台帳を締め中", total=len(municipality_ledgers(uow)) or None
+            )
+            report = close_month(
+                uow,
+                month=month,
+                actor="system:cli",
+                now=moment,
+                progress=lambda _code: progress.advance(task, 1),
+            )
+    except MyKeyError as error:
+        _fail(error)
+    if report.status == "already_closed":
+        out.print(
+            f"{report.month} was already closed: nothing changed ({report.statements} statements)."
+            f" / {report.month} は締め済みです。何も変更していません。"
+        )
+        return
+    out.print(
+        f"Closed {report.month}: {report.statements} statements in {report.ledgers} ledgers,"
+        f" {report.transfers} settlement transfers. / {report.month} を締めました。"
+    )
+
+
+@settle_app.command("check")
+def settle_check(month: Annotated[str, typer.Option(help="Tokyo month, YYYY-MM")]) -> None:
+    """Recompute every statement of a closed month from the ledger; name any difference."""
+    from mykey.settlement.statements import check_month
+
+    try:
+        result = check_month(_uow(), month=month)
+    except MyKeyError as error:
+        _fail(error)
+    if result.ok:
+        out.print(
+            f"{result.month}: {result.statements} statements in {result.ledgers} ledgers match"
+            f" the ledger and balance. / 精算明細は台帳と一致しています。"
+        )
+        return
+    table = Table("municipality", "party", "what", "expected", "found")
+    for d in result.differences:
+        table.add_row(d.municipality, d.party, d.what, str(d.expected), str(d.found))
+    err.print(table)
+    err.print(
+        f"[bold red]{len(result.differences)} differences[/] / 不一致が"
+        f" {len(result.differences)} 件あります"
+    )
+    raise typer.Exit(1)
+
+
+@settle_app.command("show")
+def settle_show(
+    month: Annotated[str, typer.Option(help="Tokyo month, YYYY-MM")],
+    municipality: Annotated[str | None, typer.Option()] = None,
+    party_kind: Annotated[str | None, typer.Option(help="partner, shop, association …")] = None,
+    party: Annotated[str | None, typer.Option(help="the party's id")] = None,
+) -> None:
+    """The statements of a closed month."""
+    from mykey.settlement.statements import list_statements
+
+    try:
+        found = list_statements(
+            _uow(), month=month, municipality=municipality, party_kind=party_kind, party_id=party
+        )
+    except MyKeyError as error:
+        _fail(error)
+    table = Table("id", "municipality", "party", "transfers", "amount", "payable")
+    for s in found:
+        table.add_row(
+            str(s.id),
+            s.municipality,
+            f"{s.party_kind}:{s.party_id}",
+            str(s.transfers),
+            f"{s.amount:,}",
+            f"{s.payable:,}",
+        )
+    out.print(table)

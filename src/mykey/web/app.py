@@ -26,6 +26,7 @@ from mykey.web.api import terminal as terminal_api
 from mykey.web.api.accruals import router as accruals_router
 from mykey.web.api.coupons import router as coupons_router
 from mykey.web.api.payouts import router as payouts_router
+from mykey.web.api.settlements import router as settlements_router
 from mykey.web.api.vouchers import router as vouchers_router
 
 HOME = """<!doctype html>
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.include_router(online_api.router)
     app.include_router(vouchers_router)
     app.include_router(payouts_router)
+    app.include_router(settlements_router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:

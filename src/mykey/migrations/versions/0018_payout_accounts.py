@@ -2,7 +2,7 @@
 files (issue #6, R7.2). Append-only: a change is a new row.
 
 Revision ID: 0018
-Revises: 0015
+Revises: 0017
 Create Date: 2026-12-01
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from mykey.migrations.append_only import protect, unprotect
 
 revision = "0018"
-down_revision = "0015"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
