@@ -1275,6 +1275,8 @@ def municipalities_bank_account(
         f" (requester {view.requester_code}; {state}, since"
         f" {view.created_at:%Y-%m-%d %H:%M} UTC by {view.created_by})",
     )
+
+
 settle_app = typer.Typer(help="Monthly settlement in yen / 月次精算", no_args_is_help=True)
 app.add_typer(settle_app, name="settle")
 
@@ -1380,3 +1382,38 @@ def settle_show(
             f"{s.payable:,}",
         )
     out.print(table)
+
+
+@settle_app.command("zengin")
+def settle_zengin(
+    month: Annotated[str, typer.Option(help="closed Tokyo month, YYYY-MM")],
+    municipality: Annotated[str, typer.Option(help="6-digit code of the paying municipality")],
+    transfer_date: Annotated[str, typer.Option(help="the banks' transfer day, YYYY-MM-DD")],
+    out_file: Annotated[Path, typer.Option("--out", help="where to write the file")],
+    no_crlf: Annotated[bool, typer.Option(help="records back to back, no line breaks")] = False,
+) -> None:
+    """Write the Zengin general transfer file (総合振込, Shift_JIS) paying a closed month's
+    shop statements from the municipality's bank account."""
+    from mykey.settlement.payouts import month_payout_file
+
+    try:
+        day = date.fromisoformat(transfer_date)
+    except ValueError:
+        err.print(f"Not a date: {transfer_date!r} (YYYY-MM-DD) / 日付の形式が正しくありません")
+        raise typer.Exit(2) from None
+    try:
+        plan, data = month_payout_file(
+            _uow(), municipality=municipality, month=month, transfer_date=day, crlf=not no_crlf
+        )
+    except MyKeyError as error:
+        _fail(error)
+    out_file.write_bytes(data)
+    out.print(
+        f"{out_file}: {len(plan.payouts)} transfers, {plan.total:,} yen to shops for"
+        f" {plan.month}, on {day:%Y-%m-%d}. / {len(plan.payouts)} 件・{plan.total:,} 円の振込データ"
+    )
+    for owed in plan.owed:
+        out.print(
+            f"  {owed.shop_id} owes {owed.amount:,} yen (refunds above its sales) / 返金超過のため"
+            f"店舗 {owed.shop_id} から {owed.amount:,} 円を請求"
+        )

@@ -30,7 +30,7 @@ from mykey.points.program_setup import set_up_program
 from mykey.points.shops import set_shop, set_street
 from mykey.points.vouchers import TENRI as TENRI_RULES
 from mykey.points.vouchers import expire_vouchers, issue_for_receipt
-from mykey.settlement import statements
+from mykey.settlement import statements, zengin
 from tests.api.conftest import PASSWORD, bearer, proof
 from tests.conftest import Database
 
@@ -522,3 +522,68 @@ def test_every_statement_endpoint_shows_each_role_only_its_own(
         "/api/v1/settlements", params={"month": "2026-13"}, headers=bearer(keys["operator"])
     )
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_month"
+
+
+def test_a_closed_month_pays_its_shops_by_a_zengin_file(
+    month: dict[str, Any], database: Database, card_client: TestClient
+) -> None:
+    c, keys = card_client, month["keys"]
+    tenri = bearer(keys["staff:" + TENRI])
+    url = f"/api/v1/municipalities/{TENRI}/settlements/2026-11/zengin"
+    query = {"transfer_date": "2026-12-10"}
+    database.clock.now = at(2, 9, month=12)
+    early = c.get(url, params=query, headers=tenri)
+    assert (early.status_code, early.json()["code"]) == (409, "month_not_closed")
+    assert c.post("/api/v1/settlements/2026-11/close", headers=bearer(keys["operator"])).is_success
+    paying = {
+        "requester_code": "0000012345",
+        "requester_name": "テンリシ",
+        "bank_code": "0162",
+        "branch_code": "301",
+        "deposit_type": 1,
+        "account_number": "1234567",
+    }
+    assert c.put(f"/api/v1/municipalities/{TENRI}/bank-account", headers=tenri, json=paying)
+    shops_paid = ("tenri-shop1", "tenri-shop2", "tenri-furusato")
+    for n, shop in enumerate(shops_paid[:2]):
+        account = {
+            "bank_code": "0001",
+            "branch_code": f"{100 + n}",
+            "deposit_type": 1,
+            "account_number": f"765432{n}",
+            "holder_name": f"テンリショウテン{n}",
+        }
+        put = c.put(f"/api/v1/shops/{shop}/payout-account", headers=tenri, json=account)
+        assert put.status_code == 200, put.json()
+    missing = c.get(url, params=query, headers=tenri)
+    assert (missing.status_code, missing.json()["code"]) == (409, "no_payout_account")
+    assert missing.json()["details"]["shops"] == ["tenri-furusato"]
+    account = {
+        "bank_code": "0005",
+        "branch_code": "200",
+        "deposit_type": 2,
+        "account_number": "0000042",
+        "holder_name": "テンリフルサトビン",
+    }
+    assert c.put("/api/v1/shops/tenri-furusato/payout-account", headers=tenri, json=account)
+
+    got = c.get(url, params=query, headers=tenri)
+    assert got.status_code == 200, got.text
+    data = got.content
+    records = data.split(b"\r\n")
+    assert records[-1] == b"" and all(len(r) == 120 for r in records[:-1])
+    parsed = zengin.parse(data)
+    # each shop gets its payable: what it took less what the association already paid it
+    payable = {shop: EXPECTED_NOVEMBER[(TENRI, "shop", shop)][1] for shop in shops_paid}
+    assert sorted(line.amount for line in parsed.lines) == sorted(payable.values())
+    assert (parsed.count, parsed.total) == (3, sum(payable.values()))
+    assert (got.headers["X-MyKey-Transfers"], got.headers["X-MyKey-Total-Yen"]) == ("3", "1463")
+    assert parsed.transfer_date == "1210" and parsed.payer.requester_code == "0000012345"
+    assert {line.customer_code1 for line in parsed.lines} == {"0000202611"}
+    # another town's staff and a shop's terminal get nothing
+    other = c.get(url, params=query, headers=bearer(keys["staff:" + MAEBASHI]))
+    assert other.status_code == 404
+    shop_key = c.get(url, params=query, headers=bearer(keys["tenri-shop1"]))
+    assert shop_key.status_code == 403
+    bad_day = c.get(url, params={"transfer_date": "12/10"}, headers=tenri)
+    assert bad_day.status_code == 422

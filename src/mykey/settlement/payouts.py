@@ -419,3 +419,65 @@ def payout_file(
         return zengin.transfer_file(payer, lines, transfer_date, crlf=crlf)
 
     return uow.run(body)
+
+
+@dataclass(frozen=True)
+class MonthPayouts:
+    """What a municipality pays its shops for a closed month, from the shop statements in its
+    points: each shop's `payable` (the statement's amount less what the commerce association
+    already paid it for receipt vouchers). A negative payable (refunds after the shop's sales,
+    e.g. a late refund) is not paid: the shop owes it, and it is listed in `owed`."""
+
+    municipality: str
+    month: str
+    payouts: tuple[Payout, ...]
+    owed: tuple[Payout, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(p.amount for p in self.payouts)
+
+
+def month_payouts(uow: UnitOfWork, *, municipality: str, month: str) -> MonthPayouts:
+    """The shop payouts of a closed month (refused while the month is open)."""
+    from mykey.settlement import statements
+
+    code = parse_code(municipality)
+    label = statements.parse_month(month).label
+    if not statements.is_closed(uow, label):
+        raise refused(
+            "month_not_closed",
+            f"{label} is not closed yet: close it first (mykey settle close --month {label}).",
+            f"{label} はまだ締められていません。先に月次締めを行ってください。",
+            month=label,
+        )
+    shops = statements.list_statements(
+        uow, month=label, municipality=code, party_kind=statements.SHOP
+    )
+    ref = label.replace("-", "")  # 顧客コード1: YYYYMM, returned by the bank with the transfer
+    return MonthPayouts(
+        municipality=code,
+        month=label,
+        payouts=tuple(Payout(s.party_id, s.payable, ref) for s in shops if s.payable > 0),
+        owed=tuple(Payout(s.party_id, -s.payable, ref) for s in shops if s.payable < 0),
+    )
+
+
+def month_payout_file(
+    uow: UnitOfWork,
+    *,
+    municipality: str,
+    month: str,
+    transfer_date: date,
+    crlf: bool = True,
+) -> tuple[MonthPayouts, bytes]:
+    """The Zengin general transfer file of a closed month's shop payouts (reads only)."""
+    plan = month_payouts(uow, municipality=municipality, month=month)
+    data = payout_file(
+        uow,
+        municipality=plan.municipality,
+        payouts=plan.payouts,
+        transfer_date=transfer_date,
+        crlf=crlf,
+    )
+    return plan, data

@@ -24,7 +24,7 @@ from mykey.errors import MyKeyError
 from mykey.identity.keys import Principal, Role
 from mykey.municipalities.codes import parse_code
 from mykey.points import partner_keys, shops
-from mykey.settlement import statements
+from mykey.settlement import payouts, statements
 from mykey.settlement.statements import PARTNER, SHOP, StatementView
 from mykey.web.auth import CurrentOperator, require
 from mykey.web.deps import Uow
@@ -275,3 +275,37 @@ def statement_detail(statement_id: str, uow: Uow, who: AnyReader) -> StatementDe
         for t in statements.covered_transfers(uow, view)
     ]
     return StatementDetailOut(**_out(view).model_dump(), days=days, covered=covered)
+
+
+@router.get(
+    "/municipalities/{code}/settlements/{month}/zengin",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Zengin file, Shift_JIS"}},
+)
+def zengin_file(
+    code: str,
+    month: str,
+    uow: Uow,
+    who: StaffOrOperator,
+    transfer_date: Annotated[date, Query(description="the banks' transfer day")],
+) -> Response:
+    """The Zengin general transfer file (総合振込, 120-byte records, Shift_JIS, CRLF) paying
+    the shops of a closed month from the municipality's bank account (its staff, or the
+    council). Shops that owe (refunds above sales) are named in `X-MyKey-Owed`."""
+    code = parse_code(code)
+    if who.role is Role.MUNICIPALITY_STAFF and who.municipality != code:
+        raise _nothing_here()
+    plan, data = payouts.month_payout_file(
+        uow, municipality=code, month=month, transfer_date=transfer_date
+    )
+    owed = ",".join(f"{p.shop_id}={p.amount}" for p in plan.owed)
+    return Response(
+        data,
+        media_type="text/plain; charset=Shift_JIS",
+        headers={
+            "Content-Disposition": f'attachment; filename="zengin-{code}-{plan.month}.txt"',
+            "X-MyKey-Transfers": str(len(plan.payouts)),
+            "X-MyKey-Total-Yen": str(plan.total),
+            **({"X-MyKey-Owed": owed} if owed else {}),
+        },
+    )
