@@ -4,13 +4,16 @@ wallet with a fresh card proof, Tenri's receipt vouchers, redemption by number."
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
 
-from mykey.points import vouchers
+from mykey.identity.keys import Role, authenticate
+from mykey.identity.residents import resident_for_session
+from mykey.points import voucher_print, vouchers
 from mykey.web.api.cards import CardProofIn
-from mykey.web.api.resident import verify_proof
+from mykey.web.api.resident import bearer, verify_proof
 from mykey.web.api.terminal import _shop_id
 from mykey.web.auth import CurrentTerminal
 from mykey.web.deps import Uow
@@ -148,3 +151,65 @@ def redeem(body: RedemptionIn, uow: Uow, terminal: CurrentTerminal) -> Redemptio
 def get_voucher(number: str, uow: Uow, terminal: CurrentTerminal) -> VoucherOut:
     """Look a voucher up by its number (any shop terminal: the number is on the paper)."""
     return _out(vouchers.get_voucher(uow, number))
+
+
+PDF = "application/pdf"
+
+
+def _viewer(uow: Uow, authorization: str | None) -> voucher_print.Viewer:
+    """A terminal key (mk_…) names its shop; any other bearer token is a resident's session.
+    Other API keys may not print (they get the same 404 as an unknown voucher)."""
+    token = bearer(authorization)
+    if token.startswith("mk_"):
+        principal = authenticate(uow, token)
+        if principal.role is Role.TERMINAL:
+            return voucher_print.Viewer(shop_id=principal.provider_id)
+        return voucher_print.Viewer()
+    return voucher_print.Viewer(mykey_id=resident_for_session(uow, token))
+
+
+def _pdf(content: bytes, name: str) -> Response:
+    return Response(
+        content,
+        media_type=PDF,
+        headers={
+            "Content-Disposition": f'inline; filename="{name}.pdf"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+_PDF_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {PDF: {}}, "description": "the printable PDF"}
+}
+
+
+@router.get(
+    "/vouchers/batches/{issue_transfer_id}.pdf",
+    response_class=Response,
+    responses=_PDF_RESPONSE,
+    tags=["vouchers"],
+)
+def print_batch(
+    issue_transfer_id: str, uow: Uow, authorization: Annotated[str | None, Header()] = None
+) -> Response:
+    """Print every voucher (or gift certificate) of one issue, three to an A4 page; each print
+    is counted and copies after the first are marked 再発行 / REPRINT. A terminal of the
+    issuing shop, or the resident it was issued to (My Page session)."""
+    viewer = _viewer(uow, authorization)
+    content = voucher_print.print_batch(uow, issue_transfer_id, viewer=viewer)
+    return _pdf(content, f"vouchers-{issue_transfer_id}")
+
+
+@router.get(
+    "/vouchers/{number}.pdf", response_class=Response, responses=_PDF_RESPONSE, tags=["vouchers"]
+)
+def print_voucher(
+    number: str, uow: Uow, authorization: Annotated[str | None, Header()] = None
+) -> Response:
+    """Print one voucher as on the seed's image (EAN-13 barcode and QR code of its number);
+    counted, reprints marked. A terminal of the issuing shop, or the resident it was issued
+    to (My Page session); anyone else: 404."""
+    viewer = _viewer(uow, authorization)
+    content = voucher_print.print_voucher(uow, number, viewer=viewer)
+    return _pdf(content, f"voucher-{number}")
