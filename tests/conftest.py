@@ -32,6 +32,7 @@ SHARED_DATA = Path(os.environ.get("MYKEY_SHARED_DATA", SHARED / "data"))
 
 TABLES = (
     "vouchers",
+    "gift_programs",
     "coupon_failures",
     "coupons",
     "coupon_batches",

@@ -39,8 +39,8 @@ from mykey.documents import (
 )
 from mykey.errors import MyKeyError, invalid, not_found
 from mykey.municipalities.models import Municipality
-from mykey.points.models import Voucher
-from mykey.points.vouchers import REDEEMED, VoucherView, _find, _view
+from mykey.points.models import GiftProgram, Voucher
+from mykey.points.vouchers import GIFT_PROGRAM, REDEEMED, VoucherView, _find, _view
 
 PER_PAGE = 3
 WIDTH, HEIGHT = 180 * MM, 88 * MM
@@ -61,6 +61,7 @@ class Certificate:
     municipality_name: str
     title: str  # ポイント券 or 商品券
     title_en: str
+    name: str = ""  # the point name, or the gift certificate's name and the point name
 
 
 def _may_print(row: Voucher, viewer: Viewer) -> bool:
@@ -81,7 +82,7 @@ def _municipality_name(uow: UnitOfWork, code: str) -> str:
 
 
 def _titles(view: VoucherView) -> tuple[str, str]:
-    if view.program == "gift":
+    if view.program == GIFT_PROGRAM:
         return "商品券", "GIFT CERTIFICATE"
     return "ポイント券", "POINT VOUCHER"
 
@@ -96,8 +97,10 @@ def _count(uow: UnitOfWork, rows: list[Voucher]) -> list[Certificate]:
         uow.session.refresh(row)
         view = _view(uow, row)
         title, title_en = _titles(view)
+        gift = uow.session.get(GiftProgram, row.gift_program_id) if row.gift_program_id else None
+        name = f"{gift.name}（{view.point_name}）" if gift is not None else view.point_name
         out.append(
-            Certificate(view, row.prints, _municipality_name(uow, row.code), title, title_en)
+            Certificate(view, row.prints, _municipality_name(uow, row.code), title, title_en, name)
         )
     return out
 
@@ -157,7 +160,7 @@ def _draw(doc: Document, cert: Certificate, x0: float, y0: float) -> None:
     y -= 9 * MM
     text(c, left + 6 * MM, y, f"{v.face_value:,} ポイント", size=22)
     y -= 7.5 * MM
-    text(c, left, y, v.point_name, size=12, max_width=92 * MM)
+    text(c, left, y, cert.name or v.point_name, size=12, max_width=92 * MM)
     y -= 6 * MM
     text(c, left, y, where_valid(cert), size=9, max_width=92 * MM)
     y -= 5 * MM

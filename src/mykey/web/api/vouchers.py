@@ -11,10 +11,11 @@ from pydantic import BaseModel, Field
 
 from mykey.identity.keys import Role, authenticate
 from mykey.identity.residents import resident_for_session
-from mykey.points import voucher_print, vouchers
+from mykey.points import gifts, voucher_print, vouchers
 from mykey.web.api.cards import CardProofIn
+from mykey.web.api.points import _own_municipality
 from mykey.web.api.resident import bearer, verify_proof
-from mykey.web.api.terminal import _shop_id
+from mykey.web.api.terminal import StaffOrOperator, _shop_id
 from mykey.web.auth import CurrentTerminal
 from mykey.web.deps import Uow
 
@@ -61,6 +62,7 @@ class VoucherOut(BaseModel):
     status: str
     redeemed_shop_id: str | None
     receipt_ref: str | None
+    gift_program: str | None = Field(default=None, description="gift certificates (商品券)")
 
 
 class IssuedOut(BaseModel):
@@ -213,3 +215,89 @@ def print_voucher(
     viewer = _viewer(uow, authorization)
     content = voucher_print.print_voucher(uow, number, viewer=viewer)
     return _pdf(content, f"voucher-{number}")
+
+
+class GiftProgramIn(BaseModel):
+    name: str = Field(examples=["前橋Qの町商品券"])
+    denomination: int = Field(description="points per certificate", examples=[1000])
+    valid_days: int = Field(description="counting the day of the exchange", examples=[180])
+    street_id: str | None = Field(
+        default=None,
+        description="valid at this shopping street's member shops (default: every shop that"
+        " takes the municipality's points)",
+    )
+    max_sheets: int | None = Field(default=None, description="most sheets per exchange")
+
+
+class GiftProgramOut(BaseModel):
+    id: str
+    municipality: str
+    name: str
+    denomination: int
+    valid_days: int
+    street_id: str | None
+    street_name: str | None
+    max_sheets: int | None
+
+
+class GiftExchangeIn(BaseModel):
+    card_proof: CardProofIn
+    program: str = Field(description="the gift programme id")
+    sheets: int = Field(description="how many certificates")
+    key: str = Field(description="idempotency key: a retry with it exchanges once")
+
+
+@router.put(
+    "/municipalities/{code}/gift-programs/{program_id}",
+    response_model=GiftProgramOut,
+    tags=["vouchers"],
+)
+def put_gift_program(
+    code: str, program_id: str, body: GiftProgramIn, uow: Uow, who: StaffOrOperator
+) -> GiftProgramOut:
+    """Set up or change a gift certificate programme (商品券) of this municipality (its staff,
+    or an operator)."""
+    view = gifts.set_gift_program(
+        uow,
+        program_id=program_id,
+        municipality=_own_municipality(who, code),
+        name=body.name,
+        denomination=body.denomination,
+        valid_days=body.valid_days,
+        street_id=body.street_id,
+        max_sheets=body.max_sheets,
+    )
+    return GiftProgramOut(**vars(view))
+
+
+@router.get(
+    "/municipalities/{code}/gift-programs",
+    response_model=list[GiftProgramOut],
+    tags=["vouchers"],
+)
+def list_gift_programs(code: str, uow: Uow) -> list[GiftProgramOut]:
+    """The municipality's gift certificates on offer (public, as the shops are)."""
+    return [GiftProgramOut(**vars(v)) for v in gifts.list_gift_programs(uow, municipality=code)]
+
+
+@router.post(
+    "/terminal/gift-certificates", response_model=IssuedOut, status_code=201, tags=["vouchers"]
+)
+def exchange_gift_certificates(
+    body: GiftExchangeIn, uow: Uow, request: Request, terminal: CurrentTerminal
+) -> IssuedOut:
+    """Exchange the card holder's points for gift certificates (wallet → VOUCHER_FLOAT, one
+    transfer); print them with GET /api/v1/vouchers/batches/{transaction_id}.pdf."""
+    shop_id = _shop_id(terminal)
+    card = verify_proof(uow, request, body.card_proof, actor=terminal.actor)
+    return _issued(
+        gifts.exchange(
+            uow,
+            shop_id=shop_id,
+            card=card,
+            program_id=body.program,
+            sheets=body.sheets,
+            actor=terminal.actor,
+            key=body.key,
+        )
+    )
