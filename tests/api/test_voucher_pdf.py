@@ -59,6 +59,7 @@ def test_a_printed_voucher_reads_back_and_scans_to_its_number(
     first = _pdf(c, shops["tenri-shop1"], number)
     assert first.status_code == 200, first.text
     assert first.headers["content-type"] == "application/pdf"
+    assert first.headers["content-disposition"] == f'inline; filename="voucher-{number}.pdf"'
     [page] = read_pdf(first.content)
     today = tokyo_date(database.clock.now)
     last = today.fromisoformat(voucher["valid_until"])

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
 
+from mykey.errors import MyKeyError
 from mykey.identity.keys import Role, authenticate
 from mykey.identity.residents import resident_for_session
 from mykey.points import gifts, voucher_print, vouchers
@@ -163,7 +164,13 @@ def _viewer(uow: Uow, authorization: str | None) -> voucher_print.Viewer:
     Other API keys may not print (they get the same 404 as an unknown voucher)."""
     token = bearer(authorization)
     if token.startswith("mk_"):
-        principal = authenticate(uow, token)
+        try:
+            principal = authenticate(uow, token)
+        except MyKeyError as not_a_key:  # a session token may start with mk_ too, rarely
+            try:
+                return voucher_print.Viewer(mykey_id=resident_for_session(uow, token))
+            except MyKeyError:
+                raise not_a_key from None
         if principal.role is Role.TERMINAL:
             return voucher_print.Viewer(shop_id=principal.provider_id)
         return voucher_print.Viewer()
@@ -171,6 +178,7 @@ def _viewer(uow: Uow, authorization: str | None) -> voucher_print.Viewer:
 
 
 def _pdf(content: bytes, name: str) -> Response:
+    name = "".join(ch for ch in name if ch.isascii() and (ch.isalnum() or ch == "-"))
     return Response(
         content,
         media_type=PDF,
