@@ -38,6 +38,7 @@ TABLES = (
     "settlement_ledger_closes",
     "settlement_months",
     "vouchers",
+    "gift_programs",
     "coupon_failures",
     "coupons",
     "coupon_batches",

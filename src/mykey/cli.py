@@ -1417,3 +1417,70 @@ def settle_zengin(
             f"  {owed.shop_id} owes {owed.amount:,} yen (refunds above its sales) / 返金超過のため"
             f"店舗 {owed.shop_id} から {owed.amount:,} 円を請求"
         )
+
+
+vouchers_app = typer.Typer(
+    help="Point vouchers and gift certificates / ポイント券・商品券", no_args_is_help=True
+)
+app.add_typer(vouchers_app, name="vouchers")
+
+
+@vouchers_app.command("gift-program")
+def vouchers_gift_program(
+    program: Annotated[str, typer.Argument(help="programme id, e.g. maebashi-q")],
+    municipality: Annotated[str, typer.Option(help="6-digit code")],
+    name: Annotated[str, typer.Option(help="e.g. 前橋Qの町商品券")],
+    denomination: Annotated[int, typer.Option(help="points per certificate")],
+    valid_days: Annotated[int, typer.Option(help="days, counting the day of the exchange")],
+    street: Annotated[
+        str | None,
+        typer.Option(help="valid at this street's shops (default: every shop taking the points)"),
+    ] = None,
+    max_sheets: Annotated[int | None, typer.Option(help="most sheets per exchange")] = None,
+) -> None:
+    """Set up or change a gift certificate programme (商品券, R6.5)."""
+    from mykey.points.gifts import set_gift_program
+
+    try:
+        view = set_gift_program(
+            _uow(),
+            program_id=program,
+            municipality=municipality,
+            name=name,
+            denomination=denomination,
+            valid_days=valid_days,
+            street_id=street,
+            max_sheets=max_sheets,
+        )
+    except MyKeyError as error:
+        _fail(error)
+    where = view.street_name or view.street_id or "every shop taking the points / 全取扱店舗"
+    most = f", at most {view.max_sheets} sheets" if view.max_sheets else ""
+    out.print(
+        f"Gift programme {view.id}: {view.name}, {view.denomination:,} points a sheet, valid"
+        f" {view.valid_days} days at {where}{most}."
+    )
+
+
+@vouchers_app.command("gift-programs")
+def vouchers_gift_programs(
+    municipality: Annotated[str, typer.Option(help="6-digit code")],
+) -> None:
+    """The gift certificate programmes of a municipality."""
+    from mykey.points.gifts import list_gift_programs
+
+    try:
+        found = list_gift_programs(_uow(), municipality=municipality)
+    except MyKeyError as error:
+        _fail(error)
+    table = Table("id", "name / 名称", "denomination / 券面", "days / 有効日数", "street", "max")
+    for v in found:
+        table.add_row(
+            v.id,
+            v.name,
+            f"{v.denomination:,}",
+            str(v.valid_days),
+            v.street_id or "",
+            str(v.max_sheets or ""),
+        )
+    out.print(table)

@@ -608,3 +608,23 @@ class Voucher(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     prints: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    gift_program_id: Mapped[str | None] = mapped_column(String(32))  # 商品券: its programme
+
+
+class GiftProgram(Base):
+    """A municipality's gift certificates (商品券, R6.5): points exchanged for numbered paper
+    certificates of one fixed denomination, valid `valid_days` days counting the day of the
+    exchange, at the member shops of `street_id` or (None) at every shop taking the points."""
+
+    __tablename__ = "gift_programs"
+    __table_args__ = (Index("ix_gift_programs_code", "code"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    code: Mapped[str] = mapped_column(String(6), ForeignKey("point_programs.code"))
+    name: Mapped[str] = mapped_column(String(100))
+    denomination: Mapped[int] = mapped_column(BigInteger)
+    valid_days: Mapped[int] = mapped_column(Integer)
+    street_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("shopping_streets.id"))
+    max_sheets: Mapped[int | None] = mapped_column(Integer)  # per exchange; None: up to 100
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

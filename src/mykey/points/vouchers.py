@@ -52,6 +52,7 @@ MAX_PIECES = 100
 
 ISSUED, REDEEMED, EXPIRED = "issued", "redeemed", "expired"
 WALLET_PROGRAM, RECEIPT_PROGRAM = "wallet", "receipt"
+GIFT_PROGRAM = "gift"  # gift certificates (商品券): see points.gifts
 
 
 def check_digit(first12: str) -> str:
@@ -92,6 +93,7 @@ class VoucherView:
     redeemed_shop_id: str | None
     receipt_ref: str | None
     prints: int
+    gift_program: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ def _view(uow: UnitOfWork, row: Voucher) -> VoucherView:
         redeemed_shop_id=row.redeemed_shop_id,
         receipt_ref=row.receipt_ref,
         prints=row.prints,
+        gift_program=row.gift_program_id,
     )
 
 
@@ -265,47 +268,77 @@ def issue(
         who = _resident(uow, card)
         _accept(uow, shop, code)
         where_shop, where_street = _place(uow, shop, street_id)
-        wallet = _wallet(uow, code, who)
-        today = tokyo_date(uow.now())
-        if wallet is None:
-            raise _insufficient(code, 0, points)
-        try:
-            receipt = ledger.transfer(
-                uow,
-                debit=wallet.id,
-                credit=_float(uow, code).id,
-                amount=points,
-                kind=ISSUE,
-                actor=actor,
-                key=key,
-                metadata={"shop": shop.id, "vouchers": len(pieces)},
-            )
-        except MyKeyError as error:
-            if error.code == "insufficient_points":
-                usable = sum(lot.remaining for lot in _usable(uow, wallet.id, today))
-                raise _insufficient(code, usable, points) from error
-            raise
-        if receipt.replayed:
-            rows = _of_issue(uow, receipt)
-        else:
-            rows = _add(
-                uow,
-                receipt,
-                pieces,
-                code=code,
-                program=WALLET_PROGRAM,
-                mykey_id=who,
-                wallet_account_id=wallet.id,
-                issued_on=today,
-                valid_until=today + timedelta(days=days - 1),
-                issuer_shop_id=shop.id,
-                shop_id=where_shop,
-                street_id=where_street,
-            )
-        rest = sum(lot.remaining for lot in _usable(uow, wallet.id, today))
-        return Issued(receipt, [_view(uow, r) for r in rows], rest, receipt.replayed)
+        return _from_wallet(
+            uow,
+            shop=shop,
+            who=who,
+            code=code,
+            pieces=pieces,
+            actor=actor,
+            key=key,
+            valid_days=days,
+            metadata={},
+            program=WALLET_PROGRAM,
+            shop_id=where_shop,
+            street_id=where_street,
+        )
 
     return uow.run(body)
+
+
+def _from_wallet(
+    uow: UnitOfWork,
+    *,
+    shop: Shop,
+    who: str,
+    code: str,
+    pieces: list[int],
+    actor: str,
+    key: str,
+    valid_days: int,
+    metadata: dict[str, Any],
+    **fields: Any,
+) -> Issued:
+    """Inside a transaction: one transfer of sum(pieces) from the resident's wallet into the
+    voucher float, and one voucher per piece (or, replayed, the vouchers of the first try)."""
+    points = sum(pieces)
+    wallet = _wallet(uow, code, who)
+    today = tokyo_date(uow.now())
+    if wallet is None:
+        raise _insufficient(code, 0, points)
+    try:
+        receipt = ledger.transfer(
+            uow,
+            debit=wallet.id,
+            credit=_float(uow, code).id,
+            amount=points,
+            kind=ISSUE,
+            actor=actor,
+            key=key,
+            metadata={"shop": shop.id, "vouchers": len(pieces), **metadata},
+        )
+    except MyKeyError as error:
+        if error.code == "insufficient_points":
+            usable = sum(lot.remaining for lot in _usable(uow, wallet.id, today))
+            raise _insufficient(code, usable, points) from error
+        raise
+    if receipt.replayed:
+        rows = _of_issue(uow, receipt)
+    else:
+        rows = _add(
+            uow,
+            receipt,
+            pieces,
+            code=code,
+            mykey_id=who,
+            wallet_account_id=wallet.id,
+            issued_on=today,
+            valid_until=today + timedelta(days=valid_days - 1),
+            issuer_shop_id=shop.id,
+            **fields,
+        )
+    rest = sum(lot.remaining for lot in _usable(uow, wallet.id, today))
+    return Issued(receipt, [_view(uow, r) for r in rows], rest, receipt.replayed)
 
 
 def _find(uow: UnitOfWork, number: str) -> Voucher:
@@ -331,6 +364,8 @@ def get_voucher(uow: UnitOfWork, number: str) -> VoucherView:
 
 
 def _valid_here(row: Voucher, shop: Shop) -> bool:
+    if row.shop_id is None and row.street_id is None:  # a gift certificate valid town-wide
+        return row.program == GIFT_PROGRAM  # (the caller checks that the shop takes the points)
     if row.shop_id is not None:
         return row.shop_id == shop.id
     return row.street_id is not None and row.street_id == shop.street_id

@@ -1,7 +1,7 @@
 """Monthly settlement statements (issue #6): closed months, statements, their day lines.
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-11-26
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from mykey.migrations.append_only import protect, unprotect
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

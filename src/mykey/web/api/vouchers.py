@@ -4,14 +4,19 @@ wallet with a fresh card proof, Tenri's receipt vouchers, redemption by number."
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
 
-from mykey.points import vouchers
+from mykey.errors import MyKeyError
+from mykey.identity.keys import Role, authenticate
+from mykey.identity.residents import resident_for_session
+from mykey.points import gifts, voucher_print, vouchers
 from mykey.web.api.cards import CardProofIn
-from mykey.web.api.resident import verify_proof
-from mykey.web.api.terminal import _shop_id
+from mykey.web.api.points import _own_municipality
+from mykey.web.api.resident import bearer, verify_proof
+from mykey.web.api.terminal import StaffOrOperator, _shop_id
 from mykey.web.auth import CurrentTerminal
 from mykey.web.deps import Uow
 
@@ -58,6 +63,7 @@ class VoucherOut(BaseModel):
     status: str
     redeemed_shop_id: str | None
     receipt_ref: str | None
+    gift_program: str | None = Field(default=None, description="gift certificates (商品券)")
 
 
 class IssuedOut(BaseModel):
@@ -148,3 +154,158 @@ def redeem(body: RedemptionIn, uow: Uow, terminal: CurrentTerminal) -> Redemptio
 def get_voucher(number: str, uow: Uow, terminal: CurrentTerminal) -> VoucherOut:
     """Look a voucher up by its number (any shop terminal: the number is on the paper)."""
     return _out(vouchers.get_voucher(uow, number))
+
+
+PDF = "application/pdf"
+
+
+def _viewer(uow: Uow, authorization: str | None) -> voucher_print.Viewer:
+    """A terminal key (mk_…) names its shop; any other bearer token is a resident's session.
+    Other API keys may not print (they get the same 404 as an unknown voucher)."""
+    token = bearer(authorization)
+    if token.startswith("mk_"):
+        try:
+            principal = authenticate(uow, token)
+        except MyKeyError as not_a_key:  # a session token may start with mk_ too, rarely
+            try:
+                return voucher_print.Viewer(mykey_id=resident_for_session(uow, token))
+            except MyKeyError:
+                raise not_a_key from None
+        if principal.role is Role.TERMINAL:
+            return voucher_print.Viewer(shop_id=principal.provider_id)
+        return voucher_print.Viewer()
+    return voucher_print.Viewer(mykey_id=resident_for_session(uow, token))
+
+
+def _pdf(content: bytes, name: str) -> Response:
+    name = "".join(ch for ch in name if ch.isascii() and (ch.isalnum() or ch == "-"))
+    return Response(
+        content,
+        media_type=PDF,
+        headers={
+            "Content-Disposition": f'inline; filename="{name}.pdf"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+_PDF_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {PDF: {}}, "description": "the printable PDF"}
+}
+
+
+@router.get(
+    "/vouchers/batches/{issue_transfer_id}.pdf",
+    response_class=Response,
+    responses=_PDF_RESPONSE,
+    tags=["vouchers"],
+)
+def print_batch(
+    issue_transfer_id: str, uow: Uow, authorization: Annotated[str | None, Header()] = None
+) -> Response:
+    """Print every voucher (or gift certificate) of one issue, three to an A4 page; each print
+    is counted and copies after the first are marked 再発行 / REPRINT. A terminal of the
+    issuing shop, or the resident it was issued to (My Page session)."""
+    viewer = _viewer(uow, authorization)
+    content = voucher_print.print_batch(uow, issue_transfer_id, viewer=viewer)
+    return _pdf(content, f"vouchers-{issue_transfer_id}")
+
+
+@router.get(
+    "/vouchers/{number}.pdf", response_class=Response, responses=_PDF_RESPONSE, tags=["vouchers"]
+)
+def print_voucher(
+    number: str, uow: Uow, authorization: Annotated[str | None, Header()] = None
+) -> Response:
+    """Print one voucher as on the seed's image (EAN-13 barcode and QR code of its number);
+    counted, reprints marked. A terminal of the issuing shop, or the resident it was issued
+    to (My Page session); anyone else: 404."""
+    viewer = _viewer(uow, authorization)
+    content = voucher_print.print_voucher(uow, number, viewer=viewer)
+    return _pdf(content, f"voucher-{number}")
+
+
+class GiftProgramIn(BaseModel):
+    name: str = Field(examples=["前橋Qの町商品券"])
+    denomination: int = Field(description="points per certificate", examples=[1000])
+    valid_days: int = Field(description="counting the day of the exchange", examples=[180])
+    street_id: str | None = Field(
+        default=None,
+        description="valid at this shopping street's member shops (default: every shop that"
+        " takes the municipality's points)",
+    )
+    max_sheets: int | None = Field(default=None, description="most sheets per exchange")
+
+
+class GiftProgramOut(BaseModel):
+    id: str
+    municipality: str
+    name: str
+    denomination: int
+    valid_days: int
+    street_id: str | None
+    street_name: str | None
+    max_sheets: int | None
+
+
+class GiftExchangeIn(BaseModel):
+    card_proof: CardProofIn
+    program: str = Field(description="the gift programme id")
+    sheets: int = Field(description="how many certificates")
+    key: str = Field(description="idempotency key: a retry with it exchanges once")
+
+
+@router.put(
+    "/municipalities/{code}/gift-programs/{program_id}",
+    response_model=GiftProgramOut,
+    tags=["vouchers"],
+)
+def put_gift_program(
+    code: str, program_id: str, body: GiftProgramIn, uow: Uow, who: StaffOrOperator
+) -> GiftProgramOut:
+    """Set up or change a gift certificate programme (商品券) of this municipality (its staff,
+    or an operator)."""
+    view = gifts.set_gift_program(
+        uow,
+        program_id=program_id,
+        municipality=_own_municipality(who, code),
+        name=body.name,
+        denomination=body.denomination,
+        valid_days=body.valid_days,
+        street_id=body.street_id,
+        max_sheets=body.max_sheets,
+    )
+    return GiftProgramOut(**vars(view))
+
+
+@router.get(
+    "/municipalities/{code}/gift-programs",
+    response_model=list[GiftProgramOut],
+    tags=["vouchers"],
+)
+def list_gift_programs(code: str, uow: Uow) -> list[GiftProgramOut]:
+    """The municipality's gift certificates on offer (public, as the shops are)."""
+    return [GiftProgramOut(**vars(v)) for v in gifts.list_gift_programs(uow, municipality=code)]
+
+
+@router.post(
+    "/terminal/gift-certificates", response_model=IssuedOut, status_code=201, tags=["vouchers"]
+)
+def exchange_gift_certificates(
+    body: GiftExchangeIn, uow: Uow, request: Request, terminal: CurrentTerminal
+) -> IssuedOut:
+    """Exchange the card holder's points for gift certificates (wallet → VOUCHER_FLOAT, one
+    transfer); print them with GET /api/v1/vouchers/batches/{transaction_id}.pdf."""
+    shop_id = _shop_id(terminal)
+    card = verify_proof(uow, request, body.card_proof, actor=terminal.actor)
+    return _issued(
+        gifts.exchange(
+            uow,
+            shop_id=shop_id,
+            card=card,
+            program_id=body.program,
+            sheets=body.sheets,
+            actor=terminal.actor,
+            key=body.key,
+        )
+    )
