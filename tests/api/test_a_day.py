@@ -1,6 +1,6 @@
 """A day of spending points (issue #5, R6): the Arts Maebashi museum in the morning, Tenri's
 shopping street in the afternoon, an online order in the evening, expiry at night; over HTTP
-with simulator cards, on both engines. After every step the resident's balances, the shops'
+with simulator cards (vouchers printed and read back), on both engines. After every step the resident's balances, the shops'
 accounts and the ledger's own check are right."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from mykey.points.vouchers import association_owner
 from tests.api.conftest import PASSWORD, bearer, proof
 from tests.api.test_online import Shop as OnlineService
 from tests.conftest import Database
+from tests.pdfs import read_pdf
 
 MAEBASHI, TENRI = "102016", "292044"
 ALICE, BOB = "MY111111", "MY222222"
@@ -170,6 +171,18 @@ def test_a_day_at_a_maebashi_museum_and_in_tenri(day: Day, database: Database) -
     assert issued.json()["balance"] == 1200
     d.checked({MAEBASHI: 1200, TENRI: 5000}, {(MAEBASHI, "arts-maebashi"): 800})
     assert d.account(MAEBASHI, AccountKind.VOUCHER_FLOAT, "vouchers") == 1000
+    # printed at the counter: the page reads back and both codes scan to the numbers
+    batch = f"/api/v1/vouchers/batches/{issued.json()['transaction_id']}.pdf"
+    printed = d.c.get(batch, headers=museum)
+    assert printed.status_code == 200, printed.text
+    [page] = read_pdf(printed.content)
+    for seen in ("ポイント券", "前橋市ポイント", "500 ポイント", "アーツ前橋", "群馬県前橋市"):
+        assert seen in page.text, (seen, page.text)
+    assert f"発券番号：{first}" in page.text and f"発券番号：{second}" in page.text
+    assert (page.ean13, page.qr) == ([first, second], [first, second])
+    assert "再発行" not in page.text
+    again = read_pdf(d.c.get(f"/api/v1/vouchers/{first}.pdf", headers=museum).content)[0]
+    assert "再発行 第2版 / REPRINT copy 2" in again.text and again.ean13 == [first]
 
     # the stationer in Q-town is the wrong shop; the museum takes it once
     wrong = d.post("/api/v1/terminal/voucher-redemptions", q_town, number=first, key="r-0")

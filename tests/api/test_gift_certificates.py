@@ -70,12 +70,12 @@ def test_gift_programmes_are_set_up_by_their_municipality(
     }
     # another municipality's staff, a terminal: refused; nothing changes
     other = _put(c, tenri, MAEBASHI, "maebashi-q", {**Q_TOWN, "denomination": 1})
-    assert other.status_code == 409 and other.json()["code"] == "forbidden"
+    assert other.status_code == 403 and other.json()["code"] == "forbidden"
     taken = _put(c, tenri, TENRI, "maebashi-q", Q_TOWN)
     assert taken.status_code == 409
     assert taken.json()["code"] == "gift_program_of_another_municipality"
     terminal = _put(c, shops["arts-maebashi"], MAEBASHI, "maebashi-q", Q_TOWN)
-    assert terminal.status_code == 409 and terminal.json()["code"] == "forbidden"
+    assert terminal.status_code == 403 and terminal.json()["code"] == "forbidden"
     # bad input, a street of another municipality
     for bad, code in (
         ({"denomination": 0}, "invalid_denomination"),
