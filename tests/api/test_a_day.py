@@ -1,7 +1,7 @@
 """A day of spending points (issue #5, R6): the Arts Maebashi museum in the morning, Tenri's
 shopping street in the afternoon, an online order in the evening, expiry at night; over HTTP
-with simulator cards (vouchers printed and read back), on both engines. After every step the resident's balances, the shops'
-accounts and the ledger's own check are right."""
+with simulator cards (vouchers printed and read back), on both engines. After every step the
+resident's balances, the shops' accounts and the ledger's own check are right."""
 
 from __future__ import annotations
 
