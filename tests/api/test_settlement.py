@@ -33,6 +33,7 @@ from mykey.points.vouchers import expire_vouchers, issue_for_receipt
 from mykey.settlement import statements, zengin
 from tests.api.conftest import PASSWORD, bearer, proof
 from tests.conftest import Database
+from tests.pdfs import read_pdf
 
 MAEBASHI, TENRI, OGUNI = "102016", "292044", "434248"
 
@@ -492,7 +493,7 @@ def test_every_statement_endpoint_shows_each_role_only_its_own(
     everyone += ["staff:" + TENRI, "staff:" + MAEBASHI]
     for sid, allowed in readers.items():
         for key in everyone:
-            for suffix in ("", ".csv"):
+            for suffix in ("", ".csv", ".pdf"):
                 got = c.get(f"/api/v1/settlements/{sid}{suffix}", headers=bearer(keys[key]))
                 assert got.status_code == (200 if key in allowed else 404), (sid, key, suffix)
     detail = c.get(f"/api/v1/settlements/{shop1}", headers=bearer(keys["tenri-shop1"])).json()
@@ -515,6 +516,34 @@ def test_every_statement_endpoint_shows_each_role_only_its_own(
         "2026-11,292044,店舗・施設,tenri-shop1,2026-11-08,1,0,200,-200",
         "2026-11,292044,店舗・施設,tenri-shop1,合計,2,700,200,500",
     ]
+    # the same statements as PDF: the tea house on the street was partly paid by the association
+    tea = next(
+        s["id"]
+        for s in c.get(
+            f"/api/v1/municipalities/{TENRI}/settlements",
+            params={"month": "2026-11"},
+            headers=bearer(keys["staff:" + TENRI]),
+        ).json()
+        if s["party_id"] == "tenri-shop2"
+    )
+    printed = c.get(f"/api/v1/settlements/{tea}.pdf", headers=bearer(keys["tenri-shop2"]))
+    assert printed.headers["content-type"] == "application/pdf"
+    [page] = read_pdf(printed.content)
+    for seen in (
+        "精算明細書",
+        "2026年11月分",
+        "奈良県天理市（292044）",
+        "店舗・施設：本通りの茶店（tenri-shop2）",
+        "2026/11/07",
+        "1,700 円",  # the day's and the month's amount
+        "うち商工会経由",
+        "1,200 円",
+        "お支払額",
+        "500 円",
+    ):
+        assert seen in page.text, (seen, page.text)
+    partner = c.get(f"/api/v1/settlements/{readers_jal(c, keys)}.pdf", headers=bearer(keys["jal"]))
+    assert "ご請求額" in read_pdf(partner.content)[0].text
     assert (
         c.get("/api/v1/settlements/not-a-uuid", headers=bearer(keys["operator"])).status_code == 404
     )
@@ -522,6 +551,14 @@ def test_every_statement_endpoint_shows_each_role_only_its_own(
         "/api/v1/settlements", params={"month": "2026-13"}, headers=bearer(keys["operator"])
     )
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_month"
+
+
+def readers_jal(c: TestClient, keys: dict[str, str]) -> str:
+    """The id of a statement of partner jal in November."""
+    got = c.get(
+        "/api/v1/partners/jal/settlements", params={"month": "2026-11"}, headers=bearer(keys["jal"])
+    )
+    return str(got.json()[0]["id"])
 
 
 def test_a_closed_month_pays_its_shops_by_a_zengin_file(

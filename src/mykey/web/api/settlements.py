@@ -24,7 +24,7 @@ from mykey.errors import MyKeyError
 from mykey.identity.keys import Principal, Role
 from mykey.municipalities.codes import parse_code
 from mykey.points import partner_keys, shops
-from mykey.settlement import payouts, statements
+from mykey.settlement import payouts, statement_print, statements
 from mykey.settlement.statements import PARTNER, SHOP, StatementView
 from mykey.web.auth import CurrentOperator, require
 from mykey.web.deps import Uow
@@ -252,6 +252,23 @@ def statement_csv(statement_id: str, uow: Uow, who: AnyReader) -> Response:
     return Response(
         _csv(view),
         media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get(
+    "/settlements/{statement_id}.pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "the statement"}},
+)
+def statement_pdf(statement_id: str, uow: Uow, who: AnyReader) -> Response:
+    """A statement as a PDF (Japanese, English labels): a line per Tokyo day, the totals and
+    what is payable."""
+    view = _readable(uow, who, statement_id)
+    name = f"settlement-{view.month}-{view.municipality}-{view.party_kind}-{view.party_id}.pdf"
+    return Response(
+        statement_print.render(view, statement_print.names_of(uow, view)),
+        media_type="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
