@@ -21,6 +21,7 @@ from mykey.points.partners import add_agreement, get_partner, set_partner
 from mykey.points.program_setup import Rule, set_up_program
 from mykey.points.programs import expires_on
 from mykey.points.shops import set_shop, set_street
+from mykey.settlement.payouts import set_paying_account, set_payout_account
 
 ACTOR = "system:demo"
 
@@ -272,3 +273,40 @@ def register_shops(uow: UnitOfWork) -> None:
             )
     for shop_id, name, code in ONLINE_SHOPS:
         set_shop(uow, shop_id=shop_id, name=name, municipality=code, kind="online", accepts=[code])
+    register_bank_accounts(uow)
+
+
+DEMO_BANK = "9999"  # no real bank has this code: the demo's files can never be sent
+
+
+def register_bank_accounts(uow: UnitOfWork) -> None:
+    """Demo bank accounts (a bank code no bank has): each town with shops pays from one, each
+    shop is paid into one, so `mykey settle zengin` works on the demo (idempotent)."""
+    shop_ids = [s[0] for shops in SHOPS.values() for s in shops] + [s[0] for s in ONLINE_SHOPS]
+    for n, shop_id in enumerate(shop_ids, start=1):
+        set_payout_account(
+            uow,
+            shop_id=shop_id,
+            bank_code=DEMO_BANK,
+            branch_code="001",
+            deposit_type=1,
+            account_number=f"{n:07d}",
+            holder_name=f"ﾃﾞﾓ {shop_id.upper()}",
+            actor=ACTOR,
+            bank_name="ﾃﾞﾓ",
+            branch_name="ﾎﾝﾃﾝ",
+        )
+    for code in SHOPS:
+        set_paying_account(
+            uow,
+            municipality=code,
+            requester_code=f"9999{code}",
+            requester_name=f"ﾃﾞﾓ ｼﾞﾁﾀｲ {code}",
+            bank_code=DEMO_BANK,
+            branch_code="001",
+            deposit_type=1,
+            account_number=f"9{code}",
+            actor=ACTOR,
+            bank_name="ﾃﾞﾓ",
+            branch_name="ﾎﾝﾃﾝ",
+        )

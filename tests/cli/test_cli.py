@@ -12,7 +12,9 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -296,3 +298,25 @@ def test_bulk_grants_from_the_command_line(db: Path) -> None:
     assert "already sent" in again.stdout
     assert held(db) == before + 1000
     assert run(db, "ledger", "check").returncode == 0
+
+
+def test_the_demo_month_closes_and_pays_its_shops_by_a_zengin_file(db: Path) -> None:
+    run(db, "migrate")
+    run(db, "demo")  # its payments are booked now, in this Tokyo month
+    today = datetime.now(ZoneInfo("Asia/Tokyo")).date()
+    month = f"{today:%Y-%m}"
+    following = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+    closed = run(db, "settle", "close", "--month", month, "--now", f"{following}T00:05+09:00")
+    assert closed.returncode == 0, closed.stderr
+    out = db.parent / "tenri.txt"
+    paid = run(
+        db,
+        *("settle", "zengin", "--month", month, "--municipality", "292044"),
+        *("--transfer-date", f"{following + timedelta(days=9)}", "--out", str(out)),
+    )
+    assert paid.returncode == 0, paid.stderr
+    # the demo's two Tenri shops took 300 points from two residents each
+    assert "2 transfers, 1,200 yen" in paid.stdout
+    records = out.read_bytes().split(b"\r\n")[:-1]
+    assert [r[:1] for r in records] == [b"1", b"2", b"2", b"8", b"9"]
+    assert all(len(r) == 120 for r in records)
