@@ -17,6 +17,7 @@ from rich.table import Table
 from mykey.config import get_settings
 from mykey.db import UnitOfWork, make_engine, tokyo_date, utcnow
 from mykey.errors import MyKeyError
+from mykey.history.log import history_log
 
 app = typer.Typer(
     help="MyKey Platform and Municipal Point Cloud / マイキープラットフォーム", no_args_is_help=True
@@ -45,7 +46,8 @@ err = Console(stderr=True)
 
 
 def _uow() -> UnitOfWork:
-    return UnitOfWork(make_engine(get_settings().database_url))
+    settings = get_settings()
+    return UnitOfWork(make_engine(settings.database_url), log=history_log(settings))
 
 
 def _fail(error: MyKeyError) -> NoReturn:
@@ -130,6 +132,8 @@ def serve(
     settings = get_settings()
     if "MYKEY_DAILY_EXPIRY" not in os.environ:  # serving: expire lapsed points once a day
         settings = settings.model_copy(update={"daily_expiry": True})
+    if "MYKEY_LOG_CHECKPOINT_SECONDS" not in os.environ:  # serving: a checkpoint every 10 s
+        settings = settings.model_copy(update={"log_checkpoint_seconds": 10.0})
     out.print(f"MyKey on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
