@@ -1,4 +1,4 @@
-"""RFC 6962 / RFC 9162 trees: published vectors, the RFC's own example, and exhaustive small trees."""
+"""RFC 6962 / RFC 9162 trees: published vectors, the RFC example, exhaustive small trees."""
 
 from __future__ import annotations
 
