@@ -48,7 +48,10 @@ bench-bulk: install ## bulk grant of 80,000 residents against one-by-one grants;
 bench-counter: install ## counter payments per second over HTTP beside ledger.transfer; prints JSON
 	@$(BIN)/python bench/counter.py
 
+bench-history: install ## history log: appends/s with and without it, proofs, full audit; prints JSON
+	@$(BIN)/python bench/history.py
+
 lock: ## re-pin requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
 
-.PHONY: help install migrate run lint test bench bench-bulk lock
+.PHONY: help install migrate run lint test bench bench-bulk bench-history lock
