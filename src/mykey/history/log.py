@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, func, insert, select, text, tuple_
+from sqlalchemy import Connection, Table, and_, func, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
 
 from mykey.config import Settings
@@ -131,11 +131,12 @@ def node_reader(conn: Connection) -> merkle.NodeReader:
     def read(keys: Iterable[merkle.Key]) -> Mapping[merkle.Key, bytes]:
         wanted = list(keys)
         out: dict[merkle.Key, bytes] = {}
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i : i + 500]
+        for i in range(0, len(wanted), 200):
+            chunk = wanted[i : i + 200]
             rows = conn.execute(
+                # An OR of primary-key lookups: SQLite scans for a row-value IN list.
                 select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(
-                    tuple_(NODES.c.level, NODES.c.idx).in_(chunk)
+                    or_(*(and_(NODES.c.level == lv, NODES.c.idx == ix) for lv, ix in chunk))
                 )
             )
             out.update({(int(r[0]), int(r[1])): bytes(r[2]) for r in rows})
