@@ -51,7 +51,10 @@ bench-counter: install ## counter payments per second over HTTP beside ledger.tr
 bench-settle: install ## close and check a month of 1,000,000 transfers (settlement); prints JSON
 	@$(BIN)/python bench/settle.py
 
+bench-history: install ## history log: appends/s with and without it, proofs, full audit; prints JSON
+	@$(BIN)/python bench/history.py
+
 lock: ## re-pin requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
 
-.PHONY: help install migrate run lint test bench bench-bulk bench-settle lock
+.PHONY: help install migrate run lint test bench bench-bulk bench-counter bench-settle bench-history lock

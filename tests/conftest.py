@@ -20,6 +20,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from mykey.db import UnitOfWork, make_engine
+from mykey.history.checkpoints import Signer
+from mykey.history.log import HistoryLog
 from mykey.ledger import check
 from mykey.migrations import upgrade
 
@@ -30,6 +32,10 @@ REQUIRE_PG = os.environ.get("MYKEY_REQUIRE_POSTGRES") == "1"
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = Path(os.environ.get("MYKEY_SHARED_DATA", SHARED / "data"))
 
+# The history log every test's unit of work writes to (a fixed key, for tests only).
+LOG_SIGNER = Signer("test.mykey.invalid/history", bytes(range(32)))
+LOG = HistoryLog(LOG_SIGNER)
+
 TABLES = (
     "shop_payout_accounts",
     "municipality_bank_accounts",
@@ -37,6 +43,9 @@ TABLES = (
     "settlement_statements",
     "settlement_ledger_closes",
     "settlement_months",
+    "history_checkpoints",
+    "history_nodes",
+    "history_leaves",
     "vouchers",
     "gift_programs",
     "coupon_failures",
@@ -119,7 +128,7 @@ class Database:
     clock: Clock = field(default_factory=Clock)
 
     def uow(self) -> UnitOfWork:
-        return UnitOfWork(self.engine, clock=self.clock)
+        return UnitOfWork(self.engine, clock=self.clock, log=LOG)
 
     def reset(self) -> None:
         """Empty every table (PostgreSQL) or start from a fresh migrated file (SQLite)."""

@@ -17,6 +17,7 @@ from rich.table import Table
 from mykey.config import get_settings
 from mykey.db import UnitOfWork, make_engine, tokyo_date, utcnow
 from mykey.errors import MyKeyError
+from mykey.history.log import history_log
 
 app = typer.Typer(
     help="MyKey Platform and Municipal Point Cloud / マイキープラットフォーム", no_args_is_help=True
@@ -45,7 +46,8 @@ err = Console(stderr=True)
 
 
 def _uow() -> UnitOfWork:
-    return UnitOfWork(make_engine(get_settings().database_url))
+    settings = get_settings()
+    return UnitOfWork(make_engine(settings.database_url), log=history_log(settings))
 
 
 def _fail(error: MyKeyError) -> NoReturn:
@@ -130,6 +132,8 @@ def serve(
     settings = get_settings()
     if "MYKEY_DAILY_EXPIRY" not in os.environ:  # serving: expire lapsed points once a day
         settings = settings.model_copy(update={"daily_expiry": True})
+    if "MYKEY_LOG_CHECKPOINT_SECONDS" not in os.environ:  # serving: a checkpoint every 10 s
+        settings = settings.model_copy(update={"log_checkpoint_seconds": 10.0})
     out.print(f"MyKey on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
@@ -1484,3 +1488,94 @@ def vouchers_gift_programs(
             str(v.max_sheets or ""),
         )
     out.print(table)
+
+
+# --- the history log (R8) ---------------------------------------------------------------------
+
+log_app = typer.Typer(
+    help="The tamper-evident history log / 改ざん検知履歴ログ", no_args_is_help=True
+)
+audit_app = typer.Typer(help="Audits of the history / 履歴の監査", no_args_is_help=True)
+app.add_typer(log_app, name="log")
+app.add_typer(audit_app, name="audit")
+
+
+@log_app.command("checkpoint")
+def log_checkpoint() -> None:
+    """Integrate queued entries and sign a checkpoint now; print it / チェックポイント作成."""
+    from mykey.history.log import make_checkpoint, signer_of
+
+    try:
+        signed = make_checkpoint(_uow(), signer_of(get_settings()))
+    except MyKeyError as error:
+        _fail(error)
+    sys.stdout.write(signed.note)
+
+
+@log_app.command("key")
+def log_key() -> None:
+    """Print the log's verifier key (publish it; residents and witnesses check with it)."""
+    from mykey.history.log import signer_of
+
+    out.print(signer_of(get_settings()).verifier().vkey(), soft_wrap=True)
+
+
+@log_app.command("new-key")
+def log_new_key(
+    origin: Annotated[str, typer.Argument(help="the log's origin, e.g. points.example.jp/tx/2026")],
+) -> None:
+    """Make a signing key for MYKEY_LOG_SIGNING_KEY (printed once; keep it secret)."""
+    from mykey.history.checkpoints import NoteError, Signer
+
+    try:
+        signer = Signer.generate(origin)
+    except NoteError as exc:
+        err.print(f"[bold red]Error[/] {exc}")
+        raise typer.Exit(2) from None
+    sys.stdout.write(signer.key_string() + "\n")
+    err.print(f"verifier key / 検証鍵: {signer.verifier().vkey()}")
+
+
+@log_app.command("verify-proof")
+def log_verify_proof(
+    proof: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="receipt JSON")],
+    checkpoint: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="signed checkpoint")
+    ],
+    key: Annotated[str | None, typer.Option(help="verifier key (default: this log's)")] = None,
+) -> None:
+    """Check a resident's inclusion proof against a signed checkpoint / 包含証明の検証."""
+    from mykey.history.log import signer_of
+    from mykey.history.verify import main
+
+    vkey = key or signer_of(get_settings()).verifier().vkey()
+    code = main([str(proof), str(checkpoint), "--key", vkey])
+    if code:
+        raise typer.Exit(code)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute every leaf from its record and the tree from the leaves; compare with the
+    stored tree and the last checkpoint; name every entry that differs / 履歴の検証."""
+    from mykey.history import audit
+
+    settings = get_settings()
+    report = audit.verify(_uow(), history_log(settings))
+    out.print(
+        f"{report.entries:,} entries, {report.queued:,} queued, {report.records:,} records,"
+        f" last checkpoint size {report.checkpoint_size}"
+        f" / 項目 {report.entries:,} 件・待ち {report.queued:,} 件・記録 {report.records:,} 件"
+    )
+    if report.ok:
+        out.print("OK: the history matches its records. / 履歴は記録と一致しています。")
+        return
+    for f in report.findings:
+        where = "queued" if f.index is None else f"index {f.index}"
+        what = f"{f.kind} {f.record_id}" if f.kind else ""
+        out.print(f"[bold red]{f.problem}[/] {where} {what}: {f.detail}", soft_wrap=True)
+    err.print(
+        f"[bold red]{len(report.findings)} problem(s) found[/] / 不一致が"
+        f" {len(report.findings)} 件見つかりました"
+    )
+    raise typer.Exit(1)

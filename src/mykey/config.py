@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     # Expire lapsed points once a day in a background thread (`mykey serve` turns it on unless
     # MYKEY_DAILY_EXPIRY is set; off for apps built elsewhere, e.g. in tests).
     daily_expiry: bool = False
+    # The history log (R8): its signing key, a C2SP note signer key
+    # (PRIVATE+KEY+<origin>+<key id>+<base64>; `mykey log new-key` makes one). Outside production
+    # a development key is generated into var/log/signing-key. While serving, integrate and
+    # sign a checkpoint every this many seconds (0: only on demand, `mykey log checkpoint`).
+    log_signing_key: str = ""
+    log_checkpoint_seconds: float = 0
 
     def card_anchor_paths(self) -> tuple[Path | None, list[Path]]:
         bundle = Path(self.card_trust_anchors) if self.card_trust_anchors else None
@@ -46,6 +52,8 @@ class Settings(BaseSettings):
             self.database_url = default_database_url()
         if self.environment == "production" and self.secret_key == DEV_SECRET:
             raise ValueError("MYKEY_SECRET_KEY must be set to a real secret in production")
+        if self.environment == "production" and not self.log_signing_key:
+            raise ValueError("MYKEY_LOG_SIGNING_KEY must be set in production")
         return self
 
 

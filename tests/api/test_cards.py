@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from mykey.config import Settings
 from mykey.identity.simulator import SimulatedCard
 from mykey.web.app import create_app
-from tests.conftest import Database
+from tests.conftest import LOG_SIGNER, Database
 
 
 @pytest.fixture
@@ -57,7 +57,10 @@ def test_bad_proofs_get_stable_codes(client: TestClient, card: SimulatedCard) ->
 def test_without_trust_anchors_verification_is_unavailable(database: Database) -> None:
     app = create_app(
         Settings(
-            database_url=database.url, environment="production", secret_key="s3cret-for-this-test"
+            database_url=database.url,
+            environment="production",
+            secret_key="s3cret-for-this-test",
+            log_signing_key=LOG_SIGNER.key_string(),
         )
     )
     with TestClient(app) as c:

@@ -37,26 +37,26 @@ def record(
 ) -> None:
     """Add an entry, inside the caller's transaction."""
     now = uow.now()
-    uow.session.add(
-        UsageEntry(
-            mykey_id=mykey_id,
-            action=action,
-            actor=actor[:128],
-            provider_id=provider_id,
-            purpose=purpose[:200],
-            at=now,
-        )
+    entry = UsageEntry(
+        mykey_id=mykey_id,
+        action=action,
+        actor=actor[:128],
+        provider_id=provider_id,
+        purpose=purpose[:200],
+        at=now,
     )
+    uow.session.add(entry)
     uow.session.flush()
     uow.log.append(
         uow.connection,
         "mykey_usage",
         {
+            "id": entry.id,
             "mykey_id": mykey_id,
             "action": action,
-            "actor": actor,
+            "actor": entry.actor,
             "provider": provider_id,
-            "purpose": purpose,
+            "purpose": entry.purpose,
             "at": now.isoformat(),
         },
     )

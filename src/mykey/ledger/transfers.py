@@ -529,6 +529,8 @@ def _log(uow: UnitOfWork, receipt: Receipt) -> None:
             "amount": receipt.amount,
             "actor": receipt.actor,
             "at": receipt.created_at.isoformat(),
+            "pending_id": str(receipt.pending_id) if receipt.pending_id else None,
+            "reverses_id": str(receipt.reverses_id) if receipt.reverses_id else None,
         },
     )
 

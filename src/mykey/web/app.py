@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from mykey import __version__
 from mykey.config import Settings, get_settings
 from mykey.db import Clock, make_engine, make_uow_factory, utcnow
+from mykey.history.log import CheckpointJob, history_log
 from mykey.identity.proofs import TrustAnchors
 from mykey.migrations import head
 from mykey.points.expiry import DailyJobs
@@ -27,6 +28,7 @@ from mykey.web.api.accruals import router as accruals_router
 from mykey.web.api.coupons import router as coupons_router
 from mykey.web.api.payouts import router as payouts_router
 from mykey.web.api.settlements import router as settlements_router
+from mykey.web.api.log import router as log_router
 from mykey.web.api.vouchers import router as vouchers_router
 
 HOME = """<!doctype html>
@@ -60,9 +62,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if app.state.settings.daily_expiry:
         daily = DailyJobs(app.state.uow_factory, app.state.clock)
         daily.start()
+    checkpoints = None
+    if app.state.settings.log_checkpoint_seconds > 0:
+        checkpoints = CheckpointJob(
+            app.state.uow_factory,
+            app.state.history_log.signer,
+            seconds=app.state.settings.log_checkpoint_seconds,
+        )
+        checkpoints.start()
     yield
     if daily is not None:
         daily.stop()
+    if checkpoints is not None:
+        checkpoints.stop()
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> FastAPI:
@@ -85,7 +97,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.uow_factory = make_uow_factory(engine, clock=clock)
+    app.state.history_log = history_log(settings)
+    app.state.uow_factory = make_uow_factory(engine, clock=clock, log=app.state.history_log)
     app.state.clock = clock
     bundle, crls = settings.card_anchor_paths()
     app.state.card_anchors = TrustAnchors.from_files(bundle, crls) if bundle else None
@@ -105,6 +118,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.include_router(vouchers_router)
     app.include_router(payouts_router)
     app.include_router(settlements_router)
+    app.include_router(log_router)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:

@@ -1,0 +1,144 @@
+"""The history log over HTTP (R8): public reads, and a resident's proof of their own transfer.
+
+Public (no key; anyone may follow and check the log):
+    GET /api/v1/log/checkpoint                    latest signed checkpoint (text/plain note)
+    GET /api/v1/log/entries?start=&end=           entries [start, end), at most 1,000
+    GET /api/v1/log/proofs/inclusion?index=|transfer_id=[&tree_size=]
+    GET /api/v1/log/proofs/consistency?first=[&second=]
+Resident:
+    GET /api/v1/me/transfers/{transfer_id}/proof  an offline-checkable receipt
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
+
+from mykey.errors import ErrorKind, MyKeyError
+from mykey.history import log
+from mykey.history.receipts import transfer_receipt
+from mykey.identity import residents
+from mykey.web.api.resident import Token
+from mykey.web.deps import Uow
+
+router = APIRouter(prefix="/api/v1", tags=["history log"])
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class EntryOut(BaseModel):
+    index: int
+    kind: str
+    record_id: str
+    leaf: str  # base64 of the leaf bytes (docs/history.md)
+    leaf_hash: str
+
+
+class EntriesOut(BaseModel):
+    entries: list[EntryOut]
+
+
+class InclusionOut(BaseModel):
+    index: int
+    tree_size: int
+    root: str
+    entry: EntryOut
+    path: list[str]
+
+
+class ConsistencyOut(BaseModel):
+    first: int
+    second: int
+    first_root: str
+    second_root: str
+    path: list[str]
+
+
+def _entry(e: log.Entry) -> EntryOut:
+    return EntryOut(
+        index=e.index,
+        kind=e.kind,
+        record_id=e.record_id,
+        leaf=_b64(e.leaf),
+        leaf_hash=_b64(e.leaf_hash),
+    )
+
+
+@router.get("/log/checkpoint", response_class=PlainTextResponse)
+def checkpoint(uow: Uow) -> PlainTextResponse:
+    """The latest signed checkpoint (C2SP tlog-checkpoint in a C2SP signed note)."""
+    note = log.latest_checkpoint(uow).note
+    return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
+
+
+@router.get("/log/entries", response_model=EntriesOut)
+def entries(
+    uow: Uow,
+    start: Annotated[int, Query(ge=0)],
+    end: Annotated[int, Query(ge=1)],
+) -> EntriesOut:
+    """Entries [start, end) of the log, for followers and witnesses."""
+    return EntriesOut(entries=[_entry(e) for e in log.entries(uow, start=start, end=end)])
+
+
+@router.get("/log/proofs/inclusion", response_model=InclusionOut)
+def inclusion_proof(
+    uow: Uow,
+    index: Annotated[int | None, Query(ge=0)] = None,
+    transfer_id: UUID | None = None,
+    tree_size: Annotated[int | None, Query(ge=1)] = None,
+) -> InclusionOut:
+    """The inclusion proof (RFC 9162) of an entry, by index or by transfer id, in the tree of
+    `tree_size` (default: the latest checkpoint's)."""
+    if (index is None) == (transfer_id is None):
+        raise MyKeyError(
+            "index_or_transfer_id",
+            ErrorKind.INVALID,
+            "Give either index or transfer_id.",
+            "index か transfer_id のどちらか一方を指定してください。",
+        )
+    if index is None:
+        index = log.index_of(uow, "transfer", str(transfer_id))
+    proof = log.inclusion(uow, index=index, size=tree_size)
+    return InclusionOut(
+        index=proof.entry.index,
+        tree_size=proof.tree_size,
+        root=_b64(proof.root),
+        entry=_entry(proof.entry),
+        path=[_b64(h) for h in proof.path],
+    )
+
+
+@router.get("/log/proofs/consistency", response_model=ConsistencyOut)
+def consistency_proof(
+    uow: Uow,
+    first: Annotated[int, Query(ge=1)],
+    second: Annotated[int | None, Query(ge=1)] = None,
+) -> ConsistencyOut:
+    """The consistency proof (RFC 9162) from tree size `first` to `second` (default: the
+    latest checkpoint's size)."""
+    proof = log.consistency(uow, first=first, second=second)
+    return ConsistencyOut(
+        first=proof.first,
+        second=proof.second,
+        first_root=_b64(proof.first_root),
+        second_root=_b64(proof.second_root),
+        path=[_b64(h) for h in proof.path],
+    )
+
+
+@router.get("/me/transfers/{transfer_id}/proof")
+def my_transfer_proof(transfer_id: str, uow: Uow, token: Token, request: Request) -> Any:
+    """The inclusion proof of one of my transfers, to check offline
+    (`python -m mykey.history.verify`, docs/history.md)."""
+    who = residents.resident_for_session(uow, token)
+    return transfer_receipt(
+        uow, request.app.state.history_log, mykey_id=who, transfer_id=transfer_id
+    )
