@@ -26,9 +26,9 @@ from mykey.web.api import online as online_api
 from mykey.web.api import terminal as terminal_api
 from mykey.web.api.accruals import router as accruals_router
 from mykey.web.api.coupons import router as coupons_router
+from mykey.web.api.log import router as log_router
 from mykey.web.api.payouts import router as payouts_router
 from mykey.web.api.settlements import router as settlements_router
-from mykey.web.api.log import router as log_router
 from mykey.web.api.vouchers import router as vouchers_router
 
 HOME = """<!doctype html>
