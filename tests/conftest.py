@@ -31,6 +31,10 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = Path(os.environ.get("MYKEY_SHARED_DATA", SHARED / "data"))
 
 TABLES = (
+    "municipality_picks",
+    "page_sessions",
+    "staff_login_failures",
+    "staff_accounts",
     "shop_payout_accounts",
     "municipality_bank_accounts",
     "settlement_statement_days",
