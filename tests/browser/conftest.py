@@ -46,7 +46,12 @@ def _free_port() -> int:
 def mykey(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MYKEY_DATABASE_URL": f"sqlite:///{work / 'var' / 'mykey.db'}"}
     return subprocess.run(
-        [str(MYKEY), *args], env=env, cwd=work, capture_output=True, text=True, timeout=180,
+        [str(MYKEY), *args],
+        env=env,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=180,
         check=False,
     )
 
