@@ -25,7 +25,7 @@ def test_the_top_page_explains_the_four_steps_and_lists_every_program(page: Page
     points = table.locator("tbody tr td:first-child").all_inner_texts()
     assert "小国町北里柴三郎ポイント" in points and "天理市ポイント" in points
     assert page.locator("#recommended + ul.mk-cards > li").count() >= 1
-    screenshot(page, "navi-top")
+    screenshot(page, "navi-top-ja")
     assert_accessible(page)
 
 
@@ -36,6 +36,7 @@ def test_the_switch_shows_english_and_remembers_it(page: Page) -> None:
     assert page.locator("html").get_attribute("lang") == "en"
     assert page.locator("h1").inner_text() == "Municipal Point Navi"
     assert page.get_by_role("link", name="English").get_attribute("aria-current") == "true"
+    screenshot(page, "navi-top-en")
     page.goto("/navi/faq")  # no ?lang=: the cookie keeps English
     assert page.locator("h1").inner_text() == "Frequently asked questions"
     assert_accessible(page)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from playwright.sync_api import Page
 
 from mykey.demo import DEMO_PASSWORD, DEMO_STAFF_PASSWORD
-from tests.browser.conftest import assert_accessible
+from tests.browser.conftest import assert_accessible, screenshot
 
 
 def test_staff_sign_in_and_out(page: Page) -> None:
@@ -34,6 +34,7 @@ def test_staff_sign_in_and_out(page: Page) -> None:
 
 def test_a_wrong_password_and_an_empty_form_are_explained(page: Page) -> None:
     page.goto("/login?lang=en")
+    screenshot(page, "staff-login-en")
     page.get_by_role("button", name="Sign in").click()
     summary = page.locator("[data-error-summary]")
     assert "Enter your username." in summary.inner_text()
