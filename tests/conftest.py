@@ -37,6 +37,10 @@ LOG_SIGNER = Signer("test.mykey.invalid/history", bytes(range(32)))
 LOG = HistoryLog(LOG_SIGNER)
 
 TABLES = (
+    "municipality_picks",
+    "page_sessions",
+    "staff_login_failures",
+    "staff_accounts",
     "shop_payout_accounts",
     "municipality_bank_accounts",
     "settlement_statement_days",

@@ -110,6 +110,7 @@ def demo() -> None:
             f" each is a MyKey ID of the same name, password {demo_data.DEMO_PASSWORD!r}"
             " (try `mykey cards prove var/cards/cards/MY123456.json`)."
         )
+    _demo_staff()
     if report.transfers_made == 0:
         out.print("Demo data already loaded; nothing changed. / デモデータは読込済みです。")
     else:
@@ -1579,3 +1580,71 @@ def audit_verify() -> None:
         f" {len(report.findings)} 件見つかりました"
     )
     raise typer.Exit(1)
+
+
+staff_app = typer.Typer(
+    help="Staff accounts of the web pages / 職員アカウント", no_args_is_help=True
+)
+app.add_typer(staff_app, name="staff")
+
+
+@staff_app.command("add")
+def staff_add(
+    username: Annotated[str, typer.Argument(help="3 to 64 of a-z 0-9 . - _")],
+    role: Annotated[str, typer.Option(help="operator | municipality_staff | partner | shop_staff")],
+    municipality: Annotated[
+        str | None, typer.Option(help="6-digit code (municipality_staff)")
+    ] = None,
+    partner: Annotated[str | None, typer.Option(help="partner id (partner)")] = None,
+    shop: Annotated[str | None, typer.Option(help="shop id (shop_staff)")] = None,
+    password_file: Annotated[
+        Path | None,
+        typer.Option(help="read the password from this file's first line (else prompted)"),
+    ] = None,
+) -> None:
+    """Add a staff account for the web pages; the password is prompted (or read from a file)."""
+    from mykey.identity.staff import add_staff
+
+    if password_file is not None:
+        lines = password_file.read_text(encoding="utf-8").splitlines()
+        password = lines[0] if lines else ""
+    else:
+        password = typer.prompt("Password / パスワード", hide_input=True, confirmation_prompt=True)
+    try:
+        member = add_staff(
+            _uow(),
+            username=username,
+            password=password,
+            role=role,
+            municipality=municipality,
+            partner_id=partner,
+            shop_id=shop,
+        )
+    except MyKeyError as error:
+        _fail(error)
+    bound = member.municipality or member.partner_id or member.shop_id or "council"
+    out.print(
+        f"Staff account {member.username} ({member.role.value}, {bound}) added; sign in at"
+        " /login. / 職員アカウントを追加しました。"
+    )
+
+
+@app.command("demo-staff", hidden=True)
+def demo_staff() -> None:
+    """The demo's staff accounts (also made by `mykey demo`)."""
+    _demo_staff()
+
+
+def _demo_staff() -> None:
+    from mykey import demo as demo_data
+
+    try:
+        made = demo_data.register_staff(_uow())
+    except MyKeyError as error:
+        _fail(error)
+    if made:
+        names = ", ".join(f"{name} ({role})" for name, role in made)
+        out.print(
+            f"Demo staff accounts: {names}; password {demo_data.DEMO_STAFF_PASSWORD!r}"
+            " (sign in at /login). / デモ職員アカウント"
+        )

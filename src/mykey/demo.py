@@ -15,9 +15,11 @@ from mykey.identity.links import add_provider, add_zone, link_by_resident
 from mykey.identity.proofs import VerifiedCard
 from mykey.identity.residents import create_mykey_id
 from mykey.identity.simulator import SimulatedCard
+from mykey.identity.staff import add_staff, staff_exists
 from mykey.ledger import AccountKind, LotTerms
 from mykey.municipalities.registry import MunicipalityRecord, upsert
 from mykey.points.partners import add_agreement, get_partner, set_partner
+from mykey.points.picks import Pick, picks_of, set_picks
 from mykey.points.program_setup import Rule, set_up_program
 from mykey.points.programs import expires_on
 from mykey.points.shops import set_shop, set_street
@@ -310,3 +312,35 @@ def register_bank_accounts(uow: UnitOfWork) -> None:
             bank_name="ﾃﾞﾓ",
             branch_name="ﾎﾝﾃﾝ",
         )
+
+
+# Staff accounts of the web pages (R9, issue #8): one per role, printed with this password.
+DEMO_STAFF_PASSWORD = "mykey-staff-2026"  # noqa: S105 -- printed for the demo; never in production
+DEMO_STAFF: tuple[tuple[str, str, dict[str, str]], ...] = (
+    ("council", "operator", {}),
+    ("toshima", "municipality_staff", {"municipality": "131164"}),
+    ("tenri", "municipality_staff", {"municipality": "292044"}),
+    ("jal", "partner", {"partner_id": "jal"}),
+    ("arts-maebashi", "shop_staff", {"shop_id": "arts-maebashi"}),
+)
+DEMO_PICKS = {
+    "292044": (
+        Pick("柿の葉寿司 10 個入り", "天理ふるさと便", 1800),
+        Pick("奈良漬 詰め合わせ", "天理ふるさと便", 2500),
+    ),
+    "434248": (Pick("小国杉のコースター 5 枚組", "小国町ふるさとショップ", 1200),),
+}
+
+
+def register_staff(uow: UnitOfWork) -> list[tuple[str, str]]:
+    """The demo staff accounts and the demo's online-shop picks; returns the accounts made
+    now (none when they are there already)."""
+    made = []
+    for username, role, binding in DEMO_STAFF:
+        if not staff_exists(uow, username):
+            add_staff(uow, username=username, password=DEMO_STAFF_PASSWORD, role=role, **binding)
+            made.append((username, role))
+    for code, picks in DEMO_PICKS.items():
+        if not picks_of(uow, code):
+            set_picks(uow, code=code, picks=picks, actor=ACTOR)
+    return made

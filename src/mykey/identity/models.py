@@ -191,3 +191,52 @@ class UsageEntry(Base):
     provider_id: Mapped[str | None] = mapped_column(String(16))
     purpose: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StaffAccount(Base):
+    """A staff member who signs in to the web pages (separate from residents): a council
+    operator, a municipality's staff, a partner's staff or a shop's staff."""
+
+    __tablename__ = "staff_accounts"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))  # operator | municipality_staff | partner …
+    municipality: Mapped[str | None] = mapped_column(String(6))
+    partner_id: Mapped[str | None] = mapped_column(String(32))
+    shop_id: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class StaffLoginFailure(Base):
+    """A failed staff login, by the username tried (known or not) and the client address."""
+
+    __tablename__ = "staff_login_failures"
+    __table_args__ = (
+        Index("ix_staff_login_failures_username", "username", "at"),
+        Index("ix_staff_login_failures_client", "client", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64))
+    client: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PageSession(Base):
+    """A browser session of the web pages: its CSRF token, and who signed in with it (a staff
+    account, or a resident's session of `resident_sessions`, by that session's token hash).
+    Only the SHA-256 of the cookie's value is kept."""
+
+    __tablename__ = "page_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    staff_username: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("staff_accounts.username")
+    )
+    resident_session: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -628,3 +628,19 @@ class GiftProgram(Base):
     max_sheets: Mapped[int | None] = mapped_column(Integer)  # per exchange; None: up to 100
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MunicipalityPick(Base):
+    """An online-shop pick a municipality shows on Point Navi (R9.5): an item, its price in
+    yen and where to buy it. The municipality replaces its whole list at once."""
+
+    __tablename__ = "municipality_picks"
+
+    code: Mapped[str] = mapped_column(String(6), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    shop: Mapped[str] = mapped_column(String(200))
+    price_yen: Mapped[int] = mapped_column(BigInteger)
+    url: Mapped[str | None] = mapped_column(String(400))
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -19,7 +19,7 @@ from mykey.history.log import CheckpointJob, history_log
 from mykey.identity.proofs import TrustAnchors
 from mykey.migrations import head
 from mykey.points.expiry import DailyJobs
-from mykey.web import problems
+from mykey.web import pages, problems
 from mykey.web.api import cards, grant_jobs, partners, points, public, resident, services
 from mykey.web.api import corrections as corrections_api
 from mykey.web.api import online as online_api
@@ -28,6 +28,7 @@ from mykey.web.api.accruals import router as accruals_router
 from mykey.web.api.coupons import router as coupons_router
 from mykey.web.api.log import router as log_router
 from mykey.web.api.payouts import router as payouts_router
+from mykey.web.api.picks import router as picks_router
 from mykey.web.api.settlements import router as settlements_router
 from mykey.web.api.vouchers import router as vouchers_router
 
@@ -45,6 +46,7 @@ h1{font-size:1.75rem;line-height:1.4}
 <h1>マイキープラットフォーム・自治体ポイント管理クラウド</h1>
 <p lang="en">MyKey Platform and Municipal Point Cloud</p>
 <ul>
+<li><a href="/navi">自治体ポイントナビ <span lang="en">/ Point Navi</span></a></li>
 <li><a href="/docs">API の説明 (OpenAPI) <span lang="en">/ API documentation</span></a></li>
 <li><a href="/api/v1/municipalities?limit=20">自治体の一覧
  <span lang="en">/ Municipalities</span></a></li>
@@ -119,6 +121,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.include_router(payouts_router)
     app.include_router(settlements_router)
     app.include_router(log_router)
+    app.include_router(picks_router)
+    pages.install(app)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:

@@ -1,0 +1,268 @@
+"""What every page route uses: the language, the page session, rendering, CSRF and roles.
+
+A page route asks for `Page` (and, for staff pages, `staff_page(*roles)`; for forms,
+`CheckedForm`) and returns `page.render("folder/name.html", **values)`. See docs/pages.md.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from mykey.db import UnitOfWork
+from mykey.identity.staff import (
+    PAGE_SESSION_LIFETIME,
+    PageSessionView,
+    StaffMember,
+    StaffRole,
+    csrf_matches,
+    page_session,
+    start_anonymous_session,
+)
+from mykey.web.deps import Uow
+from mykey.web.pages.messages import translate
+
+Lang = Literal["ja", "en"]
+LANGS: tuple[Lang, ...] = ("ja", "en")
+LANG_COOKIE = "mykey_lang"
+SESSION_COOKIE = "mykey_session"
+CSRF_FIELD = "csrf_token"
+WEB = Path(__file__).resolve().parent.parent
+TEMPLATES = WEB / "templates"
+STATIC = WEB / "static"
+
+_env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def environment() -> Environment:
+    """The one Jinja environment of the pages (tests use it to list templates)."""
+    return _env
+
+
+def lang_url(request: Request, lang: Lang) -> str:
+    """The address of the requested page in another language (`?lang=` also sets the cookie)."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    query.append(("lang", lang))
+    return f"{request.url.path}?{urllib.parse.urlencode(query)}"
+
+
+def language_of(request: Request) -> Lang:
+    """`?lang=` if given, else the cookie, else Japanese."""
+    for candidate in (request.query_params.get("lang"), request.cookies.get(LANG_COOKIE)):
+        if candidate == "en":
+            return "en"
+        if candidate == "ja":
+            return "ja"
+    return "ja"
+
+
+class PageProblem(Exception):  # noqa: N818 -- a page to show, not a defect
+    """A refusal shown as a page (403, 404, a CSRF mismatch …), in the visitor's language.
+    `title`/`body` are message keys."""
+
+    def __init__(self, status: int, title: str, body: str, **values: object) -> None:
+        super().__init__(title)
+        self.status = status
+        self.title = title
+        self.body = body
+        self.values = values
+
+
+class LoginRequired(Exception):  # noqa: N818 -- a redirect, not a defect
+    """The page needs a signed-in staff member or resident: go to `login_path` and back."""
+
+    def __init__(self, login_path: str, back_to: str) -> None:
+        super().__init__(login_path)
+        self.login_path = login_path
+        self.back_to = back_to
+
+
+@dataclass
+class Page:
+    """One page request: language, session, and the response cookies to set."""
+
+    request: Request
+    uow: UnitOfWork
+    lang: Lang
+    session: PageSessionView | None
+    cookies: dict[str, str] = field(default_factory=dict)
+    cleared: list[str] = field(default_factory=list)
+
+    def t(self, key: str, /, **values: object) -> str:
+        return translate(self.lang, key, **values)
+
+    @property
+    def staff(self) -> StaffMember | None:
+        return self.session.staff if self.session else None
+
+    @property
+    def mykey_id(self) -> str | None:
+        return self.session.mykey_id if self.session else None
+
+    def csrf_token(self) -> str:
+        """The CSRF token for a form on this page (an anonymous session starts if needed)."""
+        if self.session is None:
+            token, csrf = start_anonymous_session(self.uow)
+            self.session = PageSessionView("", csrf, None, None)
+            self.set_session_cookie(token)
+        return self.session.csrf_token
+
+    def set_session_cookie(self, token: str) -> None:
+        self.cookies[SESSION_COOKIE] = token
+
+    def clear_session_cookie(self) -> None:
+        self.cleared.append(SESSION_COOKIE)
+
+    def lang_url(self, lang: Lang) -> str:
+        """This page's address in another language."""
+        return lang_url(self.request, lang)
+
+    def _finish(self, response: Response) -> Response:
+        secure = self.request.url.scheme == "https"
+        if self.request.query_params.get("lang") in LANGS:
+            response.set_cookie(
+                LANG_COOKIE, self.lang, max_age=365 * 86400, samesite="lax", secure=secure
+            )
+        for name, value in self.cookies.items():
+            response.set_cookie(
+                name,
+                value,
+                max_age=int(PAGE_SESSION_LIFETIME.total_seconds()),
+                httponly=True,
+                samesite="lax",
+                secure=secure,
+                path="/",
+            )
+        for name in self.cleared:
+            if name not in self.cookies:
+                response.delete_cookie(name, path="/", httponly=True, samesite="lax")
+        return response
+
+    def render(self, template: str, /, status: int = 200, **values: Any) -> Response:
+        html = _env.get_template(template).render(
+            page=self, t=self.t, lang=self.lang, lang_url=self.lang_url, **values
+        )
+        return self._finish(HTMLResponse(html, status_code=status))
+
+    def redirect(self, to: str) -> Response:
+        """See other (303): after a POST, or to the login page."""
+        return self._finish(RedirectResponse(to, status_code=303))
+
+
+def get_page(request: Request, uow: Uow) -> Page:
+    token = request.cookies.get(SESSION_COOKIE)
+    session = page_session(uow, token) if token else None
+    page = Page(request, uow, language_of(request), session)
+    if token and session is None:
+        page.clear_session_cookie()  # ended or expired: forget it
+    return page
+
+
+PageDep = Annotated[Page, Depends(get_page)]
+
+
+def staff_page(*roles: StaffRole) -> Callable[..., StaffMember]:
+    """A dependency for staff pages: signed in (else to /login), and of one of these roles
+    (else a 403 page). Give no roles to admit every staff role."""
+
+    def check(page: PageDep) -> StaffMember:
+        staff = page.staff
+        if staff is None:
+            raise LoginRequired("/login", str(page.request.url.path))
+        if roles and staff.role not in roles:
+            raise PageProblem(403, "error.forbidden.title", "error.forbidden.body")
+        return staff
+
+    return check
+
+
+def resident_page(page: PageDep) -> str:
+    """A dependency for My Page: the signed-in resident's MyKey ID (else to /mypage/login)."""
+    if page.mykey_id is None:
+        raise LoginRequired("/mypage/login", str(page.request.url.path))
+    return page.mykey_id
+
+
+CurrentResident = Annotated[str, Depends(resident_page)]
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """An `application/x-www-form-urlencoded` body as a dict (last value wins)."""
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return dict(urllib.parse.parse_qsl(body, keep_blank_values=True, max_num_fields=200))
+
+
+async def checked_form(request: Request, page: PageDep) -> dict[str, str]:
+    """The fields of a POSTed form whose CSRF token matches the page session's, or a 403
+    page that says what happened and what to do."""
+    fields = await form_fields(request)
+    if not csrf_matches(page.session, fields.get(CSRF_FIELD)):
+        raise PageProblem(403, "error.csrf.title", "error.csrf.body")
+    return fields
+
+
+CheckedForm = Annotated[dict[str, str], Depends(checked_form)]
+
+
+def safe_next(value: str | None, default: str) -> str:
+    """A path on this site to go back to after login (never another site)."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return default
+
+
+def _problem_page(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PageProblem)
+    lang = language_of(request)
+    html = _env.get_template("error.html").render(
+        page=None,
+        t=lambda key, **v: translate(lang, key, **v),
+        lang=lang,
+        lang_url=lambda other: lang_url(request, other),
+        title=translate(lang, exc.title, **exc.values),
+        body=translate(lang, exc.body, **exc.values),
+        status=exc.status,
+        path=request.url.path,
+    )
+    return HTMLResponse(html, status_code=exc.status)
+
+
+def _login_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LoginRequired)
+    query = urllib.parse.urlencode({"next": exc.back_to})
+    return RedirectResponse(f"{exc.login_path}?{query}", status_code=303)
+
+
+HANDLERS: Mapping[type[Exception], Callable[[Request, Exception], Response]] = {
+    PageProblem: _problem_page,
+    LoginRequired: _login_required,
+}
+
+
+def handlers() -> dict[
+    type[Exception], Callable[[Request, Exception], Coroutine[Any, Any, Response]]
+]:
+    """The exception handlers to install on the app (async wrappers)."""
+
+    def wrap(
+        handler: Callable[[Request, Exception], Response],
+    ) -> Callable[[Request, Exception], Coroutine[Any, Any, Response]]:
+        async def run(request: Request, exc: Exception) -> Response:
+            return handler(request, exc)
+
+        return run
+
+    return {kind: wrap(handler) for kind, handler in HANDLERS.items()}
