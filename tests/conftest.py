@@ -37,6 +37,13 @@ LOG_SIGNER = Signer("test.mykey.invalid/history", bytes(range(32)))
 LOG = HistoryLog(LOG_SIGNER)
 
 TABLES = (
+    "witness_alarms",
+    "witness_checkpoints",
+    "witness_nodes",
+    "witness_entries",
+    "witness_logs",
+    "history_restores",
+    "history_cosignatures",
     "shop_payout_accounts",
     "municipality_bank_accounts",
     "settlement_statement_days",
