@@ -4,8 +4,11 @@ endpoints for witnesses: signed reads of record bytes, cosignatures collected an
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -168,3 +171,27 @@ def test_the_log_keeps_valid_cosignatures_and_serves_them(
     )
     assert Policy.parse(rules).check(note).witnesses == ["a", "b"]
     assert W[0].verifier().cosignature_in(note) == 1_800_000_000  # the first one kept
+
+
+def test_witness_keys_and_an_unreachable_log_through_the_cli(tmp_path: Path) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "mykey"), *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+    made = cli("witness", "new-key", "witness.pref27.example.jp")
+    assert made.returncode == 0, made.stderr
+    cosigner = Cosigner.from_key(made.stdout)
+    assert cosigner.verifier().vkey() in made.stderr.replace("\n", "")
+    assert cli("witness", "new-key", "bad name").returncode == 2
+    unreachable = cli(
+        "witness", "check", "--log", "http://127.0.0.1:9", "--log-key",
+        LOG_SIGNER.verifier().vkey(), "--key", cosigner.key_string(),
+        "--db", f"sqlite:///{tmp_path / 'w.db'}",
+    )  # fmt: skip
+    assert unreachable.returncode == 2 and "127.0.0.1:9" in unreachable.stderr

@@ -458,6 +458,9 @@ class FollowJob:
         except WitnessError as exc:
             self.last = {"outcome": "error", "detail": str(exc)}
             logger.warning("round failed: %s", exc)
+        except Exception as exc:  # a bad answer or a database error must not end the thread
+            self.last = {"outcome": "error", "detail": f"{type(exc).__name__}: {exc}"}
+            logger.exception("round failed")
 
     def _loop(self) -> None:
         while True:
