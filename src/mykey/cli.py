@@ -7,7 +7,7 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -18,6 +18,12 @@ from mykey.config import get_settings
 from mykey.db import UnitOfWork, make_engine, tokyo_date, utcnow
 from mykey.errors import MyKeyError
 from mykey.history.log import history_log
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from mykey.history.restore import WitnessCopy
+    from mykey.history.witness import WitnessConfig
 
 app = typer.Typer(
     help="MyKey Platform and Municipal Point Cloud / マイキープラットフォーム", no_args_is_help=True
@@ -1556,13 +1562,33 @@ def log_verify_proof(
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    witness: Annotated[
+        str | None, typer.Option(help="also compare with this witness's copy (its URL)")
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="tlog-policy file the witness's checkpoint must meet")
+    ] = None,
+    witness_token: Annotated[
+        str, typer.Option(envvar="MYKEY_WITNESS_TOKEN", help="the witness's read token")
+    ] = "",
+) -> None:
     """Recompute every leaf from its record and the tree from the leaves; compare with the
-    stored tree and the last checkpoint; name every entry that differs / 履歴の検証."""
+    stored tree and the last checkpoint (and with a witness's copy); name every entry that
+    differs / 履歴の検証."""
     from mykey.history import audit
 
     settings = get_settings()
     report = audit.verify(_uow(), history_log(settings))
+    if witness is not None:
+        copy = _witness_copy(witness, policy, witness_token)
+        from mykey.history.restore import compare
+
+        report.findings.extend(compare(_uow(), history_log(settings), copy))
+        out.print(
+            f"compared with witness {witness}: cosigned size {copy.checkpoint.size}"
+            f" / 証人の写しと比較しました (サイズ {copy.checkpoint.size})"
+        )
     out.print(
         f"{report.entries:,} entries, {report.queued:,} queued, {report.records:,} records,"
         f" last checkpoint size {report.checkpoint_size}"
@@ -1648,3 +1674,165 @@ def _demo_staff() -> None:
             f"Demo staff accounts: {names}; password {demo_data.DEMO_STAFF_PASSWORD!r}"
             " (sign in at /login). / デモ職員アカウント"
         )
+
+
+def _witness_copy(url: str, policy: Path | None, token: str) -> WitnessCopy:
+    from mykey.history.policy import Policy, PolicyError
+    from mykey.history.restore import RestoreError, fetch_copy
+
+    try:
+        rules = Policy.load(policy) if policy is not None else None
+        return fetch_copy(_uow(), history_log(get_settings()), url, token=token, policy=rules)
+    except (RestoreError, PolicyError) as exc:
+        err.print(f"[bold red]エラー / Error[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+@audit_app.command("restore")
+def audit_restore(
+    from_: Annotated[str, typer.Option("--from", help="the witness's URL")],
+    policy: Annotated[
+        Path | None, typer.Option(help="tlog-policy file the witness's checkpoint must meet")
+    ] = None,
+    witness_token: Annotated[
+        str, typer.Option(envvar="MYKEY_WITNESS_TOKEN", help="the witness's read token")
+    ] = "",
+) -> None:
+    """Put back the records and leaves that differ from a witness's cosigned copy, each
+    proven against the cosigned checkpoint; every row put back is recorded / 証人から復元."""
+    from mykey.history.restore import RestoreError, compare, restore
+
+    settings = get_settings()
+    copy = _witness_copy(from_, policy, witness_token)
+    findings = compare(_uow(), history_log(settings), copy)
+    if not findings:
+        out.print("Nothing to restore: the history matches the witness. / 復元の必要はありません。")
+        return
+    try:
+        report = restore(_uow(), history_log(settings), copy, findings)
+    except RestoreError as exc:
+        err.print(f"[bold red]エラー / Error[/] {exc} (nothing was changed / 変更していません)")
+        raise typer.Exit(1) from None
+    for target, index, record_id in report.restored:
+        out.print(f"restored {target} index {index} {record_id or ''}", soft_wrap=True)
+    for line in report.not_restored:
+        err.print(f"[yellow]not restored[/] {line}")
+    out.print(
+        f"{len(report.restored)} row(s) restored from {from_} (checkpoint size"
+        f" {report.checkpoint_size}); see history_restores."
+        f" / {len(report.restored)} 件を復元しました。"
+    )
+    if report.not_restored:
+        raise typer.Exit(1)
+
+
+# --- witnesses (R8.2) --------------------------------------------------------------------------
+
+witness_app = typer.Typer(
+    help="Witness another municipality's log / 他団体の履歴ログの証人", no_args_is_help=True
+)
+app.add_typer(witness_app, name="witness")
+
+WitnessKey = Annotated[
+    str,
+    typer.Option(
+        "--key",
+        envvar="MYKEY_WITNESS_KEY",
+        help="this witness's key (PRIVATE+KEY+…, `mykey witness new-key`), or @FILE",
+    ),
+]
+LogUrl = Annotated[str, typer.Option("--log", help="the log's base URL")]
+LogKey = Annotated[
+    str, typer.Option("--log-key", envvar="MYKEY_WITNESS_LOG_KEY", help="the log's verifier key")
+]
+WitnessDb = Annotated[
+    str, typer.Option("--db", envvar="MYKEY_WITNESS_DATABASE_URL", help="the witness's database")
+]
+
+
+def _witness_setup(log: str, log_key: str, key: str, db: str) -> tuple[WitnessConfig, Engine]:
+    from mykey.history.checkpoints import NoteError, Verifier
+    from mykey.history.cosign import Cosigner
+    from mykey.history.witness import WitnessConfig
+    from mykey.migrations import upgrade
+
+    try:
+        text = Path(key[1:]).read_text() if key.startswith("@") else key
+        config = WitnessConfig(log, Verifier.from_vkey(log_key), Cosigner.from_key(text))
+    except (NoteError, OSError) as exc:
+        err.print(f"[bold red]エラー / Error[/] {exc}")
+        raise typer.Exit(2) from None
+    engine = make_engine(db)
+    upgrade(engine)
+    return config, engine
+
+
+@witness_app.command("new-key")
+def witness_new_key(
+    name: Annotated[str, typer.Argument(help="the witness's name, e.g. witness.pref27.example.jp")],
+) -> None:
+    """Make a witness key (printed once; keep it secret) and print its verifier key."""
+    from mykey.history.checkpoints import NoteError
+    from mykey.history.cosign import Cosigner
+
+    try:
+        cosigner = Cosigner.generate(name)
+    except NoteError as exc:
+        err.print(f"[bold red]Error[/] {exc}")
+        raise typer.Exit(2) from None
+    sys.stdout.write(cosigner.key_string() + "\n")
+    err.print(f"verifier key / 検証鍵: {cosigner.verifier().vkey()}")
+
+
+@witness_app.command("serve")
+def witness_serve(
+    log: LogUrl,
+    log_key: LogKey,
+    key: WitnessKey,
+    db: WitnessDb,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8100,
+    interval: Annotated[float, typer.Option(help="seconds between rounds")] = 10.0,
+    token: Annotated[
+        str, typer.Option(envvar="MYKEY_WITNESS_TOKEN", help="bearer token for /records")
+    ] = "",
+) -> None:
+    """Follow a log, keep a full copy, cosign what is consistent, raise alarms / 証人を起動."""
+    import logging
+
+    import uvicorn
+
+    from mykey.web.witness_app import create_witness_app
+
+    config, engine = _witness_setup(log, log_key, key, db)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    application = create_witness_app(engine, config, token=token, follow_seconds=interval)
+    out.print(f"Witness {config.cosigner.name} of {config.origin} on http://{host}:{port}")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+@witness_app.command("check")
+def witness_check(log: LogUrl, log_key: LogKey, key: WitnessKey, db: WitnessDb) -> None:
+    """One round now; exit 1 if this witness holds an alarm for the log, 2 on an error."""
+    from mykey.history.witness import WitnessError, alarms, follow_once
+
+    config, engine = _witness_setup(log, log_key, key, db)
+    try:
+        result = follow_once(UnitOfWork(engine), config)
+    except WitnessError as exc:
+        err.print(f"[bold red]エラー / Error[/] {exc}")
+        raise typer.Exit(2) from None
+    out.print(f"{result.outcome} size {result.size} {result.detail}", soft_wrap=True)
+    found = alarms(UnitOfWork(engine), config.origin)
+    for alarm in found:
+        out.print(f"[bold red]ALARM / 警報[/] {alarm['problem']}: ", end="")
+        sys.stdout.flush()
+        out.print(
+            f"{alarm['detail']}\ncosigned / 連署済み:\n{alarm['cosigned']}"
+            f"conflicting / 矛盾:\n{alarm['conflicting']}",
+            soft_wrap=True,
+            highlight=False,
+            markup=False,
+        )
+    if found:
+        raise typer.Exit(1)

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # sign a checkpoint every this many seconds (0: only on demand, `mykey log checkpoint`).
     log_signing_key: str = ""
     log_checkpoint_seconds: float = 0
+    # The log's witnesses (R8.2): their cosignature verifier keys, comma-separated. Only they
+    # may read record bytes (GET /api/v1/log/witness/entries) and have cosignatures kept.
+    log_witnesses: str = ""
 
     def card_anchor_paths(self) -> tuple[Path | None, list[Path]]:
         bundle = Path(self.card_trust_anchors) if self.card_trust_anchors else None

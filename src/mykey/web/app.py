@@ -123,6 +123,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.include_router(log_router)
     app.include_router(picks_router)
     pages.install(app)
+    _include_witnessing(app)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:
@@ -158,3 +159,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         return JSONResponse(body)
 
     return app
+
+
+def _include_witnessing(app: FastAPI) -> None:
+    from mykey.web.api.witnessing import router
+
+    app.include_router(router)

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.history import log
 from mykey.history.receipts import transfer_receipt
+from mykey.history.witnessing import with_cosignatures
 from mykey.identity import residents
 from mykey.web.api.resident import Token
 from mykey.web.deps import Uow
@@ -73,8 +74,9 @@ def _entry(e: log.Entry) -> EntryOut:
 
 @router.get("/log/checkpoint", response_class=PlainTextResponse)
 def checkpoint(uow: Uow) -> PlainTextResponse:
-    """The latest signed checkpoint (C2SP tlog-checkpoint in a C2SP signed note)."""
-    note = log.latest_checkpoint(uow).note
+    """The latest signed checkpoint (C2SP tlog-checkpoint in a C2SP signed note), with the
+    witnesses' cosignatures collected so far appended."""
+    note = with_cosignatures(uow, log.latest_checkpoint(uow))
     return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
 
 

@@ -1,0 +1,478 @@
+"""A witness (R8.2): another organisation's server that follows the log, keeps a full copy,
+checks every checkpoint and cosigns only what is consistent with what it cosigned before.
+
+One round (`follow_once`):
+
+1. GET the log's checkpoint; check the log's signature with the configured verifier key.
+2. Compare it with the last checkpoint this witness cosigned (size s, root r):
+   * same size, other root → **split view** alarm (both signed notes kept as evidence);
+   * smaller size → its root must be the root of this witness's own copy at that size, else
+     an **inconsistent** alarm; otherwise nothing to do (a stale checkpoint);
+   * larger size → the log's consistency proof s → n must verify (else **inconsistent**);
+     the witness fetches entries [s, n) with their record bytes, checks each record against
+     its leaf's commitment, appends them to its own tree and requires its root to be the
+     checkpoint's root.
+3. Cosign (C2SP tlog-cosignature, timestamped Ed25519), store the new state with a
+   compare-and-swap on the old size, in one transaction with the entries, and POST the
+   cosigned checkpoint back to the log.
+
+Alarms are stored (`witness_alarms`), logged, served on the witness's `/status` and make
+`mykey witness check` exit non-zero. The witness never cosigns a checkpoint it alarmed on.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, and_, insert, or_, select, update
+
+from mykey.db import UnitOfWork, insert_many
+from mykey.history import merkle
+from mykey.history.checkpoints import Checkpoint, NoteError, Verifier, open_note
+from mykey.history.cosign import Cosigner, log_only
+from mykey.history.encoding import EncodingError, commitment, parse_leaf, record_of
+from mykey.history.models import (
+    WitnessAlarm,
+    WitnessCheckpoint,
+    WitnessEntry,
+    WitnessLog,
+    WitnessNode,
+)
+from mykey.history.witnessing import KINDS, payload_of_row
+
+LOGS = cast(Table, WitnessLog.__table__)
+ENTRIES = cast(Table, WitnessEntry.__table__)
+NODES = cast(Table, WitnessNode.__table__)
+COSIGNED = cast(Table, WitnessCheckpoint.__table__)
+ALARMS = cast(Table, WitnessAlarm.__table__)
+PAGE = 1000
+logger = logging.getLogger("mykey.witness")
+
+
+class WitnessError(RuntimeError):
+    """A round that could not finish (log unreachable, bad answer): nothing was cosigned."""
+
+
+@dataclass(frozen=True)
+class WitnessConfig:
+    log_url: str  # the log's base URL, e.g. http://127.0.0.1:8000
+    log_key: Verifier
+    cosigner: Cosigner
+
+    @property
+    def origin(self) -> str:
+        return self.log_key.name
+
+
+@dataclass(frozen=True)
+class Round:
+    outcome: str  # cosigned · unchanged · stale · alarm
+    size: int
+    detail: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP (the standard library: a witness needs nothing else)
+
+
+def _request(
+    url: str, *, data: bytes | None = None, headers: Mapping[str, str] | None = None
+) -> bytes:
+    req = urllib.request.Request(url, data=data, headers=dict(headers or {}))  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310
+            return cast(bytes, response.read())
+    except urllib.error.HTTPError as exc:
+        body = exc.read()[:300].decode("utf-8", "replace")
+        raise WitnessError(f"{url}: HTTP {exc.code} {body}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise WitnessError(f"{url}: {exc}") from exc
+
+
+def _json(url: str, headers: Mapping[str, str] | None = None) -> Any:
+    try:
+        return json.loads(_request(url, headers=headers))
+    except ValueError as exc:
+        raise WitnessError(f"{url}: not JSON") from exc
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# the witness's own copy
+
+
+def node_reader(conn: Connection, origin: str) -> merkle.NodeReader:
+    def read(keys: Iterable[merkle.Key]) -> Mapping[merkle.Key, bytes]:
+        wanted = list(keys)
+        out: dict[merkle.Key, bytes] = {}
+        for i in range(0, len(wanted), 200):
+            chunk = wanted[i : i + 200]
+            rows = conn.execute(
+                select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(
+                    NODES.c.origin == origin,
+                    or_(*(and_(NODES.c.level == lv, NODES.c.idx == ix) for lv, ix in chunk)),
+                )
+            )
+            out.update({(int(r[0]), int(r[1])): bytes(r[2]) for r in rows})
+        return out
+
+    return read
+
+
+def state(conn: Connection, origin: str) -> Any:
+    return conn.execute(select(LOGS).where(LOGS.c.origin == origin)).first()
+
+
+def _alarm(
+    uow: UnitOfWork, origin: str, problem: str, detail: str, cosigned: str, conflicting: str
+) -> Round:
+    def body() -> None:
+        conn = uow.connection
+        seen = conn.execute(
+            select(ALARMS.c.id).where(
+                ALARMS.c.origin == origin, ALARMS.c.conflicting == conflicting
+            )
+        ).first()
+        if seen is None:
+            conn.execute(
+                insert(ALARMS).values(
+                    origin=origin,
+                    raised_at=uow.now(),
+                    problem=problem,
+                    detail=detail,
+                    cosigned=cosigned,
+                    conflicting=conflicting,
+                )
+            )
+
+    uow.run(body)
+    logger.error("ALARM %s for %s: %s", problem, origin, detail)
+    return Round("alarm", 0, f"{problem}: {detail}")
+
+
+def _check_entry(item: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """One entry from the log: the leaf must name the record; the record bytes, salt and row
+    are kept only if they match the leaf's commitment."""
+    if int(item["index"]) != index:
+        raise WitnessError(f"the log sent entry {item['index']} where {index} was expected")
+    leaf = _unb64(item["leaf"])
+    try:
+        parsed = parse_leaf(leaf)
+    except EncodingError as exc:
+        raise WitnessError(f"entry {index}: {exc}") from exc
+    if (parsed.kind, parsed.record_id) != (item["kind"], item["record_id"]):
+        raise WitnessError(f"entry {index}: the leaf names another record")
+    row: dict[str, Any] = {
+        "idx": index,
+        "kind": parsed.kind,
+        "record_id": parsed.record_id,
+        "leaf": leaf,
+        "record": None,
+        "salt": None,
+        "row": None,
+    }
+    if item.get("record") and item.get("salt") and item.get("row"):
+        data, salt_value = _unb64(item["record"]), _unb64(item["salt"])
+        try:
+            table = KINDS[parsed.kind][0]
+            fields = payload_of_row(parsed.kind, table, item["row"])
+            matches = (
+                commitment(salt_value, data) == parsed.commitment
+                and record_of(parsed.kind, fields).data == data
+            )
+        except (EncodingError, ValueError, KeyError, TypeError):
+            matches = False
+        if matches:
+            row.update(record=data, salt=salt_value, row=item["row"])
+        else:
+            logger.warning("entry %d: the record the log sent does not match its leaf", index)
+    return row
+
+
+def fetch_entries(config: WitnessConfig, start: int, end: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for lo in range(start, end, PAGE):
+        hi = min(end, lo + PAGE)
+        target = f"/api/v1/log/witness/entries?start={lo}&end={hi}"
+        header = config.cosigner.sign_request(int(time.time()), target)
+        got = _json(config.log_url.rstrip("/") + target, {"X-MyKey-Witness": header})
+        items = got.get("entries", [])
+        if len(items) != hi - lo:
+            raise WitnessError(f"the log sent {len(items)} entries for [{lo}, {hi})")
+        out.extend(_check_entry(item, lo + i) for i, item in enumerate(items))
+    return out
+
+
+def follow_once(uow: UnitOfWork, config: WitnessConfig) -> Round:
+    """One round: read, check, copy, cosign (see the module docstring)."""
+    base = config.log_url.rstrip("/")
+    note = _request(f"{base}/api/v1/log/checkpoint").decode("utf-8")
+    try:
+        text, _ = open_note(note, config.log_key)
+        checkpoint = Checkpoint.parse(text)
+    except NoteError as exc:
+        raise WitnessError(f"the log's checkpoint does not verify: {exc}") from exc
+    if checkpoint.origin != config.origin:
+        raise WitnessError(f"origin {checkpoint.origin!r} is not {config.origin!r}")
+    log_note = log_only(note, config.log_key.name)
+    origin = config.origin
+    current = uow.run(lambda: state(uow.connection, origin))
+    size = 0 if current is None else int(current.size)
+    if current is not None and checkpoint.size == size:
+        if checkpoint.root != bytes(current.root):
+            return _alarm(
+                uow,
+                origin,
+                "split_view",
+                f"two checkpoints of size {size} with different roots",
+                current.note,
+                log_note,
+            )
+        if config.cosigner.verifier().cosignature_in(note) is None:
+            _deliver(config, current.note)
+        return Round("unchanged", size)
+    if current is not None and checkpoint.size < size:
+        own = uow.run(
+            lambda: merkle.root_from(checkpoint.size, node_reader(uow.connection, origin))
+        )
+        if own != checkpoint.root:
+            return _alarm(
+                uow,
+                origin,
+                "inconsistent",
+                f"the checkpoint of size {checkpoint.size} is not a prefix of the tree of size"
+                f" {size} this witness cosigned",
+                current.note,
+                log_note,
+            )
+        return Round("stale", size)
+    if current is not None:
+        proof = _json(f"{base}/api/v1/log/proofs/consistency?first={size}&second={checkpoint.size}")
+        try:
+            merkle.verify_consistency(
+                size,
+                checkpoint.size,
+                bytes(current.root),
+                checkpoint.root,
+                [_unb64(h) for h in proof["path"]],
+            )
+        except (merkle.ProofError, KeyError, ValueError) as exc:
+            return _alarm(
+                uow,
+                origin,
+                "inconsistent",
+                f"no valid consistency proof from size {size} to {checkpoint.size}: {exc}",
+                current.note,
+                log_note,
+            )
+    new = fetch_entries(config, size, checkpoint.size)
+    cosigned = _store(uow, config, checkpoint, log_note, size, new)
+    _deliver(config, cosigned)
+    logger.info("cosigned %s at size %d", origin, checkpoint.size)
+    return Round("cosigned", checkpoint.size)
+
+
+def _store(
+    uow: UnitOfWork,
+    config: WitnessConfig,
+    checkpoint: Checkpoint,
+    log_note: str,
+    old_size: int,
+    new: list[dict[str, Any]],
+) -> str:
+    origin = config.origin
+
+    def body() -> str:
+        conn = uow.connection
+        read = node_reader(conn, origin)
+        hashes = [merkle.leaf_hash(e["leaf"]) for e in new]
+        nodes = merkle.new_subtrees(old_size, hashes, read)
+
+        def overlay(keys: Iterable[merkle.Key]) -> Mapping[merkle.Key, bytes]:
+            wanted = set(keys)
+            got = {k: nodes[k] for k in wanted if k in nodes}
+            got.update(read(wanted - set(got)))
+            return got
+
+        if merkle.root_from(checkpoint.size, overlay) != checkpoint.root:
+            raise WitnessError(
+                f"the log's entries do not hash to its checkpoint of size {checkpoint.size}"
+            )
+        now = uow.now()
+        line = config.cosigner.cosign(checkpoint.text(), max(1, int(now.timestamp())))
+        cosigned = log_note + line
+        insert_many(conn, ENTRIES, [{"origin": origin, **e} for e in new])
+        insert_many(
+            conn,
+            NODES,
+            [{"origin": origin, "level": k[0], "idx": k[1], "hash": h} for k, h in nodes.items()],
+        )
+        conn.execute(
+            insert(COSIGNED).values(
+                origin=origin,
+                size=checkpoint.size,
+                root=checkpoint.root,
+                note=cosigned,
+                cosigned_at=now,
+            )
+        )
+        values = {
+            "url": config.log_url,
+            "size": checkpoint.size,
+            "root": checkpoint.root,
+            "note": cosigned,
+            "updated_at": now,
+        }
+        if old_size == 0 and state(conn, origin) is None:
+            conn.execute(insert(LOGS).values(origin=origin, **values))
+        else:
+            done = conn.execute(
+                update(LOGS).where(LOGS.c.origin == origin, LOGS.c.size == old_size).values(values)
+            )
+            if done.rowcount != 1:
+                raise WitnessError("another round moved this witness's state; try again")
+        return cosigned
+
+    return uow.run(body)
+
+
+def _deliver(config: WitnessConfig, cosigned: str) -> None:
+    """POST the cosigned checkpoint back to the log (best effort: the next round retries)."""
+    try:
+        _request(
+            config.log_url.rstrip("/") + "/api/v1/log/cosignatures",
+            data=cosigned.encode(),
+            headers={"Content-Type": "text/plain; charset=utf-8"},
+        )
+    except WitnessError as exc:
+        logger.warning("could not deliver the cosignature: %s", exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading the witness's copy (its HTTP endpoints, the audit, the restore)
+
+
+def origin_hash(origin: str) -> str:
+    return hashlib.sha256(origin.encode()).hexdigest()
+
+
+def latest(uow: UnitOfWork, origin: str) -> Any:
+    return uow.run(lambda: state(uow.connection, origin))
+
+
+def cosigned_at_size(uow: UnitOfWork, origin: str, size: int) -> str | None:
+    def body() -> str | None:
+        row = uow.connection.execute(
+            select(COSIGNED.c.note).where(COSIGNED.c.origin == origin, COSIGNED.c.size == size)
+        ).first()
+        return None if row is None else str(row[0])
+
+    return uow.run(body)
+
+
+def alarms(uow: UnitOfWork, origin: str | None = None) -> list[dict[str, Any]]:
+    def body() -> list[dict[str, Any]]:
+        q = select(ALARMS).order_by(ALARMS.c.id)
+        if origin is not None:
+            q = q.where(ALARMS.c.origin == origin)
+        return [
+            {
+                "id": int(r.id),
+                "origin": r.origin,
+                "raised_at": r.raised_at.isoformat(),
+                "problem": r.problem,
+                "detail": r.detail,
+                "cosigned": r.cosigned,
+                "conflicting": r.conflicting,
+            }
+            for r in uow.connection.execute(q)
+        ]
+
+    return uow.run(body)
+
+
+def copy_entries(
+    uow: UnitOfWork, origin: str, *, start: int, end: int, with_records: bool
+) -> list[dict[str, Any]]:
+    def body() -> list[dict[str, Any]]:
+        rows = uow.connection.execute(
+            select(ENTRIES)
+            .where(ENTRIES.c.origin == origin, ENTRIES.c.idx >= start, ENTRIES.c.idx < end)
+            .order_by(ENTRIES.c.idx)
+        )
+        out = []
+        for r in rows:
+            item: dict[str, Any] = {
+                "index": int(r.idx),
+                "kind": r.kind,
+                "record_id": r.record_id,
+                "leaf": base64.b64encode(bytes(r.leaf)).decode(),
+            }
+            if with_records:
+                item["record"] = None if r.record is None else base64.b64encode(r.record).decode()
+                item["salt"] = None if r.salt is None else base64.b64encode(r.salt).decode()
+                item["row"] = r.row
+            out.append(item)
+        return out
+
+    return uow.run(body)
+
+
+def inclusion_path(uow: UnitOfWork, origin: str, *, index: int, size: int) -> list[bytes]:
+    return uow.run(lambda: merkle.inclusion_proof(index, size, node_reader(uow.connection, origin)))
+
+
+# ---------------------------------------------------------------------------------------------
+# following in the background while serving
+
+
+class FollowJob:
+    """Run `follow_once` every `seconds` in a daemon thread; remember the last outcome."""
+
+    def __init__(self, uow_factory: Any, config: WitnessConfig, *, seconds: float) -> None:
+        self.uow_factory = uow_factory
+        self.config = config
+        self.seconds = seconds
+        self.last: dict[str, Any] = {"outcome": "not yet run"}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> None:
+        try:
+            result = follow_once(self.uow_factory(), self.config)
+            self.last = {"outcome": result.outcome, "size": result.size, "detail": result.detail}
+        except WitnessError as exc:
+            self.last = {"outcome": "error", "detail": str(exc)}
+            logger.warning("round failed: %s", exc)
+        except Exception as exc:  # a bad answer or a database error must not end the thread
+            self.last = {"outcome": "error", "detail": f"{type(exc).__name__}: {exc}"}
+            logger.exception("round failed")
+
+    def _loop(self) -> None:
+        while True:
+            self.run_once()
+            if self._stop.wait(self.seconds):
+                return
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="mykey-witness", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
