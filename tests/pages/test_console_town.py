@@ -210,8 +210,13 @@ def test_program_settings_are_saved_and_bad_values_are_shown_by_their_field(
         f"/console/m/{TOSHIMA}/program",
         content="&".join(
             f"{k}={v}"
-            for k, v in [*base.items(), ("usable_at", "shop"), ("usable_at", "pool")]
-            + [("validity", "12"), ("budget", "5000")]
+            for k, v in [
+                *base.items(),
+                ("usable_at", "shop"),
+                ("usable_at", "pool"),
+                ("validity", "12"),
+                ("budget", "5000"),
+            ]
         ).encode(),
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
