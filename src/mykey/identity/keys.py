@@ -11,7 +11,10 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+
+from sqlalchemy import select
 
 from mykey.db import UnitOfWork
 from mykey.errors import ErrorKind, MyKeyError, invalid, not_found
@@ -147,3 +150,33 @@ def revoke_key(uow: UnitOfWork, key_id: str) -> None:
             uow.session.flush()
 
     uow.run(body)
+
+
+@dataclass(frozen=True)
+class KeyView:
+    """A key as the council's console lists it (never its secret)."""
+
+    id: str
+    role: str
+    label: str
+    provider_id: str | None
+    municipality: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def list_keys(uow: UnitOfWork, *, limit: int = 200) -> list[KeyView]:
+    """The most recent keys, newest first."""
+
+    def body() -> list[KeyView]:
+        rows = uow.session.scalars(
+            select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id).limit(limit)
+        )
+        return [
+            KeyView(
+                r.id, r.role, r.label, r.provider_id, r.municipality, r.created_at, r.revoked_at
+            )
+            for r in rows
+        ]
+
+    return uow.run(body)

@@ -506,3 +506,19 @@ def redeem(
     if isinstance(outcome, MyKeyError):
         raise outcome
     return outcome
+
+
+def list_batches(uow: UnitOfWork, *, partner: str, limit: int = 50) -> list[BatchView]:
+    """A partner's coupon batches, newest first (for the partner console)."""
+    check_partner_id(partner)
+
+    def body() -> list[BatchView]:
+        rows = uow.session.scalars(
+            select(CouponBatch)
+            .where(CouponBatch.partner == partner)
+            .order_by(CouponBatch.created_at.desc(), CouponBatch.id)
+            .limit(limit)
+        )
+        return [_view(uow, row) for row in rows]
+
+    return uow.run(body)

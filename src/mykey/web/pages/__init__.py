@@ -4,13 +4,14 @@ error handlers. How to add a page: docs/pages.md."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from mykey.web.pages import auth, navi
+from mykey.web.pages import auth, console_council, console_partner, console_town, navi
 from mykey.web.pages.base import STATIC, handlers
 
-ROUTERS = (auth.router, navi.router)
+ROUTERS: tuple[APIRouter, ...] = (auth.router, navi.router)
+ROUTERS += (console_town.router, console_partner.router, console_council.router)
 
 
 def install(app: FastAPI) -> None:

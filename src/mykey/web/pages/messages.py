@@ -262,3 +262,9 @@ def translate(lang: Literal["ja", "en"], key: str, /, **values: object) -> str:
     defect (a test finds them all), so it raises KeyError."""
     text = MESSAGES[key].en if lang == "en" else MESSAGES[key].ja
     return text.format(**values) if values else text
+
+
+# The consoles' texts (staff, council, partners) live in their own module.
+from mykey.web.pages.console_messages import CONSOLE_MESSAGES  # noqa: E402
+
+MESSAGES.update({key: M(*texts) for key, texts in CONSOLE_MESSAGES.items()})

@@ -1,0 +1,283 @@
+"""The municipality staff console over HTTP on both engines: program settings, grants one by
+one and in bulk, the job page and its refused rows, shops and terminal keys, statements;
+another town's staff and forms without a CSRF token are refused and change nothing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mykey import ledger
+from mykey.config import Settings
+from mykey.identity.keys import authenticate
+from mykey.identity.staff import add_staff
+from mykey.ledger import AccountKind
+from mykey.municipalities.registry import MunicipalityRecord, upsert
+from mykey.points.program_setup import Rule, get_program, set_up_program
+from mykey.web.app import create_app
+from tests.builders import residents_in_bulk
+from tests.conftest import Database
+
+TOSHIMA, TENRI = "131164", "292044"
+PASSWORD = "staff password 1"
+
+
+@pytest.fixture
+def client(database: Database) -> Iterator[TestClient]:
+    uow = database.uow()
+    upsert(
+        uow,
+        [
+            MunicipalityRecord(TOSHIMA, "東京都", "豊島区", "としまく"),
+            MunicipalityRecord(TENRI, "奈良県", "天理市", "てんりし"),
+        ],
+    )
+    for code, name in ((TOSHIMA, "豊島区ポイント"), (TENRI, "天理市ポイント")):
+        set_up_program(
+            uow,
+            municipality=code,
+            point_name=name,
+            terms="",
+            validity={},
+            usable_at=["shop", "museum"],
+            rules=[Rule("walk", "ウォーク", 500)],
+            annual_budget=1_000_000,
+        )
+    add_staff(
+        uow, username="toshima", password=PASSWORD, role="municipality_staff", municipality=TOSHIMA
+    )
+    add_staff(
+        uow, username="tenri", password=PASSWORD, role="municipality_staff", municipality=TENRI
+    )
+    residents_in_bulk(uow, ["AB123456", "CD234567", "EF345678"])
+    app = create_app(Settings(database_url=database.url, environment="test"), clock=database.clock)
+    with TestClient(app) as c:
+        yield c
+    app.state.engine.dispose()
+
+
+def csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found
+    return found.group(1)
+
+
+def hidden(html: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert found
+    return found.group(1)
+
+
+def login(client: TestClient, username: str) -> None:
+    token = csrf(client.get("/login").text)
+    done = client.post(
+        "/login",
+        data={"csrf_token": token, "username": username, "password": PASSWORD},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+
+
+def balance(database: Database, who: str, code: str = TOSHIMA) -> int:
+    uow = database.uow()
+    account = ledger.open_account(uow, ledger=code, kind=AccountKind.WALLET, owner=who)
+    return ledger.balance(uow, account.id).available
+
+
+def test_staff_grant_one_resident_once_even_if_the_form_is_sent_twice(
+    client: TestClient, database: Database
+) -> None:
+    login(client, "toshima")
+    form = client.get(f"/console/m/{TOSHIMA}/grants").text
+    fields = {"csrf_token": csrf(form), "key": hidden(form, "key"), "mykey_id": "ab123456"}
+    fields |= {"activity": "", "points": "300", "reason": "出産祝い", "event": ""}
+    for _ in range(2):
+        done = client.post(f"/console/m/{TOSHIMA}/grants/one", data=fields)
+        assert done.status_code == 200
+        assert "AB123456 さんに 300 ポイントを付与しました" in done.text
+    assert balance(database, "AB123456") == 300
+
+
+def test_a_bad_grant_shows_the_domain_error_next_to_the_field_and_grants_nothing(
+    client: TestClient, database: Database
+) -> None:
+    login(client, "toshima")
+    form = client.get(f"/console/m/{TOSHIMA}/grants?lang=en").text
+    fields = {"csrf_token": csrf(form), "key": hidden(form, "key"), "mykey_id": "ZZ999999"}
+    fields |= {"activity": "walk", "points": "", "reason": "walk", "event": ""}
+    refused = client.post(f"/console/m/{TOSHIMA}/grants/one", data=fields)
+    assert refused.status_code == 422
+    assert 'id="mykey_id-error"' in refused.text
+    assert 'aria-invalid="true"' in refused.text
+    no_points = client.post(
+        f"/console/m/{TOSHIMA}/grants/one", data=fields | {"mykey_id": "AB123456", "activity": ""}
+    )
+    assert no_points.status_code == 422
+    assert "Choose an activity or enter points." in no_points.text
+    assert database.count("ledger_transfers") == 0
+
+
+def test_a_bulk_grant_file_becomes_a_job_with_progress_and_its_refused_rows(
+    client: TestClient, database: Database
+) -> None:
+    login(client, "toshima")
+    form = client.get(f"/console/m/{TOSHIMA}/grants").text
+    good = b"mykey_id\r\nAB123456\r\nCD234567\r\n"
+    sent = client.post(
+        f"/console/m/{TOSHIMA}/grants/bulk",
+        data={"csrf_token": csrf(form), "key": hidden(form, "key"), "activity": "walk"},
+        files={"file": ("walk.csv", good, "text/csv")},
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303
+    job_url = sent.headers["location"]
+    page = client.get(job_url)
+    assert "完了しました：2 人に合計 1,000 ポイントを付与しました。" in page.text
+    assert '<progress id="job-progress" max="2" value="2">' in page.text
+    state = client.get(job_url + "/state").json()
+    assert state | {"status": "done", "finished": True, "granted": 2, "points": 1000} == state
+    assert balance(database, "AB123456") == balance(database, "CD234567") == 500
+
+    form = client.get(f"/console/m/{TOSHIMA}/grants").text
+    bad = "mykey_id,points,reason\r\nEF345678,100,清掃\r\nNOBODY99,100,清掃\r\n".encode()
+    sent = client.post(
+        f"/console/m/{TOSHIMA}/grants/bulk",
+        data={"csrf_token": csrf(form), "key": hidden(form, "key")},
+        files={"file": ("list.csv", bad, "text/csv")},
+    )
+    assert "付与できない行" in sent.text and "NOBODY99" in sent.text
+    refused_csv = re.search(r'href="([^"]+/refused\.csv)"', sent.text)
+    assert refused_csv
+    download = client.get(refused_csv.group(1))
+    assert download.headers["content-type"].startswith("text/csv")
+    assert "NOBODY99" in download.text and "EF345678" not in download.text
+    assert balance(database, "EF345678") == 0  # the whole file, or nothing
+
+
+def test_a_bulk_grant_without_a_file_or_a_token_changes_nothing(
+    client: TestClient, database: Database
+) -> None:
+    login(client, "toshima")
+    form = client.get(f"/console/m/{TOSHIMA}/grants").text
+    empty = client.post(
+        f"/console/m/{TOSHIMA}/grants/bulk",
+        data={"csrf_token": csrf(form), "key": hidden(form, "key")},
+        files={"file": ("empty.csv", b"", "text/csv")},
+    )
+    assert empty.status_code == 422
+    assert "ファイルを選んでください。" in empty.text
+    forged = client.post(
+        f"/console/m/{TOSHIMA}/grants/bulk",
+        data={"key": "x", "activity": "walk"},
+        files={"file": ("walk.csv", b"mykey_id\r\nAB123456\r\n", "text/csv")},
+    )
+    assert forged.status_code == 403
+    assert database.count("grant_jobs") == 0
+    assert database.count("ledger_transfers") == 0
+
+
+def test_staff_of_another_town_are_refused_everywhere(
+    client: TestClient, database: Database
+) -> None:
+    login(client, "tenri")
+    for path in ("", "/program", "/grants", "/rankings", "/shops", "/settlements"):
+        refused = client.get(f"/console/m/{TOSHIMA}{path}")
+        assert refused.status_code == 403, path
+        assert "このページは表示できません" in refused.text
+    token = csrf(client.get(f"/console/m/{TENRI}/grants").text)
+    posted = client.post(
+        f"/console/m/{TOSHIMA}/grants/one",
+        data={"csrf_token": token, "key": "k1", "mykey_id": "AB123456", "points": "5"}
+        | {"reason": "x"},
+    )
+    assert posted.status_code == 403
+    assert database.count("ledger_transfers") == 0
+    client.cookies.clear()
+    assert client.get(f"/console/m/{TOSHIMA}", follow_redirects=False).status_code == 303
+
+
+def test_program_settings_are_saved_and_bad_values_are_shown_by_their_field(
+    client: TestClient, database: Database
+) -> None:
+    login(client, "toshima")
+    form = client.get(f"/console/m/{TOSHIMA}/program?lang=en").text
+    assert 'value="豊島区ポイント"' in form
+    base = {"csrf_token": csrf(form), "point_name": "としまポイント", "terms": "規約"}
+    saved = client.post(
+        f"/console/m/{TOSHIMA}/program",
+        content="&".join(
+            f"{k}={v}"
+            for k, v in [
+                *base.items(),
+                ("usable_at", "shop"),
+                ("usable_at", "pool"),
+                ("validity", "12"),
+                ("budget", "5000"),
+            ]
+        ).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert saved.status_code == 200 and "The settings were saved." in saved.text
+    program = get_program(database.uow(), TOSHIMA)
+    assert (program.point_name, program.usable_at, program.annual_budget) == (
+        "としまポイント",
+        ("shop", "pool"),
+        5000,
+    )
+    assert program.validity["budget"] == 12 and len(program.rules) == 1
+    bad = client.post(
+        f"/console/m/{TOSHIMA}/program",
+        data=base | {"point_name": "", "budget": "-3"},
+    )
+    assert bad.status_code == 422
+    assert 'id="point_name-error"' in bad.text and 'id="budget-error"' in bad.text
+    assert 'id="usable_at-error"' in bad.text
+    assert get_program(database.uow(), TOSHIMA).point_name == "としまポイント"
+
+
+def test_a_shop_is_registered_and_its_terminal_key_is_shown_once(
+    client: TestClient, database: Database
+) -> None:
+    login(client, "toshima")
+    form = client.get(f"/console/m/{TOSHIMA}/shops").text
+    added = client.post(
+        f"/console/m/{TOSHIMA}/shops",
+        data={"csrf_token": csrf(form), "shop_id": "ikebukuro-1", "name": "池袋商店"}
+        | {"kind": "shop"},
+    )
+    assert added.status_code == 200 and "池袋商店" in added.text
+    issued = client.post(
+        f"/console/m/{TOSHIMA}/shops/ikebukuro-1/terminal-key", data={"csrf_token": csrf(form)}
+    )
+    key = re.search(r'data-testid="issued-key">([^<]+)<', issued.text)
+    assert key and issued.headers["cache-control"] == "no-store"
+    principal = authenticate(database.uow(), key.group(1))
+    assert (principal.role.value, principal.provider_id) == ("terminal", "ikebukuro-1")
+    assert key.group(1) not in client.get(f"/console/m/{TOSHIMA}/shops").text
+    login(client, "tenri")
+    token = csrf(client.get(f"/console/m/{TENRI}/shops").text)
+    stolen = client.post(
+        f"/console/m/{TENRI}/shops/ikebukuro-1/terminal-key", data={"csrf_token": token}
+    )
+    assert stolen.status_code == 403
+    taken = client.post(
+        f"/console/m/{TENRI}/shops",
+        data={"csrf_token": token, "shop_id": "ikebukuro-1", "name": "x", "kind": "shop"},
+    )
+    assert taken.status_code == 422
+    assert database.count("api_keys") == 1
+
+
+def test_rankings_and_an_open_month_say_what_they_can(client: TestClient) -> None:
+    login(client, "toshima")
+    ranking = client.get(f"/console/m/{TOSHIMA}/rankings")
+    assert ranking.status_code == 200 and "この期間の付与はありません。" in ranking.text
+    bad = client.get(f"/console/m/{TOSHIMA}/rankings?start=2026-13-01&top=x")
+    assert bad.status_code == 422
+    month = client.get(f"/console/m/{TOSHIMA}/settlements?month=2026-99")
+    assert month.status_code == 422
+    zengin = client.get(f"/console/m/{TOSHIMA}/zengin?month=2020-01&transfer_date=nope")
+    assert zengin.status_code == 422 and 'id="transfer_date-error"' in zengin.text
