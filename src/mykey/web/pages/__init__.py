@@ -7,10 +7,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from mykey.web.pages import auth, navi
+from mykey.web.pages import auth, counter, mypage, navi
 from mykey.web.pages.base import STATIC, handlers
 
-ROUTERS = (auth.router, navi.router)
+ROUTERS = (auth.router, navi.router, mypage.router, counter.router)
 
 
 def install(app: FastAPI) -> None:
