@@ -322,6 +322,7 @@ DEMO_STAFF: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("tenri", "municipality_staff", {"municipality": "292044"}),
     ("jal", "partner", {"partner_id": "jal"}),
     ("arts-maebashi", "shop_staff", {"shop_id": "arts-maebashi"}),
+    ("omuta-library", "shop_staff", {"shop_id": "A1"}),  # the library's counter terminal
 )
 DEMO_PICKS = {
     "292044": (

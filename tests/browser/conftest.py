@@ -36,6 +36,8 @@ if not HAVE_CHROMIUM:
 from axe_playwright_python.sync_playwright import Axe  # noqa: E402 -- only with Chromium
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402 -- only with Chromium
 
+WORK: dict[str, Path] = {}  # "dir": the served demo's working directory (for `mykey` calls)
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -59,6 +61,7 @@ def mykey(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     work = tmp_path_factory.mktemp("browser")
+    WORK["dir"] = work
     (work / "var").mkdir()
     for step in (("migrate",), ("demo",)):
         done = mykey(work, *step)

@@ -401,3 +401,13 @@ def mykey_id_for_service(uow: UnitOfWork, *, service: str, external_id: str) -> 
         return row.mykey_id
 
     return uow.run(body)
+
+
+def get_provider(uow: UnitOfWork, provider_id: str) -> ProviderView:
+    """A provider (a library, a gym …) by its id, or `unknown_provider`."""
+
+    def body() -> ProviderView:
+        row = _provider(uow, provider_id)
+        return ProviderView(row.id, row.name, row.kind, row.municipality, row.zone_id)
+
+    return uow.run(body)

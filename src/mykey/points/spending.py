@@ -17,7 +17,7 @@ operations, so nothing carries over to the next person at a shared counter.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
 
@@ -424,5 +424,47 @@ def refund(
             expires_on=expires,
             replayed=receipt.replayed,
         )
+
+    return uow.run(body)
+
+
+@dataclass(frozen=True)
+class TodaysPayment:
+    """A payment at this shop today, as the counter lists it (no resident shown)."""
+
+    transfer_id: UUID
+    municipality: str
+    points: int
+    refunded: int
+    cancelled: bool
+    receipt_ref: str | None
+    created_at: datetime
+
+
+def payments_today(uow: UnitOfWork, *, shop_id: str, limit: int = 50) -> list[TodaysPayment]:
+    """This shop's payments of today (Tokyo), newest first: what a counter may still cancel."""
+
+    def body() -> list[TodaysPayment]:
+        now = uow.now()
+        today = tokyo_date(now)
+        rows = uow.session.scalars(
+            select(ShopPayment)
+            .where(ShopPayment.shop_id == shop_id, ShopPayment.created_at > now - timedelta(days=1))
+            .order_by(ShopPayment.created_at.desc())
+            .limit(limit)
+        )
+        return [
+            TodaysPayment(
+                r.transfer_id,
+                r.code,
+                r.points,
+                r.refunded,
+                r.cancelled,
+                r.receipt_ref,
+                r.created_at,
+            )
+            for r in rows
+            if tokyo_date(r.created_at) == today
+        ]
 
     return uow.run(body)

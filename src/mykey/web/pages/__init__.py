@@ -7,10 +7,18 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from mykey.web.pages import auth, console_council, console_partner, console_town, navi
+from mykey.web.pages import (
+    auth,
+    console_council,
+    console_partner,
+    console_town,
+    counter,
+    mypage,
+    navi,
+)
 from mykey.web.pages.base import STATIC, handlers
 
-ROUTERS: tuple[APIRouter, ...] = (auth.router, navi.router)
+ROUTERS: tuple[APIRouter, ...] = (auth.router, navi.router, mypage.router, counter.router)
 ROUTERS += (console_town.router, console_partner.router, console_council.router)
 
 

@@ -17,7 +17,6 @@ from mykey.identity.staff import StaffMember, attach_resident, end_page_session,
 from mykey.web.pages.base import (
     SESSION_COOKIE,
     CheckedForm,
-    CurrentResident,
     Page,
     PageDep,
     safe_next,
@@ -187,6 +186,4 @@ def staff_home(
     return page.render("staff/home.html", staff=staff, signed_in=bool(signed_in))
 
 
-@router.get("/mypage")
-def mypage_home(page: PageDep, mykey_id: CurrentResident, signed_in: int = 0) -> Response:
-    return page.render("mypage/home.html", mykey_id=mykey_id, signed_in=bool(signed_in))
+# /mypage itself is in mypage.py (My Page).

@@ -192,7 +192,9 @@ def staff_page(*roles: StaffRole) -> Callable[..., StaffMember]:
 def resident_page(page: PageDep) -> str:
     """A dependency for My Page: the signed-in resident's MyKey ID (else to /mypage/login)."""
     if page.mykey_id is None:
-        raise LoginRequired("/mypage/login", str(page.request.url.path))
+        query = page.request.url.query  # kept: a coupon URL's code survives the login
+        back = str(page.request.url.path) + (f"?{query}" if query else "")
+        raise LoginRequired("/mypage/login", back)
     return page.mykey_id
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
+from mykey.web.pages.resident_messages import PAGES_RESIDENT
+
 
 class M(NamedTuple):
     ja: str
@@ -255,6 +257,8 @@ MESSAGES: dict[str, M] = {
     "kind.tourist_office": M("観光案内所", "Tourist office"),
     "kind.online": M("オンライン", "Online"),
 }
+
+MESSAGES.update({key: M(*texts) for key, texts in PAGES_RESIDENT.items()})  # My Page, counter
 
 
 def translate(lang: Literal["ja", "en"], key: str, /, **values: object) -> str:
