@@ -109,3 +109,19 @@ def test_staff_of_another_town_are_refused(page: Page) -> None:
     assert_accessible(page)
     response = page.goto("/console/council")
     assert response is not None and response.status == 403
+
+
+def test_staff_enter_an_online_shop_pick_that_point_navi_shows(page: Page) -> None:
+    sign_in(page, "toshima", lang="en")
+    page.goto("/console/m/131164/picks?lang=en")
+    assert_accessible(page)
+    page.get_by_label("Item").first.fill("Toshima honey")
+    page.get_by_label("Shop").first.fill("Toshima market")
+    page.get_by_label("Price (yen)").first.fill("1,200")
+    page.get_by_role("button", name="Save the picks").click()
+    page.get_by_text("The picks were saved.").wait_for()
+    assert_accessible(page)
+    page.goto("/console/m/131164/picks?lang=ja")
+    assert_accessible(page)
+    page.goto("/navi/picks?lang=en")
+    assert "Toshima honey" in page.locator("main").inner_text()

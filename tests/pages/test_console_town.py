@@ -183,7 +183,7 @@ def test_staff_of_another_town_are_refused_everywhere(
     client: TestClient, database: Database
 ) -> None:
     login(client, "tenri")
-    for path in ("", "/program", "/grants", "/rankings", "/shops", "/settlements"):
+    for path in ("", "/program", "/grants", "/rankings", "/shops", "/picks", "/settlements"):
         refused = client.get(f"/console/m/{TOSHIMA}{path}")
         assert refused.status_code == 403, path
         assert "このページは表示できません" in refused.text
@@ -281,3 +281,44 @@ def test_rankings_and_an_open_month_say_what_they_can(client: TestClient) -> Non
     assert month.status_code == 422
     zengin = client.get(f"/console/m/{TOSHIMA}/zengin?month=2020-01&transfer_date=nope")
     assert zengin.status_code == 422 and 'id="transfer_date-error"' in zengin.text
+
+
+def test_picks_are_entered_row_by_row_and_shown_on_point_navi(
+    client: TestClient, database: Database
+) -> None:
+    login(client, "tenri")
+    form = client.get(f"/console/m/{TENRI}/picks")
+    assert form.status_code == 200 and 'name="title_2"' in form.text
+    token = csrf(form.text)
+    row = {"title_0": "柿の葉寿司", "shop_0": "天理ふるさと便", "price_0": "1,800"}
+    bad = {"title_1": "奈良漬", "shop_1": "天理ふるさと便", "price_1": "二千円"}
+    refused = client.post(
+        f"/console/m/{TENRI}/picks", data={"csrf_token": token, "rows": "3"} | row | bad
+    )
+    assert refused.status_code == 422
+    assert 'id="price_1-error"' in refused.text and 'id="price_0-error"' not in refused.text
+    assert database.count("municipality_picks") == 0  # nothing of a bad form is kept
+    wrong_url = {"title_1": "奈良漬", "shop_1": "天理ふるさと便", "price_1": "2500"}
+    wrong_url |= {"url_1": "ftp://example.jp/narazuke"}
+    refused = client.post(
+        f"/console/m/{TENRI}/picks", data={"csrf_token": token, "rows": "3"} | row | wrong_url
+    )
+    assert refused.status_code == 422 and 'id="url_1-error"' in refused.text
+    assert database.count("municipality_picks") == 0
+    good = wrong_url | {"url_1": "https://example.jp/narazuke"}
+    saved = client.post(
+        f"/console/m/{TENRI}/picks",
+        data={"csrf_token": token, "rows": "3"} | row | good,
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303, saved.text
+    assert database.count("municipality_picks") == 2
+    listed = client.get(f"/api/v1/municipalities/{TENRI}/picks").json()
+    assert [(p["title"], p["price_yen"]) for p in listed["picks"]] == [
+        ("柿の葉寿司", 1800),
+        ("奈良漬", 2500),
+    ]
+    assert "柿の葉寿司" in client.get("/navi/picks").text
+    # without a token nothing changes
+    assert client.post(f"/console/m/{TENRI}/picks", data={"rows": "1"}).status_code == 403
+    assert database.count("municipality_picks") == 2

@@ -23,6 +23,7 @@ from mykey.identity.staff import StaffMember, StaffRole
 from mykey.municipalities.codes import parse_code
 from mykey.points import bulk
 from mykey.points.grants import grant_points
+from mykey.points.picks import MAX_PICKS, Pick, picks_of, set_picks
 from mykey.points.program_setup import Program, get_program, set_up_program
 from mykey.points.programs import PLACE_KINDS
 from mykey.points.rankings import rank
@@ -595,3 +596,78 @@ def zengin(
         statements=found,
         today=transfer_date,
     )
+
+
+# --- online-shop picks shown on Point Navi (R9.5) ---------------------------------------------
+
+BLANK_ROWS = 3
+PICK_FIELDS = ("title", "shop", "price", "url")
+
+
+def _pick_rows(current: list[Pick]) -> list[dict[str, str]]:
+    rows = [
+        {"title": p.title, "shop": p.shop, "price": str(p.price_yen), "url": p.url or ""}
+        for p in current
+    ]
+    room = max(0, MAX_PICKS - len(rows))
+    return rows + [{"title": "", "shop": "", "price": "", "url": ""}] * min(BLANK_ROWS, room)
+
+
+def _picks(
+    page: Page,
+    code: str,
+    *,
+    rows: list[dict[str, str]] | None = None,
+    form: Form | None = None,
+    saved: bool = False,
+    status: int = 200,
+) -> Response:
+    return page.render(
+        "console/town_picks.html",
+        status=status,
+        code=code,
+        rows=rows if rows is not None else _pick_rows(picks_of(page.uow, code)),
+        errors=form.errors if form else {},
+        saved=saved,
+    )
+
+
+@router.get("/picks")
+def picks_page(page: PageDep, staff: TownStaff, code: str, saved: int = 0) -> Response:
+    return _picks(page, _own(staff, code), saved=bool(saved))
+
+
+@router.post("/picks")
+def picks_save(page: PageDep, staff: TownStaff, code: str, fields: CheckedForm) -> Response:
+    """Replace the municipality's picks by the filled rows, in order (an empty row is left out;
+    all rows empty clears the list). All or nothing."""
+    own = _own(staff, code)
+    form = Form(page, fields)
+    rows: list[dict[str, str]] = []
+    picks: list[Pick] = []
+    names: list[int] = []  # the form row of each pick, to put a domain error next to it
+    count = fields.get("rows", "")
+    for n in range(min(int(count), MAX_PICKS) if count.isascii() and count.isdigit() else 0):
+        row = {
+            key: fields.get(f"{key}_{n}", "").strip() for key in ("title", "shop", "price", "url")
+        }
+        rows.append(row)
+        if not any(row.values()):
+            continue
+        title = form.text(f"title_{n}", required=True)
+        shop = form.text(f"shop_{n}", required=True)
+        price = form.integer(f"price_{n}", required=True)
+        if title and shop and price is not None:
+            picks.append(Pick(title, shop, price, row["url"] or None))
+            names.append(n)
+    if form.ok:
+        try:
+            set_picks(page.uow, code=own, picks=picks, actor=f"staff:{staff.username}")
+        except MyKeyError as error:
+            position = int(error.details.get("position", 1))
+            row_of = names[position - 1] if 0 < position <= len(names) else 0
+            field = {"invalid_price": "price", "invalid_pick_url": "url"}.get(error.code, "title")
+            form.fail(f"{field}_{row_of}", error)
+        else:
+            return page.redirect(f"/console/m/{own}/picks?saved=1")
+    return _picks(page, own, rows=rows, form=form, status=422)
