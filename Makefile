@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# pytest-xdist processes for `make test`: one per core; TEST_WORKERS=0 runs in this process
+TEST_WORKERS ?= auto
 
 .DEFAULT_GOAL := help
 
@@ -37,7 +39,7 @@ lint: install ## ruff, mypy --strict, import-linter contracts
 	$(BIN)/lint-imports
 
 test: lint ## lint, then every test (PostgreSQL ones skip visibly without a server)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 bench: install ## ledger benchmarks against pgbench on the same PostgreSQL; prints JSON
 	@$(BIN)/python bench/ledger.py
