@@ -14,6 +14,8 @@ See docs/settlement.md for what is settled, in which direction, and why.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import typing
 import uuid
@@ -829,3 +831,52 @@ def _check_settlement_transfer(uow: UnitOfWork, row: Statement) -> list[Differen
         if held != movement:
             diffs.append(Difference(row.municipality, party, "settlement_account", movement, held))
     return diffs
+
+
+def statement_csv(view: StatementView) -> bytes:
+    """A statement as CSV for Excel (UTF-8 with BOM, CRLF, Japanese headers): a line per Tokyo
+    day, then the total."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(
+        [
+            "精算月",
+            "自治体コード",
+            "相手区分",
+            "相手",
+            "日付",
+            "件数",
+            "入金ポイント",
+            "出金ポイント",
+            "精算額（円）",
+        ]
+    )
+    kind = PARTY_NAMES_JA.get(view.party_kind, view.party_kind)
+    for line in view.days:
+        writer.writerow(
+            [
+                view.month,
+                view.municipality,
+                kind,
+                view.party_id,
+                line.day.isoformat(),
+                line.transfers,
+                line.credits,
+                line.debits,
+                view.day_amount(line),
+            ]
+        )
+    writer.writerow(
+        [
+            view.month,
+            view.municipality,
+            kind,
+            view.party_id,
+            "合計",
+            view.transfers,
+            view.credits,
+            view.debits,
+            view.amount,
+        ]
+    )
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")

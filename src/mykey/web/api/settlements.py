@@ -11,8 +11,6 @@ Anything else answers 404, as if the statement did not exist.
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date, datetime
 from typing import Annotated
 
@@ -196,53 +194,6 @@ def shop_statements(
     return [_out(v) for v in found]
 
 
-def _csv(view: StatementView) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(
-        [
-            "精算月",
-            "自治体コード",
-            "相手区分",
-            "相手",
-            "日付",
-            "件数",
-            "入金ポイント",
-            "出金ポイント",
-            "精算額（円）",
-        ]
-    )
-    kind = statements.PARTY_NAMES_JA.get(view.party_kind, view.party_kind)
-    for line in view.days:
-        writer.writerow(
-            [
-                view.month,
-                view.municipality,
-                kind,
-                view.party_id,
-                line.day.isoformat(),
-                line.transfers,
-                line.credits,
-                line.debits,
-                view.day_amount(line),
-            ]
-        )
-    writer.writerow(
-        [
-            view.month,
-            view.municipality,
-            kind,
-            view.party_id,
-            "合計",
-            view.transfers,
-            view.credits,
-            view.debits,
-            view.amount,
-        ]
-    )
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
-
-
 @router.get("/settlements/{statement_id}.csv", response_class=Response)
 def statement_csv(statement_id: str, uow: Uow, who: AnyReader) -> Response:
     """A statement as CSV for Excel (UTF-8 with BOM, CRLF): a line per Tokyo day, then the
@@ -250,7 +201,7 @@ def statement_csv(statement_id: str, uow: Uow, who: AnyReader) -> Response:
     view = _readable(uow, who, statement_id)
     name = f"settlement-{view.month}-{view.municipality}-{view.party_kind}-{view.party_id}.csv"
     return Response(
-        _csv(view),
+        statements.statement_csv(view),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

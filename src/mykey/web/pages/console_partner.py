@@ -20,7 +20,6 @@ from mykey.points import coupons
 from mykey.points.conversion import conversions_of
 from mykey.settlement import statement_print, statements
 from mykey.settlement.statements import PARTNER
-from mykey.web.api.settlements import _csv as statement_csv_bytes
 from mykey.web.pages.base import CheckedForm, Page, PageDep, staff_page
 from mykey.web.pages.console_common import Form, message_of, new_key, not_yours
 
@@ -169,7 +168,7 @@ def _statement(page: Page, partner: str, statement_id: str) -> statements.Statem
 def settlement_csv(page: PageDep, staff: PartnerStaff, partner: str, statement_id: str) -> Response:
     view = _statement(page, _own(staff, partner), statement_id)
     return Response(
-        statement_csv_bytes(view),
+        statements.statement_csv(view),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="settlement-{view.month}-{view.id}.csv"'

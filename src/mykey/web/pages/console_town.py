@@ -29,7 +29,6 @@ from mykey.points.programs import PLACE_KINDS
 from mykey.points.rankings import rank
 from mykey.points.shops import get_shop, list_shops, set_shop
 from mykey.settlement import payouts, statement_print, statements
-from mykey.web.api.settlements import _csv as statement_csv_bytes
 from mykey.web.pages.base import CheckedForm, Page, PageDep, staff_page
 from mykey.web.pages.console_common import Form, checked_upload, message_of, new_key, not_yours
 
@@ -540,7 +539,7 @@ def _name_of(view: statements.StatementView, ext: str) -> str:
 def settlement_csv(page: PageDep, staff: TownStaff, code: str, statement_id: str) -> Response:
     view = _statement(page, _own(staff, code), statement_id)
     return Response(
-        statement_csv_bytes(view),
+        statements.statement_csv(view),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{_name_of(view, "csv")}"'},
     )
