@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 from mykey.config import Settings
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.identity.keys import Role, create_key
-from mykey.identity.staff import add_staff
+from mykey.identity.staff import PAGE_SESSION_LIFETIME, add_staff, purge_page_sessions
 from mykey.municipalities.registry import MunicipalityRecord, upsert
+from mykey.points.expiry import DailyJobs
 from mykey.web.app import create_app
 from tests.conftest import Database
 
@@ -177,3 +178,21 @@ def test_point_navi_pages_answer_on_this_engine(client: TestClient) -> None:
         assert client.get(path).status_code == 200, path
     assert client.get("/navi/prefectures/00").status_code == 404
     assert client.get("/navi/guides/nobody").status_code == 404
+
+
+def test_the_daily_jobs_purge_page_sessions_ended_or_expired_a_day_ago(
+    client: TestClient, database: Database
+) -> None:
+    add_staff(database.uow(), username="council", password=PASSWORD, role="operator")
+    _login(client, "council", PASSWORD)  # an anonymous session, replaced (ended) at login
+    menu = client.get("/staff")
+    assert menu.status_code == 200
+    assert database.count("page_sessions") == 2
+    jobs = DailyJobs(database.uow, database.clock)
+    assert purge_page_sessions(database.uow()) == 0  # ended just now: kept a day
+    database.clock.advance(hours=25)
+    jobs.run_once()
+    assert database.count("page_sessions") == 1  # the ended one went
+    database.clock.advance(seconds=PAGE_SESSION_LIFETIME.total_seconds() + 86400)
+    assert purge_page_sessions(database.uow()) == 1  # the signed-in one expired a day ago
+    assert client.get("/staff", follow_redirects=False).status_code == 303

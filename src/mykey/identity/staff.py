@@ -22,7 +22,7 @@ from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import and_, delete, func, or_, select
 
 from mykey.db import UnitOfWork
 from mykey.errors import ErrorKind, MyKeyError, conflict, invalid
@@ -318,3 +318,22 @@ def csrf_matches(view: PageSessionView | None, presented: str | None) -> bool:
     if view is None or not presented:
         return False
     return hmac.compare_digest(view.csrf_token.encode(), presented.encode())
+
+
+def purge_page_sessions(uow: UnitOfWork) -> int:
+    """Delete page sessions that expired or were ended more than a day ago (they only held a
+    token hash and a CSRF token; nothing refers to them). Returns how many went."""
+    cutoff = uow.now() - timedelta(days=1)
+
+    def body() -> int:
+        done = uow.session.execute(
+            delete(PageSession).where(
+                or_(
+                    PageSession.expires_at < cutoff,
+                    and_(PageSession.ended_at.is_not(None), PageSession.ended_at < cutoff),
+                )
+            )
+        )
+        return int(getattr(done, "rowcount", 0) or 0)
+
+    return uow.run(body)

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from mykey import ledger
 from mykey.db import UnitOfWork, tokyo_date
+from mykey.identity.staff import purge_page_sessions
 from mykey.ledger.models import LotRow
 from mykey.points.reserved import SweepReport, sweep_reserved
 from mykey.points.vouchers import expire_vouchers
@@ -118,6 +119,8 @@ class DailyJobs:
             swept.skipped_residents,
             swept.failed_residents,
         )
+        purged = purge_page_sessions(self._uow_factory())
+        log.info("daily purge of ended page sessions: %d", purged)
         self.last_run, self.last_sweep = today, swept
         return report
 
