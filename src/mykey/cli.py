@@ -20,8 +20,12 @@ from mykey.errors import MyKeyError
 from mykey.history.log import history_log
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy import Engine
 
+    from mykey.history.checkpoints import Signer
+    from mykey.history.cosign import Cosigner
     from mykey.history.restore import WitnessCopy
     from mykey.history.witness import WitnessConfig
 
@@ -1527,20 +1531,27 @@ def log_key() -> None:
     out.print(signer_of(get_settings()).verifier().vkey(), soft_wrap=True)
 
 
+def _new_key(generate: Callable[[], Signer | Cosigner]) -> None:
+    """Print a new Ed25519 note key (stdout, once) and its verifier key (stderr)."""
+    from mykey.history.checkpoints import NoteError
+
+    try:
+        key = generate()
+    except NoteError as exc:
+        err.print(f"[bold red]Error[/] {exc}")
+        raise typer.Exit(2) from None
+    sys.stdout.write(key.key_string() + "\n")
+    err.print(f"verifier key / 検証鍵: {key.verifier().vkey()}")
+
+
 @log_app.command("new-key")
 def log_new_key(
     origin: Annotated[str, typer.Argument(help="the log's origin, e.g. points.example.jp/tx/2026")],
 ) -> None:
     """Make a signing key for MYKEY_LOG_SIGNING_KEY (printed once; keep it secret)."""
-    from mykey.history.checkpoints import NoteError, Signer
+    from mykey.history.checkpoints import Signer
 
-    try:
-        signer = Signer.generate(origin)
-    except NoteError as exc:
-        err.print(f"[bold red]Error[/] {exc}")
-        raise typer.Exit(2) from None
-    sys.stdout.write(signer.key_string() + "\n")
-    err.print(f"verifier key / 検証鍵: {signer.verifier().vkey()}")
+    _new_key(lambda: Signer.generate(origin))
 
 
 @log_app.command("verify-proof")
@@ -1772,16 +1783,9 @@ def witness_new_key(
     name: Annotated[str, typer.Argument(help="the witness's name, e.g. witness.pref27.example.jp")],
 ) -> None:
     """Make a witness key (printed once; keep it secret) and print its verifier key."""
-    from mykey.history.checkpoints import NoteError
     from mykey.history.cosign import Cosigner
 
-    try:
-        cosigner = Cosigner.generate(name)
-    except NoteError as exc:
-        err.print(f"[bold red]Error[/] {exc}")
-        raise typer.Exit(2) from None
-    sys.stdout.write(cosigner.key_string() + "\n")
-    err.print(f"verifier key / 検証鍵: {cosigner.verifier().vkey()}")
+    _new_key(lambda: Cosigner.generate(name))
 
 
 @witness_app.command("serve")
