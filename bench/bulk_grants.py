@@ -28,9 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from sqlalchemy import Table, insert
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -44,6 +42,7 @@ from mykey.municipalities.registry import upsert  # noqa: E402
 from mykey.points.bulk import JobParams, run_job, submit_job  # noqa: E402
 from mykey.points.grants import grant_points  # noqa: E402
 from mykey.points.program_setup import Rule, set_up_program  # noqa: E402
+from scratch import on_scratch_postgres  # noqa: E402 -- bench/scratch.py, beside this file
 
 PG_URL = os.environ.get(
     "MYKEY_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -141,19 +140,7 @@ def measure(url: str) -> dict[str, Any]:
 
 
 def postgres() -> dict[str, Any]:
-    url = make_url(PG_URL)
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"mykey_bench_bulk_{os.getpid()}"
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error as exc:
-        return {"skipped": f"PostgreSQL not reachable at {url.render_as_string()}: {exc}"}
-    try:
-        return measure(url.set(database=name).render_as_string(hide_password=False))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return on_scratch_postgres(PG_URL, "mykey_bench_bulk", measure)
 
 
 def main() -> None:

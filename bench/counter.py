@@ -35,9 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
-import psycopg
 import uvicorn
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -57,6 +55,7 @@ from mykey.points.grants import grant_points  # noqa: E402
 from mykey.points.program_setup import set_up_program  # noqa: E402
 from mykey.points.shops import set_shop  # noqa: E402
 from mykey.web.app import create_app  # noqa: E402
+from scratch import on_scratch_postgres  # noqa: E402 -- bench/scratch.py, beside this file
 
 PG_URL = os.environ.get(
     "MYKEY_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -232,19 +231,7 @@ def measure(url: str) -> dict[str, Any]:
 
 
 def postgres() -> dict[str, Any]:
-    url = make_url(PG_URL)
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"mykey_bench_counter_{os.getpid()}"
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error as exc:
-        return {"skipped": f"PostgreSQL not reachable at {url.render_as_string()}: {exc}"}
-    try:
-        return measure(url.set(database=name).render_as_string(hide_password=False))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return on_scratch_postgres(PG_URL, "mykey_bench_counter", measure)
 
 
 def main() -> None:

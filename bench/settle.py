@@ -32,9 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-import psycopg
 from sqlalchemy import Table, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -45,6 +43,7 @@ from mykey.ledger import AccountKind  # noqa: E402
 from mykey.ledger.models import TransferRow  # noqa: E402
 from mykey.migrations import upgrade  # noqa: E402
 from mykey.settlement.statements import check_month, close_month  # noqa: E402
+from scratch import on_scratch_postgres  # noqa: E402 -- bench/scratch.py, beside this file
 
 PG_URL = os.environ.get(
     "MYKEY_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -158,19 +157,7 @@ def measure(url: str) -> dict[str, Any]:
 
 
 def postgres() -> dict[str, Any]:
-    url = make_url(PG_URL)
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"mykey_bench_settle_{os.getpid()}"
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.Error as exc:
-        return {"skipped": f"PostgreSQL not reachable at {url.render_as_string()}: {exc}"}
-    try:
-        return measure(url.set(database=name).render_as_string(hide_password=False))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return on_scratch_postgres(PG_URL, "mykey_bench_settle", measure)
 
 
 def main() -> None:
