@@ -42,6 +42,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from mykey import ledger  # noqa: E402
 from mykey.db import UnitOfWork, make_engine  # noqa: E402
 from mykey.errors import MyKeyError  # noqa: E402
+from mykey.history.checkpoints import Signer  # noqa: E402
+from mykey.history.log import HistoryLog  # noqa: E402
 from mykey.ledger import AccountKind, LotTerms  # noqa: E402
 from mykey.migrations import upgrade  # noqa: E402
 
@@ -53,6 +55,9 @@ CLIENTS = [int(c) for c in os.environ.get("MYKEY_BENCH_CLIENTS", "1,2,8").split(
 WALLETS = int(os.environ.get("MYKEY_BENCH_WALLETS", "10000"))
 SHOPS = 100
 CODE = "131164"
+# Every transfer writes its history leaf in its transaction, as in production (the integrator
+# that numbers the leaves runs beside the server there; it is not part of this measurement).
+LOG = HistoryLog(Signer("bench.mykey.invalid/history", bytes(range(32))))
 
 
 def log(message: str) -> None:
@@ -69,7 +74,7 @@ def percentile(values: list[float], p: float) -> float:
 def seed(url: str) -> tuple[list[int], list[int]]:
     engine = make_engine(url)
     upgrade(engine)
-    uow = UnitOfWork(engine)
+    uow = UnitOfWork(engine, log=LOG)
     ledger.open_ledger(uow, code=CODE, name="豊島区ポイント")
     budget = ledger.open_account(uow, ledger=CODE, kind=AccountKind.BUDGET, owner=CODE)
     shops = [
@@ -106,7 +111,7 @@ def seed(url: str) -> tuple[list[int], list[int]]:
 def worker(args: tuple[str, int, list[int], list[int], float, Any]) -> None:
     url, n, wallets, shops, seconds, queue = args
     engine = make_engine(url, pool_size=1)
-    uow = UnitOfWork(engine)
+    uow = UnitOfWork(engine, log=LOG)
     rng = random.Random(n)
     sent: list[dict[str, Any]] = []
     latencies: list[float] = []
