@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -151,9 +152,20 @@ def test_closing_a_month_once_and_checking_it(client: TestClient) -> None:
     assert bad.status_code == 422 and 'id="month-error"' in bad.text
     found = client.get("/console/council/municipalities?q=豊島")
     assert "131164" in found.text
-    imported = client.post(
-        "/console/council/municipalities/import",
-        data={"csrf_token": token},
-        files={"file": ("m.csv", b"code,prefecture,name,kana\r\n292044,x,y,z\r\n", "text/csv")},
-    )
-    assert imported.status_code in (200, 422) and "<h1>" in imported.text
+
+    def upload(body: str) -> Any:
+        return client.post(
+            "/console/council/municipalities/import",
+            data={"csrf_token": token},
+            files={"file": ("m.csv", body.encode(), "text/csv")},
+        )
+
+    # a row with a wrong check digit: nothing is imported, the line is named
+    refused = upload("lgcode,pref,city,citykana\r\n472018,沖縄県,那覇市,なはし\r\n472019,x,y,z\r\n")
+    assert refused.status_code == 422
+    assert "何も取り込んでいません" in refused.text and "<li>行 3: " in refused.text
+    assert "472018" not in client.get("/console/council/municipalities?q=那覇").text
+    imported = upload("lgcode,pref,city,citykana\r\n472018,沖縄県,那覇市,なはし\r\n")
+    assert imported.status_code == 200, imported.text
+    assert "1 行を取り込みました（新規 1、更新 0）" in imported.text
+    assert "472018" in client.get("/console/council/municipalities?q=那覇").text
