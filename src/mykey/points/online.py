@@ -51,6 +51,8 @@ from mykey.points.models import (
     ShopAccept,
 )
 from mykey.points.partner_keys import seal, verify_signature
+from mykey.points.spending import _usable as usable_lots
+from mykey.points.spending import _wallet
 
 ONLINE = "online"
 AUTHORIZE = "online_authorize"
@@ -206,10 +208,7 @@ def verify_online_request(
 
 
 def _usable(uow: UnitOfWork, account_id: int) -> int:
-    today = tokyo_date(uow.now())
-    return sum(
-        lot.remaining for lot in ledger.wallet_lots(uow, account_id) if lot.expires_on >= today
-    )
+    return sum(lot.remaining for lot in usable_lots(uow, account_id, tokyo_date(uow.now())))
 
 
 def _status(uow: UnitOfWork, row: OnlineOrder) -> str:
@@ -295,12 +294,7 @@ def authorize(
                 f"このサービスでは団体コード {code} のポイントは使えません。",
                 municipality=code,
             )
-        try:
-            wallet = ledger.find_account(uow, ledger=code, kind=AccountKind.WALLET, owner=who)
-        except MyKeyError as error:
-            if error.code != "unknown_account":
-                raise
-            wallet = None
+        wallet = _wallet(uow, code, who)
         if wallet is None:
             raise _insufficient(code, 0, points)
         try:
