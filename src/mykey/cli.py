@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -57,7 +58,8 @@ err = Console(stderr=True)
 
 def _uow() -> UnitOfWork:
     settings = get_settings()
-    return UnitOfWork(make_engine(settings.database_url), log=history_log(settings))
+    engine = make_engine(settings.database_url, busy_timeout=settings.database_busy_timeout)
+    return UnitOfWork(engine, log=history_log(settings))
 
 
 def _fail(error: MyKeyError) -> NoReturn:
@@ -146,7 +148,23 @@ def serve(
     if "MYKEY_LOG_CHECKPOINT_SECONDS" not in os.environ:  # serving: a checkpoint every 10 s
         settings = settings.model_copy(update={"log_checkpoint_seconds": 10.0})
     out.print(f"MyKey on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        log_config=_serve_log_config(),
+    )
+
+
+def _serve_log_config() -> dict[str, Any]:
+    """uvicorn's logging, and the app's own lines (`mykey.*`, e.g. a database outage's one
+    line per failed request) in the same format."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["mykey"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 @municipalities_app.command("import")

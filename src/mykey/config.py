@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-not-a-secret"  # noqa: S105 -- a marker that production refuses
@@ -22,6 +22,9 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = ""
+    # Seconds a SQLite write waits for another writer before giving up ("database is locked",
+    # answered 503 with Retry-After). PostgreSQL waits for row locks as long as they are held.
+    database_busy_timeout: float = Field(default=60.0, gt=0)
     secret_key: str = DEV_SECRET
     timezone: str = "Asia/Tokyo"
     # Card proofs: a PEM bundle of the CAs whose cards are accepted, and CRL files (comma-
