@@ -147,13 +147,20 @@ def serve(
         settings = settings.model_copy(update={"daily_expiry": True})
     if "MYKEY_LOG_CHECKPOINT_SECONDS" not in os.environ:  # serving: a checkpoint every 10 s
         settings = settings.model_copy(update={"log_checkpoint_seconds": 10.0})
+    trusted = settings.trusted_proxy_list()
     out.print(f"MyKey on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    if trusted:
+        out.print(f"Forwarded client addresses believed from: {', '.join(trusted)}")
     uvicorn.run(
         create_app(settings),
         host=host,
         port=port,
         log_level="info",
         log_config=_serve_log_config(),
+        # X-Forwarded-* only from MYKEY_TRUSTED_PROXIES (uvicorn would trust 127.0.0.1 by
+        # default, and then anyone on the machine or behind a local proxy picks an address).
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=",".join(trusted) if trusted else "",
     )
 
 

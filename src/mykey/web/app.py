@@ -19,7 +19,7 @@ from mykey.history.log import CheckpointJob, history_log
 from mykey.identity.proofs import TrustAnchors
 from mykey.migrations import head
 from mykey.points.expiry import DailyJobs
-from mykey.web import outage, pages, problems
+from mykey.web import outage, pages, problems, proxies
 from mykey.web.api import cards, grant_jobs, partners, points, public, resident, services
 from mykey.web.api import corrections as corrections_api
 from mykey.web.api import online as online_api
@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.state.card_anchors = TrustAnchors.from_files(bundle, crls) if bundle else None
     problems.install(app)
     outage.install(app)
+    proxies.install(app, settings)
     app.include_router(public.router)
     app.include_router(cards.router)
     app.include_router(resident.router)
