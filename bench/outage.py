@@ -47,19 +47,24 @@ TRANSACTIONS = int(os.environ.get("MYKEY_BENCH_TRANSACTIONS", "3000"))
 ROUNDS = 5
 
 
-def _per_transaction(engine: Engine, work: Callable[[UnitOfWork], object]) -> float:
-    """Microseconds per transaction: the median of ROUNDS rounds of TRANSACTIONS/ROUNDS."""
-    uow = UnitOfWork(engine)
-    for _ in range(50):  # warm the pool and the statement caches
-        work(uow)
-    each = max(1, TRANSACTIONS // ROUNDS)
-    rounds = []
-    for _ in range(ROUNDS):
-        started = time.perf_counter()
-        for _ in range(each):
+def _per_transaction(
+    engines: dict[str, Engine], work: Callable[[UnitOfWork], object]
+) -> dict[str, float]:
+    """Microseconds per transaction on each engine: the median of ROUNDS rounds of
+    TRANSACTIONS/ROUNDS, the engines' rounds interleaved (the machine's noise hits both)."""
+    uows = {name: UnitOfWork(engine) for name, engine in engines.items()}
+    for uow in uows.values():
+        for _ in range(50):  # warm the pool and the statement caches
             work(uow)
-        rounds.append((time.perf_counter() - started) / each * 1e6)
-    return round(statistics.median(rounds), 1)
+    each = max(1, TRANSACTIONS // ROUNDS)
+    rounds: dict[str, list[float]] = {name: [] for name in engines}
+    for _ in range(ROUNDS):
+        for name, uow in uows.items():
+            started = time.perf_counter()
+            for _ in range(each):
+                work(uow)
+            rounds[name].append((time.perf_counter() - started) / each * 1e6)
+    return {name: round(statistics.median(times), 1) for name, times in rounds.items()}
 
 
 def _read(uow: UnitOfWork) -> object:
@@ -89,8 +94,8 @@ def measure(url: str) -> dict[str, Any]:
     try:
         result: dict[str, Any] = {}
         for name, work in (("read", _read), ("issue_challenge", _challenge)):
-            without = _per_transaction(plain, work)
-            with_ping = _per_transaction(pinged, work)
+            times = _per_transaction({"plain": plain, "pinged": pinged}, work)
+            without, with_ping = times["plain"], times["pinged"]
             result[name] = {
                 "us_per_transaction_no_ping": without,
                 "us_per_transaction_pre_ping": with_ping,
