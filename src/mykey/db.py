@@ -294,8 +294,14 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         if self._depth == 0:
-            self._connection = self._bind.connect()
-            self._transaction = self._connection.begin()
+            connection = self._bind.connect()
+            try:
+                # SQLite's BEGIN IMMEDIATE waits here for another writer and may give up
+                self._transaction = connection.begin()
+            except BaseException:
+                connection.close()  # back to the pool, not left open on this object
+                raise
+            self._connection = connection
             self._committed = False
             self._committing = False
         self._depth += 1

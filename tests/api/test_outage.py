@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import shutil
 import socket
 import sqlite3
 import threading
@@ -28,9 +29,12 @@ from typing import Any
 
 import pytest
 import uvicorn
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from mykey.config import Settings
+from mykey.db import UnitOfWork, is_unavailable, make_engine
 from mykey.demo import MUNICIPALITIES
 from mykey.identity.keys import create_key
 from mykey.identity.proofs import VerifiedCard
@@ -350,3 +354,30 @@ def test_an_outage_answers_503_with_retry_after_and_the_first_call_after_it_succ
     assert len(lines) == len(failed) + len(pages), lines
     assert all(r.levelno == logging.WARNING for r in records if r.name == "mykey.web")
     assert _balance(database) == 400
+
+
+def test_a_sqlite_lock_past_the_busy_timeout_is_given_up_once_and_frees_the_connection(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    """The retry helper does not wait the busy timeout again and again (eight tries of 60 s
+    would hold a request for eight minutes), and the refused connection goes back to the
+    pool."""
+    path = tmp_path / "locked.db"
+    shutil.copyfile(sqlite_template, path)
+    engine = make_engine(f"sqlite:///{path}", busy_timeout=BUSY_TIMEOUT)
+    holder = sqlite3.connect(path, isolation_level=None, timeout=5)
+    holder.execute("BEGIN IMMEDIATE")
+    uow = UnitOfWork(engine)
+    started = time.monotonic()
+    try:
+        with pytest.raises(OperationalError) as caught:
+            uow.run(lambda: uow.connection.execute(text("SELECT 1")).scalar())
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    waited = time.monotonic() - started
+    assert is_unavailable(caught.value)
+    assert BUSY_TIMEOUT <= waited < 3 * BUSY_TIMEOUT, waited
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined] -- QueuePool
+    assert uow.run(lambda: uow.connection.execute(text("SELECT 1")).scalar()) == 1
+    engine.dispose()
