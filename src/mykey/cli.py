@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -57,7 +58,8 @@ err = Console(stderr=True)
 
 def _uow() -> UnitOfWork:
     settings = get_settings()
-    return UnitOfWork(make_engine(settings.database_url), log=history_log(settings))
+    engine = make_engine(settings.database_url, busy_timeout=settings.database_busy_timeout)
+    return UnitOfWork(engine, log=history_log(settings))
 
 
 def _fail(error: MyKeyError) -> NoReturn:
@@ -145,8 +147,31 @@ def serve(
         settings = settings.model_copy(update={"daily_expiry": True})
     if "MYKEY_LOG_CHECKPOINT_SECONDS" not in os.environ:  # serving: a checkpoint every 10 s
         settings = settings.model_copy(update={"log_checkpoint_seconds": 10.0})
+    trusted = settings.trusted_proxy_list()
     out.print(f"MyKey on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    if trusted:
+        out.print(f"Forwarded client addresses believed from: {', '.join(trusted)}")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        log_config=_serve_log_config(),
+        # X-Forwarded-* only from MYKEY_TRUSTED_PROXIES (uvicorn would trust 127.0.0.1 by
+        # default, and then anyone on the machine or behind a local proxy picks an address).
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=",".join(trusted) if trusted else "",
+    )
+
+
+def _serve_log_config() -> dict[str, Any]:
+    """uvicorn's logging, and the app's own lines (`mykey.*`, e.g. a database outage's one
+    line per failed request) in the same format."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["mykey"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 @municipalities_app.command("import")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-not-a-secret"  # noqa: S105 -- a marker that production refuses
@@ -22,6 +23,13 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = ""
+    # Seconds a SQLite write waits for another writer before giving up ("database is locked",
+    # answered 503 with Retry-After). PostgreSQL waits for row locks as long as they are held.
+    database_busy_timeout: float = Field(default=60.0, gt=0)
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: comma-separated
+    # IP addresses or networks (CIDR), e.g. "127.0.0.1" or "10.0.0.0/8, ::1". Default: none, so
+    # a client cannot choose the address its login failures are counted under.
+    trusted_proxies: str = ""
     secret_key: str = DEV_SECRET
     timezone: str = "Asia/Tokyo"
     # Card proofs: a PEM bundle of the CAs whose cards are accepted, and CRL files (comma-
@@ -41,6 +49,15 @@ class Settings(BaseSettings):
     # may read record bytes (GET /api/v1/log/witness/entries) and have cosignatures kept.
     log_witnesses: str = ""
 
+    def trusted_proxy_list(self) -> list[str]:
+        """The trusted proxies, each an IP address or a network in its normal form (a network
+        given with host bits, 10.1.2.3/8, is 10.0.0.0/8)."""
+        return [
+            str(ipaddress.ip_network(item, strict=False)) if "/" in item else item
+            for item in (p.strip() for p in self.trusted_proxies.split(","))
+            if item
+        ]
+
     def card_anchor_paths(self) -> tuple[Path | None, list[Path]]:
         bundle = Path(self.card_trust_anchors) if self.card_trust_anchors else None
         if bundle is None and self.environment != "production":
@@ -48,6 +65,20 @@ class Settings(BaseSettings):
             bundle = candidate if candidate.exists() else None
         crls = [Path(p.strip()) for p in self.card_crls.split(",") if p.strip()]
         return bundle, crls
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        for item in (p.strip() for p in value.split(",")):
+            if not item:
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"MYKEY_TRUSTED_PROXIES: {item!r} is not an IP address or network (CIDR)"
+                ) from None
+        return value
 
     @model_validator(mode="after")
     def _fill_and_refuse_defaults(self) -> Settings:

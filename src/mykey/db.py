@@ -8,7 +8,11 @@
   the outermost one really commits, so a use case can call another use case (or the ledger's
   verbs) and all of it commits or none of it does.
 - `uow.run(fn)`: runs a whole use case in one transaction and re-runs it on a serialisation
-  failure, a deadlock, a busy SQLite or a lost idempotency race (`RetryTransaction`).
+  failure, a deadlock, a busy SQLite or a lost idempotency race (`RetryTransaction`), and once
+  on a connection that turned out to be dead before the commit was sent (a database restart:
+  the pool is then invalidated, so the second try takes a new connection).
+- `is_unavailable(exc)`: the database cannot serve now (down, restarting, out of connections,
+  locked past the busy timeout); the web answers such errors with 503 and Retry-After.
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.types import TypeDecorator
@@ -97,18 +102,27 @@ def is_sqlite(url_or_engine: str | Engine) -> bool:
     return url.startswith("sqlite")
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """An engine for `url`, configured for the ledger's concurrency rules."""
+BUSY_TIMEOUT = 60.0  # seconds SQLite waits for another writer before "database is locked"
+CONNECT_TIMEOUT = 10  # seconds to reach PostgreSQL before a request gives up (503)
+
+
+def make_engine(url: str, *, pool_size: int = 10, busy_timeout: float = BUSY_TIMEOUT) -> Engine:
+    """An engine for `url`, configured for the ledger's concurrency rules.
+
+    Pooled connections are not pinged before use (`pool_pre_ping` would cost a round trip per
+    transaction); a connection found dead invalidates the whole pool and `UnitOfWork.run` tries
+    again on a new one (docs/operators.md, "Database outages")."""
     if is_sqlite(url):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
-            connect_args={"timeout": 60, "check_same_thread": False},
+            connect_args={"timeout": busy_timeout, "check_same_thread": False},
             pool_size=pool_size,
             max_overflow=pool_size,
         )
+        engine.update_execution_options(mykey_busy_timeout=busy_timeout)
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -118,7 +132,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
             # A bulk grant writes a few hundred thousand index entries in one transaction:
             # a 64 MB page cache keeps them in memory until the commit.
             cursor.execute("PRAGMA cache_size=-65536")
@@ -130,7 +144,14 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in make_url(url).query:
+        # A server that does not answer (a host down, packets dropped) would otherwise hold
+        # every request for the operating system's TCP timeout, about two minutes.
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args
+    )
 
 
 class HistoryLog(Protocol):
@@ -157,6 +178,15 @@ class RetryTransaction(Exception):  # noqa: N818 -- a signal, not an error a use
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 
 
+SQLITE_LOCKED = ("database is locked", "database table is locked")
+# SQLite errors that say the database file cannot be used now, not that a statement is wrong.
+SQLITE_UNAVAILABLE = (*SQLITE_LOCKED, "unable to open database file", "disk i/o error")
+# PostgreSQL's classes of "not now": connection exception, insufficient resources (too many
+# connections, disk full), operator intervention (shutdown, restart, cannot connect now, a
+# statement cancelled by its timeout).
+PG_UNAVAILABLE_CLASSES = ("08", "53", "57")
+
+
 def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, RetryTransaction):
         return True
@@ -166,9 +196,43 @@ def is_retryable(exc: BaseException) -> bool:
         sqlstate = getattr(exc.orig, "sqlstate", None)
         if sqlstate in RETRYABLE_SQLSTATES:
             return True
-        text = str(exc.orig).lower()
-        return "database is locked" in text or "database table is locked" in text
+        return is_locked(exc)
     return False
+
+
+def is_locked(exc: BaseException) -> bool:
+    """SQLite's "database is locked": another writer held the file for the busy timeout."""
+    return isinstance(exc, DBAPIError) and any(t in str(exc.orig).lower() for t in SQLITE_LOCKED)
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """A pooled connection turned out to be dead (the server restarted or the network cut it).
+    SQLAlchemy has then invalidated the whole pool: the next checkout connects anew."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The database cannot serve now: it is down or restarting, unreachable, out of
+    connections, or (SQLite) locked by another writer past the busy timeout. Not a defect of
+    the request or of the code: the caller should try again later (503 with Retry-After)."""
+    if isinstance(exc, SQLAlchemyTimeoutError):  # no pooled connection came free in time
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    if not isinstance(exc, OperationalError):
+        return False
+    if is_sqlite_error(orig):
+        return any(t in str(orig).lower() for t in SQLITE_UNAVAILABLE)
+    sqlstate = getattr(orig, "sqlstate", None)
+    # No SQLSTATE: the server never answered (refused, closed, timed out while connecting).
+    return sqlstate is None or str(sqlstate)[:2] in PG_UNAVAILABLE_CLASSES
+
+
+def is_sqlite_error(orig: BaseException | None) -> bool:
+    return orig is not None and type(orig).__module__.startswith("sqlite3")
 
 
 class UnitOfWork:
@@ -196,6 +260,7 @@ class UnitOfWork:
         self._session: Session | None = None
         self._depth = 0
         self._committed = False
+        self._committing = False
 
     @property
     def connection(self) -> Connection:
@@ -229,9 +294,16 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         if self._depth == 0:
-            self._connection = self._bind.connect()
-            self._transaction = self._connection.begin()
+            connection = self._bind.connect()
+            try:
+                # SQLite's BEGIN IMMEDIATE waits here for another writer and may give up
+                self._transaction = connection.begin()
+            except BaseException:
+                connection.close()  # back to the pool, not left open on this object
+                raise
+            self._connection = connection
             self._committed = False
+            self._committing = False
         self._depth += 1
         return self
 
@@ -257,24 +329,44 @@ class UnitOfWork:
             if self._session is not None:
                 self._session.flush()
             assert self._transaction is not None
+            self._committing = True
             self._transaction.commit()
             self._committed = True
 
     def run(self, fn: Callable[[], T], *, attempts: int = 8) -> T:
-        """Run `fn` in a transaction that commits when it returns; retry lost races."""
+        """Run `fn` in a transaction that commits when it returns; retry lost races, and once
+        a connection that was dead before the commit was sent."""
         if self._depth > 0:
             return fn()
+        reconnected = False
         for attempt in range(attempts):
+            began = time.monotonic()
             try:
                 with self:
                     result = fn()
                     self.commit()
                     return result
             except Exception as exc:
-                if not is_retryable(exc) or attempt == attempts - 1:
+                if attempt == attempts - 1:
                     raise
+                if is_disconnect(exc):
+                    # Before COMMIT was sent the server has rolled the transaction back, so
+                    # running it again on a new connection is safe; during the commit nobody
+                    # knows whether it happened: the caller retries with its idempotency key.
+                    if reconnected or self._committing:
+                        raise
+                    reconnected = True
+                    continue
+                if not is_retryable(exc):
+                    raise
+                if is_locked(exc) and time.monotonic() - began >= self._busy_timeout() / 2:
+                    raise  # SQLite already waited the busy timeout: another wait won't help
                 time.sleep(min(0.002 * 2**attempt, 0.2))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _busy_timeout(self) -> float:
+        value = self.engine.get_execution_options().get("mykey_busy_timeout", BUSY_TIMEOUT)
+        return float(value)
 
 
 def make_uow_factory(

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from playwright.sync_api import Page
+from playwright.sync_api import Browser, Page
 
-from mykey.demo import DEMO_STAFF_PASSWORD
+from mykey.demo import DEMO_PASSWORD, DEMO_STAFF_PASSWORD
 from tests.browser.conftest import assert_accessible, screenshot
 
 
@@ -58,6 +58,56 @@ def test_staff_run_a_bulk_grant_and_watch_it_finish(page: Page, tmp_path: Path) 
         page.get_by_role("link", name="Download the refused rows as CSV").click()
     assert "ZZ000000" in Path(download.value.path()).read_text(encoding="utf-8-sig")
     assert_accessible(page)
+
+
+def _toshima_points(browser: Browser, server: str, mykey_id: str) -> int:
+    """The resident's Toshima points as My Page shows them (a session of their own)."""
+    context = browser.new_context(base_url=server, locale="ja-JP")
+    try:
+        mine = context.new_page()
+        mine.goto("/mypage/login?next=/mypage")
+        mine.get_by_label("マイキーID").fill(mykey_id)
+        mine.get_by_label("パスワード").fill(DEMO_PASSWORD)
+        mine.get_by_role("button", name="ログイン").click()
+        mine.wait_for_url("**/mypage?signed_in=1")
+        card = mine.locator(".mk-cards > li", has_text="豊島区ポイント")
+        if card.count() == 0:
+            return 0
+        return int(card.locator(".mk-balance__number").inner_text().replace(",", ""))
+    finally:
+        context.close()
+
+
+def test_staff_grant_an_activity_to_a_list_of_mykey_ids(
+    page: Page, browser: Browser, server: str, tmp_path: Path
+) -> None:
+    residents = ("TSU65000", "OGUNI001")
+    before = {who: _toshima_points(browser, server, who) for who in residents}
+    sign_in(page, "toshima")
+    page.goto("/console/m/131164/grants")
+    bulk = page.locator("form", has=page.get_by_label("付与ファイル（CSV）"))
+    eligible = tmp_path / "eligible.csv"
+    eligible.write_text("mykey_id\n" + "\n".join(residents) + "\n")
+    bulk.get_by_label("付与ファイル（CSV）").set_input_files(str(eligible))
+    bulk.get_by_label("活動（付与ルール）").select_option(label="ボランティア（200）")
+    bulk.get_by_role("button", name="ファイルを送って付与する").click()
+    page.wait_for_url("**/grants/jobs/*")
+    page.get_by_text("完了しました：2 人に合計 400 ポイントを付与しました。").wait_for()
+    assert_accessible(page)
+    after = {who: _toshima_points(browser, server, who) for who in residents}
+    assert after == {who: points + 200 for who, points in before.items()}
+
+    # the same list with no activity and no points: the job page says what is missing
+    page.goto("/console/m/131164/grants?lang=en")
+    bulk = page.locator("form", has=page.get_by_label("Grant file (CSV)"))
+    bulk.get_by_label("Grant file (CSV)").set_input_files(str(eligible))
+    bulk.get_by_role("button", name="Send the file and grant").click()
+    page.wait_for_url("**/grants/jobs/*")
+    page.get_by_role("heading", name="Not granted").wait_for()
+    assert "An eligibility list needs the job" in page.locator("main").inner_text()
+    assert page.locator("progress").count() == 0
+    assert_accessible(page)
+    assert {who: _toshima_points(browser, server, who) for who in residents} == after
 
 
 def test_an_operator_creates_a_key_and_a_partner_downloads_a_coupon_batch(page: Page) -> None:

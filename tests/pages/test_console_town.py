@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from html.parser import HTMLParser
 
 import pytest
 from fastapi.testclient import TestClient
@@ -71,6 +72,42 @@ def hidden(html: str, name: str) -> str:
     return found.group(1)
 
 
+class _Fields(HTMLParser):
+    """The fields of one form as a browser reads them: id → name (entities decoded)."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.action = action
+        self.inside = False
+        self.names: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.inside = found.get("action", "").endswith(self.action)
+        elif self.inside and tag in ("input", "select", "textarea") and "name" in found:
+            self.names[found.get("id") or found["name"]] = found["name"]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.inside = False
+
+
+def field_names(html: str, action: str) -> dict[str, str]:
+    """What a browser sends each field of the form posting to `action` as (by the field's id)."""
+    parser = _Fields(action)
+    parser.feed(html)
+    return parser.names
+
+
+def bulk_form(html: str, **by_id: str) -> dict[str, str]:
+    """The bulk grant form filled as a person would: values by the fields' ids, sent under
+    the names the page gives them."""
+    names = field_names(html, "/grants/bulk")
+    data = {names["csrf_token"]: csrf(html), names["key"]: hidden(html, "key")}
+    return data | {names[field]: value for field, value in by_id.items()}
+
+
 def login(client: TestClient, username: str) -> None:
     token = csrf(client.get("/login").text)
     done = client.post(
@@ -128,7 +165,7 @@ def test_a_bulk_grant_file_becomes_a_job_with_progress_and_its_refused_rows(
     good = b"mykey_id\r\nAB123456\r\nCD234567\r\n"
     sent = client.post(
         f"/console/m/{TOSHIMA}/grants/bulk",
-        data={"csrf_token": csrf(form), "key": hidden(form, "key"), "activity": "walk"},
+        data=bulk_form(form, bulk_activity="walk"),
         files={"file": ("walk.csv", good, "text/csv")},
         follow_redirects=False,
     )
@@ -157,6 +194,64 @@ def test_a_bulk_grant_file_becomes_a_job_with_progress_and_its_refused_rows(
     assert balance(database, "EF345678") == 0  # the whole file, or nothing
 
 
+def test_the_bulk_form_names_its_fields_as_the_server_reads_them(client: TestClient) -> None:
+    login(client, "toshima")
+    names = field_names(client.get(f"/console/m/{TOSHIMA}/grants").text, "/grants/bulk")
+    assert names == {
+        "csrf_token": "csrf_token",
+        "key": "key",
+        "file": "file",
+        "bulk_activity": "bulk_activity",
+        "bulk_event": "bulk_event",
+        "bulk_points": "bulk_points",
+        "bulk_reason": "bulk_reason",
+    }
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_an_id_only_list_with_points_and_a_reason_is_granted_from_the_form(
+    client: TestClient, database: Database, lang: str
+) -> None:
+    login(client, "toshima")
+    form = client.get(f"/console/m/{TOSHIMA}/grants?lang={lang}").text
+    sent = client.post(
+        f"/console/m/{TOSHIMA}/grants/bulk",
+        data=bulk_form(form, bulk_points="250", bulk_reason="敬老の日"),
+        files={"file": ("ids.csv", b"mykey_id\r\nAB123456\r\nEF345678\r\n", "text/csv")},
+    )
+    assert sent.status_code == 200
+    done = {"ja": "2 人に合計 500 ポイントを付与しました", "en": "500 points granted to 2"}
+    assert done[lang] in sent.text
+    assert balance(database, "AB123456") == balance(database, "EF345678") == 250
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_a_job_refused_as_a_whole_says_why_and_shows_no_finished_bar(
+    client: TestClient, database: Database, lang: str
+) -> None:
+    login(client, "toshima")
+    form = client.get(f"/console/m/{TOSHIMA}/grants?lang={lang}").text
+    sent = client.post(  # an eligibility list, but neither an activity nor points chosen
+        f"/console/m/{TOSHIMA}/grants/bulk",
+        data=bulk_form(form),
+        files={"file": ("ids.csv", b"mykey_id\r\nAB123456\r\n", "text/csv")},
+    )
+    page = sent.text
+    said = {
+        "ja": (
+            "付与できませんでした",
+            "対象者リストには活動名、またはポイント数と理由の指定が必要です",
+        ),
+        "en": ("Not granted", "or its points and reason. Nothing was granted."),
+    }[lang]
+    assert said[0] in page and said[1] in page
+    assert "<progress" not in page
+    assert ("付与できない行があります" if lang == "ja" else "Some rows were refused") not in page
+    listed = client.get(f"/console/m/{TOSHIMA}/grants?lang={lang}").text
+    assert said[0] in listed  # the list of earlier jobs says the same
+    assert database.count("ledger_transfers") == 0
+
+
 def test_a_bulk_grant_without_a_file_or_a_token_changes_nothing(
     client: TestClient, database: Database
 ) -> None:
@@ -164,14 +259,14 @@ def test_a_bulk_grant_without_a_file_or_a_token_changes_nothing(
     form = client.get(f"/console/m/{TOSHIMA}/grants").text
     empty = client.post(
         f"/console/m/{TOSHIMA}/grants/bulk",
-        data={"csrf_token": csrf(form), "key": hidden(form, "key")},
+        data=bulk_form(form),
         files={"file": ("empty.csv", b"", "text/csv")},
     )
     assert empty.status_code == 422
     assert "ファイルを選んでください。" in empty.text
     forged = client.post(
         f"/console/m/{TOSHIMA}/grants/bulk",
-        data={"key": "x", "activity": "walk"},
+        data={"key": "x", "bulk_activity": "walk"},
         files={"file": ("walk.csv", b"mykey_id\r\nAB123456\r\n", "text/csv")},
     )
     assert forged.status_code == 403

@@ -182,6 +182,7 @@ def _throttle(uow: UnitOfWork, username: str, client: str) -> None:
                 ErrorKind.THROTTLED,
                 "Too many failed logins; try again in 15 minutes.",
                 "ログインの失敗が続いたため、15 分間ログインできません。",
+                details={"retry_after": int(FAILURE_WINDOW.total_seconds())},
             )
         if count >= SLOW_AFTER and last is not None:
             wait = timedelta(seconds=2 ** (count - SLOW_AFTER))
@@ -192,6 +193,7 @@ def _throttle(uow: UnitOfWork, username: str, client: str) -> None:
                     ErrorKind.THROTTLED,
                     "Too many failed logins; wait a moment and try again.",
                     "ログインの失敗が続いています。少し待ってから再度お試しください。",
+                    details={"retry_after": max(1, int((last_at + wait - now).total_seconds()))},
                 )
 
 

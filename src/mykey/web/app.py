@@ -19,7 +19,7 @@ from mykey.history.log import CheckpointJob, history_log
 from mykey.identity.proofs import TrustAnchors
 from mykey.migrations import head
 from mykey.points.expiry import DailyJobs
-from mykey.web import pages, problems
+from mykey.web import outage, pages, problems, proxies
 from mykey.web.api import cards, grant_jobs, partners, points, public, resident, services
 from mykey.web.api import corrections as corrections_api
 from mykey.web.api import online as online_api
@@ -81,7 +81,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> FastAPI:
     settings = settings or get_settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, busy_timeout=settings.database_busy_timeout)
     # Swagger UI from the installed package, not a CDN: /docs works on a closed network.
     app: FastAPI = FastAPIOffline(
         docs_url="/docs",
@@ -105,6 +105,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     bundle, crls = settings.card_anchor_paths()
     app.state.card_anchors = TrustAnchors.from_files(bundle, crls) if bundle else None
     problems.install(app)
+    outage.install(app)
+    proxies.install(app, settings)
     app.include_router(public.router)
     app.include_router(cards.router)
     app.include_router(resident.router)
@@ -143,13 +145,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
                 except DBAPIError:
                     revision = None  # not migrated yet
         except DBAPIError as exc:
-            return problems.problem(
+            unavailable = problems.problem(
                 request,
                 status=503,
                 code="database_unavailable",
                 message=f"The database cannot be reached: {type(exc.orig).__name__}",
                 message_ja="データベースに接続できません。",
             )
+            unavailable.headers["Retry-After"] = str(outage.RETRY_AFTER)
+            return unavailable
         body["database"] = engine.dialect.name
         body["migration"] = revision
         if revision != head():

@@ -21,6 +21,9 @@ STATUS = {
     ErrorKind.THROTTLED: 429,
 }
 MEDIA_TYPE = "application/problem+json"
+# A throttled caller is told when to come back: the error's own `retry_after` (seconds), or
+# this if it names none.
+THROTTLED_RETRY_AFTER = 60
 
 
 def wants_english(request: Request) -> bool:
@@ -51,9 +54,17 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
 
 
+def retry_after(error: MyKeyError) -> int:
+    """Seconds a throttled caller should wait (RFC 9110 Retry-After)."""
+    seconds = (error.details or {}).get("retry_after")
+    if isinstance(seconds, int) and not isinstance(seconds, bool) and seconds > 0:
+        return seconds
+    return THROTTLED_RETRY_AFTER
+
+
 async def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MyKeyError)
-    return problem(
+    response = problem(
         request,
         status=STATUS[exc.kind],
         code=exc.code,
@@ -61,6 +72,9 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
         message_ja=exc.message_ja,
         extra={"kind": exc.kind.value, **({"details": exc.details} if exc.details else {})},
     )
+    if exc.kind is ErrorKind.THROTTLED:
+        response.headers["Retry-After"] = str(retry_after(exc))
+    return response
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:

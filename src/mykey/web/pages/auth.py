@@ -22,6 +22,7 @@ from mykey.web.pages.base import (
     safe_next,
     staff_page,
 )
+from mykey.web.problems import retry_after
 
 router = APIRouter(include_in_schema=False)
 
@@ -85,6 +86,13 @@ def _refusal(page: Page, error: MyKeyError) -> tuple[str, int]:
     return message, 429 if error.kind is ErrorKind.THROTTLED else 401
 
 
+def _throttled(error: MyKeyError, response: Response) -> Response:
+    """A throttled login's page says when to come back (Retry-After), as the API does."""
+    if error.kind is ErrorKind.THROTTLED:
+        response.headers["Retry-After"] = str(retry_after(error))
+    return response
+
+
 @router.get("/login")
 def staff_login_form(page: PageDep, next: str | None = None) -> Response:
     return _form(page, STAFF_FORM, next_path=safe_next(next, "/staff"))
@@ -114,13 +122,16 @@ def staff_login(page: PageDep, fields: CheckedForm) -> Response:
         )
     except MyKeyError as error:
         message, status = _refusal(page, error)
-        return _form(
-            page,
-            STAFF_FORM,
-            next_path=next_path,
-            user_value=username,
-            failure=message,
-            status=status,
+        return _throttled(
+            error,
+            _form(
+                page,
+                STAFF_FORM,
+                next_path=next_path,
+                user_value=username,
+                failure=message,
+                status=status,
+            ),
         )
     page.set_session_cookie(token)
     return page.redirect(next_path + ("&" if "?" in next_path else "?") + "signed_in=1")
@@ -156,13 +167,16 @@ def resident_login(page: PageDep, fields: CheckedForm) -> Response:
         )
     except MyKeyError as error:
         message, status = _refusal(page, error)
-        return _form(
-            page,
-            RESIDENT_FORM,
-            next_path=next_path,
-            user_value=mykey_id,
-            failure=message,
-            status=status,
+        return _throttled(
+            error,
+            _form(
+                page,
+                RESIDENT_FORM,
+                next_path=next_path,
+                user_value=mykey_id,
+                failure=message,
+                status=status,
+            ),
         )
     page.set_session_cookie(token)
     return page.redirect(next_path + ("&" if "?" in next_path else "?") + "signed_in=1")

@@ -145,6 +145,15 @@ CONSOLE_MESSAGES: dict[str, tuple[str, str]] = {
     "console.job.status.done": ("完了", "Done"),
     "console.job.status.refused": ("付与できない行があります", "Some rows were refused"),
     "console.job.status.failed": ("処理が中断しました", "Stopped"),
+    "console.job.status.rejected": ("付与できませんでした", "Not granted"),
+    "console.job.nothing_granted": (
+        "{reason} 何も付与していません。直してから送り直してください。",
+        "{reason} Nothing was granted. Correct this and send the file again.",
+    ),
+    "console.job.failed_body": (
+        "ジョブが途中で止まりました。付与は行われていません。再度送信してください。",
+        "The job stopped before it finished; nothing was granted. Send it again.",
+    ),
     "console.job.id": ("受付番号", "Job number"),
     "console.job.created": ("受付日時", "Received"),
     "console.job.rows": ("行数", "Rows"),

@@ -194,11 +194,8 @@ def _grants(
         one=one or {"key": new_key()},
         one_errors=one_form.errors if one_form else {},
         bulk=bulk_values or {"key": new_key()},
-        bulk_errors={
-            (k if k == "file" else f"bulk_{k}"): v
-            for k, v in (bulk_form.errors if bulk_form else {}).items()
-        },
-        jobs=bulk.list_jobs(page.uow, code, limit=20),
+        bulk_errors=bulk_form.errors if bulk_form else {},
+        jobs=[(job, status_key(job)) for job in bulk.list_jobs(page.uow, code, limit=20)],
         granted=granted,
     )
 
@@ -256,14 +253,16 @@ async def grant_bulk(
     own = _own(staff, code)
     upload = await checked_upload(request, page)
     form = Form(page, upload.fields)
+    # The bulk form's fields are named bulk_* so that their ids differ from the one-by-one
+    # form's on the same page (a label's `for` finds its own field).
     values = {
-        "activity": form.text("activity"),
-        "points": form.text("points"),
-        "reason": form.text("reason"),
-        "event": form.text("event"),
+        "activity": form.text("bulk_activity"),
+        "points": form.text("bulk_points"),
+        "reason": form.text("bulk_reason"),
+        "event": form.text("bulk_event"),
         "key": upload.fields.get("key") or new_key(),
     }
-    points = form.integer("points", minimum=1)
+    points = form.integer("bulk_points", minimum=1)
     data = upload.files.get("file", b"")
     if not data:
         form.errors["file"] = page.t("console.grants.file_missing")
@@ -296,14 +295,25 @@ def _run(factory: Any, job_id: str, data: bytes) -> None:
     bulk.run_job(factory(), job_id, data)
 
 
+def status_key(job: bulk.JobView) -> str:
+    """The message key of a job's state. A job refused as a whole (the file or the job's
+    choices, not its rows) says so, not "some rows were refused" over no rows."""
+    if job.status == "refused" and job.error and not job.refused:
+        return "console.job.status.rejected"
+    return f"console.job.status.{job.status}"
+
+
 def _job_state(job: bulk.JobView) -> dict[str, Any]:
-    progress = bulk.progress_of(job.id) if job.status in ("queued", "running") else None
+    running = job.status in ("queued", "running")
+    progress = bulk.progress_of(job.id) if running else None
     done, total = (progress.done, progress.total) if progress else (0, job.rows)
-    if job.status not in ("queued", "running"):
+    if job.status == "done":
         done = total = max(job.rows, 1)
     return {
         "status": job.status,
-        "finished": job.status not in ("queued", "running"),
+        "finished": not running,
+        # the bar shows work going on or done; a job that granted nothing has none to show
+        "progress": running or job.status == "done",
         "phase": progress.phase if progress else None,
         "done": done,
         "total": max(total, 1),
@@ -324,6 +334,7 @@ def job_page(page: PageDep, staff: TownStaff, code: str, job_id: str) -> Respons
         "console/town_job.html",
         code=own,
         job=job,
+        status_key=status_key(job),
         state=_job_state(job),
         refused=refused,
         reason=reason,

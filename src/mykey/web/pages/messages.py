@@ -65,6 +65,15 @@ MESSAGES: dict[str, M] = {
         "お探しのページはありません。アドレスを確かめてください。",
         "There is no such page. Please check the address.",
     ),
+    "error.unavailable.title": M(
+        "ただいまご利用いただけません", "The service is unavailable just now"
+    ),
+    "error.unavailable.body": M(
+        "データベースに接続できません。数秒後にページを開き直してください。"
+        "送信した内容が反映されたかどうかは、開き直した画面でご確認ください。",
+        "The service cannot reach its database. Please open the page again in a few seconds,"
+        " and check there whether what you sent has been recorded.",
+    ),
     # sign-in
     "login.staff.title": M("職員ログイン", "Staff sign-in"),
     "login.staff.intro": M(
