@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-only-not-a-secret"  # noqa: S105 -- a marker that production refuses
@@ -28,6 +29,9 @@ class Settings(BaseSettings):
     # separated). Development falls back to the simulator CA in var/cards (`mykey cards new-ca`).
     card_trust_anchors: str = ""
     card_crls: str = ""
+    # A card replaced by a newer card linked to the same MyKey ID (renewal, reissue) is refused
+    # this many hours after the newer card was linked (0, the default: at once).
+    replaced_card_grace_hours: int = Field(default=0, ge=0, le=24 * 366)
     # Expire lapsed points once a day in a background thread (`mykey serve` turns it on unless
     # MYKEY_DAILY_EXPIRY is set; off for apps built elsewhere, e.g. in tests).
     daily_expiry: bool = False
@@ -40,6 +44,9 @@ class Settings(BaseSettings):
     # The log's witnesses (R8.2): their cosignature verifier keys, comma-separated. Only they
     # may read record bytes (GET /api/v1/log/witness/entries) and have cosignatures kept.
     log_witnesses: str = ""
+
+    def replaced_card_grace(self) -> timedelta:
+        return timedelta(hours=self.replaced_card_grace_hours)
 
     def card_anchor_paths(self) -> tuple[Path | None, list[Path]]:
         bundle = Path(self.card_trust_anchors) if self.card_trust_anchors else None
