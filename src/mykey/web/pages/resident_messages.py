@@ -182,16 +182,27 @@ PAGES_RESIDENT: dict[str, tuple[str, str]] = {
     "usage.lookup_not_linked": ("窓口での照会（未連携）", "Looked up (not linked)"),
     "usage.service_id": ("サービスIDの登録", "Service ID registered"),
     "usage.card_linked": ("カードの追加", "Card linked"),
+    "usage.card_replaced": ("新しいカードへの切り替え", "Card replaced by a newer card"),
     "usage.card_suspended": ("カードの利用停止", "Card suspended"),
     "usage.failed_proof": ("カード確認の失敗", "Failed card check"),
     "mypage.cards.title": ("カードの管理", "Your cards"),
     "mypage.cards.intro": (
-        "カードをなくしたときは、すぐに利用を停止してください。停止したカードはどこでも使えなくなります。",
-        "If you lose a card, suspend it at once: it is refused everywhere from then on.",
+        "カードをなくしたときは、すぐに利用を停止してください。停止したカードはどこでも使えなくなります。"
+        "更新・再発行した新しいカードを登録すると、それより前のカードは使えなくなります。",
+        "If you lose a card, suspend it at once: it is refused everywhere from then on."
+        " Once you link a renewed or reissued card, your older cards stop working.",
     ),
     "mypage.cards.caption": ("マイキーIDに登録したカード", "Cards of your MyKey ID"),
     "mypage.cards.state.active": ("利用できます", "Active"),
     "mypage.cards.state.suspended": ("利用停止中", "Suspended"),
+    "mypage.cards.state.replaced": (
+        "{at} に新しいカードに切り替え済み（使えません）",
+        "Replaced by a newer card on {at} (no longer works)",
+    ),
+    "mypage.cards.state.replacing": (
+        "{at} に新しいカードに切り替え済み（{until} まで使えます）",
+        "Replaced by a newer card on {at} (works until {until})",
+    ),
     "mypage.cards.suspend": ("利用を停止する", "Suspend"),
     "mypage.cards.suspended": ("カードの利用を停止しました。", "The card is suspended."),
     "mypage.suspend.title": ("カードの利用停止の確認", "Suspend this card?"),
@@ -330,6 +341,10 @@ PAGES_RESIDENT: dict[str, tuple[str, str]] = {
         "This card is suspended. Its points cannot be used",
     ),
     "counter.error.card_expired": ("このカードは有効期限が切れています", "This card has expired"),
+    "counter.error.card_replaced": (
+        "このカードは新しいカードに切り替えられています。新しいカードをお使いください",
+        "This card was replaced by a newer card. Use the new card",
+    ),
     "counter.error.card_not_registered": (
         "このカードはマイキーIDが未登録です",
         "This card has no MyKey ID yet",
