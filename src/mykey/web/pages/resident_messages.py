@@ -59,6 +59,8 @@ PAGES_RESIDENT: dict[str, tuple[str, str]] = {
     "mypage.col.card": ("カード", "Card"),
     "mypage.col.valid_until": ("有効期限", "Valid until"),
     "mypage.col.state": ("状態", "State"),
+    "mypage.col.converted_on": ("交換日時", "Converted"),
+    "mypage.col.assign_by": ("振り分け期限", "Assign by"),
     "funding.budget": ("行政ポイント", "Administrative points"),
     "funding.partner": ("交換ポイント", "Converted points"),
     "funding.premium": ("プレミアム", "Premium"),
@@ -67,6 +69,20 @@ PAGES_RESIDENT: dict[str, tuple[str, str]] = {
     "mypage.reserved.body": (
         "まだ自治体を選んでいないポイント：{points} ポイント",
         "Points not yet assigned to a municipality: {points}",
+    ),
+    "mypage.reserved.caption": (
+        "保留ポイントの振り分け期限",
+        "When to assign your reserved points",
+    ),
+    "mypage.reserved.deadline.default": (
+        "振り分け期限の日までに移さなかったポイントは、その翌日に既定の自治体（{name}）へ移ります。",
+        "Points you have not assigned by their date go to your default municipality ({name})"
+        " the day after.",
+    ),
+    "mypage.reserved.deadline.none": (
+        "既定の自治体が設定されていないため、振り分け期限を過ぎたポイントも有効期限まで保留のままです。",
+        "You have no default municipality, so points past their date stay reserved until their"
+        " last day.",
     ),
     "mypage.reserved.to": ("移す先の自治体", "Assign to"),
     "mypage.reserved.points": ("移すポイント数", "Points to assign"),
