@@ -227,6 +227,7 @@ def test_a_renewed_card_replaces_the_old_one_at_once(
     me = c.get("/api/v1/me", headers=bearer(town["token"])).json()
     shown = {card["card_key"]: card for card in me["cards"]}
     assert shown[old.card_key]["replaced_by"] == new.card_key
+    assert shown[old.card_key]["replaced_at"] == shown[new.card_key]["linked_at"]
     assert datetime.fromisoformat(shown[old.card_key]["replaced_at"]) == renewed_at
     assert datetime.fromisoformat(shown[old.card_key]["usable_until"]) == renewed_at
     assert shown[new.card_key]["replaced_at"] is None

@@ -81,7 +81,7 @@ def _clerk(client: TestClient, username: str) -> str:
     ).text
 
 
-REPLACED_JA = "このカードは新しいカードに切り替えられています。新しいカードをお使いください"
+REPLACED_JA = "更新前の古いカードです。新しいカードをかざしてください"
 
 
 def test_the_counter_refuses_the_replaced_card_in_a_clerks_words(
@@ -109,7 +109,8 @@ def test_the_counter_refuses_the_replaced_card_in_a_clerks_words(
     english = client.post(
         "/counter/tap?lang=en", data={"csrf_token": _csrf(home), "card": OLD}
     ).text
-    assert "This card was replaced by a newer card. Use the new card" in english
+    assert "This is an old card, replaced by a newer one. Tap the new card" in english
+    assert "This card was replaced by a newer card; use the new card." in english  # the detail
 
     client.post("/logout", data={"csrf_token": _csrf(home)})
     library = _clerk(client, "omuta-library")

@@ -317,9 +317,11 @@ def cards_of(uow: UnitOfWork, mykey_id: str, *, grace: timedelta = timedelta(0))
     return uow.run(body)
 
 
-def _replace_older_cards(uow: UnitOfWork, *, mykey_id: str, new_card_key: str) -> list[str]:
+def _replace_older_cards(
+    uow: UnitOfWork, *, mykey_id: str, new_card_key: str, at: datetime
+) -> list[str]:
     """Mark every other card of the MyKey ID that is not replaced yet as replaced by the new
-    card, now. Returns their keys."""
+    card, at its linking time `at`. Returns their keys."""
     s = uow.session
     older = list(
         s.scalars(
@@ -333,9 +335,8 @@ def _replace_older_cards(uow: UnitOfWork, *, mykey_id: str, new_card_key: str) -
             .order_by(ResidentCard.linked_at, ResidentCard.card_key)
         )
     )
-    now = uow.now()
     s.add_all(
-        CardReplacement(card_key=key, replaced_by=new_card_key, replaced_at=now) for key in older
+        CardReplacement(card_key=key, replaced_by=new_card_key, replaced_at=at) for key in older
     )
     try:
         s.flush()
@@ -406,7 +407,7 @@ def link_new_card(
             actor=f"resident:{mykey_id}",
             purpose="old card" if old_card is not None else "password",
         )
-        older = _replace_older_cards(uow, mykey_id=mykey_id, new_card_key=new_card.card_key)
+        older = _replace_older_cards(uow, mykey_id=mykey_id, new_card_key=new_card.card_key, at=now)
         for replaced in older:
             usage.record(
                 uow,

@@ -358,8 +358,8 @@ PAGES_RESIDENT: dict[str, tuple[str, str]] = {
     ),
     "counter.error.card_expired": ("このカードは有効期限が切れています", "This card has expired"),
     "counter.error.card_replaced": (
-        "このカードは新しいカードに切り替えられています。新しいカードをお使いください",
-        "This card was replaced by a newer card. Use the new card",
+        "更新前の古いカードです。新しいカードをかざしてください",
+        "This is an old card, replaced by a newer one. Tap the new card",
     ),
     "counter.error.card_not_registered": (
         "このカードはマイキーIDが未登録です",
