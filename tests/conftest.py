@@ -100,6 +100,7 @@ TABLES = (
     "zones",
     "login_failures",
     "resident_sessions",
+    "card_replacements",
     "resident_cards",
     "residents",
     "card_challenge_uses",

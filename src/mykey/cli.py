@@ -825,19 +825,45 @@ def partners_receivables(partner: Annotated[str | None, typer.Argument()] = None
 
 
 @points_app.command("sweep-reserved")
-def points_sweep_reserved() -> None:
-    """Assign reserved points older than 14 days to each resident's default municipality
-    (safe to run again)."""
+def points_sweep_reserved(
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="YYYY-MM-DD (Tokyo), today or earlier: run as on that day; points converted on"
+            " day D are swept from day D+15 (default: today)"
+        ),
+    ] = None,
+) -> None:
+    """Assign reserved points the residents left unassigned through the 14th Tokyo day after
+    their conversion to each resident's default municipality (safe to run again)."""
     from mykey.points.reserved import sweep_candidates, sweep_reserved
 
+    today = tokyo_date(utcnow())
+    try:
+        day = date.fromisoformat(as_of) if as_of is not None else today
+    except ValueError:
+        err.print(
+            f"--as-of is a date YYYY-MM-DD, not {as_of!r}."
+            " / --as-of は YYYY-MM-DD 形式の日付で指定してください"
+        )
+        raise typer.Exit(2) from None
+    if day > today:
+        err.print(
+            f"--as-of {day} is a day to come (today is {today} in Tokyo); residents may still"
+            f" assign those points. / {day} はまだ来ていない日です（東京の今日は {today}）。"
+        )
+        raise typer.Exit(2)
     uow = _uow()
-    with _progress() as progress:
-        task = progress.add_task("Sweeping / 振り分け中", total=sweep_candidates(uow) or None)
-        report = sweep_reserved(uow, progress=lambda n: progress.advance(task, n))
+    try:
+        with _progress() as progress:
+            task = progress.add_task("Sweeping / 振り分け中", total=sweep_candidates(uow) or None)
+            report = sweep_reserved(uow, as_of=day, progress=lambda n: progress.advance(task, n))
+    except MyKeyError as error:
+        _fail(error)
     out.print(
         f"Assigned {report.points:,} points (+{report.premium:,} premium) of {report.residents:,}"
-        f" residents; skipped {report.skipped_residents:,} without a default municipality"
-        f" ({report.skipped_points:,} points); {report.failed_residents:,} refused."
+        f" residents as of {day}; skipped {report.skipped_residents:,} without a default"
+        f" municipality ({report.skipped_points:,} points); {report.failed_residents:,} refused."
         f" / {report.residents:,} 人の {report.points:,} ポイントを振り分けました"
     )
 

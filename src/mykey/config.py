@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -36,6 +37,9 @@ class Settings(BaseSettings):
     # separated). Development falls back to the simulator CA in var/cards (`mykey cards new-ca`).
     card_trust_anchors: str = ""
     card_crls: str = ""
+    # A card replaced by a newer card linked to the same MyKey ID (renewal, reissue) is refused
+    # this many hours after the newer card was linked (0, the default: at once).
+    replaced_card_grace_hours: int = Field(default=0, ge=0, le=24 * 366)
     # Expire lapsed points once a day in a background thread (`mykey serve` turns it on unless
     # MYKEY_DAILY_EXPIRY is set; off for apps built elsewhere, e.g. in tests).
     daily_expiry: bool = False
@@ -57,6 +61,9 @@ class Settings(BaseSettings):
             for item in (p.strip() for p in self.trusted_proxies.split(","))
             if item
         ]
+
+    def replaced_card_grace(self) -> timedelta:
+        return timedelta(hours=self.replaced_card_grace_hours)
 
     def card_anchor_paths(self) -> tuple[Path | None, list[Path]]:
         bundle = Path(self.card_trust_anchors) if self.card_trust_anchors else None

@@ -143,8 +143,12 @@ def test_a_renewed_card_joins_the_id_and_a_lost_one_is_refused_everywhere(
         json={"new_card_proof": proof(client, reissued), "password": PASSWORD},
     )
     assert by_password.status_code == 201
-    via_new = client.post("/api/v1/sessions", json={"card_proof": proof(client, renewed)})
+    via_new = client.post("/api/v1/sessions", json={"card_proof": proof(client, reissued)})
     assert via_new.json()["mykey_id"] == "MY123456"
+    # each newer card replaced the cards linked before it
+    for replaced in (old, renewed):
+        refused = client.post("/api/v1/sessions", json={"card_proof": proof(client, replaced)})
+        assert (refused.status_code, refused.json()["code"]) == (409, "card_replaced")
 
     lost = client.post(f"/api/v1/me/cards/{old.card_key}/suspend", headers=bearer(token))
     assert lost.status_code == 204

@@ -176,9 +176,9 @@ def test_reserved_points_assigned_in_part_and_swept_after_14_days(database: Data
     ]
 
     set_default_municipality(uow, mykey_id=who, municipality=TENRI)
-    database.clock.advance(days=13)
-    assert sweep_reserved(uow).residents == 0  # not 14 days old yet
-    database.clock.advance(days=1, seconds=1)
+    database.clock.advance(days=14)
+    assert sweep_reserved(uow).residents == 0  # day D+14: still the resident's to assign
+    database.clock.advance(days=1)  # day D+15
     report = sweep_reserved(uow)
     assert (report.residents, report.points) == (1, 1000)
     assert (report.skipped_residents, report.skipped_points) == (1, 1000)

@@ -84,6 +84,20 @@ class ResidentCard(Base):
     linked_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class CardReplacement(Base):
+    """A card replaced by a newer card linked to the same MyKey ID (renewal or reissue): it is
+    refused from `replaced_at` plus the grace period (`MYKEY_REPLACED_CARD_GRACE_HOURS`, by
+    default none). Rows are only ever added."""
+
+    __tablename__ = "card_replacements"
+
+    card_key: Mapped[str] = mapped_column(
+        String(64), ForeignKey("resident_cards.card_key"), primary_key=True
+    )
+    replaced_by: Mapped[str] = mapped_column(String(64), ForeignKey("resident_cards.card_key"))
+    replaced_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class ResidentSession(Base):
     """A My Page session: only the SHA-256 of its token is stored."""
 

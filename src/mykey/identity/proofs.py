@@ -5,8 +5,9 @@ the card signs the nonce with its user-authentication key (RSASSA-PKCS1-v1_5, SH
 terminal sends the certificate, the challenge id and the signature. `verify_card_proof`
 checks, in this order: the proof is well formed; the challenge exists, is unexpired and
 unused; the certificate chains to a trust anchor; it is within its validity dates; it is not
-revoked (the CRL of its issuer, or the revocations table); the signature over the nonce. The
-challenge is used up by any attempt, good or bad, and every failure is recorded with its
+revoked (the CRL of its issuer, or the revocations table); the signature over the nonce; the
+card is not replaced by a newer card of its MyKey ID (after the grace period). The challenge is
+used up by any attempt, good or bad, and every failure is recorded with its
 stable code. The card is then known by its card key, the SHA-256 of its SubjectPublicKeyInfo;
 nothing else of the certificate is kept.
 """
@@ -36,6 +37,7 @@ from mykey.identity.models import (
     CardChallenge,
     CardChallengeUse,
     CardProofAttempt,
+    CardReplacement,
     CardRevocation,
     ResidentCard,
 )
@@ -78,13 +80,21 @@ class VerifiedCard:
 
 @dataclass(frozen=True)
 class TrustAnchors:
-    """The CAs whose cards the platform accepts, and the CRLs they published."""
+    """The CAs whose cards the platform accepts, the CRLs they published, and how long a card
+    replaced by a newer card of the same MyKey ID is still accepted (none by default)."""
 
     certificates: tuple[x509.Certificate, ...]
     crls: tuple[x509.CertificateRevocationList, ...] = ()
+    replaced_card_grace: timedelta = timedelta(0)
 
     @classmethod
-    def from_files(cls, bundle: Path, crls: Iterable[Path] = ()) -> TrustAnchors:
+    def from_files(
+        cls,
+        bundle: Path,
+        crls: Iterable[Path] = (),
+        *,
+        replaced_card_grace: timedelta = timedelta(0),
+    ) -> TrustAnchors:
         anchors = tuple(x509.load_pem_x509_certificates(bundle.read_bytes()))
         lists = []
         for path in crls:
@@ -94,7 +104,7 @@ class TrustAnchors:
                 if data.lstrip().startswith(b"-----")
                 else x509.load_der_x509_crl(data)
             )
-        return cls(anchors, tuple(lists))
+        return cls(anchors, tuple(lists), replaced_card_grace)
 
 
 def _error(code: str, message: str, message_ja: str) -> MyKeyError:
@@ -245,7 +255,20 @@ def _check(uow: UnitOfWork, proof: CardProof, anchors: TrustAnchors) -> tuple[Ve
             "The card's signature does not match the challenge.",
             "カードの署名がチャレンジと一致しません。",
         ) from None
+    _check_not_replaced(uow, card_key, now, anchors.replaced_card_grace)
     return VerifiedCard(card_key, certificate.not_valid_after_utc), challenge.id
+
+
+def _check_not_replaced(uow: UnitOfWork, card_key: str, now: datetime, grace: timedelta) -> None:
+    """A card replaced by a newer card of its MyKey ID (renewal, reissue) is refused once the
+    grace period after the newer card's linking has passed."""
+    replacement = uow.session.get(CardReplacement, card_key)
+    if replacement is not None and now >= replacement.replaced_at + grace:
+        raise _error(
+            "card_replaced",
+            "This card was replaced by a newer card; use the new card.",
+            "このカードは新しいカードに切り替えられています。新しいカードをお使いください。",
+        )
 
 
 def _card_key_if_readable(proof: CardProof) -> str | None:

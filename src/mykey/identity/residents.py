@@ -9,7 +9,10 @@
   whether a MyKey ID exists: an unknown ID and a wrong password get the same answer after the
   same work.
 - A renewed or reissued card is linked to the same MyKey ID with the old card's proof or the
-  password; a lost card is suspended by the resident or an operator, and is refused everywhere.
+  password. It replaces every older card of that MyKey ID: an older card is refused everywhere
+  (`card_replaced`, checked with the card proof) once the grace period after the new card's
+  linking has passed (`MYKEY_REPLACED_CARD_GRACE_HOURS`, by default none: at once).
+- A lost card is suspended by the resident or an operator, and is refused everywhere at once.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from mykey.db import RetryTransaction, UnitOfWork
 from mykey.errors import ErrorKind, MyKeyError, conflict, invalid, not_found, refused
 from mykey.identity import usage
 from mykey.identity.models import (
+    CardReplacement,
     CardRevocation,
     LoginFailure,
     Resident,
@@ -61,6 +65,9 @@ class CardView:
     linked_at: datetime
     not_after: datetime
     suspended: bool
+    replaced_at: datetime | None = None  # when a newer card of the same MyKey ID was linked
+    replaced_by: str | None = None  # that newer card's key
+    usable_until: datetime | None = None  # a replaced card: refused from then (after the grace)
 
 
 def _unauthenticated(
@@ -270,20 +277,72 @@ def logout(uow: UnitOfWork, token: str) -> None:
     uow.run(body)
 
 
-def cards_of(uow: UnitOfWork, mykey_id: str) -> list[CardView]:
+def _view(
+    card: ResidentCard,
+    *,
+    suspended: bool,
+    replacement: CardReplacement | None,
+    grace: timedelta,
+) -> CardView:
+    if replacement is None:
+        return CardView(card.card_key, card.linked_at, card.not_after, suspended)
+    return CardView(
+        card.card_key,
+        card.linked_at,
+        card.not_after,
+        suspended,
+        replacement.replaced_at,
+        replacement.replaced_by,
+        replacement.replaced_at + grace,
+    )
+
+
+def cards_of(uow: UnitOfWork, mykey_id: str, *, grace: timedelta = timedelta(0)) -> list[CardView]:
+    """The cards of a MyKey ID, oldest first, with their suspension and replacement (`grace`:
+    how long a replaced card is still accepted, `MYKEY_REPLACED_CARD_GRACE_HOURS`)."""
+
     def body() -> list[CardView]:
         rows = uow.session.execute(
-            select(ResidentCard, CardRevocation.card_key)
+            select(ResidentCard, CardRevocation.card_key, CardReplacement)
             .outerjoin(CardRevocation, CardRevocation.card_key == ResidentCard.card_key)
+            .outerjoin(CardReplacement, CardReplacement.card_key == ResidentCard.card_key)
             .where(ResidentCard.mykey_id == mykey_id)
-            .order_by(ResidentCard.linked_at)
+            .order_by(ResidentCard.linked_at, ResidentCard.card_key)
         ).all()
         return [
-            CardView(card.card_key, card.linked_at, card.not_after, revoked is not None)
-            for card, revoked in rows
+            _view(card, suspended=revoked is not None, replacement=replacement, grace=grace)
+            for card, revoked, replacement in rows
         ]
 
     return uow.run(body)
+
+
+def _replace_older_cards(
+    uow: UnitOfWork, *, mykey_id: str, new_card_key: str, at: datetime
+) -> list[str]:
+    """Mark every other card of the MyKey ID that is not replaced yet as replaced by the new
+    card, at its linking time `at`. Returns their keys."""
+    s = uow.session
+    older = list(
+        s.scalars(
+            select(ResidentCard.card_key)
+            .outerjoin(CardReplacement, CardReplacement.card_key == ResidentCard.card_key)
+            .where(
+                ResidentCard.mykey_id == mykey_id,
+                ResidentCard.card_key != new_card_key,
+                CardReplacement.card_key.is_(None),
+            )
+            .order_by(ResidentCard.linked_at, ResidentCard.card_key)
+        )
+    )
+    s.add_all(
+        CardReplacement(card_key=key, replaced_by=new_card_key, replaced_at=at) for key in older
+    )
+    try:
+        s.flush()
+    except IntegrityError as exc:  # a twin link replaced the same card just now: read again
+        raise RetryTransaction from exc
+    return older
 
 
 def link_new_card(
@@ -293,8 +352,11 @@ def link_new_card(
     new_card: VerifiedCard,
     old_card: VerifiedCard | None = None,
     password: str | None = None,
+    grace: timedelta = timedelta(0),
 ) -> CardView:
-    """Link a renewed or reissued card to a MyKey ID, proven by the old card or the password."""
+    """Link a renewed or reissued card to a MyKey ID, proven by the old card or the password.
+    The new card replaces every older card of the MyKey ID (see the module docstring); linking
+    a card that is already this MyKey ID's changes nothing."""
 
     def body() -> CardView:
         s = uow.session
@@ -317,7 +379,12 @@ def link_new_card(
         existing = s.get(ResidentCard, new_card.card_key)
         if existing is not None:
             if existing.mykey_id == mykey_id:
-                return CardView(existing.card_key, existing.linked_at, existing.not_after, False)
+                return _view(
+                    existing,
+                    suspended=s.get(CardRevocation, existing.card_key) is not None,
+                    replacement=s.get(CardReplacement, existing.card_key),
+                    grace=grace,
+                )
             raise conflict(
                 "card_already_registered",
                 "The new card already belongs to another MyKey ID.",
@@ -340,6 +407,15 @@ def link_new_card(
             actor=f"resident:{mykey_id}",
             purpose="old card" if old_card is not None else "password",
         )
+        older = _replace_older_cards(uow, mykey_id=mykey_id, new_card_key=new_card.card_key, at=now)
+        for replaced in older:
+            usage.record(
+                uow,
+                mykey_id=mykey_id,
+                action="card_replaced",
+                actor=f"resident:{mykey_id}",
+                purpose=replaced[:12],
+            )
         return CardView(new_card.card_key, now, new_card.not_after, False)
 
     return uow.run(body)

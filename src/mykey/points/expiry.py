@@ -74,8 +74,9 @@ def expiring_soon(
 class DailyJobs:
     """A background thread that does the daily work once a Tokyo day (inside `mykey serve`): at
     start, then shortly after each Tokyo midnight. It expires lapsed points (R3.4) and sweeps
-    reserved points left unassigned for 14 days to each resident's default municipality
-    (R3.3). Both are safe to run again, so a restart on the same day does no harm."""
+    reserved points left unassigned through the 14th Tokyo day after their conversion to each
+    resident's default municipality (R3.3). Both are safe to run again, so a restart on the
+    same day does no harm."""
 
     def __init__(
         self, uow_factory: Callable[[], UnitOfWork], clock: Callable[[], datetime]
@@ -110,7 +111,7 @@ class DailyJobs:
         )
         report = expire_points(self._uow_factory(), as_of=today)
         log.info("daily expiry %s: %d lots, %d points", today, report.lots, report.points)
-        swept = sweep_reserved(self._uow_factory(), self._clock())
+        swept = sweep_reserved(self._uow_factory(), as_of=today)
         log.info(
             "daily sweep of reserved points %s: %d points of %d residents (%d skipped, %d failed)",
             today,

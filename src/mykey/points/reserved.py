@@ -10,7 +10,10 @@ wallet -> that partner's account (its reserved debit goes back), and on the muni
 ledger, the partner's account -> the resident's wallet (so the receivable lands on the
 receiving municipality, per partner). The program's premium applies at assignment.
 
-Reserved points older than 14 days go to the resident's default municipality (`sweep_reserved`).
+The resident has 14 Tokyo calendar days to choose: reserved points converted on Tokyo day D may
+be assigned through day D+14 (`assign_by`), and the daily sweep (`sweep_reserved`) assigns them
+to the resident's default municipality at its first run on or after day D+15 (`sweep_from`).
+So a conversion at 23:59:59 and one at 00:00:00 a second later have deadlines a day apart.
 """
 
 from __future__ import annotations
@@ -18,14 +21,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from uuid import UUID
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from mykey import ledger
-from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
+from mykey.db import TOKYO, RetryTransaction, UnitOfWork, tokyo_date
 from mykey.errors import MyKeyError, conflict, invalid, not_found, refused
 from mykey.identity.models import Resident
 from mykey.identity.residents import normalise_mykey_id
@@ -36,8 +39,24 @@ from mykey.points.conversion import NAMESPACE, _check_key, add_premium, member_p
 from mykey.points.models import Conversion, ReservedAssignment, ResidentPointSettings
 from mykey.points.programs import expires_on
 
-SWEEP_AFTER = timedelta(days=14)
+SWEEP_AFTER_DAYS = 14  # Tokyo calendar days after the day of conversion
 SWEEP_ACTOR = "system:sweep"
+
+
+def assign_by(converted_at: datetime) -> date:
+    """The last Tokyo day the resident may assign points converted at `converted_at` (D+14)."""
+    return tokyo_date(converted_at) + timedelta(days=SWEEP_AFTER_DAYS)
+
+
+def sweep_from(converted_at: datetime) -> datetime:
+    """When the sweep may take them: the start of Tokyo day D+15 (as UTC)."""
+    day = assign_by(converted_at) + timedelta(days=1)
+    return datetime.combine(day, time(0), tzinfo=TOKYO).astimezone(UTC)
+
+
+def is_swept_on(converted_at: datetime, as_of: date) -> bool:
+    """Whether a sweep run on Tokyo day `as_of` assigns points converted at `converted_at`."""
+    return assign_by(converted_at) < as_of
 
 
 @dataclass(frozen=True)
@@ -65,7 +84,8 @@ class ReservedLot:
     remaining: int
     converted_at: datetime
     expires_on: date
-    sweep_after: datetime  # when the sweep may assign it to the default municipality
+    sweep_after: datetime  # when the sweep may assign it to the default municipality (D+15 00:00)
+    assign_by: date  # the last Tokyo day the resident may assign it (D+14)
 
 
 @dataclass(frozen=True)
@@ -120,7 +140,8 @@ def _resident(uow: UnitOfWork, who: str) -> None:
 def set_default_municipality(
     uow: UnitOfWork, *, mykey_id: str, municipality: str | None
 ) -> str | None:
-    """The municipality the resident's reserved points go to after 14 days (None: none)."""
+    """The municipality the resident's reserved points go to when the resident has not
+    assigned them within 14 Tokyo days (None: none)."""
     who = normalise_mykey_id(mykey_id)
     code = parse_code(municipality) if municipality is not None else None
 
@@ -157,7 +178,8 @@ def reserved_of(uow: UnitOfWork, mykey_id: str) -> ReservedView:
                 remaining=lot.remaining,
                 converted_at=lot.created_at,
                 expires_on=lot.expires_on,
-                sweep_after=lot.created_at + SWEEP_AFTER,
+                sweep_after=sweep_from(lot.created_at),
+                assign_by=assign_by(lot.created_at),
             )
             for lot in _wallet_lots(uow, who)
         )
@@ -346,16 +368,30 @@ def assign_reserved(
 
 def sweep_reserved(
     uow: UnitOfWork,
-    now: datetime | None = None,
     *,
+    as_of: date | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SweepReport:
-    """Assign every reserved point converted more than 14 days before `now` to its resident's
-    default municipality; residents without one are skipped and counted. Safe to repeat: the
-    key of each assignment derives from the resident and the oldest lot it takes, and a
-    second run finds nothing old left."""
-    moment = now or uow.now()
-    cutoff = moment - SWEEP_AFTER
+    """The daily sweep as run on Tokyo day `as_of` (default: today; never a day to come):
+    assign every reserved point converted on day `as_of` - 15 or earlier (`is_swept_on`) to
+    its resident's default municipality; residents without one are skipped and counted. Safe
+    to repeat: the key of each assignment derives from the resident and the oldest lot it
+    takes, and a second run finds nothing old left. `progress` is called once per resident
+    who ever had reserved points (`sweep_candidates`)."""
+    today = tokyo_date(uow.now())
+    day = today if as_of is None else as_of
+    if isinstance(day, datetime) or not isinstance(day, date):
+        raise invalid(
+            "invalid_as_of", "as_of is a date (YYYY-MM-DD).", "基準日は日付で指定してください。"
+        )
+    if day > today:
+        raise invalid(
+            "as_of_in_future",
+            f"The sweep cannot run as of {day}, a day to come (today is {today} in Tokyo):"
+            " residents may still assign those points.",
+            f"{day} はまだ来ていない日のため、その日付で振り分けはできません（東京の今日は"
+            f" {today}）。住民がまだ自分で振り分けできるポイントです。",
+        )
     holders = uow.run(
         lambda: list(
             uow.session.scalars(
@@ -370,10 +406,10 @@ def sweep_reserved(
     for who in holders:
 
         def body(who: str = who) -> tuple[str, int, int]:
-            if not any(lot.created_at <= cutoff for lot in _wallet_lots(uow, who)):
+            if not any(is_swept_on(lot.created_at, day) for lot in _wallet_lots(uow, who)):
                 return "none", 0, 0
             _lock(uow, who)  # then read again: nothing moves this resident's points meanwhile
-            old = [lot for lot in _wallet_lots(uow, who) if lot.created_at <= cutoff]
+            old = [lot for lot in _wallet_lots(uow, who) if is_swept_on(lot.created_at, day)]
             amount = sum(lot.remaining for lot in old)
             if amount == 0:
                 return "none", 0, 0

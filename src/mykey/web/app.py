@@ -103,7 +103,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.state.uow_factory = make_uow_factory(engine, clock=clock, log=app.state.history_log)
     app.state.clock = clock
     bundle, crls = settings.card_anchor_paths()
-    app.state.card_anchors = TrustAnchors.from_files(bundle, crls) if bundle else None
+    app.state.card_anchors = (
+        TrustAnchors.from_files(bundle, crls, replaced_card_grace=settings.replaced_card_grace())
+        if bundle
+        else None
+    )
     problems.install(app)
     outage.install(app)
     proxies.install(app, settings)

@@ -145,7 +145,10 @@ class ReservedLotOut(BaseModel):
     remaining: int
     converted_at: datetime
     expires_on: date
-    sweep_after: datetime
+    sweep_after: datetime = Field(
+        description="from then (Tokyo midnight starting day D+15) the daily sweep assigns it"
+    )
+    assign_by: date = Field(description="the last Tokyo day to assign it yourself (D+14)")
 
 
 class ReservedOut(BaseModel):

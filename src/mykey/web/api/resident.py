@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, Field
 
+from mykey.config import Settings
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.identity import links, residents, usage
 from mykey.identity.proofs import CardProof, VerifiedCard, verify_card_proof
@@ -49,6 +50,13 @@ class CardOut(BaseModel):
     linked_at: datetime
     not_after: datetime
     suspended: bool
+    replaced_at: datetime | None = Field(
+        default=None, description="when a newer card of this MyKey ID was linked"
+    )
+    replaced_by: str | None = Field(default=None, description="the newer card's key")
+    usable_until: datetime | None = Field(
+        default=None, description="a replaced card is refused (card_replaced) from this time"
+    )
 
 
 class MeOut(BaseModel):
@@ -64,6 +72,11 @@ class LinkCardIn(BaseModel):
 
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def _replaced_card_grace(request: Request) -> timedelta:
+    settings: Settings = request.app.state.settings
+    return settings.replaced_card_grace()
 
 
 def verify_proof(
@@ -137,12 +150,15 @@ def logout(uow: Uow, token: Token) -> Response:
 
 
 @router.get("/me", response_model=MeOut)
-def me(uow: Uow, token: Token) -> MeOut:
+def me(uow: Uow, token: Token, request: Request) -> MeOut:
     """Who I am, and my cards."""
     mykey_id = residents.resident_for_session(uow, token)
     return MeOut(
         mykey_id=mykey_id,
-        cards=[CardOut(**vars(c)) for c in residents.cards_of(uow, mykey_id)],
+        cards=[
+            CardOut(**vars(c))
+            for c in residents.cards_of(uow, mykey_id, grace=_replaced_card_grace(request))
+        ],
     )
 
 
@@ -153,7 +169,12 @@ def link_card(body: LinkCardIn, uow: Uow, request: Request, token: Token) -> Car
     old = verify_proof(uow, request, body.old_card_proof) if body.old_card_proof else None
     new = verify_proof(uow, request, body.new_card_proof)
     view = residents.link_new_card(
-        uow, mykey_id=mykey_id, new_card=new, old_card=old, password=body.password
+        uow,
+        mykey_id=mykey_id,
+        new_card=new,
+        old_card=old,
+        password=body.password,
+        grace=_replaced_card_grace(request),
     )
     return CardOut(**vars(view))
 

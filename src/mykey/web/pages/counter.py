@@ -38,6 +38,7 @@ CLERK_ERRORS = (
     "card_not_read",
     "card_revoked",
     "card_expired",
+    "card_replaced",
     "card_not_registered",
     "untrusted_card",
     "no_points",

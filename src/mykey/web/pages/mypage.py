@@ -19,6 +19,7 @@ from uuid import UUID
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from mykey.config import Settings
 from mykey.db import TOKYO, tokyo_date
 from mykey.errors import MyKeyError
 from mykey.history.receipts import transfer_receipt
@@ -375,6 +376,7 @@ USAGE_ACTIONS = (
     "lookup_not_linked",
     "service_id",
     "card_linked",
+    "card_replaced",
     "card_suspended",
     "failed_proof",
 )
@@ -393,7 +395,11 @@ def usage_page(page: PageDep, mykey_id: CurrentResident, before: int | None = No
 
 
 def _cards(page: Page, mykey_id: str, **values: Any) -> Response:
-    return page.render("mypage/cards.html", cards=residents.cards_of(page.uow, mykey_id), **values)
+    settings: Settings = page.request.app.state.settings
+    cards = residents.cards_of(page.uow, mykey_id, grace=settings.replaced_card_grace())
+    return page.render(
+        "mypage/cards.html", cards=cards, now=page.uow.now(), **helpers(page), **values
+    )
 
 
 @router.get("/cards")

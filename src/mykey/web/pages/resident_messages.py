@@ -59,6 +59,8 @@ PAGES_RESIDENT: dict[str, tuple[str, str]] = {
     "mypage.col.card": ("カード", "Card"),
     "mypage.col.valid_until": ("有効期限", "Valid until"),
     "mypage.col.state": ("状態", "State"),
+    "mypage.col.converted_on": ("交換日時", "Converted"),
+    "mypage.col.assign_by": ("振り分け期限", "Assign by"),
     "funding.budget": ("行政ポイント", "Administrative points"),
     "funding.partner": ("交換ポイント", "Converted points"),
     "funding.premium": ("プレミアム", "Premium"),
@@ -67,6 +69,20 @@ PAGES_RESIDENT: dict[str, tuple[str, str]] = {
     "mypage.reserved.body": (
         "まだ自治体を選んでいないポイント：{points} ポイント",
         "Points not yet assigned to a municipality: {points}",
+    ),
+    "mypage.reserved.caption": (
+        "保留ポイントの振り分け期限",
+        "When to assign your reserved points",
+    ),
+    "mypage.reserved.deadline.default": (
+        "振り分け期限の日までに移さなかったポイントは、その翌日に既定の自治体（{name}）へ移ります。",
+        "Points you have not assigned by their date go to your default municipality ({name})"
+        " the day after.",
+    ),
+    "mypage.reserved.deadline.none": (
+        "既定の自治体が設定されていないため、振り分け期限を過ぎたポイントも有効期限まで保留のままです。",
+        "You have no default municipality, so points past their date stay reserved until their"
+        " last day.",
     ),
     "mypage.reserved.to": ("移す先の自治体", "Assign to"),
     "mypage.reserved.points": ("移すポイント数", "Points to assign"),
@@ -182,16 +198,27 @@ PAGES_RESIDENT: dict[str, tuple[str, str]] = {
     "usage.lookup_not_linked": ("窓口での照会（未連携）", "Looked up (not linked)"),
     "usage.service_id": ("サービスIDの登録", "Service ID registered"),
     "usage.card_linked": ("カードの追加", "Card linked"),
+    "usage.card_replaced": ("新しいカードへの切り替え", "Card replaced by a newer card"),
     "usage.card_suspended": ("カードの利用停止", "Card suspended"),
     "usage.failed_proof": ("カード確認の失敗", "Failed card check"),
     "mypage.cards.title": ("カードの管理", "Your cards"),
     "mypage.cards.intro": (
-        "カードをなくしたときは、すぐに利用を停止してください。停止したカードはどこでも使えなくなります。",
-        "If you lose a card, suspend it at once: it is refused everywhere from then on.",
+        "カードをなくしたときは、すぐに利用を停止してください。停止したカードはどこでも使えなくなります。"
+        "更新・再発行した新しいカードを登録すると、それより前のカードは使えなくなります。",
+        "If you lose a card, suspend it at once: it is refused everywhere from then on."
+        " Once you link a renewed or reissued card, your older cards stop working.",
     ),
     "mypage.cards.caption": ("マイキーIDに登録したカード", "Cards of your MyKey ID"),
     "mypage.cards.state.active": ("利用できます", "Active"),
     "mypage.cards.state.suspended": ("利用停止中", "Suspended"),
+    "mypage.cards.state.replaced": (
+        "{at} に新しいカードに切り替え済み（使えません）",
+        "Replaced by a newer card on {at} (no longer works)",
+    ),
+    "mypage.cards.state.replacing": (
+        "{at} に新しいカードに切り替え済み（{until} まで使えます）",
+        "Replaced by a newer card on {at} (works until {until})",
+    ),
     "mypage.cards.suspend": ("利用を停止する", "Suspend"),
     "mypage.cards.suspended": ("カードの利用を停止しました。", "The card is suspended."),
     "mypage.suspend.title": ("カードの利用停止の確認", "Suspend this card?"),
@@ -330,6 +357,10 @@ PAGES_RESIDENT: dict[str, tuple[str, str]] = {
         "This card is suspended. Its points cannot be used",
     ),
     "counter.error.card_expired": ("このカードは有効期限が切れています", "This card has expired"),
+    "counter.error.card_replaced": (
+        "更新前の古いカードです。新しいカードをかざしてください",
+        "This is an old card, replaced by a newer one. Tap the new card",
+    ),
     "counter.error.card_not_registered": (
         "このカードはマイキーIDが未登録です",
         "This card has no MyKey ID yet",
