@@ -395,9 +395,9 @@ def _already_awarded(row: RankingAward) -> MyKeyError:
     return conflict(
         "ranking_already_awarded",
         f"This ranking ({row.activity or 'every activity'}, {period}) was already awarded"
-        f" (award {row.id}); an award is made once. Send its key again to see it.",
+        f" (award {row.id}); an award is made once. The same request answers with it.",
         f"このランキング（{row.activity or 'すべての活動'}、{period}）は付与済みです"
-        f"（付与 {row.id}）。付与は一度だけです。結果は同じキーで再送すると確認できます。",
+        f"（付与 {row.id}）。付与は一度だけです。同じ内容で送ると結果を確認できます。",
         award_id=row.id,
     )
 
