@@ -177,7 +177,7 @@ def test_a_file_with_refused_rows_grants_nothing_and_says_why(
         params={"points": 100, "reason": "x"},
         headers={**bearer(staff["tsu"]), "Content-Type": "text/csv", "Idempotency-Key": "mixed-2"},
     )
-    assert (reused.status_code, reused.json()["code"]) == (409, "key_reused")
+    assert (reused.status_code, reused.json()["code"]) == (409, "idempotency_key_reused")
     assert reused.headers["content-type"] == "application/problem+json"
     report = ledger.check(database.uow())
     assert report.ok, report.problems

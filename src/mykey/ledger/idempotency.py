@@ -4,24 +4,34 @@ As TigerBeetle and Formance do it (research/anchors-ledger.md §6.4): the key is
 client (the acting terminal, partner, staff member or job); a hash of the canonical request is
 stored with the outcome; a refusal is stored too, so that a retry replays the refusal rather
 than turning it into a success; every id made for a keyed request derives from the key.
+
+This is the one mechanism for every keyed write, the ledger's own verbs and the use cases
+above them (docs/ledger.md, "Idempotency"): `keyed_write` runs a use case's write under a key
+(a stored outcome with the same request hash is the answer, another hash is
+`idempotency_key_reused`, a refusal is stored and replayed), and `same_request` is the one
+comparison of a stored hash with a request's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from uuid import UUID, uuid5
 
-from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy import Connection, Table, bindparam, select, text
 from sqlalchemy.orm import Session
 
-from mykey.errors import MyKeyError
+from mykey.db import UnitOfWork
+from mykey.errors import ErrorKind, MyKeyError
 from mykey.ledger import errors
 from mykey.ledger.models import RejectionRow, TransferRow
+
+T = TypeVar("T")
 
 KEY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 NAMESPACE = UUID("5b0f4f8e-2f55-4c3a-9d43-6d7959a1c0de")  # MyKey ledger ids
@@ -65,23 +75,44 @@ PRIOR_REJECTION = select(_R.c.error, _R.c.request_hash).where(
 )
 
 
+def same_request(prior_hash: str | None, digest: str) -> bool:
+    """Whether the request stored under a key is this request (by the hash of each). A record
+    stored without a hash is never the same request: its key answers `idempotency_key_reused`,
+    which is safe (nothing happens twice)."""
+    return prior_hash is not None and hmac.compare_digest(prior_hash, digest)
+
+
+def ensure_same_request(prior_hash: str | None, digest: str) -> None:
+    """Refuse (`idempotency_key_reused`, 409) a key that was used for another request."""
+    if not same_request(prior_hash, digest):
+        raise errors.key_reused()
+
+
+def prior_transfer(conn: Connection, actor: str, key: str) -> tuple[UUID, str | None] | None:
+    """The transfer this client's key made, with the hash of the request that made it."""
+    row = conn.execute(PRIOR_TRANSFER, {"p_actor": actor, "p_key": key}).first()
+    return None if row is None else (UUID(str(row.id)), row.request_hash)
+
+
+def stored_refusal(conn: Connection, actor: str, key: str, digest: str) -> MyKeyError | None:
+    """The refusal stored under this key (replayed), if there is one."""
+    rejection = conn.execute(PRIOR_REJECTION, {"p_actor": actor, "p_key": key}).first()
+    if rejection is None:
+        return None
+    ensure_same_request(rejection.request_hash, digest)
+    stored = MyKeyError.from_dict(json.loads(rejection.error))
+    stored.details["replayed"] = True
+    return stored
+
+
 def lookup(conn: Connection, actor: str, key: str, digest: str) -> UUID | MyKeyError | None:
     """What an earlier request with this key did: the id of its transfer, its refusal, or
     nothing. The same key with a different request is an error of its own."""
-    params = {"p_actor": actor, "p_key": key}
-    row = conn.execute(PRIOR_TRANSFER, params).first()
-    if row is not None:
-        if row.request_hash != digest:
-            raise errors.key_reused()
-        return UUID(str(row.id))
-    rejection = conn.execute(PRIOR_REJECTION, params).first()
-    if rejection is not None:
-        if rejection.request_hash != digest:
-            raise errors.key_reused()
-        stored = MyKeyError.from_dict(json.loads(rejection.error))
-        stored.details["replayed"] = True
-        return stored
-    return None
+    prior = prior_transfer(conn, actor, key)
+    if prior is not None:
+        ensure_same_request(prior[1], digest)
+        return prior[0]
+    return stored_refusal(conn, actor, key, digest)
 
 
 def record_rejection(
@@ -97,3 +128,81 @@ def record_rejection(
         )
     )
     session.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# keyed writes of the use cases
+
+
+def scope(operation: str, owner: str) -> str:
+    """The namespace of one use case's keys, `operation@owner`: the owner is the client (its
+    actor), or, for a municipality's one-off action (a ranking award, a bulk grant job, a
+    correction), the municipality, so that the key means one action whoever sends it. Stored
+    where the ledger keeps an actor; `@` never appears in an actor, so the two never meet."""
+    name = f"{operation}@{owner}"
+    if len(name) <= 128:
+        return name
+    return f"{operation}@sha256:{hashlib.sha256(owner.encode()).hexdigest()}"[:128]
+
+
+def serialise(conn: Connection, scope_name: str, key: str) -> None:
+    """Make twins (two requests with this key at once) wait for each other until commit, so
+    that the second finds what the first stored. SQLite writers are serialised already
+    (BEGIN IMMEDIATE); PostgreSQL takes a transaction-level advisory lock on the key."""
+    if conn.dialect.name != "postgresql":
+        return
+    seed = hashlib.sha256(f"{scope_name}\x1f{key}".encode()).digest()
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(:k)"),
+        {"k": int.from_bytes(seed[:8], "big", signed=True)},
+    )
+
+
+def keyed_write(
+    uow: UnitOfWork,
+    *,
+    scope: str,
+    key: str,
+    digest: str,
+    stored: Callable[[], tuple[str | None, T] | None],
+    act: Callable[[], T],
+) -> T:
+    """Run a use case's write under a client key, with the ledger's protocol.
+
+    In one transaction (its own, or the caller's if one is open): twins with this key wait
+    for each other (`serialise`); `stored()` gives what this key already made, as (the hash
+    of the request that made it, the answer to replay), and that answer is returned if the
+    hash is `digest`, else `idempotency_key_reused`; a refusal stored under the key is raised
+    again (`details.replayed`). Otherwise `act()` runs in a savepoint: if it is refused (a
+    `MyKeyError` of kind refused), what it wrote is undone and the refusal is stored under
+    the key (`scope`, `key`), so a retry gets the same refusal and never turns it into a
+    success. Inside a caller's transaction the refusal is left to the caller (which rolls
+    back, or stores its own). Malformed requests (invalid, not found) are not stored: the
+    key may be used again once the request is put right."""
+    validate_key(key)
+    nested = uow.in_transaction
+
+    def body() -> T | MyKeyError:
+        conn = uow.connection
+        serialise(conn, scope, key)
+        found = stored()
+        if found is not None:
+            prior_hash, answer = found
+            ensure_same_request(prior_hash, digest)
+            return answer
+        refusal = stored_refusal(conn, scope, key, digest)
+        if refusal is not None:
+            return refusal
+        try:
+            with uow.session.begin_nested():
+                return act()
+        except MyKeyError as error:
+            if nested or error.kind is not ErrorKind.REFUSED:
+                raise
+            record_rejection(uow.session, scope, key, digest, error, uow.now())
+            return error
+
+    outcome = uow.run(body)
+    if isinstance(outcome, MyKeyError):
+        raise outcome
+    return outcome

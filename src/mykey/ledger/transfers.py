@@ -564,14 +564,20 @@ def _keyed(
     fields: Mapping[str, Any],
     make_plan: Callable[[UUID, str | None], _Plan],
     in_one_call: Callable[[UUID, str | None], Receipt | MyKeyError] | None = None,
+    request_digest: str | None = None,
 ) -> Receipt:
     """Run one write with the idempotency protocol, as its own transaction or inside one.
 
-    `in_one_call`, where given, does the whole write (key lookup included) in the database."""
+    `in_one_call`, where given, does the whole write (key lookup included) in the database.
+    `request_digest`, where given, is the hash of the use case's whole request that this
+    transfer carries out (a grant, a conversion, an online order): it is stored under the key
+    instead of the hash of the transfer's own fields (see `idempotency.keyed_write`)."""
     idempotency.validate_actor(actor)
     if key is not None:
         idempotency.validate_key(key)
-    digest = idempotency.request_hash(verb, fields) if key is not None else None
+    digest = None
+    if key is not None:
+        digest = request_digest or idempotency.request_hash(verb, fields)
 
     def body() -> Receipt | MyKeyError:
         if in_one_call is not None:
@@ -612,6 +618,7 @@ def transfer(
     lot: LotTerms | None = None,
     metadata: Mapping[str, Any] | None = None,
     from_lot: int | None = None,
+    request_digest: str | None = None,
 ) -> Receipt:
     """Move `amount` points from `debit` to `credit` now.
 
@@ -698,6 +705,7 @@ def transfer(
         fields=fields,
         make_plan=make_plan,
         in_one_call=in_one_call,
+        request_digest=request_digest,
     )
 
 
@@ -806,6 +814,7 @@ def pending(
     timeout: timedelta,
     key: str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    request_digest: str | None = None,
 ) -> Receipt:
     """Hold `amount` points for a later `post` or `void` (an online order, say).
 
@@ -858,7 +867,15 @@ def pending(
             expires_at=uow.now() + timeout,
         )
 
-    return _keyed(uow, verb="pending", actor=actor, key=key, fields=fields, make_plan=make_plan)
+    return _keyed(
+        uow,
+        verb="pending",
+        actor=actor,
+        key=key,
+        fields=fields,
+        make_plan=make_plan,
+        request_digest=request_digest,
+    )
 
 
 def _resolution(
@@ -921,6 +938,7 @@ def post(
     actor: str,
     key: str | None = None,
     amount: int | None = None,
+    request_digest: str | None = None,
 ) -> Receipt:
     """Complete a pending transfer, for all of it or less (the rest goes back to the wallet)."""
     pid = _transfer_id(pending_id)
@@ -933,10 +951,25 @@ def post(
             uow, pid, amount=amount, actor=actor, key=key, digest=digest, tid=tid, void=False
         )
 
-    return _keyed(uow, verb="post", actor=actor, key=key, fields=fields, make_plan=make_plan)
+    return _keyed(
+        uow,
+        verb="post",
+        actor=actor,
+        key=key,
+        fields=fields,
+        make_plan=make_plan,
+        request_digest=request_digest,
+    )
 
 
-def void(uow: UnitOfWork, *, pending_id: UUID | str, actor: str, key: str | None = None) -> Receipt:
+def void(
+    uow: UnitOfWork,
+    *,
+    pending_id: UUID | str,
+    actor: str,
+    key: str | None = None,
+    request_digest: str | None = None,
+) -> Receipt:
     """Cancel a pending transfer: the held points go back to the lots they came from."""
     pid = _transfer_id(pending_id)
     fields = {"pending_id": str(pid)}
@@ -946,7 +979,15 @@ def void(uow: UnitOfWork, *, pending_id: UUID | str, actor: str, key: str | None
             uow, pid, amount=None, actor=actor, key=key, digest=digest, tid=tid, void=True
         )
 
-    return _keyed(uow, verb="void", actor=actor, key=key, fields=fields, make_plan=make_plan)
+    return _keyed(
+        uow,
+        verb="void",
+        actor=actor,
+        key=key,
+        fields=fields,
+        make_plan=make_plan,
+        request_digest=request_digest,
+    )
 
 
 def reverse(

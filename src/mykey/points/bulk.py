@@ -13,8 +13,9 @@ if anything is refused nothing is granted and the report lists every refused row
 reason. Otherwise every grant is written in one transaction (`ledger.batch.credit_many`), which
 takes seconds, not minutes.
 
-A job belongs to the staff member who sent it and their idempotency key: sending the same file
-with the same key again answers with the same job and grants nothing more.
+A job belongs to the municipality and its idempotency key, whichever of its staff sends it:
+sending the same file with the same key again, from the same or another staff member, answers
+with the same job and grants nothing more.
 """
 
 from __future__ import annotations
@@ -39,7 +40,14 @@ from mykey.identity.residents import MYKEY_ID
 from mykey.ledger import AccountKind, LotTerms, find_account
 from mykey.ledger.batch import Credit, credit_many, open_accounts, transfer_id
 from mykey.ledger.errors import MAX_AMOUNT
-from mykey.ledger.idempotency import NAMESPACE, validate_actor, validate_key
+from mykey.ledger.idempotency import (
+    NAMESPACE,
+    keyed_write,
+    same_request,
+    scope,
+    validate_actor,
+    validate_key,
+)
 from mykey.municipalities.codes import parse_code
 from mykey.points.accruals import accrual_owner
 from mykey.points.grants import _period, _use_budget, rule_for
@@ -337,33 +345,36 @@ def submit_job(
 ) -> JobView:
     """Record a bulk grant job (queued), or find the one this key already made.
 
-    Run it with `run_job`. The same key with another file or other parameters is a conflict;
-    the same key again answers with the job as it stands (`replayed`), and a job that failed
-    (the server stopped, say) is queued again."""
+    Run it with `run_job`. The key is the municipality's: the same key again, from any of its
+    staff, answers with the job as it stands (`replayed`; its actor stays the first sender),
+    and a job that failed (the server stopped, say) is queued again; the same key with another
+    file or other parameters is `idempotency_key_reused`."""
     code = parse_code(municipality)
     validate_actor(actor)
     validate_key(key)
     digest = _request_hash(code, data, params)
 
+    def stored() -> tuple[str | None, JobView] | None:
+        s = uow.session
+        row = s.scalars(
+            select(GrantJob)
+            .where(GrantJob.code == code, GrantJob.client_key == key)
+            .order_by(GrantJob.created_at, GrantJob.id)
+        ).first()
+        if row is None:
+            return None
+        if not same_request(row.request_hash, digest):
+            return row.request_hash, _view(row, replayed=True)  # refused as reused
+        if row.status == "failed":
+            row.status, row.error, row.finished_at = "queued", None, None
+            s.flush()
+            return row.request_hash, _view(row)
+        return row.request_hash, _view(row, replayed=True)
+
     def body() -> JobView:
         s = uow.session
         program_of(uow, code)  # the municipality has a program
-        row = s.scalars(
-            select(GrantJob).where(GrantJob.actor == actor, GrantJob.client_key == key)
-        ).first()
-        if row is not None:
-            if row.request_hash != digest:
-                raise conflict(
-                    "key_reused",
-                    "This idempotency key was used for another file or other parameters.",
-                    "この冪等キーは別のファイルまたは別の条件で使われています。",
-                )
-            if row.status == "failed":
-                row.status, row.error, row.finished_at = "queued", None, None
-                s.flush()
-                return _view(row)
-            return _view(row, replayed=True)
-        job_id = str(uuid5(NAMESPACE, f"grant-job\x1f{actor}\x1f{key}"))
+        job_id = str(uuid5(NAMESPACE, f"grant-job\x1f{code}\x1f{key}"))
         row = GrantJob(
             id=job_id,
             code=code,
@@ -385,7 +396,9 @@ def submit_job(
         _report(job_id, "queued", 0, 0)
         return _view(row)
 
-    return uow.run(body)
+    return keyed_write(
+        uow, scope=scope("grant_job", code), key=key, digest=digest, stored=stored, act=body
+    )
 
 
 def _existing_residents(uow: UnitOfWork, ids: Sequence[str]) -> set[str]:

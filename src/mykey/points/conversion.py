@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, cast
@@ -22,12 +23,14 @@ from sqlalchemy.exc import IntegrityError
 
 from mykey import ledger
 from mykey.db import TOKYO, RetryTransaction, UnitOfWork, tokyo_date
-from mykey.errors import conflict, invalid, not_found, refused
+from mykey.errors import invalid, not_found, refused
 from mykey.identity import usage
 from mykey.identity.links import mykey_id_for_service
 from mykey.identity.models import Resident
 from mykey.identity.residents import normalise_mykey_id
 from mykey.ledger import Account, AccountKind, LotTerms
+from mykey.ledger.idempotency import keyed_write, request_hash, scope
+from mykey.ledger.models import TransferRow
 from mykey.municipalities.codes import parse_code
 from mykey.municipalities.models import Municipality
 from mykey.points.balances import RESERVED
@@ -234,23 +237,73 @@ def _receipt(uow: UnitOfWork, row: Conversion, *, replayed: bool) -> ConversionR
     )
 
 
-def _known(
-    uow: UnitOfWork, actor: str, key: str, request: tuple[object, ...]
-) -> ConversionReceipt | None:
-    """The first result of a known (actor, key); a different request under it is refused."""
+def conversion_receipt(
+    uow: UnitOfWork, conversion_id: UUID, *, replayed: bool
+) -> ConversionReceipt:
+    """The receipt of a conversion as it stands (inside a transaction)."""
+    row = uow.session.get(Conversion, conversion_id)
+    if row is None:
+        raise not_found(
+            "unknown_conversion",
+            f"There is no conversion {conversion_id}.",
+            f"交換 {conversion_id} はありません。",
+        )
+    return _receipt(uow, row, replayed=replayed)
+
+
+def _digest(
+    partner: str,
+    units: int,
+    code: str | None,
+    method: str,
+    reference: str | None,
+    *,
+    mykey_id: str | None = None,
+    service_id: str | None = None,
+) -> str:
+    """The hash of a whole conversion request (the resident named by MyKey ID or by the ID at
+    the partner), stored with its transfer under the client's key."""
+    fields: dict[str, object] = {
+        "partner": partner,
+        "units": units,
+        "municipality": code,
+        "method": method,
+        "reference": reference,
+    }
+    if service_id is not None:
+        fields["service_id"] = service_id
+    else:
+        fields["mykey_id"] = mykey_id
+    return request_hash("conversion", fields)
+
+
+def _known(uow: UnitOfWork, actor: str, key: str) -> tuple[str | None, ConversionReceipt] | None:
+    """What a known (actor, key) made: the hash of its request and its receipt (replayed)."""
     row = uow.session.scalars(
         select(Conversion).where(Conversion.actor == actor, Conversion.client_key == key)
     ).first()
     if row is None:
         return None
-    first = (row.partner, row.method, row.units, row.municipality, row.mykey_id, row.service_id)
-    if any(want is not None and want != had for want, had in zip(request, first, strict=True)):
-        raise conflict(
-            "idempotency_key_reused",
-            "This idempotency key was used for another conversion.",
-            "この冪等キーは別の交換に使われています。",
-        )
-    return _receipt(uow, row, replayed=True)
+    made = uow.session.scalar(
+        select(TransferRow.request_hash).where(TransferRow.id == row.transfer_id)
+    )
+    return made, _receipt(uow, row, replayed=True)
+
+
+def _keyed(
+    uow: UnitOfWork, actor: str, key: str, digest: str, act: Callable[[], ConversionReceipt]
+) -> ConversionReceipt:
+    """A conversion under the client's key: the same request once (`replayed` after), another
+    request under it `idempotency_key_reused`, a refusal (a daily limit, say) stored and
+    refused again on every retry."""
+    return keyed_write(
+        uow,
+        scope=scope("conversion", actor),
+        key=key,
+        digest=digest,
+        stored=lambda: _known(uow, actor, key),
+        act=act,
+    )
 
 
 def _check_method(uow: UnitOfWork, partner: str, method: str) -> None:
@@ -275,11 +328,9 @@ def _convert(
     key: str,
     reference: str | None,
     service_id: str | None,
+    digest: str,
 ) -> ConversionReceipt:
     s = uow.session
-    known = _known(uow, actor, key, (partner, method, units, code, who, service_id))
-    if known is not None:
-        return known
     _check_method(uow, partner, method)
     now = uow.now()
     today = tokyo_date(now)
@@ -334,6 +385,7 @@ def _convert(
         key=key,
         lot=LotTerms("partner", last_day),
         metadata=metadata,
+        request_digest=digest,
     )
     premium, premium_id = 0, None
     if program is not None:
@@ -406,10 +458,16 @@ def convert(
 ) -> ConversionReceipt:
     """Convert `units` of the partner's points into points of `municipality` (or into the
     resident's reserved points when None). The same (actor, key) converts once: a retry gets
-    the first receipt (`replayed`); the same key for another conversion is refused."""
+    the first receipt (`replayed`); the same key for another conversion is refused
+    (`idempotency_key_reused`), and a refused conversion is refused again under its key."""
     code = _check_common(partner, units, municipality, method, key, reference)
     who = normalise_mykey_id(mykey_id)
-    return uow.run(
+    digest = _digest(partner, units, code, method, reference, mykey_id=who)
+    return _keyed(
+        uow,
+        actor,
+        key,
+        digest,
         lambda: _convert(
             uow,
             partner=partner,
@@ -421,7 +479,8 @@ def convert(
             key=key,
             reference=reference,
             service_id=None,
-        )
+            digest=digest,
+        ),
     )
 
 
@@ -446,10 +505,9 @@ def convert_by_service_id(
             "サービスIDは 1〜128 文字です。",
         )
 
+    digest = _digest(partner, units, code, "id_linkage", reference, service_id=service_id)
+
     def body() -> ConversionReceipt:
-        known = _known(uow, actor, key, (partner, "id_linkage", units, code, None, service_id))
-        if known is not None:
-            return known
         _check_method(uow, partner, "id_linkage")
         who = mykey_id_for_service(uow, service=partner, external_id=service_id)
         return _convert(
@@ -463,9 +521,10 @@ def convert_by_service_id(
             key=key,
             reference=reference,
             service_id=service_id,
+            digest=digest,
         )
 
-    return uow.run(body)
+    return _keyed(uow, actor, key, digest, body)
 
 
 # ---------------------------------------------------------------------------------------------

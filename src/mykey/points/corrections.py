@@ -31,11 +31,17 @@ from sqlalchemy.exc import IntegrityError
 
 from mykey import ledger
 from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
-from mykey.errors import MyKeyError, conflict, invalid, not_found, refused
+from mykey.errors import MyKeyError, invalid, not_found, refused
 from mykey.identity.models import Resident
 from mykey.identity.residents import normalise_mykey_id
 from mykey.ledger import AccountKind, LotTerms
-from mykey.ledger.idempotency import request_hash, validate_actor, validate_key
+from mykey.ledger.idempotency import (
+    keyed_write,
+    request_hash,
+    scope,
+    validate_actor,
+    validate_key,
+)
 from mykey.municipalities.codes import parse_code
 from mykey.points.models import (
     BudgetUse,
@@ -350,8 +356,11 @@ def propose_correction(
     note: str,
     right_mykey_id: str | None = None,
 ) -> Case:
-    """Open a case. The same key from the same actor opens it once (a retry returns it with
-    `replayed`); another request under that key is `idempotency_key_reused`."""
+    """Open a case. The key is the municipality's: the same key opens it once, whichever of
+    its staff sends it (a retry, or a colleague sending the same request, gets the case with
+    `replayed`; its proposer stays the first sender); another request under that key is
+    `idempotency_key_reused`. A transfer has one open case at a time: proposing another under
+    a new key is refused (`case_exists`), and that refusal is stored under the key."""
     code = parse_code(municipality)
     validate_actor(actor)
     validate_key(key)
@@ -404,21 +413,16 @@ def propose_correction(
         },
     )
 
+    def stored() -> tuple[str | None, Case] | None:
+        prior = uow.session.scalars(
+            select(CorrectionCase)
+            .where(CorrectionCase.municipality == code, CorrectionCase.proposal_key == key)
+            .order_by(CorrectionCase.proposed_at, CorrectionCase.id)
+        ).first()
+        return None if prior is None else (prior.request_hash, _view(uow, prior, replayed=True))
+
     def body() -> Case:
         s = uow.session
-        prior = s.execute(
-            select(CorrectionCase).where(
-                CorrectionCase.proposed_by == actor, CorrectionCase.proposal_key == key
-            )
-        ).scalar_one_or_none()
-        if prior is not None:
-            if prior.request_hash != digest:
-                raise conflict(
-                    "idempotency_key_reused",
-                    "This key was used for another request; use a new key.",
-                    "このキーは別の依頼に使われています。新しいキーを使ってください。",
-                )
-            return _view(uow, prior, replayed=True)
         original = _original(uow, code, tid, kind)
         wrong = original.wallet.owner
         if right is not None:
@@ -448,7 +452,7 @@ def propose_correction(
                 case_id=active,
             )
         row = CorrectionCase(
-            id=str(uuid5(NAMESPACE, f"{actor}\x1f{key}")),
+            id=str(uuid5(NAMESPACE, f"municipality:{code}\x1f{key}")),
             municipality=code,
             kind=kind,
             transfer_id=str(tid),
@@ -474,7 +478,9 @@ def propose_correction(
             raise RetryTransaction from exc
         return _view(uow, row)
 
-    return uow.run(body)
+    return keyed_write(
+        uow, scope=scope("correction", code), key=key, digest=digest, stored=stored, act=body
+    )
 
 
 # ---------------------------------------------------------------------------------------------

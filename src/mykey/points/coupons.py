@@ -44,9 +44,10 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mykey.db import RetryTransaction, UnitOfWork, insert_many, tokyo_date
-from mykey.errors import ErrorKind, MyKeyError, conflict, invalid, not_found, refused
+from mykey.errors import ErrorKind, MyKeyError, invalid, not_found, refused
 from mykey.identity.residents import normalise_mykey_id
-from mykey.points.conversion import CLIENT_KEY, ConversionReceipt, convert
+from mykey.ledger.idempotency import keyed_write, request_hash, scope
+from mykey.points.conversion import CLIENT_KEY, ConversionReceipt, conversion_receipt, convert
 from mykey.points.models import Coupon, CouponBatch, CouponFailure
 from mykey.points.partners import agreement_on, check_partner_id, methods_of, partner_row
 
@@ -238,24 +239,32 @@ def order_batch(
     """Issue `count` coupons of `units` partner units each, redeemable until the Tokyo date
     `expires_on`. The delivery's method (`coupon_<delivery>`) must be agreed with the partner,
     and the units must meet the agreement's minimum and step today. The same (actor, key)
-    orders once: a retry returns the same batch and codes (`replayed`)."""
+    orders once: a retry returns the same batch and codes (`replayed`), another order under
+    the key is `idempotency_key_reused`, and a refused order is refused again under its key."""
     check_partner_id(partner)
     _check_order(count, units, delivery, key)
+    request = request_hash(
+        "coupon_order",
+        {
+            "partner": partner,
+            "count": count,
+            "units": units,
+            "delivery": delivery,
+            "expires_on": expires_on.isoformat() if isinstance(expires_on, date) else expires_on,
+        },
+    )
+
+    def stored() -> tuple[str | None, OrderedBatch] | None:
+        known = uow.session.scalars(
+            select(CouponBatch).where(CouponBatch.actor == actor, CouponBatch.client_key == key)
+        ).first()
+        if known is None:
+            return None
+        answer = OrderedBatch(_view(uow, known), _codes(uow, known.id, secret_key), True)
+        return known.request_hash, answer
 
     def body() -> OrderedBatch:
         s = uow.session
-        known = s.scalars(
-            select(CouponBatch).where(CouponBatch.actor == actor, CouponBatch.client_key == key)
-        ).first()
-        if known is not None:
-            same = (known.partner, known.count, known.units, known.delivery, known.expires_on)
-            if same != (partner, count, units, delivery, expires_on):
-                raise conflict(
-                    "idempotency_key_reused",
-                    "This idempotency key was used for another coupon order.",
-                    "この冪等キーは別のクーポン発行に使われています。",
-                )
-            return OrderedBatch(_view(uow, known), _codes(uow, known.id, secret_key), True)
         row = partner_row(uow, partner)
         method = f"coupon_{delivery}"
         if method not in methods_of(row):
@@ -296,6 +305,7 @@ def order_batch(
             expires_on=expires_on,
             actor=actor[:128],
             client_key=key,
+            request_hash=request,
             created_at=now,
         )
         s.add(batch)
@@ -330,7 +340,9 @@ def order_batch(
                 progress(len(rows))
         return OrderedBatch(_view(uow, batch), issued, False)
 
-    return uow.run(body)
+    return keyed_write(
+        uow, scope=scope("coupon_order", actor), key=key, digest=request, stored=stored, act=body
+    )
 
 
 def _batch_of(uow: UnitOfWork, partner: str, batch_id: UUID) -> CouponBatch:
@@ -412,7 +424,9 @@ def redeem(
     """Redeem a coupon into `municipality`'s points (or reserved points when None): one
     conversion of the batch's units from its partner, by `coupon_<delivery>`. A coupon
     converts once whoever asks (its conversion's key derives from the coupon); the same
-    (actor, key) retried returns the first receipt (`replayed`)."""
+    (actor, key) retried returns the first receipt (`replayed`), another redemption under the
+    key is `idempotency_key_reused`, and a refused redemption (the coupon used or expired, a
+    daily limit) is refused again under its key."""
     normal = normalise(code)  # coupon_mistyped, before any lookup
     who = normalise_mykey_id(mykey_id)
     if not isinstance(key, str) or not CLIENT_KEY.fullmatch(key):
@@ -422,6 +436,17 @@ def redeem(
             "冪等キーは英数字と . _ : - の 1〜100 文字で指定してください。",
         )
     digest = code_hash(normal)
+    request = request_hash(
+        "coupon_redeem", {"coupon": digest, "mykey_id": who, "municipality": municipality}
+    )
+
+    def stored() -> tuple[str | None, ConversionReceipt] | None:
+        mine = uow.session.scalars(
+            select(Coupon).where(Coupon.redeemed_actor == actor, Coupon.redeem_key == key)
+        ).first()
+        if mine is None or mine.conversion_id is None:
+            return None
+        return mine.redeem_hash, conversion_receipt(uow, mine.conversion_id, replayed=True)
 
     def body() -> ConversionReceipt | MyKeyError:
         s = uow.session
@@ -430,39 +455,15 @@ def redeem(
         if coupon is None:
             s.add(CouponFailure(mykey_id=who, at=uow.now()))
             s.flush()
-            return not_found(
+            return not_found(  # returned, not raised: the failure is kept for the throttle
                 "unknown_coupon",
                 "There is no such coupon.",
                 "このクーポンコードは存在しません。",
             )
         batch = s.get(CouponBatch, coupon.batch_id)
         assert batch is not None
-        method = f"coupon_{batch.delivery}"
-        own_key = f"coupon:{digest}"
-        reference = f"{batch.id}:{coupon.serial}"
         if coupon.status == "redeemed":
-            if coupon.redeemed_actor == actor and coupon.redeem_key == key:
-                return convert(  # the first receipt, replayed
-                    uow,
-                    partner=batch.partner,
-                    mykey_id=who,
-                    units=batch.units,
-                    municipality=municipality,
-                    method=method,
-                    actor=ACTOR,
-                    key=own_key,
-                    reference=reference,
-                )
-            return _used()
-        other = s.scalars(
-            select(Coupon.code_hash).where(Coupon.redeemed_actor == actor, Coupon.redeem_key == key)
-        ).first()
-        if other is not None:
-            raise conflict(
-                "idempotency_key_reused",
-                "This idempotency key was used to redeem another coupon.",
-                "この冪等キーは別のクーポンに使われています。",
-            )
+            raise _used()
         if tokyo_date(uow.now()) > batch.expires_on:
             raise refused(
                 "coupon_expired",
@@ -475,7 +476,11 @@ def redeem(
                 update(Coupon)
                 .where(Coupon.code_hash == digest, Coupon.status == "issued")
                 .values(
-                    status="redeemed", redeemed_at=uow.now(), redeemed_actor=actor, redeem_key=key
+                    status="redeemed",
+                    redeemed_at=uow.now(),
+                    redeemed_actor=actor,
+                    redeem_key=key,
+                    redeem_hash=request,
                 )
                 .execution_options(synchronize_session=False)
             )
@@ -489,10 +494,10 @@ def redeem(
             mykey_id=who,
             units=batch.units,
             municipality=municipality,
-            method=method,
+            method=f"coupon_{batch.delivery}",
             actor=ACTOR,
-            key=own_key,
-            reference=reference,
+            key=f"coupon:{digest}",
+            reference=f"{batch.id}:{coupon.serial}",
         )
         s.execute(
             update(Coupon)
@@ -502,7 +507,14 @@ def redeem(
         )
         return receipt
 
-    outcome = uow.run(body)
+    outcome = keyed_write(
+        uow,
+        scope=scope("coupon_redeem", actor),
+        key=key,
+        digest=request,
+        stored=stored,
+        act=body,
+    )
     if isinstance(outcome, MyKeyError):
         raise outcome
     return outcome

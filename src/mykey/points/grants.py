@@ -16,6 +16,7 @@ from mykey.errors import invalid, not_found, refused
 from mykey.identity.models import Resident
 from mykey.identity.residents import normalise_mykey_id
 from mykey.ledger import AccountKind, LotTerms
+from mykey.ledger.idempotency import keyed_write, prior_transfer, request_hash, scope
 from mykey.municipalities.codes import parse_code
 from mykey.points.accruals import accrual_account
 from mykey.points.models import BudgetUse, GrantLimitUse, PremiumUse
@@ -148,10 +149,14 @@ def grant_points(
     event: str | None = None,
 ) -> GrantReceipt:
     """Grant points for an activity of the program's rules (its points), or a given number of
-    points with a reason (a life event, say). The same key from the same actor grants once.
+    points with a reason (a life event, say). The same key from the same actor grants once:
+    the same request again gets the first receipt (`replayed`), another request under the key
+    is `idempotency_key_reused`.
 
     A rule's limit (once per person per event, day or fiscal year) and the program's annual
-    budget are checked in the same transaction; a refusal grants nothing."""
+    budget are checked in the same transaction; a refusal grants nothing, and is stored under
+    the key: the same request again is refused again (`details.replayed`), even once the
+    budget allows it."""
     code = parse_code(municipality)
     who = normalise_mykey_id(mykey_id)
     if (activity is None) == (points is None):
@@ -162,6 +167,34 @@ def grant_points(
         )
     if not reason.strip() or len(reason) > 200:
         raise invalid("invalid_reason", "A grant needs a reason.", "付与理由が必要です。")
+    digest = request_hash(
+        "grant",
+        {
+            "municipality": code,
+            "mykey_id": who,
+            "activity": activity,
+            "points": points,
+            "event": event,
+            "reason": reason,
+        },
+    )
+
+    def receipt_of(transfer_id: UUID, *, replayed: bool) -> GrantReceipt:
+        receipt = ledger.get_transfer(uow, transfer_id)
+        return GrantReceipt(
+            transfer_id=receipt.transfer_id,
+            municipality=code,
+            mykey_id=who,
+            points=receipt.amount,
+            balance=ledger.balance(uow, receipt.credit_account_id).available,
+            expires_on=date.fromisoformat(str(receipt.metadata["expires_on"])),
+            replayed=replayed,
+            accrued="accrual_year" in receipt.metadata,
+        )
+
+    def stored() -> tuple[str | None, GrantReceipt] | None:
+        prior = prior_transfer(uow.connection, actor, key)
+        return None if prior is None else (prior[1], receipt_of(prior[0], replayed=True))
 
     def body() -> GrantReceipt:
         program = program_of(uow, code)
@@ -206,24 +239,15 @@ def grant_points(
             key=key,
             lot=lot,
             metadata=metadata,
+            request_digest=digest,
         )
-        if not receipt.replayed:
-            today = tokyo_date(uow.now())
-            if rule is not None and rule.limit != "none":
-                _use_limit(
-                    uow, code, rule.activity, who, _period(rule.limit, today, event), receipt
-                )
-            if program.annual_budget is not None:
-                _use_budget(uow, code, fiscal_year_of(today), amount, program.annual_budget)
-        return GrantReceipt(
-            transfer_id=receipt.transfer_id,
-            municipality=code,
-            mykey_id=who,
-            points=receipt.amount,
-            balance=ledger.balance(uow, wallet.id).available,
-            expires_on=date.fromisoformat(str(receipt.metadata["expires_on"])),
-            replayed=receipt.replayed,
-            accrued="accrual_year" in receipt.metadata,
-        )
+        today = tokyo_date(uow.now())
+        if rule is not None and rule.limit != "none":
+            _use_limit(uow, code, rule.activity, who, _period(rule.limit, today, event), receipt)
+        if program.annual_budget is not None:
+            _use_budget(uow, code, fiscal_year_of(today), amount, program.annual_budget)
+        return receipt_of(receipt.transfer_id, replayed=False)
 
-    return uow.run(body)
+    return keyed_write(
+        uow, scope=scope("grant", actor), key=key, digest=digest, stored=stored, act=body
+    )

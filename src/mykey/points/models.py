@@ -90,7 +90,8 @@ class BudgetUse(Base):
 
 class GrantJob(Base):
     """A bulk grant (a CSV of grants, or an eligibility list): granted all at once, or not at
-    all with a report of every refused row. One per staff member and idempotency key."""
+    all with a report of every refused row. One per municipality and idempotency key, whichever
+    of its staff sends it (`actor` is the first sender)."""
 
     __tablename__ = "grant_jobs"
     __table_args__ = (UniqueConstraint("actor", "client_key"),)
@@ -254,6 +255,7 @@ class ReservedAssignment(Base):
     assignment_id: Mapped[UUID] = mapped_column(Uuid)
     actor: Mapped[str] = mapped_column(String(128))
     client_key: Mapped[str] = mapped_column(String(128))
+    request_hash: Mapped[str | None] = mapped_column(String(64))  # NULL: assigned before 0023
     seq: Mapped[int] = mapped_column(Integer)
     mykey_id: Mapped[str] = mapped_column(String(8))
     partner: Mapped[str] = mapped_column(String(32))
@@ -384,11 +386,13 @@ class AccrualClosing(Base):
 
 class RankingAward(Base):
     """A ranking that staff turned into grants, kept as it was then (a voucher issue can use it
-    later); the (actor, key) pair makes running the award again grant once."""
+    later); the municipality's key (whoever sent it) makes running the award again grant once,
+    and one ranking (activity and period) is awarded once."""
 
     __tablename__ = "ranking_awards"
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # UUIDv5 of (actor, key)
+    # UUIDv5 of (municipality, activity, period); of (actor, key) for awards made before 0023
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
     code: Mapped[str] = mapped_column(String(6))
     actor: Mapped[str] = mapped_column(String(128))
     key: Mapped[str] = mapped_column(String(128))
@@ -434,6 +438,7 @@ class CouponBatch(Base):
     expires_on: Mapped[date] = mapped_column(Date)  # last Tokyo day a coupon can be redeemed
     actor: Mapped[str] = mapped_column(String(128))
     client_key: Mapped[str] = mapped_column(String(128))
+    request_hash: Mapped[str | None] = mapped_column(String(64))  # NULL: ordered before 0023
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -455,6 +460,7 @@ class Coupon(Base):
     redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     redeemed_actor: Mapped[str | None] = mapped_column(String(128))
     redeem_key: Mapped[str | None] = mapped_column(String(128))
+    redeem_hash: Mapped[str | None] = mapped_column(String(64))  # the redeeming request's
     conversion_id: Mapped[UUID | None] = mapped_column(Uuid)
 
 

@@ -21,15 +21,19 @@ daily jobs every ten minutes, or `mykey points void-expired`) releases them.
 
 Requests are signed like partner requests (HMAC-SHA256, 5-minute window, a signature once);
 the key is a terminal key of the shop's provider id with a signing secret (`issue_online_key`).
-Every write is idempotent per (shop, key): each ledger leg has its own derived key.
+Every write is idempotent per (shop, key), with the ledger's one mechanism: the hash of the
+whole request is stored with the transfer the key made (each ledger leg has its own derived key),
+the same request again is answered as it was (`replayed`), another request under the key is
+`idempotency_key_reused`, and a refusal is stored under the key and refused again.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from sqlalchemy import CursorResult, select, update
@@ -41,6 +45,7 @@ from mykey.errors import MyKeyError, forbidden, invalid, not_found, refused
 from mykey.identity import links
 from mykey.identity.keys import Role, create_key
 from mykey.ledger import AccountKind, LotTerms
+from mykey.ledger.idempotency import keyed_write, prior_transfer, request_hash, scope
 from mykey.municipalities.codes import parse_code
 from mykey.points.models import (
     OnlineKey,
@@ -61,6 +66,7 @@ FEE_BACK = "online_fee_back"
 REFUND = "online_refund"
 MIN_HOLD = timedelta(seconds=60)
 MAX_HOLD = timedelta(days=30)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -250,6 +256,39 @@ def _insufficient(code: str, usable: int, points: int) -> MyKeyError:
     )
 
 
+def _keyed(
+    uow: UnitOfWork,
+    operation: str,
+    actor: str,
+    key: str,
+    digest: str,
+    stored: Callable[[], tuple[str | None, T] | None],
+    body: Callable[[], T],
+) -> T:
+    """One online write under the shop's key: the same request once (`replayed` after),
+    another request under the key `idempotency_key_reused`, a refusal (not enough points, a
+    hold already captured or expired, a refund beyond the capture) stored and refused again."""
+    return keyed_write(
+        uow, scope=scope(operation, actor), key=key, digest=digest, stored=stored, act=body
+    )
+
+
+def _resolved(
+    uow: UnitOfWork, actor: str, leg: str
+) -> Callable[[], tuple[str | None, OrderView] | None]:
+    """What a capture or void under this key did: its hash and the order as it stands now."""
+
+    def stored() -> tuple[str | None, OrderView] | None:
+        prior = prior_transfer(uow.connection, actor, leg)
+        if prior is None:
+            return None
+        pending_id = ledger.get_transfer(uow, prior[0]).pending_id
+        row = uow.session.get(OnlineOrder, pending_id) if pending_id else None
+        return None if row is None else (prior[1], _view(uow, row, True))
+
+    return stored
+
+
 def authorize(
     uow: UnitOfWork,
     *,
@@ -281,6 +320,23 @@ def authorize(
             "注文番号は1〜64文字です。",
         )
     actor = f"online:{shop_id}"
+    leg = f"{key}:authorize"
+    digest = request_hash(
+        AUTHORIZE,
+        {
+            "shop": shop_id,
+            "service_id": service_id,
+            "municipality": code,
+            "points": points,
+            "expires_in_seconds": expires_in_seconds,
+            "order_ref": order_ref,
+        },
+    )
+
+    def stored() -> tuple[str | None, OrderView] | None:
+        prior = prior_transfer(uow.connection, actor, leg)
+        row = uow.session.get(OnlineOrder, prior[0]) if prior else None
+        return None if prior is None or row is None else (prior[1], _view(uow, row, True))
 
     def body() -> OrderView:
         s = uow.session
@@ -306,8 +362,9 @@ def authorize(
                 kind=AUTHORIZE,
                 actor=actor,
                 timeout=timedelta(seconds=expires_in_seconds),
-                key=f"{key}:authorize",
+                key=leg,
                 metadata={"shop": shop.id, "order_ref": order_ref or ""},
+                request_digest=digest,
             )
         except MyKeyError as error:
             if error.code == "insufficient_points":
@@ -341,7 +398,7 @@ def authorize(
                 raise RetryTransaction from exc
         return _view(uow, row, receipt.replayed)
 
-    return uow.run(body)
+    return _keyed(uow, AUTHORIZE, actor, key, digest, stored, body)
 
 
 def _row(uow: UnitOfWork, shop_id: str, authorization_id: UUID | str) -> OnlineOrder:
@@ -403,13 +460,22 @@ def capture(
     if points is not None:
         points = _points(points)
     actor = f"online:{shop_id}"
+    leg = f"{key}:capture"
+    digest = request_hash(
+        "online_capture", {"authorization_id": str(authorization_id), "points": points}
+    )
 
     def body() -> OrderView:
         _online_shop(uow, shop_id)
         row = _row(uow, shop_id, authorization_id)
         try:
             receipt = ledger.post(
-                uow, pending_id=row.id, actor=actor, key=f"{key}:capture", amount=points
+                uow,
+                pending_id=row.id,
+                actor=actor,
+                key=leg,
+                amount=points,
+                request_digest=digest,
             )
         except MyKeyError as error:
             if error.code == "pending_already_resolved":
@@ -455,18 +521,22 @@ def capture(
         uow.session.refresh(row)
         return _view(uow, row, False)
 
-    return uow.run(body)
+    return _keyed(uow, "online_capture", actor, key, digest, _resolved(uow, actor, leg), body)
 
 
 def void(uow: UnitOfWork, *, shop_id: str, authorization_id: UUID | str, key: str) -> OrderView:
     """Release a hold before capture: the points go back to the lots they came from."""
     actor = f"online:{shop_id}"
+    leg = f"{key}:void"
+    digest = request_hash("online_void", {"authorization_id": str(authorization_id)})
 
     def body() -> OrderView:
         _online_shop(uow, shop_id)
         row = _row(uow, shop_id, authorization_id)
         try:
-            receipt = ledger.void(uow, pending_id=row.id, actor=actor, key=f"{key}:void")
+            receipt = ledger.void(
+                uow, pending_id=row.id, actor=actor, key=leg, request_digest=digest
+            )
         except MyKeyError as error:
             if error.code == "pending_already_resolved":
                 raise _resolved_refusal(uow, row) from error
@@ -476,7 +546,7 @@ def void(uow: UnitOfWork, *, shop_id: str, authorization_id: UUID | str, key: st
         uow.session.refresh(row)
         return _view(uow, row, receipt.replayed)
 
-    return uow.run(body)
+    return _keyed(uow, "online_void", actor, key, digest, _resolved(uow, actor, leg), body)
 
 
 def refund(
@@ -486,10 +556,29 @@ def refund(
     fee on those points goes back from the municipality to the shop."""
     points = _points(points)
     actor = f"online:{shop_id}"
+    leg = f"{key}:refund"
+    digest = request_hash("online_refund", {"capture_id": str(capture_id), "points": points})
     try:
         cid = capture_id if isinstance(capture_id, UUID) else UUID(str(capture_id))
     except ValueError:
         cid = None
+
+    def stored() -> tuple[str | None, RefundView] | None:
+        prior = prior_transfer(uow.connection, actor, leg)
+        done = uow.session.get(OnlineRefund, prior[0]) if prior else None
+        order = uow.session.get(OnlineOrder, done.order_id) if done else None
+        if prior is None or done is None or order is None or order.capture_id is None:
+            return None
+        view = RefundView(
+            refund_id=done.transfer_id,
+            capture_id=order.capture_id,
+            points=done.points,
+            fee_back=done.fee_back,
+            refunded_total=order.refunded,
+            balance=_usable(uow, order.wallet_account_id),
+            replayed=True,
+        )
+        return prior[1], view
 
     def body() -> RefundView:
         s = uow.session
@@ -522,9 +611,10 @@ def refund(
             amount=points,
             kind=REFUND,
             actor=actor,
-            key=f"{key}:refund",
+            key=leg,
             lot=LotTerms(last.funding, expires),
             metadata={"shop": shop_id, "capture": str(row.capture_id)},
+            request_digest=digest,
         )
         if receipt.replayed:
             done = s.get(OnlineRefund, receipt.transfer_id)
@@ -582,7 +672,7 @@ def refund(
             replayed=receipt.replayed,
         )
 
-    return uow.run(body)
+    return _keyed(uow, "online_refund", actor, key, digest, stored, body)
 
 
 def get_order(uow: UnitOfWork, *, shop_id: str, authorization_id: UUID | str) -> OrderView:

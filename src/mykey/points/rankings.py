@@ -8,8 +8,11 @@ all). Ties are broken by who reached their total first (the earlier last counted
 by MyKey ID, so the same ledger always gives the same order.
 
 `award_ranking` turns a ranking into grants: the ranking is saved as it was (a voucher issue
-can use the saved ranking later) under the staff member's idempotency key, and each ranked
-resident is granted points with a key derived from it, so running the award again grants once.
+can use the saved ranking later) under the municipality's idempotency key (whichever of its
+staff sends it), and each ranked resident is granted points with a key derived from it, so
+running the award again, by anyone of the town, grants once. An award of one ranking (activity
+and period) is made once: another key for it gets the same answer, or `ranking_already_awarded`
+when it asks for something else.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from mykey import ledger
 from mykey.db import TOKYO, RetryTransaction, UnitOfWork
 from mykey.errors import MyKeyError, conflict, invalid, not_found
 from mykey.ledger import AccountKind
+from mykey.ledger.errors import key_reused
+from mykey.ledger.idempotency import same_request, scope, serialise
 from mykey.ledger.models import AccountRow, TransferRow
 from mykey.municipalities.codes import parse_code
 from mykey.points.grants import grant_points
@@ -194,6 +199,7 @@ class AwardReport:
     already: int
     refused: int
     outcomes: tuple[AwardOutcome, ...]
+    replayed: bool = False  # the award was made before (under this key, or of this ranking)
 
 
 def _award_hash(fields: dict[str, object]) -> str:
@@ -218,11 +224,15 @@ def award_ranking(
 ) -> AwardReport:
     """Grant `points` to every resident of the ranking, with `reason`.
 
-    The first run with a key saves the ranking; a run again with the same key and query uses
-    the saved ranking (not a new one) and grants each resident with the same derived key
-    (`{key}:{mykey_id}`), so nobody is granted twice; with the same key and another query it is
-    `idempotency_key_reused`. Each resident's grant is its own transaction: a refusal (the
-    annual budget, say) is reported and does not undo the others."""
+    The key is the municipality's, not the sender's: the first run with a key saves the
+    ranking; a run again with the same key and request, by the same or another staff member of
+    the town, uses the saved ranking (not a new one) and grants each resident under the first
+    run's actor and derived key (`{key}:{mykey_id}`), so nobody is granted twice (`replayed`);
+    with the same key and another request it is `idempotency_key_reused`. A ranking (activity
+    and period) is awarded once: the same request under a new key gets the saved award
+    (`replayed`), another request `ranking_already_awarded`. Each resident's grant is its own
+    transaction: a refusal (the annual budget, say) is reported, does not undo the others, and
+    is stored under the resident's grant key (a run again reports it again)."""
     code = parse_code(municipality)
     _check_query(activity, start, end, top, minimum)
     if isinstance(points, bool) or not isinstance(points, int) or not 1 <= points <= 10**9:
@@ -240,7 +250,9 @@ def award_ranking(
             " starting with a letter or digit.",
             "冪等キーは英数字と . _ : - からなる 1〜100 文字で、英数字で始めてください。",
         )
-    award_id = str(uuid5(NAMESPACE_URL, f"mykey:award:{actor}\n{key}"))
+    # An award is the municipality's, whoever sends it: its key is the municipality's, and its
+    # id (the ranking it awards) is by nature once per activity and period.
+    award_id = str(uuid5(NAMESPACE_URL, f"mykey:award:{code}\n{activity or ''}\n{start}\n{end}"))
     digest = _award_hash(
         {
             "code": code,
@@ -254,9 +266,10 @@ def award_ranking(
         }
     )
 
-    def save() -> Ranking:
+    def save() -> tuple[Ranking, str, str, str, bool]:
         s = uow.session
-        row = s.get(RankingAward, award_id)
+        serialise(uow.connection, scope("ranking_award", code), key)
+        row = _award_by_key(uow, code, key) or _award_of_period(uow, code, activity, start, end)
         if row is None:
             ranking = _rank(uow, code, activity, start, end, top, minimum)
             s.add(
@@ -291,16 +304,16 @@ def award_ranking(
                 for r in ranking.rows
             )
             s.flush()
-            return ranking
-        if row.request_hash != digest:
-            raise conflict(
-                "idempotency_key_reused",
-                "This key was used for another award; use a new key.",
-                "この冪等キーは別の付与に使われています。新しいキーを使ってください。",
-            )
-        return saved_ranking(uow, award_id)
+            return ranking, award_id, actor, key, False
+        if not same_request(row.request_hash, digest):
+            if row.key == key:
+                raise key_reused()
+            raise _already_awarded(row)
+        return saved_ranking(uow, row.id), row.id, row.actor, row.key, True
 
-    ranking = uow.run(save)
+    # The winners are granted under the first sender's actor and key, so that a second staff
+    # member running the same award finds each grant already made.
+    ranking, award_id, actor, key, replayed = uow.run(save)
     outcomes = []
     for r in ranking.rows:
         try:
@@ -345,6 +358,47 @@ def award_ranking(
         already=sum(o.status == "already" for o in outcomes),
         refused=sum(o.status == "refused" for o in outcomes),
         outcomes=tuple(outcomes),
+        replayed=replayed,
+    )
+
+
+def _award_by_key(uow: UnitOfWork, code: str, key: str) -> RankingAward | None:
+    """The municipality's award made under this key (by any of its staff)."""
+    return uow.session.scalars(
+        select(RankingAward)
+        .where(RankingAward.code == code, RankingAward.key == key)
+        .order_by(RankingAward.created_at, RankingAward.id)
+    ).first()
+
+
+def _award_of_period(
+    uow: UnitOfWork, code: str, activity: str | None, start: date, end: date
+) -> RankingAward | None:
+    """The municipality's award of this ranking (activity and period), under any key."""
+    same_activity = (
+        RankingAward.activity.is_(None) if activity is None else RankingAward.activity == activity
+    )
+    return uow.session.scalars(
+        select(RankingAward)
+        .where(
+            RankingAward.code == code,
+            same_activity,
+            RankingAward.start_on == start,
+            RankingAward.end_on == end,
+        )
+        .order_by(RankingAward.created_at, RankingAward.id)
+    ).first()
+
+
+def _already_awarded(row: RankingAward) -> MyKeyError:
+    period = f"{row.start_on}..{row.end_on}"
+    return conflict(
+        "ranking_already_awarded",
+        f"This ranking ({row.activity or 'every activity'}, {period}) was already awarded"
+        f" (award {row.id}); an award is made once. The same request answers with it.",
+        f"このランキング（{row.activity or 'すべての活動'}、{period}）は付与済みです"
+        f"（付与 {row.id}）。付与は一度だけです。同じ内容で送ると結果を確認できます。",
+        award_id=row.id,
     )
 
 

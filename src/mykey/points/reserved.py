@@ -29,10 +29,11 @@ from sqlalchemy.exc import IntegrityError
 
 from mykey import ledger
 from mykey.db import TOKYO, RetryTransaction, UnitOfWork, tokyo_date
-from mykey.errors import MyKeyError, conflict, invalid, not_found, refused
+from mykey.errors import MyKeyError, invalid, not_found, refused
 from mykey.identity.models import Resident
 from mykey.identity.residents import normalise_mykey_id
 from mykey.ledger import AccountKind, LotTerms
+from mykey.ledger.idempotency import keyed_write, request_hash, scope
 from mykey.municipalities.codes import parse_code
 from mykey.points.balances import RESERVED
 from mykey.points.conversion import NAMESPACE, _check_key, add_premium, member_program
@@ -192,17 +193,26 @@ def reserved_of(uow: UnitOfWork, mykey_id: str) -> ReservedView:
     return uow.run(body)
 
 
-def _replay(
-    uow: UnitOfWork, rows: list[ReservedAssignment], who: str, code: str
-) -> AssignmentReceipt:
-    first = rows[0]
-    if first.mykey_id != who or first.municipality != code:
-        raise conflict(
-            "idempotency_key_reused",
-            "This idempotency key was used for another assignment.",
-            "この冪等キーは別の振り分けに使われています。",
+def _digest(who: str, code: str, points: int | None, reason: str) -> str:
+    """The hash of a whole assignment request (points None: all of them)."""
+    return request_hash(
+        "reserved_assignment",
+        {"mykey_id": who, "municipality": code, "points": points, "reason": reason},
+    )
+
+
+def _stored(uow: UnitOfWork, actor: str, key: str) -> tuple[str | None, AssignmentReceipt] | None:
+    """What a known (actor, key) assigned: the hash of its request and its receipt."""
+    rows = list(
+        uow.session.scalars(
+            select(ReservedAssignment)
+            .where(ReservedAssignment.actor == actor, ReservedAssignment.client_key == key)
+            .order_by(ReservedAssignment.seq)
         )
-    return _assignment_receipt(uow, rows, replayed=True)
+    )
+    if not rows:
+        return None
+    return rows[0].request_hash, _assignment_receipt(uow, rows, replayed=True)
 
 
 def _assignment_receipt(
@@ -235,18 +245,40 @@ def _assign(
     key: str,
     reason: str,
 ) -> AssignmentReceipt:
+    digest = _digest(who, code, points, reason)
+    return keyed_write(
+        uow,
+        scope=scope("reserved_assignment", actor),
+        key=key,
+        digest=digest,
+        stored=lambda: _stored(uow, actor, key),
+        act=lambda: _assign_now(
+            uow,
+            who=who,
+            code=code,
+            points=points,
+            actor=actor,
+            key=key,
+            reason=reason,
+            digest=digest,
+        ),
+    )
+
+
+def _assign_now(
+    uow: UnitOfWork,
+    *,
+    who: str,
+    code: str,
+    points: int | None,
+    actor: str,
+    key: str,
+    reason: str,
+    digest: str,
+) -> AssignmentReceipt:
     s = uow.session
     _resident(uow, who)
     _lock(uow, who)
-    known = list(
-        s.scalars(
-            select(ReservedAssignment)
-            .where(ReservedAssignment.actor == actor, ReservedAssignment.client_key == key)
-            .order_by(ReservedAssignment.seq)
-        )
-    )
-    if known:
-        return _replay(uow, known, who, code)
     program = member_program(uow, code)
     lots = _wallet_lots(uow, who)
     available = sum(lot.remaining for lot in lots)
@@ -306,6 +338,7 @@ def _assign(
                 assignment_id=assignment_id,
                 actor=actor,
                 client_key=key,
+                request_hash=digest,
                 seq=seq,
                 mykey_id=who,
                 partner=partner,
@@ -347,7 +380,9 @@ def assign_reserved(
     key: str,
 ) -> AssignmentReceipt:
     """Move `points` (None: all) of the resident's reserved points to `municipality`, oldest
-    first. The same (actor, key) assigns once."""
+    first. The same (actor, key) assigns once: a retry gets the first receipt (`replayed`),
+    another request under the key (another municipality or number of points) is
+    `idempotency_key_reused`, and a refused assignment is refused again under its key."""
     who = normalise_mykey_id(mykey_id)
     code = parse_code(municipality)
     _check_key(key)
@@ -359,11 +394,7 @@ def assign_reserved(
             "Points are a whole number from 1 to 10^12 (or leave them out for all).",
             "ポイント数は 1〜10^12 の整数で指定してください（省略するとすべて）。",
         )
-    return uow.run(
-        lambda: _assign(
-            uow, who=who, code=code, points=points, actor=actor, key=key, reason="resident"
-        )
-    )
+    return _assign(uow, who=who, code=code, points=points, actor=actor, key=key, reason="resident")
 
 
 def sweep_reserved(

@@ -27,10 +27,11 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, Table, and_, cast, func, literal, or_, select, union_all
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import Date
 
 from mykey import ledger
-from mykey.db import TOKYO, UnitOfWork, insert_many
+from mykey.db import TOKYO, RetryTransaction, UnitOfWork, insert_many
 from mykey.errors import MyKeyError, invalid, not_found, refused
 from mykey.ledger import AccountKind
 from mykey.ledger.models import AccountRow, LotRow, LotUseRow, TransferRow
@@ -379,7 +380,10 @@ def close_month(
     """Close a Tokyo month: record every statement and book its settlement transfer.
 
     One transaction per municipality ledger, so a close stopped half way resumes after the
-    last ledger it finished; closing a closed month changes nothing (`already_closed`).
+    last ledger it finished; closing a closed month changes nothing (`already_closed`),
+    whoever asks: a month is by nature closed once (its ledgers' close rows and settlement
+    keys derive from the month), and two closes at once settle each ledger once (the second
+    finds the first's work when its insert collides, and books nothing).
     `now` (default: the clock) must be after the month's end."""
     m = parse_month(month)
     moment = now or uow.now()
@@ -469,14 +473,17 @@ def close_month(
                     days.append(
                         {"statement_id": sid, "day": d, "credits": cr, "debits": dr, "transfers": n}
                     )
-            insert_many(uow.connection, cast_table(Statement), statements)
-            insert_many(uow.connection, cast_table(StatementDay), days)
-            s.add(
-                SettlementLedgerClose(
-                    month=m.label, ledger=code, statements=len(items), closed_at=created
+            try:
+                insert_many(uow.connection, cast_table(Statement), statements)
+                insert_many(uow.connection, cast_table(StatementDay), days)
+                s.add(
+                    SettlementLedgerClose(
+                        month=m.label, ledger=code, statements=len(items), closed_at=created
+                    )
                 )
-            )
-            s.flush()
+                s.flush()
+            except IntegrityError as exc:  # another close of this month did this ledger first
+                raise RetryTransaction from exc
             return done
 
         done = uow.run(one_ledger)
@@ -497,7 +504,10 @@ def close_month(
                     closed_at=uow.now(),
                 )
             )
-            uow.session.flush()
+            try:
+                uow.session.flush()
+            except IntegrityError as exc:  # another close finished the month first
+                raise RetryTransaction from exc
 
     uow.run(finish)
     return CloseReport(m.label, "closed", len(codes), total, booked)

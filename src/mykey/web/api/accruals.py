@@ -103,7 +103,10 @@ class AwardIn(BaseModel):
     minimum: int = 0
     points: int = Field(description="granted to each ranked resident")
     reason: str
-    key: str = Field(description="idempotency key: running the award again grants once")
+    key: str = Field(
+        description="idempotency key, the municipality's: running the award again, by any of"
+        " its staff, grants once"
+    )
 
 
 class AwardOutcomeOut(BaseModel):
@@ -126,6 +129,11 @@ class AwardOut(BaseModel):
     already: int
     refused: int
     outcomes: list[AwardOutcomeOut]
+    replayed: bool = Field(
+        default=False,
+        description="the award was made before (this key, or this ranking, by any staff member"
+        " of the town): nothing granted twice",
+    )
 
 
 def _closing(c: accruals.Closing) -> ClosingOut:
@@ -253,7 +261,8 @@ def ranking(
     response_model_by_alias=True,
 )
 def award(code: str, body: AwardIn, uow: Uow, staff: Staff) -> AwardOut:
-    """Grant points to each resident of a ranking; the same key grants once."""
+    """Grant points to each resident of a ranking, once for the town: the same key (from any
+    of its staff) or the same ranking again answers with the award made (`replayed`)."""
     own = _own_municipality(staff, code)
     report = rankings.award_ranking(
         uow,
@@ -277,4 +286,5 @@ def award(code: str, body: AwardIn, uow: Uow, staff: Staff) -> AwardOut:
         already=report.already,
         refused=report.refused,
         outcomes=[AwardOutcomeOut(**vars(o)) for o in report.outcomes],
+        replayed=report.replayed,
     )

@@ -126,6 +126,7 @@ def order(page: PageDep, staff: PartnerStaff, partner: str, fields: CheckedForm)
             )
         except MyKeyError as error:
             form.fail(ORDER_FIELDS.get(error.code, "count"), error)
+            values["key"] = new_key()  # answered: what is sent next is a new request
         else:
             return page.redirect(f"/console/p/{own}?ordered={ordered.batch.id}")
     return _home(page, own, values=values, form=form)

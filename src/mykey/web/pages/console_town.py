@@ -235,6 +235,7 @@ def grant_one(page: PageDep, staff: TownStaff, code: str, fields: CheckedForm) -
             )
         except MyKeyError as error:
             form.fail(GRANT_FIELDS.get(error.code, "mykey_id"), error)
+            values["key"] = new_key()  # answered: what is sent next is a new request
         else:
             return page.redirect(
                 f"/console/m/{own}/grants?granted={receipt.mykey_id}:{receipt.points}"
@@ -284,6 +285,7 @@ async def grant_bulk(
             )
         except MyKeyError as error:
             form.fail("file", error)
+            values["key"] = new_key()  # answered: what is sent next is a new request
         else:
             if not job.replayed or (job.status == "queued" and bulk.progress_of(job.id) is None):
                 background.add_task(_run, request.app.state.uow_factory, job.id, data)
