@@ -11,6 +11,7 @@ from mykey.web.pages import (
     auth,
     console_council,
     console_partner,
+    console_rankings,
     console_town,
     counter,
     mypage,
@@ -19,7 +20,8 @@ from mykey.web.pages import (
 from mykey.web.pages.base import STATIC, handlers
 
 ROUTERS: tuple[APIRouter, ...] = (auth.router, navi.router, mypage.router, counter.router)
-ROUTERS += (console_town.router, console_partner.router, console_council.router)
+ROUTERS += (console_town.router, console_rankings.router)
+ROUTERS += (console_partner.router, console_council.router)
 
 
 def install(app: FastAPI) -> None:
