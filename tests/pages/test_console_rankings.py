@@ -180,3 +180,61 @@ def urlencoded(fields: dict[str, str | list[str]]) -> str:
     from urllib.parse import urlencode
 
     return urlencode(fields, doseq=True)
+
+
+def _resident_login(c: TestClient, mykey_id: str) -> None:
+    from tests.builders import PASSWORD_FOR_BULK
+
+    c.cookies.clear()
+    form = c.get("/mypage/login").text
+    done = c.post(
+        "/mypage/login",
+        data={"csrf_token": csrf(form), "mykey_id": mykey_id, "password": PASSWORD_FOR_BULK},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text
+
+
+def test_the_winner_sees_and_prints_the_prize_vouchers_in_my_page(
+    client: TestClient,  # noqa: F811 -- the fixture
+    database: Database,
+) -> None:
+    from datetime import date
+
+    from mykey.points.rankings import award_ranking
+    from mykey.points.vouchers import PrizeTerms, redeem
+
+    _walks(database)
+    uow = database.uow()
+    report = award_ranking(
+        uow,
+        municipality=TOSHIMA,
+        activity="walk",
+        start=date(2026, 4, 1),
+        end=date(2027, 3, 31),
+        top=1,
+        minimum=1,
+        reason="ウォーキング1位",
+        actor="staff:toshima",
+        key="walk-1st",
+        vouchers=PrizeTerms(10, 500, 90, street_id="otsuka"),
+    )
+    [winner] = report.outcomes
+    redeem(uow, shop_id="otsuka-1", number=winner.vouchers[0], actor="t", key="r")
+
+    _resident_login(client, "AB123456")
+    mine = client.get("/mypage/vouchers")
+    assert mine.status_code == 200
+    assert "ランキングの賞品" in mine.text and "大塚商店街" in mine.text
+    assert "豊島区ポイント 500 ポイント × 10 枚" in mine.text
+    assert "10 枚中 9 枚" in mine.text  # one was used
+    link = f"/mypage/vouchers/{winner.voucher_batch}.pdf"
+    assert link in mine.text
+    pdf = client.get(link)
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    pages = read_pdf(pdf.content, dpi=72)
+    assert len(pages) == 4 and "使用済み" in pages[0].text  # the used one is marked void
+
+    _resident_login(client, "CD234567")  # not a winner: nothing to see, nothing to print
+    assert "まだありません。" in client.get("/mypage/vouchers").text
+    assert client.get(link).status_code == 404

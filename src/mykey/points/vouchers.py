@@ -114,6 +114,7 @@ class VoucherView:
     gift_program: str | None = None
     award_id: str | None = None  # a ranking prize: its award
     valid_shops: tuple[str, ...] = ()  # a prize valid at a set of shops: their names
+    issue_id: str = ""  # the transfer that issued it (its batch, printed together)
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ def _view(uow: UnitOfWork, row: Voucher) -> VoucherView:
         gift_program=row.gift_program_id,
         award_id=row.award_id,
         valid_shops=_prize_shop_names(uow, row),
+        issue_id=str(row.issue_transfer_id),
     )
 
 
@@ -862,3 +864,19 @@ def issue_prize(
         return Issued(receipt, [_view(uow, r) for r in rows], 0, False)
 
     return uow.run(body)
+
+
+def vouchers_of(uow: UnitOfWork, mykey_id: str, *, limit: int = 300) -> list[VoucherView]:
+    """A resident's vouchers (from their wallet, gift certificates, ranking prizes), the
+    newest issue first and in order within an issue (My Page)."""
+    return uow.run(
+        lambda: [
+            _view(uow, row)
+            for row in uow.session.scalars(
+                select(Voucher)
+                .where(Voucher.mykey_id == mykey_id)
+                .order_by(Voucher.created_at.desc(), Voucher.issue_transfer_id, Voucher.seq)
+                .limit(limit)
+            )
+        ]
+    )

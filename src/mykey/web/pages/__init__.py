@@ -15,11 +15,13 @@ from mykey.web.pages import (
     console_town,
     counter,
     mypage,
+    mypage_vouchers,
     navi,
 )
 from mykey.web.pages.base import STATIC, handlers
 
 ROUTERS: tuple[APIRouter, ...] = (auth.router, navi.router, mypage.router, counter.router)
+ROUTERS += (mypage_vouchers.router,)
 ROUTERS += (console_town.router, console_rankings.router)
 ROUTERS += (console_partner.router, console_council.router)
 
