@@ -191,7 +191,7 @@ def _draw(doc: Document, cert: Certificate, x0: float, y0: float) -> None:
     text(
         c,
         left,
-        y0 + 4.5 * MM,
+        y0 + 3 * MM,  # below the issuer line, inside the inner border
         f"{cert.title_en.title()}: {v.face_value:,} points, valid {v.issued_on.isoformat()}"
         f" to {v.valid_until.isoformat()}, once, where stated above.",
         size=6,
