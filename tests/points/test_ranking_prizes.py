@@ -305,6 +305,7 @@ def test_prize_vouchers_for_a_set_of_shops_and_with_points(database: Database) -
     with pytest.raises(MyKeyError) as elsewhere:
         redeem(uow, shop_id="showa-1", number=winner.vouchers[1], actor="t:2", key="s-2")
     assert elsewhere.value.code == "voucher_wrong_shop"
+    assert elsewhere.value.details["valid_at"] == f"{OFF_STREET},showa-2"
     redeem(uow, shop_id="showa-2", number=winner.vouchers[1], actor="t:3", key="s-3")
     [page] = read_pdf(
         print_prize(uow, report.award_id, "WALK0001", viewer=Viewer(municipality=BUNGO)), dpi=72

@@ -408,6 +408,18 @@ def _valid_here(row: Voucher, shop: Shop) -> bool:
     return row.street_id is not None and row.street_id == shop.street_id
 
 
+def _prize_shop_ids(uow: UnitOfWork, row: Voucher) -> str | None:
+    """The shops (ids, comma-separated) of a prize voucher valid at a set of shops."""
+    if row.award_id is None:
+        return None
+    ids = uow.session.scalars(
+        select(RankingAwardShop.shop_id)
+        .where(RankingAwardShop.award_id == row.award_id)
+        .order_by(RankingAwardShop.shop_id)
+    )
+    return ",".join(ids) or None
+
+
 def _in_prize_shops(uow: UnitOfWork, row: Voucher, shop: Shop) -> bool:
     """A prize voucher valid at a set of shops (its award's `ranking_award_shops`)."""
     if row.program != PRIZE_PROGRAM or row.award_id is None:
@@ -441,7 +453,7 @@ def redeem(
         row = _find(uow, number)
         here = _valid_here(row, shop) or _in_prize_shops(uow, row, shop)
         if not here or uow.session.get(ShopAccept, (shop.id, row.code)) is None:
-            where = row.shop_id or row.street_id
+            where = row.shop_id or row.street_id or _prize_shop_ids(uow, row)
             raise refused(
                 "voucher_wrong_shop",
                 f"This voucher cannot be used at this shop (it is valid at {where}).",
