@@ -83,6 +83,8 @@ TABLES = (
     "correction_claims",
     "correction_legs",
     "correction_cases",
+    "ranking_award_prizes",
+    "ranking_award_shops",
     "ranking_award_entries",
     "ranking_awards",
     "accrual_closings",

@@ -1015,6 +1015,127 @@ def rankings_show(
     out.print(table)
 
 
+@rankings_app.command("award")
+def rankings_award(
+    municipality: Annotated[str, typer.Option(help="6-digit local government code")],
+    start: Annotated[str, typer.Option("--from", help="first day, YYYY-MM-DD (JST)")],
+    end: Annotated[str, typer.Option("--to", help="last day, YYYY-MM-DD (JST), included")],
+    reason: Annotated[str, typer.Option(help="why (the grant's reason, printed on vouchers)")],
+    key: Annotated[str, typer.Option(help="idempotency key: running it again gives once")],
+    activity: Annotated[str | None, typer.Option(help="one activity, or every grant")] = None,
+    top: Annotated[int, typer.Option(help="how many residents")] = 100,
+    minimum: Annotated[int, typer.Option(help="at least this many points")] = 0,
+    points: Annotated[int, typer.Option(help="points granted to each (0: none)")] = 0,
+    voucher_count: Annotated[
+        int, typer.Option(help="prize vouchers per winner (0: none)", show_default=False)
+    ] = 0,
+    voucher_value: Annotated[int, typer.Option(help="points per prize voucher")] = 500,
+    voucher_days: Annotated[int, typer.Option(help="valid days, counting the day of issue")] = 90,
+    voucher_street: Annotated[
+        str | None, typer.Option(help="the vouchers are valid at this shopping street")
+    ] = None,
+    voucher_shop: Annotated[
+        list[str] | None, typer.Option(help="or at these shops (repeat the option)")
+    ] = None,
+) -> None:
+    """Give the ranked residents points, prize vouchers (from the budget), or both."""
+    from mykey.points.rankings import award_ranking
+    from mykey.points.vouchers import PrizeTerms
+
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError:
+        err.print("Dates are YYYY-MM-DD / 日付は YYYY-MM-DD で指定してください")
+        raise typer.Exit(2) from None
+    prize = None
+    if voucher_count:
+        prize = PrizeTerms(
+            count=voucher_count,
+            face_value=voucher_value,
+            valid_days=voucher_days,
+            street_id=voucher_street,
+            shop_ids=tuple(voucher_shop or ()),
+        )
+    uow = _uow()
+    try:
+        with _progress() as progress:
+            task = progress.add_task("Awarding / 付与中", total=None)
+            report = award_ranking(
+                uow,
+                municipality=municipality,
+                activity=activity,
+                start=first,
+                end=last,
+                top=top,
+                minimum=minimum,
+                points=points,
+                reason=reason,
+                actor="staff:cli",
+                key=key,
+                vouchers=prize,
+                progress=lambda n: progress.advance(task, n),
+            )
+    except MyKeyError as error:
+        _fail(error)
+    table = Table("rank / 順位", "MyKey ID", "status / 状態", "vouchers / 券", "why / 理由")
+    for o in report.outcomes:
+        why = f"{o.code}: {o.message_ja}" if o.code else ""
+        table.add_row(str(o.rank), o.mykey_id, o.status, str(len(o.vouchers)), why)
+    out.print(table)
+    out.print(
+        f"Award {report.award_id}: {report.granted} given, {report.already} before,"
+        f" {report.refused} refused. / 付与 {report.granted} 人・付与済み {report.already} 人・"
+        f"不可 {report.refused} 人"
+    )
+
+
+@rankings_app.command("awards")
+def rankings_awards(
+    municipality: Annotated[str, typer.Option(help="6-digit local government code")],
+) -> None:
+    """The municipality's latest awards, newest first."""
+    from mykey.points.rankings import list_awards
+
+    try:
+        found = list_awards(_uow(), municipality=municipality)
+    except MyKeyError as error:
+        _fail(error)
+    table = Table("award / 付与", "period / 期間", "top / 人数", "prize / 賞品", "reason / 理由")
+    for a in found:
+        prize = [f"{a.points:,} pt"] if a.points else []
+        if a.prize is not None:
+            where = a.prize.street_id or ", ".join(a.prize.shop_ids)
+            prize.append(f"{a.prize.count} × {a.prize.face_value:,} pt @ {where}")
+        table.add_row(a.award_id, f"{a.start} – {a.end}", str(a.top), " + ".join(prize), a.reason)
+    out.print(table)
+
+
+@rankings_app.command("vouchers")
+def rankings_vouchers(
+    municipality: Annotated[str, typer.Option(help="6-digit local government code")],
+    award: Annotated[str, typer.Option(help="the award id")],
+    out_path: Annotated[Path, typer.Option("--out", help="the PDF or ZIP file to write")],
+    mykey_id: Annotated[
+        str | None, typer.Option(help="one winner's PDF (default: a ZIP of every winner's)")
+    ] = None,
+) -> None:
+    """Print an award's prize vouchers: one winner's PDF, or a ZIP of one PDF per winner."""
+    from mykey.municipalities.codes import parse_code
+    from mykey.points.voucher_print import Viewer, print_prize, print_prizes_zip
+
+    try:
+        viewer = Viewer(municipality=parse_code(municipality))
+        uow = _uow()
+        if mykey_id is not None:
+            content = print_prize(uow, award, mykey_id.upper(), viewer=viewer)
+        else:
+            content = print_prizes_zip(uow, award, viewer=viewer)
+    except MyKeyError as error:
+        _fail(error)
+    out_path.write_bytes(content)
+    out.print(f"Wrote {out_path} ({len(content):,} bytes) / {out_path} に書き出しました")
+
+
 shops_app = typer.Typer(help="Shops and facilities / 加盟店・施設", no_args_is_help=True)
 app.add_typer(shops_app, name="shops")
 

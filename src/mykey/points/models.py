@@ -421,6 +421,33 @@ class RankingAwardEntry(Base):
     reached_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class RankingAwardPrize(Base):
+    """An award's prize vouchers (R4.5): `count` vouchers of `face_value` points for each
+    ranked resident, valid `valid_days` days counting the day of issue, at every shop of
+    `street_id` or (None) at the shops of `ranking_award_shops`."""
+
+    __tablename__ = "ranking_award_prizes"
+
+    award_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("ranking_awards.id"), primary_key=True
+    )
+    count: Mapped[int] = mapped_column(Integer)
+    face_value: Mapped[int] = mapped_column(BigInteger)
+    valid_days: Mapped[int] = mapped_column(Integer)
+    street_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class RankingAwardShop(Base):
+    """A shop where an award's prize vouchers are valid (when they are not for a street)."""
+
+    __tablename__ = "ranking_award_shops"
+
+    award_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("ranking_awards.id"), primary_key=True
+    )
+    shop_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
 # --- coupon codes (R5.2 methods 2-1 paper, 2-2 e-mail, 2-3 URL) ------------------------------
 
 
@@ -590,11 +617,13 @@ class Voucher(Base):
         UniqueConstraint("receipt_shop_id", "receipt_ref", name="uq_vouchers_receipt"),
         Index("ix_vouchers_status_valid_until", "status", "valid_until"),
         Index("ix_vouchers_issue_transfer", "issue_transfer_id"),
+        # a ranking award gives each winner one set of prize vouchers, however often it runs
+        Index("uq_vouchers_award_winner", "award_id", "mykey_id", "seq", unique=True),
     )
 
     number: Mapped[str] = mapped_column(String(13), primary_key=True)
     code: Mapped[str] = mapped_column(String(6))
-    program: Mapped[str] = mapped_column(String(16))  # wallet | receipt
+    program: Mapped[str] = mapped_column(String(16))  # wallet | receipt | gift | prize
     mykey_id: Mapped[str | None] = mapped_column(String(8))
     wallet_account_id: Mapped[int | None] = mapped_column(BigInteger)
     issue_transfer_id: Mapped[UUID] = mapped_column(Uuid)
@@ -602,7 +631,7 @@ class Voucher(Base):
     face_value: Mapped[int] = mapped_column(BigInteger)
     issued_on: Mapped[date] = mapped_column(Date)
     valid_until: Mapped[date] = mapped_column(Date)  # the last day it can be redeemed
-    issuer_shop_id: Mapped[str] = mapped_column(String(16))
+    issuer_shop_id: Mapped[str | None] = mapped_column(String(16))  # None: a ranking prize
     shop_id: Mapped[str | None] = mapped_column(String(16))  # valid at this shop only, or
     street_id: Mapped[str | None] = mapped_column(String(32))  # at the shops of this street
     receipt_shop_id: Mapped[str | None] = mapped_column(String(16))
@@ -615,6 +644,7 @@ class Voucher(Base):
     prints: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     gift_program_id: Mapped[str | None] = mapped_column(String(32))  # 商品券: its programme
+    award_id: Mapped[str | None] = mapped_column(String(36))  # a ranking prize: its award
 
 
 class GiftProgram(Base):

@@ -7,12 +7,14 @@ credited in the period, of one activity or all, less none (a reversed grant does
 all). Ties are broken by who reached their total first (the earlier last counted grant), then
 by MyKey ID, so the same ledger always gives the same order.
 
-`award_ranking` turns a ranking into grants: the ranking is saved as it was (a voucher issue
+`award_ranking` turns a ranking into prizes: the ranking is saved as it was (a voucher issue
 can use the saved ranking later) under the municipality's idempotency key (whichever of its
-staff sends it), and each ranked resident is granted points with a key derived from it, so
-running the award again, by anyone of the town, grants once. An award of one ranking (activity
-and period) is made once: another key for it gets the same answer, or `ranking_already_awarded`
-when it asks for something else.
+staff sends it), and each ranked resident is granted points with a key derived from it, or
+given prize vouchers (`vouchers.issue_prize`: N vouchers of D points from the budget, valid at
+a shopping street or a set of shops for V days), or both, so running the award again, by
+anyone of the town, gives once. An award of one ranking (activity and period) is made once:
+another key for it gets the same answer, or `ranking_already_awarded` when it asks for
+something else.
 """
 
 from __future__ import annotations
@@ -38,8 +40,23 @@ from mykey.ledger.idempotency import same_request, scope, serialise
 from mykey.ledger.models import AccountRow, TransferRow
 from mykey.municipalities.codes import parse_code
 from mykey.points.grants import grant_points
-from mykey.points.models import Accrual, RankingAward, RankingAwardEntry
+from mykey.points.models import (
+    Accrual,
+    RankingAward,
+    RankingAwardEntry,
+    RankingAwardPrize,
+    RankingAwardShop,
+    Voucher,
+)
 from mykey.points.program_setup import program_of
+from mykey.points.vouchers import (
+    EXPIRED,
+    REDEEMED,
+    PrizeTerms,
+    check_prize_place,
+    check_prize_terms,
+    issue_prize,
+)
 
 MAX_TOP = 10_000
 MAX_DAYS = 3 * 366
@@ -183,10 +200,12 @@ class AwardOutcome:
     mykey_id: str
     earned: int
     status: str  # granted | already (by an earlier run) | refused
-    transfer_id: str | None = None
+    transfer_id: str | None = None  # the points' grant
     code: str | None = None  # why it was refused
     message: str | None = None
     message_ja: str | None = None
+    voucher_batch: str | None = None  # the prize vouchers' issue (its transfer id)
+    vouchers: tuple[str, ...] = ()  # their numbers, in order
 
 
 @dataclass(frozen=True)
@@ -200,6 +219,7 @@ class AwardReport:
     refused: int
     outcomes: tuple[AwardOutcome, ...]
     replayed: bool = False  # the award was made before (under this key, or of this ranking)
+    prize: PrizeTerms | None = None  # the vouchers each resident gets, if any
 
 
 def _award_hash(fields: dict[str, object]) -> str:
@@ -216,30 +236,36 @@ def award_ranking(
     end: date,
     top: int,
     minimum: int,
-    points: int,
+    points: int = 0,
     reason: str,
     actor: str,
     key: str,
+    vouchers: PrizeTerms | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> AwardReport:
-    """Grant `points` to every resident of the ranking, with `reason`.
+    """Give every resident of the ranking `points` (a grant with `reason`), prize `vouchers`
+    (`vouchers.issue_prize`), or both.
 
     The key is the municipality's, not the sender's: the first run with a key saves the
     ranking; a run again with the same key and request, by the same or another staff member of
-    the town, uses the saved ranking (not a new one) and grants each resident under the first
-    run's actor and derived key (`{key}:{mykey_id}`), so nobody is granted twice (`replayed`);
-    with the same key and another request it is `idempotency_key_reused`. A ranking (activity
-    and period) is awarded once: the same request under a new key gets the saved award
-    (`replayed`), another request `ranking_already_awarded`. Each resident's grant is its own
+    the town, uses the saved ranking (not a new one) and gives each resident under the first
+    run's actor and derived key (`{key}:{mykey_id}`), so nobody is granted twice and nobody is
+    issued a second set of vouchers (`replayed`); with the same key and another request it is
+    `idempotency_key_reused`. A ranking (activity and period) is awarded once: the same request
+    under a new key gets the saved award (`replayed`), another request
+    `ranking_already_awarded`. Each resident's prize (points and vouchers together) is its own
     transaction: a refusal (the annual budget, say) is reported, does not undo the others, and
     is stored under the resident's grant key (a run again reports it again)."""
     code = parse_code(municipality)
     _check_query(activity, start, end, top, minimum)
-    if isinstance(points, bool) or not isinstance(points, int) or not 1 <= points <= 10**9:
+    if vouchers is not None:
+        vouchers = check_prize_terms(vouchers)
+    least = 0 if vouchers is not None else 1
+    if isinstance(points, bool) or not isinstance(points, int) or not least <= points <= 10**9:
         raise invalid(
             "invalid_amount",
-            "Award 1 to 1,000,000,000 points to each ranked resident.",
-            "付与ポイントは 1〜1,000,000,000 で指定してください。",
+            "Award 1 to 1,000,000,000 points to each ranked resident (0 with prize vouchers).",
+            "付与ポイントは 1〜1,000,000,000 で指定してください（ポイント券の賞品なら 0 も可）。",
         )
     if not reason.strip() or len(reason) > 200:
         raise invalid("invalid_reason", "A grant needs a reason.", "付与理由が必要です。")
@@ -253,24 +279,27 @@ def award_ranking(
     # An award is the municipality's, whoever sends it: its key is the municipality's, and its
     # id (the ranking it awards) is by nature once per activity and period.
     award_id = str(uuid5(NAMESPACE_URL, f"mykey:award:{code}\n{activity or ''}\n{start}\n{end}"))
-    digest = _award_hash(
-        {
-            "code": code,
-            "activity": activity,
-            "start": start.isoformat(),
-            "end": end.isoformat(),
-            "top": top,
-            "minimum": minimum,
-            "points": points,
-            "reason": reason,
-        }
-    )
+    fields: dict[str, object] = {
+        "code": code,
+        "activity": activity,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "top": top,
+        "minimum": minimum,
+        "points": points,
+        "reason": reason,
+    }
+    if vouchers is not None:  # (absent for points only, so earlier awards keep their hash)
+        fields["vouchers"] = vars(vouchers)
+    digest = _award_hash(fields)
 
     def save() -> tuple[Ranking, str, str, str, bool]:
         s = uow.session
         serialise(uow.connection, scope("ranking_award", code), key)
         row = _award_by_key(uow, code, key) or _award_of_period(uow, code, activity, start, end)
         if row is None:
+            if vouchers is not None:
+                check_prize_place(uow, code, vouchers)
             ranking = _rank(uow, code, activity, start, end, top, minimum)
             s.add(
                 RankingAward(
@@ -293,6 +322,8 @@ def award_ranking(
                 s.flush()
             except IntegrityError as exc:  # a twin run saved it first
                 raise RetryTransaction from exc
+            if vouchers is not None:
+                _save_prize(uow, award_id, vouchers)
             s.add_all(
                 RankingAwardEntry(
                     award_id=award_id,
@@ -316,25 +347,49 @@ def award_ranking(
     ranking, award_id, actor, key, replayed = uow.run(save)
     outcomes = []
     for r in ranking.rows:
-        try:
-            receipt = grant_points(
-                uow,
-                municipality=code,
-                mykey_id=r.mykey_id,
-                actor=actor,
-                key=f"{key}:{r.mykey_id}",
-                reason=reason,
-                points=points,
-            )
-            outcomes.append(
-                AwardOutcome(
-                    r.rank,
-                    r.mykey_id,
-                    r.points,
-                    "already" if receipt.replayed else "granted",
-                    str(receipt.transfer_id),
+
+        def give(r: Ranked = r) -> AwardOutcome:
+            """One resident's prize, points and vouchers in one transaction."""
+            fresh = False
+            transfer_id: str | None = None
+            batch: str | None = None
+            numbers: tuple[str, ...] = ()
+            if points:
+                receipt = grant_points(
+                    uow,
+                    municipality=code,
+                    mykey_id=r.mykey_id,
+                    actor=actor,
+                    key=f"{key}:{r.mykey_id}",
+                    reason=reason,
+                    points=points,
                 )
+                fresh, transfer_id = not receipt.replayed, str(receipt.transfer_id)
+            if vouchers is not None:
+                issued = issue_prize(
+                    uow,
+                    municipality=code,
+                    mykey_id=r.mykey_id,
+                    award_id=award_id,
+                    terms=vouchers,
+                    actor=actor,
+                    key=f"{key}:{r.mykey_id}:vouchers",
+                )
+                fresh = fresh or not issued.replayed
+                batch = str(issued.receipt.transfer_id)
+                numbers = tuple(v.number for v in issued.vouchers)
+            return AwardOutcome(
+                r.rank,
+                r.mykey_id,
+                r.points,
+                "granted" if fresh else "already",
+                transfer_id,
+                voucher_batch=batch,
+                vouchers=numbers,
             )
+
+        try:
+            outcomes.append(uow.run(give))
         except MyKeyError as error:
             outcomes.append(
                 AwardOutcome(
@@ -359,6 +414,7 @@ def award_ranking(
         refused=sum(o.status == "refused" for o in outcomes),
         outcomes=tuple(outcomes),
         replayed=replayed,
+        prize=vouchers,
     )
 
 
@@ -402,6 +458,34 @@ def _already_awarded(row: RankingAward) -> MyKeyError:
     )
 
 
+def _save_prize(uow: UnitOfWork, award_id: str, terms: PrizeTerms) -> None:
+    s = uow.session
+    s.add(
+        RankingAwardPrize(
+            award_id=award_id,
+            count=terms.count,
+            face_value=terms.face_value,
+            valid_days=terms.valid_days,
+            street_id=terms.street_id,
+        )
+    )
+    s.add_all(RankingAwardShop(award_id=award_id, shop_id=shop) for shop in terms.shop_ids)
+    s.flush()
+
+
+def _prize_of(uow: UnitOfWork, award_id: str) -> PrizeTerms | None:
+    s = uow.session
+    row = s.get(RankingAwardPrize, award_id)
+    if row is None:
+        return None
+    shops = s.scalars(
+        select(RankingAwardShop.shop_id)
+        .where(RankingAwardShop.award_id == award_id)
+        .order_by(RankingAwardShop.shop_id)
+    )
+    return PrizeTerms(row.count, row.face_value, row.valid_days, row.street_id, tuple(shops))
+
+
 def saved_ranking(uow: UnitOfWork, award_id: str) -> Ranking:
     """The ranking an award was made from, as it was then (for a later voucher issue)."""
 
@@ -426,5 +510,116 @@ def saved_ranking(uow: UnitOfWork, award_id: str) -> Ranking:
             minimum=row.minimum,
             rows=tuple(Ranked(e.rank, e.mykey_id, e.earned, e.reached_at) for e in entries),
         )
+
+    return uow.run(body)
+
+
+# ---------------------------------------------------------------------------------------------
+# awards as staff see them later (the console, the API, the CLI)
+
+
+@dataclass(frozen=True)
+class Winner:
+    rank: int
+    mykey_id: str
+    earned: int
+    voucher_batch: str | None  # the transfer id of their prize vouchers' issue
+    vouchers: int  # prize vouchers issued to them
+    redeemed: int
+    expired: int
+
+
+@dataclass(frozen=True)
+class AwardView:
+    award_id: str
+    municipality: str
+    activity: str | None
+    start: date
+    end: date
+    top: int
+    minimum: int
+    points: int
+    reason: str
+    prize: PrizeTerms | None
+    created_at: datetime
+    winners: tuple[Winner, ...] = ()  # (empty in a list of awards)
+
+
+def _unknown_award(award_id: str) -> MyKeyError:
+    return not_found(
+        "unknown_award", f"There is no award {award_id}.", f"付与 {award_id} はありません。"
+    )
+
+
+def _award_view(uow: UnitOfWork, row: RankingAward, winners: tuple[Winner, ...]) -> AwardView:
+    return AwardView(
+        award_id=row.id,
+        municipality=row.code,
+        activity=row.activity,
+        start=row.start_on,
+        end=row.end_on,
+        top=row.top,
+        minimum=row.minimum,
+        points=row.points,
+        reason=row.reason,
+        prize=_prize_of(uow, row.id),
+        created_at=row.created_at,
+        winners=winners,
+    )
+
+
+def get_award(uow: UnitOfWork, award_id: str, *, municipality: str) -> AwardView:
+    """An award of `municipality` with its winners and their prize vouchers (`unknown_award`,
+    404, for an award of another municipality, as for one that does not exist)."""
+    code = parse_code(municipality)
+
+    def body() -> AwardView:
+        s = uow.session
+        row = s.get(RankingAward, award_id) if isinstance(award_id, str) else None
+        if row is None or row.code != code:
+            raise _unknown_award(str(award_id))
+        counts: dict[str, dict[str, int]] = {}
+        batches: dict[str, str] = {}
+        for who, status, batch, n in s.execute(
+            select(Voucher.mykey_id, Voucher.status, Voucher.issue_transfer_id, func.count())
+            .where(Voucher.award_id == award_id)
+            .group_by(Voucher.mykey_id, Voucher.status, Voucher.issue_transfer_id)
+        ):
+            counts.setdefault(str(who), {})[str(status)] = int(n)
+            batches[str(who)] = str(batch)
+        entries = s.scalars(
+            select(RankingAwardEntry)
+            .where(RankingAwardEntry.award_id == award_id)
+            .order_by(RankingAwardEntry.rank)
+        )
+        winners = tuple(
+            Winner(
+                rank=e.rank,
+                mykey_id=e.mykey_id,
+                earned=e.earned,
+                voucher_batch=batches.get(e.mykey_id),
+                vouchers=sum(counts.get(e.mykey_id, {}).values()),
+                redeemed=counts.get(e.mykey_id, {}).get(REDEEMED, 0),
+                expired=counts.get(e.mykey_id, {}).get(EXPIRED, 0),
+            )
+            for e in entries
+        )
+        return _award_view(uow, row, winners)
+
+    return uow.run(body)
+
+
+def list_awards(uow: UnitOfWork, *, municipality: str, limit: int = 20) -> list[AwardView]:
+    """The municipality's latest awards, newest first (without their winners)."""
+    code = parse_code(municipality)
+
+    def body() -> list[AwardView]:
+        rows = uow.session.scalars(
+            select(RankingAward)
+            .where(RankingAward.code == code)
+            .order_by(RankingAward.created_at.desc(), RankingAward.id)
+            .limit(limit)
+        )
+        return [_award_view(uow, row, ()) for row in rows]
 
     return uow.run(body)

@@ -219,3 +219,18 @@ def list_shops(uow: UnitOfWork, *, municipality: str | None = None) -> list[Shop
         return [_view(uow, row) for row in uow.session.scalars(stmt)]
 
     return uow.run(body)
+
+
+def list_streets(uow: UnitOfWork, *, municipality: str) -> list[StreetView]:
+    """The municipality's shopping streets, by id (a prize voucher may be valid at one)."""
+    code = parse_code(municipality)
+    return uow.run(
+        lambda: [
+            StreetView(row.id, row.name, row.municipality)
+            for row in uow.session.scalars(
+                select(ShoppingStreet)
+                .where(ShoppingStreet.municipality == code)
+                .order_by(ShoppingStreet.id)
+            )
+        ]
+    )

@@ -11,14 +11,18 @@ transaction that reads it (a failed rendering rolls the count back). Every copy 
 carries a red reprint mark (再発行 / REPRINT) with its copy number.
 
 Who may print: a terminal of the shop that issued the voucher, and the resident it was issued
-to (their My Page session). Anyone else gets the same `unknown_voucher` (404) as for a number
+to (their My Page session); a ranking prize voucher (no issuing shop) also the staff of its
+municipality, one PDF per winner (`print_prize`) or every winner's PDF in one ZIP
+(`print_prizes_zip`). Anyone else gets the same `unknown_voucher` (404) as for a number
 never issued, so a number seen on paper tells nothing more. Shops where the voucher is merely
 valid do not print it: they only redeem.
 """
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
+from io import BytesIO
 from uuid import UUID
 
 from sqlalchemy import select, update
@@ -39,8 +43,16 @@ from mykey.documents import (
 )
 from mykey.errors import MyKeyError, invalid, not_found
 from mykey.municipalities.models import Municipality
-from mykey.points.models import GiftProgram, Voucher
-from mykey.points.vouchers import GIFT_PROGRAM, REDEEMED, VoucherView, _find, _view
+from mykey.points.models import GiftProgram, RankingAward, RankingAwardEntry, Voucher
+from mykey.points.vouchers import (
+    GIFT_PROGRAM,
+    PRIZE_PROGRAM,
+    REDEEMED,
+    VoucherView,
+    _find,
+    _view,
+    prize_vouchers,
+)
 
 PER_PAGE = 3
 WIDTH, HEIGHT = 180 * MM, 88 * MM
@@ -48,10 +60,12 @@ WIDTH, HEIGHT = 180 * MM, 88 * MM
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who asks for a print: a shop's terminal (`shop_id`) or a resident (`mykey_id`)."""
+    """Who asks for a print: a shop's terminal (`shop_id`), a resident (`mykey_id`), or the
+    staff of a municipality (`municipality`: its ranking prize vouchers only)."""
 
     shop_id: str | None = None
     mykey_id: str | None = None
+    municipality: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,8 @@ class Certificate:
 def _may_print(row: Voucher, viewer: Viewer) -> bool:
     if viewer.shop_id is not None and row.issuer_shop_id == viewer.shop_id:
         return True
+    if viewer.municipality is not None and row.program == PRIZE_PROGRAM:
+        return row.code == viewer.municipality
     return viewer.mykey_id is not None and row.mykey_id == viewer.mykey_id
 
 
@@ -98,7 +114,12 @@ def _count(uow: UnitOfWork, rows: list[Voucher]) -> list[Certificate]:
         view = _view(uow, row)
         title, title_en = _titles(view)
         gift = uow.session.get(GiftProgram, row.gift_program_id) if row.gift_program_id else None
-        name = f"{gift.name}（{view.point_name}）" if gift is not None else view.point_name
+        award = uow.session.get(RankingAward, row.award_id) if row.award_id else None
+        name = view.point_name
+        if gift is not None:
+            name = f"{gift.name}（{view.point_name}）"
+        elif award is not None:  # a ranking prize: what it is for
+            name = f"{award.reason}（{view.point_name}）"
         out.append(
             Certificate(view, row.prints, _municipality_name(uow, row.code), title, title_en, name)
         )
@@ -112,6 +133,8 @@ def where_valid(cert: Certificate) -> str:
         return f"★{v.street_name}の各店舗でご利用頂けます。"
     if v.shop_name is not None:
         return f"★{v.shop_name}でご利用頂けます。"
+    if v.valid_shops:  # a ranking prize valid at a set of shops
+        return f"★{'・'.join(v.valid_shops)}でご利用頂けます。"
     return f"★{cert.municipality_name}の{v.point_name}取扱店舗でご利用頂けます。"
 
 
@@ -168,7 +191,7 @@ def _draw(doc: Document, cert: Certificate, x0: float, y0: float) -> None:
     text(
         c,
         left,
-        y0 + 4.5 * MM,
+        y0 + 3 * MM,  # below the issuer line, inside the inner border
         f"{cert.title_en.title()}: {v.face_value:,} points, valid {v.issued_on.isoformat()}"
         f" to {v.valid_until.isoformat()}, once, where stated above.",
         size=6,
@@ -251,5 +274,75 @@ def print_batch(uow: UnitOfWork, issue_transfer_id: str, *, viewer: Viewer) -> b
             )
         certs = _count(uow, rows)
         return render(certs, title=_title(certs))
+
+    return uow.run(body)
+
+
+def _award_of(uow: UnitOfWork, award_id: str, viewer: Viewer) -> RankingAward:
+    row = uow.session.get(RankingAward, award_id) if isinstance(award_id, str) else None
+    if row is None or viewer.municipality is None or row.code != viewer.municipality:
+        raise not_found(
+            "unknown_award", f"There is no award {award_id}.", f"付与 {award_id} はありません。"
+        )
+    return row
+
+
+def _no_prize(award_id: str, mykey_id: str) -> MyKeyError:
+    return not_found(
+        "unknown_prize",
+        f"The award {award_id} gave {mykey_id} no vouchers.",
+        f"付与 {award_id} で {mykey_id} に発行したポイント券はありません。",
+    )
+
+
+def print_prize(uow: UnitOfWork, award_id: str, mykey_id: str, *, viewer: Viewer) -> bytes:
+    """One winner's prize vouchers of a ranking award as one PDF; counts each print.
+
+    For the staff of the award's municipality (`viewer.municipality`) or the winner
+    (`viewer.mykey_id`); anyone else gets `unknown_award` or `unknown_prize` (404)."""
+
+    def body() -> bytes:
+        if viewer.mykey_id is None or viewer.mykey_id != mykey_id:
+            _award_of(uow, award_id, viewer)
+        rows = prize_vouchers(uow, award_id, mykey_id) if isinstance(mykey_id, str) else []
+        if not rows:
+            raise _no_prize(award_id, mykey_id)
+        certs = _count(uow, rows)
+        return render(certs, title=_title(certs))
+
+    return uow.run(body)
+
+
+def prize_file_name(rank: int, mykey_id: str) -> str:
+    """The name of a winner's PDF in the award's ZIP: in rank order when listed."""
+    return f"{rank:04d}-{mykey_id}.pdf"
+
+
+ZIP_TIME = (2000, 1, 1, 0, 0, 0)  # fixed, so the same prints give the same bytes
+
+
+def print_prizes_zip(uow: UnitOfWork, award_id: str, *, viewer: Viewer) -> bytes:
+    """Every winner's prize vouchers of a ranking award: a ZIP with one PDF per winner
+    (`prize_file_name`: rank and MyKey ID), in rank order; counts each print. For the staff
+    of the award's municipality only."""
+
+    def body() -> bytes:
+        _award_of(uow, award_id, viewer)
+        entries = uow.session.scalars(
+            select(RankingAwardEntry)
+            .where(RankingAwardEntry.award_id == award_id)
+            .order_by(RankingAwardEntry.rank)
+        ).all()
+        out = BytesIO()
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for entry in entries:
+                rows = prize_vouchers(uow, award_id, entry.mykey_id)
+                if not rows:  # refused (the budget, say): nothing to print for them
+                    continue
+                certs = _count(uow, rows)
+                info = zipfile.ZipInfo(prize_file_name(entry.rank, entry.mykey_id), ZIP_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, render(certs, title=_title(certs)))
+        return out.getvalue()
 
     return uow.run(body)

@@ -14,6 +14,10 @@
   lot with the funding source of the latest-expiring lot it was paid from and that lot's last
   day (or today, so that points which would have lapsed lapse at the next expiry run); a
   receipt voucher (no wallet) to the municipality's EXPIRED account.
+- ranking prizes (R4.5, `issue_prize`): a ranking award's winner gets N vouchers of D points,
+  funded by the municipality's budget (BUDGET → VOUCHER_FLOAT, counted against the program's
+  annual budget) and never through a wallet; valid at a shopping street or a set of shops for
+  V days. Unredeemed, they lapse to the EXPIRED account (breakage) as receipt vouchers do.
 - Tenri's receipt program (R6.7): a shop issues a voucher for a receipt, funded by the city's
   budget; the rules are data (`ReceiptRules`). A receipt voucher valid on a shopping street
   is cashed through the street's commerce association: at redemption VOUCHER_FLOAT → the
@@ -38,7 +42,17 @@ from mykey.errors import MyKeyError, invalid, not_found, refused
 from mykey.identity.proofs import VerifiedCard
 from mykey.ledger import AccountKind, LotTerms
 from mykey.municipalities.codes import parse_code
-from mykey.points.models import PointProgram, Shop, ShopAccept, ShoppingStreet, Voucher
+from mykey.points.grants import _use_budget
+from mykey.points.models import (
+    PointProgram,
+    RankingAwardShop,
+    Shop,
+    ShopAccept,
+    ShoppingStreet,
+    Voucher,
+)
+from mykey.points.program_setup import program_of
+from mykey.points.programs import fiscal_year_of
 from mykey.points.spending import _accept, _insufficient, _resident, _shop, _usable, _wallet
 
 ISSUE = "voucher_issue"
@@ -53,6 +67,10 @@ MAX_PIECES = 100
 ISSUED, REDEEMED, EXPIRED = "issued", "redeemed", "expired"
 WALLET_PROGRAM, RECEIPT_PROGRAM = "wallet", "receipt"
 GIFT_PROGRAM = "gift"  # gift certificates (商品券): see points.gifts
+PRIZE_PROGRAM = "prize"  # ranking prizes (R4.5): see points.rankings
+MAX_PRIZE_DAYS = 366
+MAX_PRIZE_VALUE = 1_000_000
+MAX_PRIZE_SHOPS = 50
 
 
 def check_digit(first12: str) -> str:
@@ -94,6 +112,9 @@ class VoucherView:
     receipt_ref: str | None
     prints: int
     gift_program: str | None = None
+    award_id: str | None = None  # a ranking prize: its award
+    valid_shops: tuple[str, ...] = ()  # a prize valid at a set of shops: their names
+    issue_id: str = ""  # the transfer that issued it (its batch, printed together)
 
 
 @dataclass(frozen=True)
@@ -139,6 +160,22 @@ def _view(uow: UnitOfWork, row: Voucher) -> VoucherView:
         receipt_ref=row.receipt_ref,
         prints=row.prints,
         gift_program=row.gift_program_id,
+        award_id=row.award_id,
+        valid_shops=_prize_shop_names(uow, row),
+        issue_id=str(row.issue_transfer_id),
+    )
+
+
+def _prize_shop_names(uow: UnitOfWork, row: Voucher) -> tuple[str, ...]:
+    if row.award_id is None or row.shop_id is not None or row.street_id is not None:
+        return ()
+    return tuple(
+        uow.session.scalars(
+            select(Shop.name)
+            .join(RankingAwardShop, RankingAwardShop.shop_id == Shop.id)
+            .where(RankingAwardShop.award_id == row.award_id)
+            .order_by(Shop.id)
+        )
     )
 
 
@@ -371,6 +408,27 @@ def _valid_here(row: Voucher, shop: Shop) -> bool:
     return row.street_id is not None and row.street_id == shop.street_id
 
 
+def _prize_shop_ids(uow: UnitOfWork, row: Voucher) -> str | None:
+    """The shops (ids, comma-separated) of a prize voucher valid at a set of shops."""
+    if row.award_id is None:
+        return None
+    ids = uow.session.scalars(
+        select(RankingAwardShop.shop_id)
+        .where(RankingAwardShop.award_id == row.award_id)
+        .order_by(RankingAwardShop.shop_id)
+    )
+    return ",".join(ids) or None
+
+
+def _in_prize_shops(uow: UnitOfWork, row: Voucher, shop: Shop) -> bool:
+    """A prize voucher valid at a set of shops (its award's `ranking_award_shops`)."""
+    if row.program != PRIZE_PROGRAM or row.award_id is None:
+        return False
+    if row.shop_id is not None or row.street_id is not None:
+        return False
+    return uow.session.get(RankingAwardShop, (row.award_id, shop.id)) is not None
+
+
 def association_owner(street_id: str) -> str:
     """The owner of a shopping street's commerce association account (SETTLEMENT kind)."""
     return f"street:{street_id}"
@@ -393,8 +451,9 @@ def redeem(
     def body() -> Redemption:
         shop = _shop(uow, shop_id)
         row = _find(uow, number)
-        if not _valid_here(row, shop) or uow.session.get(ShopAccept, (shop.id, row.code)) is None:
-            where = row.shop_id or row.street_id
+        here = _valid_here(row, shop) or _in_prize_shops(uow, row, shop)
+        if not here or uow.session.get(ShopAccept, (shop.id, row.code)) is None:
+            where = row.shop_id or row.street_id or _prize_shop_ids(uow, row)
             raise refused(
                 "voucher_wrong_shop",
                 f"This voucher cannot be used at this shop (it is valid at {where}).",
@@ -659,3 +718,177 @@ def issue_for_receipt(
         return Issued(receipt, [_view(uow, r) for r in rows], 0, receipt.replayed)
 
     return uow.run(body)
+
+
+@dataclass(frozen=True)
+class PrizeTerms:
+    """What each winner of a ranking award gets as vouchers: `count` vouchers of `face_value`
+    points (no change is given), valid `valid_days` days counting the day of issue, at every
+    shop of the shopping street `street_id` or at the shops `shop_ids` (one of the two)."""
+
+    count: int
+    face_value: int
+    valid_days: int
+    street_id: str | None = None
+    shop_ids: tuple[str, ...] = ()
+
+    @property
+    def points(self) -> int:
+        return self.count * self.face_value
+
+
+def check_prize_terms(terms: PrizeTerms) -> PrizeTerms:
+    """The terms with the shops sorted and without repeats, or `invalid_*` (422)."""
+    _whole(
+        "voucher_count",
+        terms.count,
+        1,
+        MAX_PIECES,
+        f"A prize is 1 to {MAX_PIECES} vouchers per winner.",
+        f"賞品のポイント券は1人 1〜{MAX_PIECES} 枚です。",
+    )
+    _whole(
+        "face_value",
+        terms.face_value,
+        1,
+        MAX_PRIZE_VALUE,
+        f"A prize voucher is worth 1 to {MAX_PRIZE_VALUE:,} points.",
+        f"賞品のポイント券の額面は 1〜{MAX_PRIZE_VALUE:,} ポイントです。",
+    )
+    _whole(
+        "valid_days",
+        terms.valid_days,
+        1,
+        MAX_PRIZE_DAYS,
+        f"Prize vouchers are valid for 1 to {MAX_PRIZE_DAYS} days.",
+        f"賞品のポイント券の有効期間は 1〜{MAX_PRIZE_DAYS} 日です。",
+    )
+    shops = tuple(sorted(set(terms.shop_ids)))
+    if (terms.street_id is None) == (not shops) or len(shops) > MAX_PRIZE_SHOPS:
+        raise invalid(
+            "invalid_voucher_place",
+            f"Prize vouchers are valid at one shopping street or at 1 to {MAX_PRIZE_SHOPS}"
+            " shops: name the street or the shops, not both.",
+            f"賞品のポイント券を使える場所は、商店街一つか店舗（1〜{MAX_PRIZE_SHOPS} 店）の"
+            "どちらかで指定してください。",
+        )
+    return PrizeTerms(terms.count, terms.face_value, terms.valid_days, terms.street_id, shops)
+
+
+def check_prize_place(uow: UnitOfWork, code: str, terms: PrizeTerms) -> None:
+    """Inside a transaction: the street is one of the municipality's, and every shop takes its
+    points (else `unknown_street` or `unknown_shop`, 404)."""
+    s = uow.session
+    if terms.street_id is not None:
+        street = s.get(ShoppingStreet, terms.street_id)
+        if street is None or street.municipality != code:
+            raise not_found(
+                "unknown_street",
+                f"Municipality {code} has no shopping street {terms.street_id}.",
+                f"自治体 {code} に商店街 {terms.street_id} はありません。",
+            )
+    for shop_id in terms.shop_ids:
+        if s.get(ShopAccept, (shop_id, code)) is None:
+            raise not_found(
+                "unknown_shop",
+                f"There is no shop {shop_id} that takes the points of {code}.",
+                f"{code} のポイントを取り扱う店舗 {shop_id} はありません。",
+                shop=shop_id,
+            )
+
+
+def prize_vouchers(uow: UnitOfWork, award_id: str, mykey_id: str) -> list[Voucher]:
+    """Inside a transaction: the prize vouchers of one winner of an award, in order."""
+    return list(
+        uow.session.scalars(
+            select(Voucher)
+            .where(Voucher.award_id == award_id, Voucher.mykey_id == mykey_id)
+            .order_by(Voucher.seq)
+        )
+    )
+
+
+def issue_prize(
+    uow: UnitOfWork,
+    *,
+    municipality: str,
+    mykey_id: str,
+    award_id: str,
+    terms: PrizeTerms,
+    actor: str,
+    key: str,
+) -> Issued:
+    """A ranking winner's prize vouchers, funded by the municipality's budget.
+
+    One ledger transfer BUDGET → VOUCHER_FLOAT of count × face value (kind `voucher_issue`),
+    counted against the program's annual budget like a grant (`budget_exceeded` otherwise),
+    and `count` vouchers in the winner's name (program `prize`), valid where `terms` say. No
+    wallet is touched: the winner's points balance does not change, and an unredeemed
+    voucher lapses to breakage, never into a wallet. Once per (award, winner): run again, by
+    anyone and with any key, it answers the first issue's vouchers with `replayed` true
+    (the unique index on (award, winner, seq) settles a race). Joins the caller's
+    transaction when there is one."""
+    code = parse_code(municipality)
+    terms = check_prize_terms(terms)
+
+    def body() -> Issued:
+        given = prize_vouchers(uow, award_id, mykey_id)
+        if given:
+            first = ledger.get_transfer(uow, given[0].issue_transfer_id)
+            return Issued(first, [_view(uow, r) for r in given], 0, True)
+        program = program_of(uow, code)
+        budget = ledger.find_account(uow, ledger=code, kind=AccountKind.BUDGET, owner=code)
+        today = tokyo_date(uow.now())
+        receipt = ledger.transfer(
+            uow,
+            debit=budget.id,
+            credit=_float(uow, code).id,
+            amount=terms.points,
+            kind=ISSUE,
+            actor=actor,
+            key=key,
+            metadata={
+                "award": award_id,
+                "mykey_id": mykey_id,
+                "vouchers": terms.count,
+                "face_value": terms.face_value,
+            },
+        )
+        if receipt.replayed:
+            return Issued(receipt, [_view(uow, r) for r in _of_issue(uow, receipt)], 0, True)
+        if program.annual_budget is not None:
+            _use_budget(uow, code, fiscal_year_of(today), terms.points, program.annual_budget)
+        rows = _add(
+            uow,
+            receipt,
+            [terms.face_value] * terms.count,
+            code=code,
+            program=PRIZE_PROGRAM,
+            mykey_id=mykey_id,
+            wallet_account_id=None,
+            issued_on=today,
+            valid_until=today + timedelta(days=terms.valid_days - 1),
+            issuer_shop_id=None,
+            shop_id=terms.shop_ids[0] if len(terms.shop_ids) == 1 else None,
+            street_id=terms.street_id,
+            award_id=award_id,
+        )
+        return Issued(receipt, [_view(uow, r) for r in rows], 0, False)
+
+    return uow.run(body)
+
+
+def vouchers_of(uow: UnitOfWork, mykey_id: str, *, limit: int = 300) -> list[VoucherView]:
+    """A resident's vouchers (from their wallet, gift certificates, ranking prizes), the
+    newest issue first and in order within an issue (My Page)."""
+    return uow.run(
+        lambda: [
+            _view(uow, row)
+            for row in uow.session.scalars(
+                select(Voucher)
+                .where(Voucher.mykey_id == mykey_id)
+                .order_by(Voucher.created_at.desc(), Voucher.issue_transfer_id, Voucher.seq)
+                .limit(limit)
+            )
+        ]
+    )

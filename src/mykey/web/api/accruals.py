@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from mykey.identity import residents
 from mykey.identity.keys import Principal, Role
-from mykey.points import accruals, rankings
+from mykey.points import accruals, rankings, voucher_print
+from mykey.points.vouchers import PrizeTerms
 from mykey.web.api.points import _own_municipality
 from mykey.web.api.resident import Token
 from mykey.web.auth import require
@@ -95,13 +96,26 @@ class RankingOut(BaseModel):
     rows: list[RankedOut]
 
 
+class PrizeIO(BaseModel):
+    count: int = Field(description="vouchers per winner", examples=[10])
+    face_value: int = Field(description="points per voucher (no change)", examples=[500])
+    valid_days: int = Field(description="counting the day of issue", examples=[90])
+    street_id: str | None = Field(
+        default=None, description="valid at every shop of this street", examples=["showa"]
+    )
+    shop_ids: list[str] = Field(default=[], description="or: valid at these shops")
+
+
 class AwardIn(BaseModel):
     activity: str | None = None
     start: date = Field(alias="from")
     end: date = Field(alias="to")
     top: int
     minimum: int = 0
-    points: int = Field(description="granted to each ranked resident")
+    points: int = Field(default=0, description="granted to each ranked resident (0: vouchers only)")
+    vouchers: PrizeIO | None = Field(
+        default=None, description="prize vouchers for each ranked resident, from the budget"
+    )
     reason: str
     key: str = Field(
         description="idempotency key, the municipality's: running the award again, by any of"
@@ -114,16 +128,21 @@ class AwardOutcomeOut(BaseModel):
     mykey_id: str
     earned: int
     status: str = Field(description="granted, already (by an earlier run) or refused")
-    transfer_id: str | None
+    transfer_id: str | None = Field(description="the points' grant")
     code: str | None
     message: str | None
     message_ja: str | None
+    voucher_batch: str | None = Field(
+        default=None, description="the prize vouchers' issue (transaction id)"
+    )
+    vouchers: list[str] = Field(default=[], description="the prize vouchers' numbers")
 
 
 class AwardOut(BaseModel):
     award_id: str
     ranking: RankingOut
     points: int
+    vouchers: PrizeIO | None = None
     reason: str
     granted: int
     already: int
@@ -133,6 +152,60 @@ class AwardOut(BaseModel):
         default=False,
         description="the award was made before (this key, or this ranking, by any staff member"
         " of the town): nothing granted twice",
+    )
+
+
+class WinnerOut(BaseModel):
+    rank: int
+    mykey_id: str
+    earned: int
+    voucher_batch: str | None
+    vouchers: int = Field(description="prize vouchers issued")
+    redeemed: int
+    expired: int
+
+
+class AwardViewOut(BaseModel):
+    award_id: str
+    municipality: str
+    activity: str | None
+    start: date = Field(serialization_alias="from")
+    end: date = Field(serialization_alias="to")
+    top: int
+    minimum: int
+    points: int
+    vouchers: PrizeIO | None
+    reason: str
+    created_at: datetime
+    winners: list[WinnerOut]
+
+
+def _prize_io(terms: PrizeTerms | None) -> PrizeIO | None:
+    if terms is None:
+        return None
+    return PrizeIO(
+        count=terms.count,
+        face_value=terms.face_value,
+        valid_days=terms.valid_days,
+        street_id=terms.street_id,
+        shop_ids=list(terms.shop_ids),
+    )
+
+
+def _award_view(view: rankings.AwardView) -> AwardViewOut:
+    return AwardViewOut(
+        award_id=view.award_id,
+        municipality=view.municipality,
+        activity=view.activity,
+        start=view.start,
+        end=view.end,
+        top=view.top,
+        minimum=view.minimum,
+        points=view.points,
+        vouchers=_prize_io(view.prize),
+        reason=view.reason,
+        created_at=view.created_at,
+        winners=[WinnerOut(**vars(w)) for w in view.winners],
     )
 
 
@@ -276,15 +349,88 @@ def award(code: str, body: AwardIn, uow: Uow, staff: Staff) -> AwardOut:
         reason=body.reason,
         actor=staff.actor,
         key=body.key,
+        vouchers=None
+        if body.vouchers is None
+        else PrizeTerms(
+            count=body.vouchers.count,
+            face_value=body.vouchers.face_value,
+            valid_days=body.vouchers.valid_days,
+            street_id=body.vouchers.street_id,
+            shop_ids=tuple(body.vouchers.shop_ids),
+        ),
     )
     return AwardOut(
         award_id=report.award_id,
         ranking=_ranking(report.ranking),
         points=report.points,
+        vouchers=_prize_io(report.prize),
         reason=report.reason,
         granted=report.granted,
         already=report.already,
         refused=report.refused,
-        outcomes=[AwardOutcomeOut(**vars(o)) for o in report.outcomes],
+        outcomes=[
+            AwardOutcomeOut(**{**vars(o), "vouchers": list(o.vouchers)}) for o in report.outcomes
+        ],
         replayed=report.replayed,
+    )
+
+
+@router.get("/municipalities/{code}/rankings/awards", response_model=list[AwardViewOut])
+def awards(code: str, uow: Uow, staff: Staff) -> list[AwardViewOut]:
+    """The municipality's latest awards, newest first (without their winners)."""
+    own = _own_municipality(staff, code)
+    return [_award_view(a) for a in rankings.list_awards(uow, municipality=own)]
+
+
+@router.get(
+    "/municipalities/{code}/rankings/awards/{award_id}",
+    response_model=AwardViewOut,
+    response_model_by_alias=True,
+)
+def award_view(code: str, award_id: str, uow: Uow, staff: Staff) -> AwardViewOut:
+    """An award as saved, with each winner's prize vouchers (issued, redeemed, expired)."""
+    own = _own_municipality(staff, code)
+    return _award_view(rankings.get_award(uow, award_id, municipality=own))
+
+
+PDF, ZIP = "application/pdf", "application/zip"
+
+
+@router.get(
+    "/municipalities/{code}/rankings/awards/{award_id}/vouchers/{mykey_id}.pdf",
+    response_class=Response,
+    responses={200: {"content": {PDF: {}}, "description": "the winner's vouchers"}},
+)
+def award_winner_pdf(code: str, award_id: str, mykey_id: str, uow: Uow, staff: Staff) -> Response:
+    """One winner's prize vouchers as one PDF (three to an A4 page; prints are counted and
+    copies after the first marked 再発行 / REPRINT)."""
+    own = _own_municipality(staff, code)
+    viewer = voucher_print.Viewer(municipality=own)
+    content = voucher_print.print_prize(uow, award_id, mykey_id, viewer=viewer)
+    return _download(content, PDF, f"prize-{award_id}-{mykey_id}.pdf")
+
+
+@router.get(
+    "/municipalities/{code}/rankings/awards/{award_id}/vouchers.zip",
+    response_class=Response,
+    responses={200: {"content": {ZIP: {}}, "description": "one PDF per winner"}},
+)
+def award_vouchers_zip(code: str, award_id: str, uow: Uow, staff: Staff) -> Response:
+    """Every winner's prize vouchers: a ZIP with one PDF per winner, named by rank and MyKey
+    ID (`0001-MY123456.pdf`), in rank order."""
+    own = _own_municipality(staff, code)
+    viewer = voucher_print.Viewer(municipality=own)
+    content = voucher_print.print_prizes_zip(uow, award_id, viewer=viewer)
+    return _download(content, ZIP, f"prizes-{award_id}.zip")
+
+
+def _download(content: bytes, media_type: str, name: str) -> Response:
+    name = "".join(ch for ch in name if ch.isascii() and (ch.isalnum() or ch in "-."))
+    return Response(
+        content,
+        media_type=media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
     )

@@ -11,15 +11,19 @@ from mykey.web.pages import (
     auth,
     console_council,
     console_partner,
+    console_rankings,
     console_town,
     counter,
     mypage,
+    mypage_vouchers,
     navi,
 )
 from mykey.web.pages.base import STATIC, handlers
 
 ROUTERS: tuple[APIRouter, ...] = (auth.router, navi.router, mypage.router, counter.router)
-ROUTERS += (console_town.router, console_partner.router, console_council.router)
+ROUTERS += (mypage_vouchers.router,)
+ROUTERS += (console_town.router, console_rankings.router)
+ROUTERS += (console_partner.router, console_council.router)
 
 
 def install(app: FastAPI) -> None:

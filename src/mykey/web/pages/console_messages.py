@@ -187,6 +187,103 @@ CONSOLE_MESSAGES: dict[str, tuple[str, str]] = {
     "console.rankings.rank": ("順位", "Rank"),
     "console.rankings.points": ("ポイント", "Points"),
     "console.rankings.none": ("この期間の付与はありません。", "No grants in this period."),
+    "console.rankings.minimum": ("最低ポイント", "Minimum points"),
+    "console.awards.title": ("上位者に賞品を付与する", "Give prizes to the ranked residents"),
+    "console.awards.intro": (
+        "表示中の条件（活動・期間・人数・最低ポイント）で順位を確定し、各人にポイント、"
+        "ポイント券、またはその両方を付与します。同じ付与をもう一度送っても二重には付与されません。",
+        "The ranking of the conditions shown (activity, period, how many, minimum) is saved, "
+        "and each resident gets points, vouchers or both. Sending the same award again gives "
+        "nothing twice.",
+    ),
+    "console.awards.period": ("期間", "Period"),
+    "console.awards.reason": ("付与の理由", "Reason"),
+    "console.awards.reason_hint": (
+        "ポイント券にも印刷されます（例：健康ウォーク上位者賞）。",
+        "Also printed on the vouchers (e.g. Health walk top walkers).",
+    ),
+    "console.awards.reason_short": ("理由", "Reason"),
+    "console.awards.points": ("付与ポイント（1人あたり）", "Points per resident"),
+    "console.awards.points_hint": (
+        "予算から各人の残高に付与します。ポイント券だけなら空欄。",
+        "Granted from the budget to each resident's balance. Leave empty for vouchers only.",
+    ),
+    "console.awards.vouchers": ("賞品のポイント券", "Prize vouchers"),
+    "console.awards.vouchers_intro": (
+        "予算から発行し、各人の残高は使いません。1人分を1つのPDFに印刷できます。"
+        "期限までに使われなかった券は失効します（残高には戻りません）。",
+        "Issued from the budget, not from anyone's balance; each resident's vouchers print as "
+        "one PDF. Vouchers not used by their last day lapse (they do not go to a balance).",
+    ),
+    "console.awards.count": ("枚数（1人あたり）", "Vouchers per resident"),
+    "console.awards.count_hint": (
+        "例：10 枚。空欄ならポイント券なし。",
+        "E.g. 10. Leave empty for no vouchers.",
+    ),
+    "console.awards.face_value": ("1枚の額面（ポイント）", "Points per voucher"),
+    "console.awards.face_value_hint": (
+        "例：500。1ポイント＝1円、おつりは出ません。",
+        "E.g. 500. 1 point = 1 yen; no change is given.",
+    ),
+    "console.awards.days": ("有効期間（日数）", "Valid for (days)"),
+    "console.awards.days_hint": (
+        "発行日を含めた日数（1〜366）。",
+        "Counting the day of issue (1 to 366).",
+    ),
+    "console.awards.street": ("使える商店街", "Shopping street"),
+    "console.awards.street_hint": (
+        "商店街の全店舗で使えます。店舗を選ぶときは「店舗を選ぶ」にして、下で選んでください。",
+        "Valid at every shop of the street. To choose shops, pick “Chosen shops” and tick them"
+        " below.",
+    ),
+    "console.awards.pick_shops": ("店舗を選ぶ（下の一覧）", "Chosen shops (below)"),
+    "console.awards.shops": ("使える店舗", "Shops where they are valid"),
+    "console.awards.submit": ("賞品を付与する", "Give the prizes"),
+    "console.awards.nothing": (
+        "付与ポイントか、ポイント券の枚数を入力してください。",
+        "Enter points, a number of vouchers, or both.",
+    ),
+    "console.awards.list": ("これまでの付与", "Earlier awards"),
+    "console.awards.list_caption": ("ランキングからの付与（新しい順）", "Awards, newest first"),
+    "console.awards.none": ("まだありません。", "None yet."),
+    "console.awards.created": ("付与日時", "Made"),
+    "console.awards.prize": ("賞品", "Prize"),
+    "console.awards.prize_vouchers": (
+        "ポイント券 {value} ポイント × {count} 枚",
+        "{count} vouchers of {value} points",
+    ),
+    "console.awards.open": ("{created} の付与を見る", "See the award of {created}"),
+    "console.award.title": ("ランキングの付与", "Ranking award"),
+    "console.award.given": (
+        "付与しました：{granted} 人（付与済み {already} 人、付与できなかった人 {refused} 人）",
+        "Given to {granted} (given before: {already}, refused: {refused})",
+    ),
+    "console.award.refused_body": (
+        "年間予算を超えるなどの理由で付与できなかった人がいます。予算を見直してから同じ付与を"
+        "もう一度送ると、残りの人にだけ付与されます。",
+        "Some could not be given their prize (the annual budget, say). Send the same award "
+        "again after raising the budget: only the rest are given theirs.",
+    ),
+    "console.award.prize": (
+        "{value} ポイント × {count} 枚、発行日から {days} 日間、{where}で利用可",
+        "{count} × {value} points, valid {days} days from issue at {where}",
+    ),
+    "console.award.where_street": ("{name}の各店舗", "every shop of {name}"),
+    "console.award.download_all": (
+        "全員分のポイント券をダウンロード（ZIP・1人1PDF）",
+        "Download every winner's vouchers (ZIP, one PDF each)",
+    ),
+    "console.award.print_note": (
+        "印刷した回数は記録され、2回目以降の印刷には「再発行」と表示されます。",
+        "Every print is counted; copies after the first are marked REPRINT.",
+    ),
+    "console.award.winners": ("受賞者（{count} 人）", "Winners ({count})"),
+    "console.award.issued": ("発行枚数", "Issued"),
+    "console.award.redeemed": ("使用済み", "Used"),
+    "console.award.expired": ("失効", "Lapsed"),
+    "console.award.print": ("印刷", "Print"),
+    "console.award.pdf": ("{who} のポイント券（PDF）", "{who}'s vouchers (PDF)"),
+    "console.award.not_issued": ("未発行", "Not issued"),
     "console.picks.title": ("オンラインショップのおすすめ", "Online-shop picks"),
     "console.picks.intro": (
         "自治体ポイントナビに載せる、ふるさとの品とその価格（送料込み）です。空の行は載りません。",

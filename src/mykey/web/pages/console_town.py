@@ -1,9 +1,10 @@
 """The municipality staff console (`/console/m/{code}`): the program's settings, grants one by
-one and in bulk (a CSV file becomes a grant job with a progress bar), rankings, shops and
-their terminal keys, and the month's settlement statements with their downloads.
+one and in bulk (a CSV file becomes a grant job with a progress bar), shops and their
+terminal keys, and the month's settlement statements with their downloads (the rankings and
+their awards are in `console_rankings`).
 
 Every route admits only a municipality staff account of that very municipality; the use cases
-are the ones the API calls (points.program_setup, points.grants, points.bulk, points.rankings,
+are the ones the API calls (points.program_setup, points.grants, points.bulk,
 points.shops, identity.keys, settlement.statements, settlement.payouts)."""
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from mykey.points.grants import grant_points
 from mykey.points.picks import MAX_PICKS, Pick, picks_of, set_picks
 from mykey.points.program_setup import Program, get_program, set_up_program
 from mykey.points.programs import PLACE_KINDS
-from mykey.points.rankings import rank
 from mykey.points.shops import get_shop, list_shops, set_shop
 from mykey.settlement import payouts, statement_print, statements
 from mykey.web.pages.base import CheckedForm, Page, PageDep, staff_page
@@ -366,55 +366,6 @@ def job_refusals(page: PageDep, staff: TownStaff, code: str, job_id: str) -> Res
         bulk.refusals_csv(rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="refused-{job.id}.csv"'},
-    )
-
-
-# --- rankings --------------------------------------------------------------------------------
-
-
-@router.get("/rankings")
-def rankings(
-    page: PageDep,
-    staff: TownStaff,
-    code: str,
-    activity: str = "",
-    start: str = "",
-    end: str = "",
-    top: str = "10",
-) -> Response:
-    own = _own(staff, code)
-    today = tokyo_date(page.uow.now())
-    values = {
-        "activity": activity,
-        "start": start or today.replace(month=4, day=1).isoformat()
-        if today.month >= 4
-        else start or today.replace(year=today.year - 1, month=4, day=1).isoformat(),
-        "end": end or today.isoformat(),
-        "top": top,
-    }
-    form = Form(page, values)
-    count = form.integer("top", required=True, minimum=1)
-    result = None
-    try:
-        first, last = date.fromisoformat(values["start"]), date.fromisoformat(values["end"])
-    except ValueError:
-        form.errors["start"] = page.t("console.field.date")
-    else:
-        if form.ok and count is not None:
-            try:
-                result = rank(page.uow, own, activity or None, first, last, count, 1)
-            except MyKeyError as error:
-                form.fail("activity" if "activity" in error.code else "start", error)
-    program = _program(page, own)
-    rules = [(r.activity, r.name) for r in program.rules] if program else []
-    return page.render(
-        "console/town_rankings.html",
-        status=422 if form.errors else 200,
-        code=own,
-        values=values,
-        errors=form.errors,
-        activities=[("", page.t("console.rankings.every_activity")), *rules],
-        result=result,
     )
 
 

@@ -28,6 +28,38 @@ PAGES_RESIDENT: dict[str, tuple[str, str]] = {
     "mypage.nav": ("マイページのメニュー", "My Page menu"),
     "mypage.nav.points": ("ポイント残高", "Balances"),
     "mypage.nav.coupons": ("クーポンを交換", "Redeem a coupon"),
+    "mypage.nav.vouchers": ("ポイント券", "Vouchers"),
+    "mypage.vouchers.title": ("わたしのポイント券", "My vouchers"),
+    "mypage.vouchers.intro": (
+        "あなたの名前で発行されたポイント券・商品券・ランキングの賞品です。PDFを印刷して、"
+        "使えるお店で出してください。1枚は1回だけ使えます（おつりは出ません）。期限までに使わ"
+        "なかった賞品の券は失効します。",
+        "Vouchers, gift certificates and ranking prizes issued in your name. Print the PDF and "
+        "hand a voucher over where it is valid. Each is used once (no change is given). Prize "
+        "vouchers not used by their last day lapse.",
+    ),
+    "mypage.vouchers.caption": (
+        "発行されたポイント券（新しい順）",
+        "Vouchers issued, newest first",
+    ),
+    "mypage.vouchers.kind": ("種類", "Kind"),
+    "mypage.vouchers.what": ("内容", "What"),
+    "mypage.vouchers.valid": ("有効期間", "Valid"),
+    "mypage.vouchers.where": ("使える場所", "Where"),
+    "mypage.vouchers.left": ("使える枚数", "Usable"),
+    "mypage.vouchers.print": ("印刷", "Print"),
+    "mypage.vouchers.pdf": ("PDF で印刷", "Print (PDF)"),
+    "mypage.vouchers.pieces": (
+        "{point_name} {value} ポイント × {count} 枚",
+        "{count} × {value} points ({point_name})",
+    ),
+    "mypage.vouchers.usable": ("{count} 枚中 {usable} 枚", "{usable} of {count}"),
+    "mypage.vouchers.anywhere": ("取扱店舗すべて", "Every shop taking the points"),
+    "mypage.vouchers.none": ("まだありません。", "None yet."),
+    "mypage.vouchers.program.wallet": ("ポイント券", "Point voucher"),
+    "mypage.vouchers.program.gift": ("商品券", "Gift certificate"),
+    "mypage.vouchers.program.prize": ("ランキングの賞品", "Ranking prize"),
+    "mypage.vouchers.program.receipt": ("レシートのポイント券", "Receipt voucher"),
     "mypage.nav.history": ("ポイントの履歴", "Point history"),
     "mypage.nav.links": ("サービスIDと連携", "Service IDs and links"),
     "mypage.nav.usage": ("マイキーIDの利用履歴", "MyKey ID usage"),
