@@ -139,6 +139,34 @@ def test_a_second_staff_member_does_not_double_a_ranking_award(town: Town) -> No
     town.check()
 
 
+def test_a_second_staff_member_does_not_issue_a_second_set_of_prize_vouchers(town: Town) -> None:
+    street = {"name": "小国ゆうステーション通り", "municipality": OGUNI}
+    assert town.client.put("/api/v1/streets/oguni-st", headers=town.a, json=street).is_success
+    shop = {"name": "駄菓子屋", "municipality": OGUNI, "kind": "shop", "accepts": [OGUNI]}
+    shop["street_id"] = "oguni-st"
+    assert town.client.put("/api/v1/shops/oguni-1", headers=town.a, json=shop).is_success
+    for n, who in enumerate(WINNERS):
+        town.grant(who, "health_walk", f"walk-{n}")
+    prize = {"count": 10, "face_value": 500, "valid_days": 30, "street_id": "oguni-st"}
+    award = AWARD | {"points": 0, "vouchers": prize}
+    awards = f"/municipalities/{OGUNI}/rankings/awards"
+
+    first = town.post(awards, town.a, **award, key="prize-2026-10")
+    assert first.status_code == 200, first.json()
+    assert [len(o["vouchers"]) for o in first.json()["outcomes"]] == [10, 10, 10]
+    issued = town.database.count("vouchers")
+    # The colleague's replay and a new key for the same ranking give the same vouchers back.
+    for who, key in ((town.b, "prize-2026-10"), (town.b, "prize-2026-10-b")):
+        again = town.post(awards, who, **award, key=key)
+        assert again.status_code == 200, again.json()
+        assert again.json()["replayed"] is True
+        assert [o["vouchers"] for o in again.json()["outcomes"]] == [
+            o["vouchers"] for o in first.json()["outcomes"]
+        ]
+    assert town.database.count("vouchers") == issued == 30
+    town.check()
+
+
 def send_job(town: Town, who: dict[str, str], key: str) -> Response:
     return town.client.post(
         f"/api/v1/municipalities/{OGUNI}/grant-jobs",
