@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.identity import links, residents, usage
-from mykey.identity.proofs import CardProof, VerifiedCard, verify_card_proof
-from mykey.web.api.cards import CardProofIn, anchors_of
+from mykey.identity.proofs import with_card
+from mykey.web.api.cards import CardProofIn, presented
 from mykey.web.auth import bearer_token
 from mykey.web.deps import Uow
 
@@ -66,17 +66,6 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def verify_proof(
-    uow: Uow, request: Request, proof: CardProofIn, *, actor: str | None = None
-) -> VerifiedCard:
-    return verify_card_proof(
-        uow,
-        proof=CardProof(proof.certificate, proof.challenge_id, proof.signature),
-        anchors=anchors_of(request),
-        actor=actor or f"client:{_client(request)}",
-    )
-
-
 def bearer(authorization: Annotated[str | None, Header()] = None) -> str:
     token = bearer_token(authorization)
     if token is None:
@@ -103,19 +92,25 @@ def create(body: CreateMyKeyIdIn, uow: Uow, request: Request) -> MyKeyIdOut:
     """Create a MyKey ID with the card (a card proof) and a password."""
     if body.mykey_id is not None:
         residents.normalise_mykey_id(body.mykey_id)  # refuse a bad ID before using the card
-    card = verify_proof(uow, request, body.card_proof)
-    return MyKeyIdOut(
-        mykey_id=residents.create_mykey_id(
+    made = with_card(  # a refusal (ID taken, weak password) leaves the card's challenge unused
+        uow,
+        presented(request, body.card_proof),
+        lambda card: residents.create_mykey_id(
             uow, card=card, password=body.password, mykey_id=body.mykey_id
-        )
+        ),
     )
+    return MyKeyIdOut(mykey_id=made)
 
 
 @router.post("/sessions", response_model=SessionOut, status_code=201)
 def login(body: LoginIn, uow: Uow, request: Request) -> SessionOut:
     """Log in to My Page with MyKey ID and password, or with a card proof."""
     if body.card_proof is not None:
-        token = residents.login_with_card(uow, card=verify_proof(uow, request, body.card_proof))
+        token = with_card(
+            uow,
+            presented(request, body.card_proof),
+            lambda card: residents.login_with_card(uow, card=card),
+        )
     elif body.mykey_id is not None and body.password is not None:
         token = residents.login_with_password(
             uow, mykey_id=body.mykey_id, password=body.password, client=_client(request)
@@ -150,10 +145,21 @@ def me(uow: Uow, token: Token) -> MeOut:
 def link_card(body: LinkCardIn, uow: Uow, request: Request, token: Token) -> CardOut:
     """Link a renewed or reissued card, proven by the old card or the password."""
     mykey_id = residents.resident_for_session(uow, token)
-    old = verify_proof(uow, request, body.old_card_proof) if body.old_card_proof else None
-    new = verify_proof(uow, request, body.new_card_proof)
-    view = residents.link_new_card(
-        uow, mykey_id=mykey_id, new_card=new, old_card=old, password=body.password
+    old_proof = body.old_card_proof
+    view = with_card(  # both cards' challenges are used with the link, or neither
+        uow,
+        presented(request, body.new_card_proof),
+        lambda new: residents.link_new_card(
+            uow,
+            mykey_id=mykey_id,
+            new_card=new,
+            old_card=(
+                with_card(uow, presented(request, old_proof), lambda old: old)
+                if old_proof
+                else None
+            ),
+            password=body.password,
+        ),
     )
     return CardOut(**vars(view))
 
