@@ -153,6 +153,8 @@ class Page:
         if self.session is None or not self.session.token_hash:
             return
         notes = self._all_notes()
+        for name in [n for n in notes if self.recall(n) is None]:  # past their time: gone
+            del notes[name]
         text = json.dumps(notes, ensure_ascii=False, default=str) if notes else None
         set_page_notes(self.uow, self.session.token_hash, text)
 
