@@ -266,6 +266,8 @@ def test_tenri_receipt_vouchers_are_funded_by_the_city(
     assert got == {1000: 100, 1099: 100, 50000: 5000, 50001: 5000}
     twice = receipt("R-1000", 1000, "k-again")
     assert twice.status_code == 409 and twice.json()["code"] == "receipt_already_used"
+    kept = receipt("R-1000", 1000, "k-again")  # issue #13: the refusal is kept under its key
+    assert kept.status_code == 409 and kept.json()["details"]["replayed"] is True
     uow = database.uow()
     budget = ledger.find_account(uow, ledger=TENRI, kind=AccountKind.BUDGET, owner=TENRI)
     float_ = ledger.find_account(

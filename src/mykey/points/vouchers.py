@@ -793,7 +793,8 @@ def issue_for_receipt(
     rules: ReceiptRules = TENRI,
 ) -> Issued:
     """A voucher for a shop's receipt, funded by the municipality's budget (BUDGET →
-    VOUCHER_FLOAT). One voucher per receipt number per shop; idempotent per (actor, key)."""
+    VOUCHER_FLOAT). One voucher per receipt number per shop; idempotent per (actor, key), as
+    every keyed counter operation (`points.counter`)."""
     yen = _whole(
         "yen",
         yen,
@@ -817,6 +818,24 @@ def issue_for_receipt(
             min_yen=rules.min_yen,
         )
     code = rules.municipality
+    metadata = {"shop": shop_id, "receipt_ref": receipt_ref, "yen": yen}
+
+    def digest() -> str | None:
+        if not shop_id or uow.session.get(Shop, shop_id) is None:
+            return None
+        try:
+            budget: int | None = ledger.find_account(
+                uow, ledger=code, kind=AccountKind.BUDGET, owner=code
+            ).id
+        except MyKeyError:
+            budget = None
+        return ledger.transfer_request_hash(
+            debit=budget, credit=_float_id(uow, code), amount=points, kind=ISSUE, metadata=metadata
+        )
+
+    def replay(transfer_id: UUID) -> Issued:
+        receipt = replace(ledger.get_transfer(uow, transfer_id), replayed=True)
+        return Issued(receipt, [_view(uow, r) for r in _of_issue(uow, receipt)], 0, True)
 
     def body() -> Issued:
         s = uow.session
@@ -832,39 +851,38 @@ def issue_for_receipt(
             kind=ISSUE,
             actor=actor,
             key=key,
-            metadata={"shop": shop.id, "receipt_ref": receipt_ref, "yen": yen},
+            metadata=metadata,
         )
         if receipt.replayed:
-            rows = _of_issue(uow, receipt)
-        else:
-            taken = s.scalars(
-                select(Voucher.number).where(
-                    Voucher.receipt_shop_id == shop.id, Voucher.receipt_ref == receipt_ref
-                )
-            ).first()
-            if taken is not None:
-                raise refused(
-                    "receipt_already_used",
-                    f"Receipt {receipt_ref} of this shop already got a voucher.",
-                    f"この店舗のレシート {receipt_ref} にはすでにポイント券を発行しています。",
-                )
-            rows = _add(
-                uow,
-                receipt,
-                [points],
-                code=code,
-                program=RECEIPT_PROGRAM,
-                mykey_id=None,
-                wallet_account_id=None,
-                issued_on=today,
-                valid_until=today + timedelta(days=rules.valid_days - 1),
-                issuer_shop_id=shop.id,
-                shop_id=None if shop.street_id else shop.id,
-                street_id=shop.street_id,
-                receipt_shop_id=shop.id,
-                receipt_ref=receipt_ref,
-                receipt_yen=yen,
+            return replay(receipt.transfer_id)
+        taken = s.scalars(
+            select(Voucher.number).where(
+                Voucher.receipt_shop_id == shop.id, Voucher.receipt_ref == receipt_ref
             )
-        return Issued(receipt, [_view(uow, r) for r in rows], 0, receipt.replayed)
+        ).first()
+        if taken is not None:
+            raise refused(
+                "receipt_already_used",
+                f"Receipt {receipt_ref} of this shop already got a voucher.",
+                f"この店舗のレシート {receipt_ref} にはすでにポイント券を発行しています。",
+            )
+        rows = _add(
+            uow,
+            receipt,
+            [points],
+            code=code,
+            program=RECEIPT_PROGRAM,
+            mykey_id=None,
+            wallet_account_id=None,
+            issued_on=today,
+            valid_until=today + timedelta(days=rules.valid_days - 1),
+            issuer_shop_id=shop.id,
+            shop_id=None if shop.street_id else shop.id,
+            street_id=shop.street_id,
+            receipt_shop_id=shop.id,
+            receipt_ref=receipt_ref,
+            receipt_yen=yen,
+        )
+        return Issued(receipt, [_view(uow, r) for r in rows], 0, False)
 
-    return uow.run(body)
+    return counter.run_keyed(uow, actor=actor, key=key, digest=digest, replay=replay, body=body)
