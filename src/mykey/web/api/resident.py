@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.identity import links, residents, usage
-from mykey.identity.proofs import with_card
-from mykey.web.api.cards import CardProofIn, presented
+from mykey.identity.proofs import CardProof, VerifiedCard, verify_card_proof, with_card
+from mykey.web.api.cards import CardProofIn, anchors_of, presented
 from mykey.web.auth import bearer_token
 from mykey.web.deps import Uow
 
@@ -64,6 +64,20 @@ class LinkCardIn(BaseModel):
 
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def verify_proof(
+    uow: Uow, request: Request, proof: CardProofIn, *, actor: str | None = None
+) -> VerifiedCard:
+    """Check a card proof now, its challenge used in a transaction of its own. For an
+    operation prefer `with_card(uow, presented(request, proof), operation)`: a refused
+    operation then leaves the tap usable."""
+    return verify_card_proof(
+        uow,
+        proof=CardProof(proof.certificate, proof.challenge_id, proof.signature),
+        anchors=anchors_of(request),
+        actor=actor or f"client:{_client(request)}",
+    )
 
 
 def bearer(authorization: Annotated[str | None, Header()] = None) -> str:

@@ -16,7 +16,14 @@ import re
 from pathlib import Path
 
 from mykey.errors import ErrorKind, MyKeyError
-from mykey.identity.proofs import CardProof, PresentedCard, TrustAnchors, issue_challenge
+from mykey.identity.proofs import (
+    CardProof,
+    PresentedCard,
+    TrustAnchors,
+    VerifiedCard,
+    issue_challenge,
+    with_card,
+)
 from mykey.identity.simulator import SimulatedCard
 from mykey.web.pages.base import Page
 
@@ -53,10 +60,10 @@ def no_card() -> MyKeyError:
     )
 
 
-def tap(page: Page, name: str | None, *, actor: str) -> PresentedCard:
-    """Read the picked simulator card: a fresh challenge, signed by the card; the operation
-    checks the proof as any card proof is checked (trust anchors, dates, revocations and
-    suspensions, signature)."""
+def present(page: Page, name: str | None, *, actor: str) -> PresentedCard:
+    """Read the picked simulator card: a fresh challenge, signed by the card. The operation
+    checks the proof, in its own transaction, as any card proof is checked (trust anchors,
+    dates, revocations and suspensions, signature): `identity.proofs.with_card`."""
     if not name or name not in simulator_cards(page):
         raise no_card()
     anchors: TrustAnchors | None = page.request.app.state.card_anchors
@@ -73,3 +80,10 @@ def tap(page: Page, name: str | None, *, actor: str) -> PresentedCard:
     return PresentedCard(
         CardProof(proof["certificate"], proof["challenge_id"], proof["signature"]), anchors, actor
     )
+
+
+def tap(page: Page, name: str | None, *, actor: str) -> VerifiedCard:
+    """Read the picked simulator card and check its proof now (its challenge used in a
+    transaction of its own). For an operation prefer `present` and `with_card`, so that a
+    refused operation leaves the tap usable."""
+    return with_card(page.uow, present(page, name, actor=actor), lambda card: card)

@@ -38,7 +38,7 @@ from mykey.identity.binding import Binder, ExpectedHolder
 from mykey.identity.staff import StaffMember, StaffRole
 from mykey.points import shops, spending, voucher_print, vouchers
 from mykey.web.pages.base import CheckedForm, Page, PageDep, PageProblem, staff_page
-from mykey.web.pages.cardtap import CARD_FIELD, card_options, tap
+from mykey.web.pages.cardtap import CARD_FIELD, card_options, present
 from mykey.web.pages.mypage import error_text, helpers, new_key, whole_number
 
 router = APIRouter(prefix="/counter", include_in_schema=False)
@@ -200,7 +200,7 @@ def tapped(page: PageDep, clerk: Clerk, fields: CheckedForm) -> Response:
     if not place.is_shop:
         return lookup(page, clerk, fields)
     try:
-        card = tap(page, fields.get(CARD_FIELD), actor=clerk.actor)
+        card = present(page, fields.get(CARD_FIELD), actor=clerk.actor)
         found = spending.balances_here(
             page.uow, shop_id=place.id, card=card, actor=clerk.actor, binder=_binder(page)
         )
@@ -374,7 +374,7 @@ def pay(page: PageDep, clerk: Clerk, fields: CheckedForm) -> Response:
     """Confirmed: tap again, pay (only the customer whose balances were shown), and show it."""
     place = _place(page, clerk)
     try:
-        card = tap(page, fields.get(CARD_FIELD), actor=clerk.actor)
+        card = present(page, fields.get(CARD_FIELD), actor=clerk.actor)
         done = spending.pay(
             page.uow,
             shop_id=place.id,
@@ -435,7 +435,7 @@ def issue(page: PageDep, clerk: Clerk, fields: CheckedForm) -> Response:
     place = _place(page, clerk)
     denomination = whole_number(fields.get("denomination")) if fields.get("denomination") else None
     try:
-        card = tap(page, fields.get(CARD_FIELD), actor=clerk.actor)
+        card = present(page, fields.get(CARD_FIELD), actor=clerk.actor)
         done = vouchers.issue(
             page.uow,
             shop_id=place.id,
@@ -546,7 +546,7 @@ def lookup(page: PageDep, clerk: Clerk, fields: CheckedForm) -> Response:
     """A library's counter: the library's user number of the tapped card's holder."""
     place = _place(page, clerk)
     try:
-        card = tap(page, fields.get(CARD_FIELD), actor=clerk.actor)
+        card = present(page, fields.get(CARD_FIELD), actor=clerk.actor)
         found = links.lookup(
             page.uow, provider_id=place.id, card=card, actor=clerk.actor, purpose="counter"
         )

@@ -37,7 +37,7 @@ from mykey.web.pages.base import (
     PageProblem,
     safe_next,
 )
-from mykey.web.pages.cardtap import CARD_FIELD, card_options, simulator_cards, tap
+from mykey.web.pages.cardtap import CARD_FIELD, card_options, present, simulator_cards
 
 router = APIRouter(prefix="/mypage", include_in_schema=False)
 
@@ -472,7 +472,7 @@ def card_login(page: PageDep, fields: CheckedForm) -> Response:
     next_path = safe_next(fields.get("next"), "/mypage")
     client = page.request.client.host if page.request.client else "unknown"
     try:
-        card = tap(page, fields.get(CARD_FIELD), actor=f"client:{client}")
+        card = present(page, fields.get(CARD_FIELD), actor=f"client:{client}")
         session = with_card(page.uow, card, lambda c: residents.login_with_card(page.uow, card=c))
         token = attach_resident(
             page.uow,
