@@ -30,9 +30,9 @@ from mykey.db import RetryTransaction, UnitOfWork
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.identity import binding, proofs
 from mykey.identity.binding import check_holder, claimed_holder
+from mykey.ledger import idempotency
 
 __all__ = ["check_holder", "claimed_holder", "run_keyed"]
-from mykey.ledger import idempotency
 
 T = TypeVar("T")
 
