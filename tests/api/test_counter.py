@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from mykey.demo import MUNICIPALITIES
 from mykey.errors import MyKeyError
@@ -320,7 +321,12 @@ def test_two_terminals_never_overdraw_one_wallet(
         paid = sum(pool.map(pay, range(8)))
     assert paid == 5
     assert (
-        spending.balances_here(database.uow(), shop_id="arts-maebashi", card=card)[0].balance == 0
+        spending.balances_here(
+            database.uow(), shop_id="arts-maebashi", card=card, actor="terminal:t1"
+        )
+        .balances[0]
+        .balance
+        == 0
     )
 
 
@@ -377,3 +383,295 @@ def test_serve_expires_lapsed_points_in_the_background(
     assert balance(uow, wallet.id).available == 0
     sink = find_account(uow, ledger=TENRI, kind=AccountKind.EXPIRED, owner="expired")
     assert balance(uow, sink.id).posted == 1000
+
+
+# --- issue #13: the card shown is the card charged; lost answers; refusals keep the card -----
+
+
+def _leaves(database: Database, kind: str) -> int:
+    with database.engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT COUNT(*) FROM history_leaves WHERE kind = :k"), {"k": kind}
+            ).scalar_one()
+        )
+
+
+def _balances_of(c: TestClient, terminal: str, card: SimulatedCard) -> dict[str, Any]:
+    got = c.post(
+        "/api/v1/terminal/balances", headers=bearer(terminal), json={"card_proof": proof(c, card)}
+    )
+    assert got.status_code == 200, got.json()
+    return dict(got.json())
+
+
+def test_a_payment_bound_to_the_balances_shown_refuses_another_card(
+    card_client: TestClient, town: dict[str, str], cards: list[SimulatedCard], database: Database
+) -> None:
+    """Card A's balances are shown; card B is tapped at the confirmation: refused, nothing
+    charged (the Mynapoint failure). A's card then pays."""
+    c = card_client
+    alice, bob = cards[0], cards[1]
+    shown = _balances_of(c, town["shop"], alice)
+    assert shown["holder"] == "MY11****"
+    token = shown["holder_binding"]["token"]
+    assert "MY111111" not in token  # the binding names the holder without revealing the ID
+    before = database.count("ledger_transfers")
+
+    for path, extra in (
+        ("/api/v1/terminal/payments", {"municipality": MAEBASHI, "points": 100}),
+        ("/api/v1/terminal/vouchers", {"municipality": MAEBASHI, "points": 100}),
+    ):
+        wrong = c.post(
+            path,
+            headers=bearer(town["shop"]),
+            json={"card_proof": proof(c, bob), "key": "bound-1", "expected_holder": token} | extra,
+        )
+        assert wrong.status_code == 409, wrong.json()
+        assert wrong.json()["code"] == "wrong_card"
+        assert wrong.json()["details"]["expected_holder"] == "MY11****"
+        assert "カードではありません" in wrong.json()["detail_ja"]
+    stranger = c.post(  # a card with no MyKey ID is not the holder either
+        "/api/v1/terminal/payments",
+        headers=bearer(town["shop"]),
+        json={
+            "card_proof": proof(c, cards[2]),
+            "municipality": MAEBASHI,
+            "points": 100,
+            "key": "bound-1",
+            "expected_holder": token,
+        },
+    )
+    assert stranger.status_code == 409 and stranger.json()["code"] == "wrong_card"
+    assert database.count("ledger_transfers") == before
+    assert _balances(c, town["shop"], bob) == {MAEBASHI: 500, TENRI: 0}
+
+    # the same confirmation (same key) with the right card pays
+    right = c.post(
+        "/api/v1/terminal/payments",
+        headers=bearer(town["shop"]),
+        json={
+            "card_proof": proof(c, alice),
+            "municipality": MAEBASHI,
+            "points": 100,
+            "key": "bound-1",
+            "expected_holder": token,
+        },
+    )
+    assert right.status_code == 201, right.json()
+    assert right.json()["balance"] == 2900
+
+    # a binding is for its shop only, may not be altered, and expires
+    museum = c.post(
+        "/api/v1/terminal/payments",
+        headers=bearer(town["museum"]),
+        json={
+            "card_proof": proof(c, alice),
+            "municipality": MAEBASHI,
+            "points": 100,
+            "key": "bound-2",
+            "expected_holder": token,
+        },
+    )
+    assert museum.status_code == 422 and museum.json()["code"] == "invalid_holder_binding"
+    database.clock.advance(minutes=11)
+    late = c.post(
+        "/api/v1/terminal/payments",
+        headers=bearer(town["shop"]),
+        json={
+            "card_proof": proof(c, alice),
+            "municipality": MAEBASHI,
+            "points": 100,
+            "key": "bound-3",
+            "expected_holder": token,
+        },
+    )
+    assert late.status_code == 409 and late.json()["code"] == "holder_binding_expired"
+    assert database.count("ledger_transfers") == before + 1
+
+
+def test_a_byte_identical_resend_replays_the_first_answer_without_a_new_tap(
+    card_client: TestClient, town: dict[str, str], cards: list[SimulatedCard], database: Database
+) -> None:
+    """The answer is lost; the terminal sends the very same bytes again (the same card proof,
+    whose challenge is used): the first answer, `replayed`, nothing paid twice."""
+    c = card_client
+    alice = cards[0]
+    calls = [
+        (
+            "/api/v1/terminal/payments",
+            {"municipality": MAEBASHI, "points": 600, "key": "lost-pay", "receipt_ref": "R-1"},
+        ),
+        (
+            "/api/v1/terminal/vouchers",
+            {"municipality": TENRI, "points": 300, "denomination": 100, "key": "lost-voucher"},
+        ),
+    ]
+    for path, fields in calls:
+        body = {"card_proof": proof(c, alice)} | fields
+        first = c.post(path, headers=bearer(town["shop"]), json=body)
+        assert first.status_code == 201, first.json()
+        transfers, uses = database.count("ledger_transfers"), database.count("card_challenge_uses")
+        again = c.post(path, headers=bearer(town["shop"]), json=body)
+        assert again.status_code == 201, again.json()
+        assert again.json()["replayed"] is True
+        assert again.json()["transaction_id"] == first.json()["transaction_id"]
+        assert again.json()["balance"] == first.json()["balance"]
+        assert (database.count("ledger_transfers"), database.count("card_challenge_uses")) == (
+            transfers,
+            uses,
+        )
+        # the same key with another request is still refused
+        other = c.post(
+            path,
+            headers=bearer(town["shop"]),
+            json=body | {"card_proof": proof(c, alice), "points": fields["points"] + 100},
+        )
+        assert other.status_code == 409, other.json()
+        assert other.json()["code"] == "idempotency_key_reused"
+    assert _balances(c, town["shop"], alice) == {MAEBASHI: 2400, TENRI: 700}
+
+    # a cancellation and a refund, their answers lost, sent again the next day
+    paid = _pay(c, town["shop"], alice, TENRI, 200, "to-cancel").json()
+    cancel = {"key": "lost-cancel"}
+    url = f"/api/v1/terminal/payments/{paid['transaction_id']}/cancellation"
+    assert c.post(url, headers=bearer(town["shop"]), json=cancel).status_code == 201
+    book = _pay(c, town["shop"], alice, TENRI, 300, "to-refund").json()
+    refund = {"payment_id": book["transaction_id"], "points": 100, "key": "lost-refund"}
+    back = c.post("/api/v1/terminal/refunds", headers=bearer(town["shop"]), json=refund)
+    assert back.status_code == 201, back.json()
+    database.clock.advance(days=31)  # past the refund lot's last day, too
+    late_cancel = c.post(url, headers=bearer(town["shop"]), json=cancel)
+    assert late_cancel.status_code == 201, late_cancel.json()
+    assert late_cancel.json()["replayed"] is True
+    late_refund = c.post("/api/v1/terminal/refunds", headers=bearer(town["shop"]), json=refund)
+    assert late_refund.status_code == 201, late_refund.json()
+    assert late_refund.json()["replayed"] is True
+    assert late_refund.json()["transaction_id"] == back.json()["transaction_id"]
+    assert late_refund.json()["expires_on"] == back.json()["expires_on"] == "2026-11-14"
+
+
+def test_a_refused_request_keeps_the_card_and_its_refusal(
+    card_client: TestClient,
+    town: dict[str, str],
+    cards: list[SimulatedCard],
+    keys: dict[str, str],
+    database: Database,
+) -> None:
+    """A request refused before it does anything leaves the card's challenge unused (the
+    resident need not tap again); its refusal is kept under its key; a failed proof still
+    uses the challenge up."""
+    c = card_client
+    alice = cards[0]  # 1,000 Tenri points
+    tapped = proof(c, alice)
+    uses = database.count("card_challenge_uses")
+
+    def pay(points: Any, key: str, card_proof: dict[str, str] = tapped) -> Any:
+        return c.post(
+            "/api/v1/terminal/payments",
+            headers=bearer(town["shop"]),
+            json={"card_proof": card_proof, "municipality": TENRI, "points": points, "key": key},
+        )
+
+    assert pay(0, "k-zero").status_code == 422
+    much = pay(1500, "k-much")
+    assert much.status_code == 409 and much.json()["code"] == "insufficient_points"
+    assert database.count("card_challenge_uses") == uses  # the tap is still good
+    done = pay(400, "k-right")
+    assert done.status_code == 201, done.json()
+    assert database.count("card_challenge_uses") == uses + 1
+    assert pay(100, "k-again").json()["code"] == "challenge_used"  # now it is used
+
+    # the refused key stays refused, even once there would be points enough
+    _grant(c, keys["tenri"], TENRI, "MY111111", 1000, "t-more")
+    kept = pay(1500, "k-much", proof(c, alice))
+    assert kept.status_code == 409 and kept.json()["code"] == "insufficient_points"
+    assert kept.json()["details"]["replayed"] is True
+    assert pay(1500, "k-new", proof(c, alice)).status_code == 201
+
+    # a failed proof uses the challenge up and is recorded, as before
+    forged = proof(c, alice) | {"signature": proof(c, cards[1])["signature"]}
+    assert pay(10, "k-forged", forged).json()["code"] == "bad_signature"
+    honest = proof(c, alice) | {"challenge_id": forged["challenge_id"]}
+    assert pay(10, "k-forged", honest).json()["code"] == "challenge_used"
+    attempts = database.count("card_proof_attempts")
+    assert attempts == 3  # k-again's used challenge, the forged signature, its reuse
+
+
+def test_other_card_proofs_are_kept_by_a_refusal_too(
+    card_client: TestClient,
+    town: dict[str, str],
+    cards: list[SimulatedCard],
+    keys: dict[str, str],
+    database: Database,
+) -> None:
+    """MyKey ID creation, card login, grants by card at an event desk, balances and lookups:
+    a refusal leaves the tap usable."""
+    c = card_client
+    newcomer = cards[2]
+    tapped = proof(c, newcomer)
+    taken = c.post(
+        "/api/v1/mykey-ids",
+        json={"card_proof": tapped, "password": PASSWORD, "mykey_id": "MY111111"},
+    )
+    assert taken.status_code == 409 and taken.json()["code"] == "mykey_id_taken"
+    nobody = c.post("/api/v1/sessions", json={"card_proof": tapped})
+    assert nobody.status_code == 404 and nobody.json()["code"] == "card_not_registered"
+    balances = c.post(
+        "/api/v1/terminal/balances", headers=bearer(town["shop"]), json={"card_proof": tapped}
+    )
+    assert balances.status_code == 404
+    made = c.post(
+        "/api/v1/mykey-ids",
+        json={"card_proof": tapped, "password": PASSWORD, "mykey_id": "MY333333"},
+    )
+    assert made.status_code == 201, made.json()
+
+    desk = proof(c, newcomer)
+    grant = {"card_proof": desk, "reason": "イベント参加", "key": "desk-1"}
+    wrong = c.post(
+        f"/api/v1/municipalities/{MAEBASHI}/grants",
+        headers=bearer(keys["maebashi"]),
+        json=grant | {"activity": "no-such-activity"},
+    )
+    assert wrong.status_code == 404, wrong.json()
+    granted = c.post(
+        f"/api/v1/municipalities/{MAEBASHI}/grants",
+        headers=bearer(keys["maebashi"]),
+        json=grant | {"points": 50},
+    )
+    assert granted.status_code == 201, granted.json()
+    assert granted.json()["mykey_id"] == "MY333333"
+    assert database.count("card_proof_attempts") == 0
+
+
+def test_counter_uses_are_in_the_residents_usage_history(
+    card_client: TestClient, town: dict[str, str], cards: list[SimulatedCard], database: Database
+) -> None:
+    """R1.5: balances seen at a terminal, a payment and a voucher issue are uses of the MyKey
+    ID (where, by which terminal, what for, when), each also a leaf of the history log."""
+    c = card_client
+    alice = cards[0]
+    leaves = _leaves(database, "mykey_usage")
+    _balances(c, town["shop"], alice)
+    assert _pay(c, town["shop"], alice, TENRI, 250, "use-1").status_code == 201
+    issued = c.post(
+        "/api/v1/terminal/vouchers",
+        headers=bearer(town["shop"]),
+        json={"card_proof": proof(c, alice), "municipality": TENRI, "points": 200, "key": "use-2"},
+    )
+    assert issued.status_code == 201
+    refused = _pay(c, town["shop"], alice, TENRI, 99999, "use-3")
+    assert refused.status_code == 409  # refused: not a use, nothing recorded
+    assert _leaves(database, "mykey_usage") == leaves + 3
+
+    token = c.post("/api/v1/sessions", json={"mykey_id": "MY111111", "password": PASSWORD})
+    mine = c.get("/api/v1/me/history", headers=bearer(token.json()["token"])).json()
+    uses = [(e["action"], e["provider_id"], e["purpose"]) for e in mine[1:4]]  # after the login
+    assert uses == [
+        ("voucher_issue", "tenri-shop1", "1 × 200 pt · 天理市ポイント"),
+        ("pay", "tenri-shop1", "250 pt · 天理市ポイント"),
+        ("balances", "tenri-shop1", ""),
+    ]
+    assert {e["actor"] for e in mine[1:4]} == {mine[1]["actor"]}
+    assert mine[1]["actor"].startswith("terminal:")

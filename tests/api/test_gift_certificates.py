@@ -203,3 +203,46 @@ def test_street_certificates_are_valid_only_on_their_street(
     )
     assert "★天理本通り商店街の各店舗でご利用頂けます。" in page.text
     assert "使用済み / REDEEMED" in page.text and page.ean13 == [first]
+
+
+def test_a_gift_exchange_is_bound_to_the_holder_and_a_lost_answer_replays(
+    card_client: TestClient,
+    shops: dict[str, str],  # noqa: F811 -- the fixture
+    cards: list[SimulatedCard],
+    database: Database,
+) -> None:
+    """Issue #13: another card at the confirmation is refused (nothing exchanged); the very
+    same request sent again after a lost answer gets the first answer."""
+    c = card_client
+    assert _put(c, _staff(database, MAEBASHI), MAEBASHI, "maebashi-q", Q_TOWN).status_code == 200
+    shown = c.post(
+        "/api/v1/terminal/balances",
+        headers=bearer(shops["arts-maebashi"]),
+        json={"card_proof": proof(c, cards[0])},
+    ).json()
+    body = {
+        "program": "maebashi-q",
+        "sheets": 1,
+        "key": "gift-bound",
+        "expected_holder": shown["holder_binding"]["token"],
+    }
+    wrong = c.post(  # a card without a MyKey ID, tapped instead of the holder's
+        "/api/v1/terminal/gift-certificates",
+        headers=bearer(shops["arts-maebashi"]),
+        json=body | {"card_proof": proof(c, cards[1])},
+    )
+    assert wrong.status_code == 409 and wrong.json()["code"] == "wrong_card"
+    assert _wallet(database, MAEBASHI) == 3000
+
+    sent = body | {"card_proof": proof(c, cards[0])}
+    first = c.post(
+        "/api/v1/terminal/gift-certificates", headers=bearer(shops["arts-maebashi"]), json=sent
+    )
+    assert first.status_code == 201, first.json()
+    again = c.post(
+        "/api/v1/terminal/gift-certificates", headers=bearer(shops["arts-maebashi"]), json=sent
+    )
+    assert again.status_code == 201, again.json()
+    assert again.json()["replayed"] is True
+    assert again.json()["vouchers"] == first.json()["vouchers"]
+    assert _wallet(database, MAEBASHI) == 2000

@@ -276,3 +276,46 @@ def test_staff_link_with_the_card_unlink_and_an_operator_suspends(
         "unlink",
         "link",
     ]
+
+
+def test_a_lookup_names_its_holder_and_may_expect_the_same_one(
+    town: dict[str, Any], cards: list[SimulatedCard]
+) -> None:
+    """Issue #13: a library lookup says whose number it is (masked) and gives a binding; a
+    later lookup that expects that holder refuses another card."""
+    client: TestClient = town["client"]
+    keys: dict[str, str] = town["keys"]
+    for card, mykey_id in ((cards[0], "MY123456"), (cards[1], "MY654321")):
+        made = client.post(
+            "/api/v1/mykey-ids",
+            json={"card_proof": proof(client, card), "password": PASSWORD, "mykey_id": mykey_id},
+        )
+        assert made.status_code == 201, made.json()
+        token = client.post(
+            "/api/v1/sessions", json={"mykey_id": mykey_id, "password": PASSWORD}
+        ).json()["token"]
+        client.post(
+            "/api/v1/me/links",
+            headers=bearer(token),
+            json={"provider_id": "A1", "user_number": f"U{mykey_id[2:]}"},
+        )
+    found = client.post(
+        "/api/v1/terminal/lookups",
+        headers=bearer(keys["A1-terminal"]),
+        json={"card_proof": proof(client, cards[0])},
+    )
+    assert found.status_code == 200, found.json()
+    assert (found.json()["user_number"], found.json()["holder"]) == ("U123456", "MY12****")
+    expected = found.json()["holder_binding"]["token"]
+    other = client.post(
+        "/api/v1/terminal/lookups",
+        headers=bearer(keys["A1-terminal"]),
+        json={"card_proof": proof(client, cards[1]), "expected_holder": expected},
+    )
+    assert other.status_code == 409 and other.json()["code"] == "wrong_card"
+    same = client.post(
+        "/api/v1/terminal/lookups",
+        headers=bearer(keys["A1-terminal"]),
+        json={"card_proof": proof(client, cards[0]), "expected_holder": expected},
+    )
+    assert same.status_code == 200 and same.json()["user_number"] == "U123456"

@@ -266,6 +266,8 @@ def test_tenri_receipt_vouchers_are_funded_by_the_city(
     assert got == {1000: 100, 1099: 100, 50000: 5000, 50001: 5000}
     twice = receipt("R-1000", 1000, "k-again")
     assert twice.status_code == 409 and twice.json()["code"] == "receipt_already_used"
+    kept = receipt("R-1000", 1000, "k-again")  # issue #13: the refusal is kept under its key
+    assert kept.status_code == 409 and kept.json()["details"]["replayed"] is True
     uow = database.uow()
     budget = ledger.find_account(uow, ledger=TENRI, kind=AccountKind.BUDGET, owner=TENRI)
     float_ = ledger.find_account(
@@ -290,3 +292,28 @@ def test_tenri_receipt_vouchers_are_funded_by_the_city(
     back = expire_vouchers(database.uow(), as_of=tokyo_date(database.clock.now))
     assert (back.vouchers, back.points) == (3, 10100)
     assert ledger.balance(uow, float_.id).available == 0
+
+
+def test_a_refused_redemption_is_kept_under_its_key(
+    card_client: TestClient,
+    shops: dict[str, str],
+    cards: list[SimulatedCard],
+    database: Database,
+) -> None:
+    """Issue #13: the key is looked up first and a refusal is kept under it: the same request
+    again is refused the same way (`replayed`), and a lost answer of a redemption replays."""
+    c = card_client
+    issued = _issue(
+        c, shops["arts-maebashi"], cards[0], municipality=MAEBASHI, points=500, key="v-kept"
+    )
+    number = issued.json()["vouchers"][0]["number"]
+    elsewhere = _redeem(c, shops["tenri-shop3"], number, "r-kept")
+    assert elsewhere.status_code == 409 and elsewhere.json()["code"] == "voucher_wrong_shop"
+    again = _redeem(c, shops["tenri-shop3"], number, "r-kept")
+    assert again.status_code == 409 and again.json()["details"]["replayed"] is True
+    taken = _redeem(c, shops["arts-maebashi"], number, "r-ok")
+    lost = _redeem(c, shops["arts-maebashi"], number, "r-ok")
+    assert taken.status_code == lost.status_code == 201
+    assert lost.json()["replayed"] is True
+    assert lost.json()["transaction_id"] == taken.json()["transaction_id"]
+    assert _shop_balance(database, MAEBASHI, "arts-maebashi") == 500

@@ -169,3 +169,43 @@ def test_closing_a_month_once_and_checking_it(client: TestClient) -> None:
     assert imported.status_code == 200, imported.text
     assert "1 行を取り込みました（新規 1、更新 0）" in imported.text
     assert "472018" in client.get("/console/council/municipalities?q=那覇").text
+
+
+def test_console_forms_redirect_to_a_page_that_a_reload_does_not_resend(
+    client: TestClient, database: Database
+) -> None:
+    """Issue #13 (post/redirect/get): a new key is shown once on the page the form redirects
+    to; reloading that page neither makes another key nor shows the secret again. Closing a
+    month and importing also answer with a redirect; their GET pages switch language."""
+    login(client, "council")
+    token = csrf(client.get("/console/council/keys").text)
+    made = client.post(
+        "/console/council/keys",
+        data={"csrf_token": token, "role": "operator", "label": "夜間"},
+        follow_redirects=False,
+    )
+    assert made.status_code == 303 and made.headers["location"] == "/console/council/keys"
+    shown = client.get("/console/council/keys")
+    key = re.search(r'data-testid="issued-key">([^<]+)<', shown.text)
+    assert key and shown.headers["cache-control"] == "no-store"
+    reloaded = client.get("/console/council/keys?lang=en")
+    assert reloaded.status_code == 200 and key.group(1) not in reloaded.text
+    assert database.count("api_keys") == 1
+
+    closed = client.post(
+        "/console/council/settle",
+        data={"csrf_token": token, "month": "2026-01"},
+        follow_redirects=False,
+    )
+    assert closed.status_code == 303
+    shown = client.get(closed.headers["location"] + "&lang=ja")
+    assert shown.text.count("2026-01 を締めました") == 1
+    english = client.get(closed.headers["location"] + "&lang=en")
+    assert english.status_code == 200 and 'lang="en"' in english.text
+    imported = client.post(
+        "/console/council/municipalities/import",
+        data={"csrf_token": token},
+        files={"file": ("m.csv", b"lgcode,pref,city,citykana\r\n472018,x,y,z\r\n", "text/csv")},
+        follow_redirects=False,
+    )
+    assert imported.status_code == 303

@@ -20,9 +20,10 @@ from sqlalchemy.exc import IntegrityError
 
 from mykey.db import RetryTransaction, UnitOfWork
 from mykey.errors import MyKeyError, conflict, invalid, not_found
-from mykey.identity import usage
+from mykey.identity import proofs, usage
+from mykey.identity.binding import Binder, ExpectedHolder, HolderBinding, check_holder, mask
 from mykey.identity.models import Provider, ProviderLink, Resident, ResidentCard, ServiceId, Zone
-from mykey.identity.proofs import VerifiedCard
+from mykey.identity.proofs import Card, VerifiedCard
 from mykey.municipalities.codes import parse_code
 
 KINDS = (
@@ -308,13 +309,33 @@ def links_of(uow: UnitOfWork, mykey_id: str) -> list[LinkView]:
     return uow.run(body)
 
 
-def lookup(
-    uow: UnitOfWork, *, provider_id: str, card: VerifiedCard, actor: str, purpose: str
-) -> str:
-    """At a provider's counter: the user number of the card's holder at this provider."""
+@dataclass(frozen=True)
+class Lookup:
+    """A counter lookup: the user number, whose it is (masked, for the screen) and, given a
+    binder, the binding of that holder (a later lookup may expect the same holder)."""
 
-    def body() -> str | MyKeyError:
-        who = mykey_id_of_card(uow, card)
+    user_number: str
+    holder: str
+    binding: HolderBinding | None
+
+
+def lookup(
+    uow: UnitOfWork,
+    *,
+    provider_id: str,
+    card: Card,
+    actor: str,
+    purpose: str,
+    binder: Binder | None = None,
+    expected_holder: ExpectedHolder | None = None,
+) -> Lookup:
+    """At a provider's counter: the user number of the card's holder at this provider. The
+    card's proof is checked in the same transaction; `wrong_card` if `expected_holder` names
+    someone else. A card not linked here is refused (`not_linked`) and recorded."""
+
+    def body() -> Lookup | MyKeyError:
+        check_holder(uow, expected_holder, card=card, place=provider_id, expiry=True)
+        who = mykey_id_of_card(uow, proofs.verify_in_transaction(uow, card))
         link = uow.session.get(ProviderLink, (who, provider_id))
         usage.record(
             uow,
@@ -330,12 +351,10 @@ def lookup(
                 "This card is not linked at this provider yet.",
                 "このカードはこの事業者とまだ連携していません。",
             )
-        return link.user_number
+        bound = binder.bind(mykey_id=who, place=provider_id, now=uow.now()) if binder else None
+        return Lookup(link.user_number, mask(who), bound)
 
-    outcome = uow.run(body)
-    if isinstance(outcome, MyKeyError):
-        raise outcome
-    return outcome
+    return proofs.run_with_card_proofs(uow, body)
 
 
 def register_service_id(uow: UnitOfWork, *, mykey_id: str, service: str, external_id: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mykey.db import Base, UTCDateTime
@@ -254,3 +254,6 @@ class PageSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # What a page shows after a form (post/redirect/get), as JSON, for a short while
+    # (web/pages/base.py `Page.keep`); cleared at sign-out.
+    notes: Mapped[str | None] = mapped_column(Text)

@@ -6,10 +6,16 @@ terminal sends the certificate, the challenge id and the signature. `verify_card
 checks, in this order: the proof is well formed; the challenge exists, is unexpired and
 unused; the certificate chains to a trust anchor; it is within its validity dates; it is not
 revoked (the CRL of its issuer, or the revocations table); the signature over the nonce; the
-card is not replaced by a newer card of its MyKey ID (after the grace period). The challenge is
-used up by any attempt, good or bad, and every failure is recorded with its
-stable code. The card is then known by its card key, the SHA-256 of its SubjectPublicKeyInfo;
-nothing else of the certificate is kept.
+card is not replaced by a newer card of its MyKey ID (after the grace period). The card is then
+known by its card key, the SHA-256 of its SubjectPublicKeyInfo; nothing else of the
+certificate is kept.
+
+A good proof's challenge is used **in the transaction of the operation it proves**
+(`with_card`, or `verify_in_transaction` inside `run_with_card_proofs`): an operation refused
+before it does anything (bad input, not enough points) rolls the use back with everything
+else, so the resident need not tap again. A failed proof (bad signature, unknown, used or
+expired challenge, untrusted, expired, revoked or replaced card) uses the challenge up and is
+recorded with its stable code, in a transaction of its own, whatever the operation.
 """
 
 from __future__ import annotations
@@ -19,18 +25,20 @@ import binascii
 import hashlib
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import CursorResult, Table
+from sqlalchemy.dialects import postgresql, sqlite
 
-from mykey.db import RetryTransaction, UnitOfWork
+from mykey.db import UnitOfWork
 from mykey.errors import MyKeyError, invalid, not_found, refused
 from mykey.identity import usage
 from mykey.identity.models import (
@@ -41,6 +49,8 @@ from mykey.identity.models import (
     CardRevocation,
     ResidentCard,
 )
+
+T = TypeVar("T")
 
 CHALLENGE_LIFETIME = timedelta(seconds=60)
 NONCE_BYTES = 32
@@ -105,6 +115,42 @@ class TrustAnchors:
                 else x509.load_der_x509_crl(data)
             )
         return cls(anchors, tuple(lists), replaced_card_grace)
+
+
+@dataclass(frozen=True)
+class PresentedCard:
+    """A card proof as a terminal sent it, not checked yet: what to check it against, and who
+    presents it (the terminal or clerk, recorded with a failure)."""
+
+    proof: CardProof
+    anchors: TrustAnchors
+    actor: str
+
+    @property
+    def claimed_card_key(self) -> str | None:
+        """The card key of the certificate sent, **unverified** (None if it cannot be read).
+        Good for finding an earlier answer to the same request before the proof is checked;
+        never for acting on the card."""
+        return _card_key_if_readable(self.proof)
+
+
+Card = PresentedCard | VerifiedCard
+
+
+class CardProofError(MyKeyError):
+    """A card proof that failed. It carries the proof, so that the failure is recorded (and
+    the challenge used up) once the operation's transaction has been rolled back."""
+
+    def __init__(self, error: MyKeyError, presented: PresentedCard) -> None:
+        super().__init__(
+            error.code, error.kind, error.message, error.message_ja, details=error.details
+        )
+        self.presented = presented
+
+
+def claimed_card_key(card: Card) -> str | None:
+    """The card key a proof names (unverified), or a verified card's key."""
+    return card.card_key if isinstance(card, VerifiedCard) else card.claimed_card_key
 
 
 def _error(code: str, message: str, message_ja: str) -> MyKeyError:
@@ -197,11 +243,7 @@ def _check(uow: UnitOfWork, proof: CardProof, anchors: TrustAnchors) -> tuple[Ve
             "このチャレンジは存在しません。新しいチャレンジを取得してください。",
         )
     if uow.session.get(CardChallengeUse, proof.challenge_id) is not None:
-        raise _error(
-            "challenge_used",
-            "This challenge has already been used; ask for a new one.",
-            "このチャレンジは使用済みです。新しいチャレンジを取得してください。",
-        )
+        raise challenge_used()
     now = uow.now()
     if now >= challenge.expires_at:
         raise _error(
@@ -279,54 +321,111 @@ def _card_key_if_readable(proof: CardProof) -> str | None:
         return None
 
 
-def verify_card_proof(
-    uow: UnitOfWork, *, proof: CardProof, anchors: TrustAnchors, actor: str
-) -> VerifiedCard:
-    """Check a card proof (see the module docstring); a failure is recorded, then raised."""
+_USES = cast(Table, CardChallengeUse.__table__)
 
-    def body() -> VerifiedCard | MyKeyError:
+
+def _use(uow: UnitOfWork, challenge_id: str, now: datetime) -> bool:
+    """Use the challenge once, in the caller's transaction; False if it was used already (by a
+    twin request that committed first: the insert waits for it, then finds its row)."""
+    insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
+    done = uow.connection.execute(
+        insert(_USES)
+        .values(challenge_id=challenge_id, used_at=now)
+        .on_conflict_do_nothing(index_elements=["challenge_id"])
+    )
+    return bool(cast(CursorResult[Any], done).rowcount)
+
+
+def challenge_used() -> MyKeyError:
+    return _error(
+        "challenge_used",
+        "This challenge has already been used; ask for a new one.",
+        "このチャレンジは使用済みです。新しいチャレンジを取得してください。",
+    )
+
+
+def verify_in_transaction(uow: UnitOfWork, card: Card) -> VerifiedCard:
+    """Inside the operation's transaction (`run_with_card_proofs`): check the proof and use its
+    challenge. A failure raises `CardProofError`; the runner records it after the rollback. An
+    already verified card (`VerifiedCard`, e.g. from `verify_card_proof`) passes as it is."""
+    if isinstance(card, VerifiedCard):
+        return card
+    try:
+        verified, challenge_id = _check(uow, card.proof, card.anchors)
+    except MyKeyError as error:
+        raise CardProofError(error, card) from None
+    if not _use(uow, challenge_id, uow.now()):
+        raise CardProofError(challenge_used(), card)
+    return verified
+
+
+def _record_failure(uow: UnitOfWork, failed: CardProofError) -> None:
+    """A failed proof, in a transaction of its own: its challenge used up, the attempt kept
+    with its code, and a failed use of a known card in its MyKey ID's usage history."""
+    proof, actor = failed.presented.proof, failed.presented.actor
+
+    def body() -> None:
         s = uow.session
         now = uow.now()
-        try:
-            card, challenge_id = _check(uow, proof, anchors)
-        except MyKeyError as error:
-            known = isinstance(proof.challenge_id, str) and (
-                s.get(CardChallenge, proof.challenge_id) is not None
+        known = isinstance(proof.challenge_id, str) and (
+            s.get(CardChallenge, proof.challenge_id) is not None
+        )
+        if known and s.get(CardChallengeUse, proof.challenge_id) is None:
+            s.add(CardChallengeUse(challenge_id=proof.challenge_id, used_at=now))
+        card_key = _card_key_if_readable(proof)
+        s.add(
+            CardProofAttempt(
+                challenge_id=proof.challenge_id if known else None,
+                card_key=card_key,
+                actor=actor,
+                outcome=failed.code,
+                at=now,
             )
-            if known and s.get(CardChallengeUse, proof.challenge_id) is None:
-                s.add(CardChallengeUse(challenge_id=proof.challenge_id, used_at=now))
-            card_key = _card_key_if_readable(proof)
-            s.add(
-                CardProofAttempt(
-                    challenge_id=proof.challenge_id if known else None,
-                    card_key=card_key,
-                    actor=actor,
-                    outcome=error.code,
-                    at=now,
-                )
+        )
+        s.flush()
+        holder = s.get(ResidentCard, card_key) if card_key else None
+        if holder is not None:  # a failed use of a known card is part of its ID's history
+            usage.record(
+                uow,
+                mykey_id=holder.mykey_id,
+                action="failed_proof",
+                actor=actor,
+                purpose=failed.code,
             )
-            s.flush()
-            holder = s.get(ResidentCard, card_key) if card_key else None
-            if holder is not None:  # a failed use of a known card is part of its ID's history
-                usage.record(
-                    uow,
-                    mykey_id=holder.mykey_id,
-                    action="failed_proof",
-                    actor=actor,
-                    purpose=error.code,
-                )
-            return error
-        s.add(CardChallengeUse(challenge_id=challenge_id, used_at=now))
-        try:
-            s.flush()
-        except IntegrityError as exc:  # the same challenge, used by a twin request just now
-            raise RetryTransaction from exc
-        return card
 
-    outcome = uow.run(body)
+    uow.run(body)
+
+
+def run_with_card_proofs(uow: UnitOfWork, body: Callable[[], T | MyKeyError]) -> T:
+    """Run `body` as one transaction in which card proofs are checked and their challenges
+    used (`verify_in_transaction`). A refusal raised by `body` rolls everything back, the
+    challenge's use included; a refusal *returned* by `body` is raised after the commit (for
+    an operation that must keep a record of its refusal). A failed proof is recorded in a
+    transaction of its own, then raised."""
+    try:
+        outcome = uow.run(body)
+    except CardProofError as failed:
+        if not uow.in_transaction:  # the outermost runner records it, after the rollback
+            _record_failure(uow, failed)
+        raise
     if isinstance(outcome, MyKeyError):
         raise outcome
     return outcome
+
+
+def with_card(uow: UnitOfWork, card: Card, operation: Callable[[VerifiedCard], T]) -> T:
+    """`operation` with the checked card, in one transaction with the use of its challenge:
+    a refused operation leaves the challenge unused (the card need not be tapped again)."""
+    return run_with_card_proofs(uow, lambda: operation(verify_in_transaction(uow, card)))
+
+
+def verify_card_proof(
+    uow: UnitOfWork, *, proof: CardProof, anchors: TrustAnchors, actor: str
+) -> VerifiedCard:
+    """Check a card proof and use its challenge now (see the module docstring); a failure is
+    recorded, then raised. For an operation, prefer `with_card`: its refusal keeps the
+    challenge."""
+    return with_card(uow, PresentedCard(proof, anchors, actor), lambda card: card)
 
 
 def revoke_card(uow: UnitOfWork, *, card_key: str, reason: str, actor: str) -> None:

@@ -67,6 +67,7 @@ class PageSessionView:
     csrf_token: str
     staff: StaffMember | None
     mykey_id: str | None
+    notes: str | None = None  # JSON: what a page shows after a form (post/redirect/get)
 
 
 def _hash(value: str) -> str:
@@ -231,6 +232,7 @@ def _end(uow: UnitOfWork, token: str | None) -> None:
         row = uow.session.get(PageSession, _hash(token))
         if row is not None and row.ended_at is None:
             row.ended_at = uow.now()
+            row.notes = None
             uow.session.flush()
 
 
@@ -294,9 +296,21 @@ def page_session(uow: UnitOfWork, token: str) -> PageSessionView | None:
             if resident is None or resident.ended_at is not None or now >= resident.expires_at:
                 return None
             mykey_id = resident.mykey_id
-        return PageSessionView(row.token_hash, row.csrf_token, staff, mykey_id)
+        return PageSessionView(row.token_hash, row.csrf_token, staff, mykey_id, row.notes)
 
     return uow.run(body)
+
+
+def set_page_notes(uow: UnitOfWork, token_hash: str, notes: str | None) -> None:
+    """Keep what a page shows after a form in the live session (None: nothing)."""
+
+    def body() -> None:
+        row = uow.session.get(PageSession, token_hash)
+        if row is not None and row.ended_at is None:
+            row.notes = notes
+            uow.session.flush()
+
+    uow.run(body)
 
 
 def end_page_session(uow: UnitOfWork, token: str) -> None:

@@ -603,6 +603,63 @@ def _keyed(
 
 
 # ---------------------------------------------------------------------------------------------
+# request hashes: what a keyed request is, for the idempotency check
+
+
+def _transfer_fields(
+    debit: object,
+    credit: object,
+    amount: int,
+    kind: str,
+    lot: LotTerms | None,
+    meta: Mapping[str, Any],
+    from_lot: int | None,
+) -> dict[str, Any]:
+    fields = {
+        "debit": debit,
+        "credit": credit,
+        "amount": amount,
+        "kind": kind,
+        "lot": [lot.funding, lot.expires_on.isoformat()] if lot else None,
+        "metadata": dict(meta),
+    }
+    if from_lot is not None:
+        fields["from_lot"] = from_lot
+    return fields
+
+
+def transfer_request_hash(
+    *,
+    debit: int | None,
+    credit: int | None,
+    amount: int,
+    kind: str,
+    lot: LotTerms | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    from_lot: int | None = None,
+) -> str:
+    """The request hash `transfer` stores with these arguments: a use case looks its key up
+    with it (`idempotency.lookup`) before doing anything else, e.g. before checking a card
+    proof, and stores its own refusal under it. An account that does not exist yet is None."""
+    fields = _transfer_fields(debit, credit, amount, kind, lot, metadata or {}, from_lot)
+    return idempotency.request_hash("transfer", fields)
+
+
+def _reverse_fields(transfer_id: UUID, reason: str, extra: Mapping[str, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {"transfer_id": str(transfer_id), "reason": reason}
+    if extra:
+        fields["metadata"] = dict(extra)
+    return fields
+
+
+def reverse_request_hash(
+    *, transfer_id: UUID, reason: str, metadata: Mapping[str, Any] | None = None
+) -> str:
+    """The request hash `reverse` stores with these arguments (see `transfer_request_hash`)."""
+    return idempotency.request_hash("reverse", _reverse_fields(transfer_id, reason, metadata or {}))
+
+
+# ---------------------------------------------------------------------------------------------
 # the verbs
 
 
@@ -635,16 +692,7 @@ def transfer(
         raise errors.bad_field(
             "from_lot", "A lot is named by its number.", "ロットは番号で指定してください。"
         )
-    fields = {
-        "debit": debit,
-        "credit": credit,
-        "amount": amount,
-        "kind": kind,
-        "lot": [lot.funding, lot.expires_on.isoformat()] if lot else None,
-        "metadata": meta,
-    }
-    if from_lot is not None:
-        fields["from_lot"] = from_lot
+    fields = _transfer_fields(debit, credit, amount, kind, lot, meta, from_lot)
     in_one_call: Callable[[UUID, str | None], Receipt | MyKeyError] | None = None
     if uow.dialect == "postgresql" and from_lot is None:
         _check_ids(debit, credit)
@@ -1012,9 +1060,7 @@ def reverse(
         raise errors.bad_field(
             "reason", "A reversal needs a reason.", "取消には理由の記入が必要です。"
         )
-    fields: dict[str, Any] = {"transfer_id": str(tid_in), "reason": reason}
-    if extra:
-        fields["metadata"] = extra
+    fields = _reverse_fields(tid_in, reason, extra)
 
     def make_plan(tid: UUID, digest: str | None) -> _Plan:
         s = uow.session

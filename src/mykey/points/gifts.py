@@ -11,7 +11,8 @@ exchange. Municipality staff (of that municipality) or operators set programmes 
 
 An exchange at a shop's terminal with the resident's fresh card proof moves sheets ×
 denomination points from the wallet to the voucher float in one guarded transfer
-(idempotent per terminal and key) and makes one certificate per sheet.
+(idempotent per terminal and key, looked up first; bound to the holder whose balances were
+shown, if the terminal says so; a use of the MyKey ID) and makes one certificate per sheet.
 """
 
 from __future__ import annotations
@@ -23,11 +24,20 @@ from sqlalchemy import select
 
 from mykey.db import UnitOfWork
 from mykey.errors import invalid, not_found, refused
-from mykey.identity.proofs import VerifiedCard
+from mykey.identity.binding import ExpectedHolder
+from mykey.identity.proofs import Card
 from mykey.municipalities.codes import parse_code
-from mykey.points.models import GiftProgram, PointProgram, ShoppingStreet
-from mykey.points.spending import _accept, _resident, _shop
-from mykey.points.vouchers import GIFT_PROGRAM, MAX_PIECES, Issued, _from_wallet, _whole
+from mykey.points.models import GiftProgram, PointProgram, Shop, ShoppingStreet
+from mykey.points.spending import _accept
+from mykey.points.vouchers import (
+    GIFT_PROGRAM,
+    MAX_PIECES,
+    FromWallet,
+    Issued,
+    _from_wallet,
+    _whole,
+    run_from_wallet,
+)
 
 PROGRAM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 MAX_GIFT_DAYS = 730
@@ -183,43 +193,61 @@ def exchange(
     uow: UnitOfWork,
     *,
     shop_id: str | None,
-    card: VerifiedCard,
+    card: Card,
     program_id: str,
     sheets: int,
     actor: str,
     key: str,
+    expected_holder: ExpectedHolder | None = None,
 ) -> Issued:
     """The card holder's points for `sheets` certificates of the programme, at this shop's
-    terminal (which must take the municipality's points). Idempotent per (actor, key)."""
+    terminal (which must take the municipality's points). Idempotent per (actor, key);
+    refused with `wrong_card` if `expected_holder` names someone else."""
+    _whole(
+        "sheets",
+        sheets,
+        1,
+        MAX_PIECES,
+        f"1 to {MAX_PIECES} sheets per exchange.",
+        f"1回に1〜{MAX_PIECES}枚まで交換できます。",
+    )
+    gift = uow.run(lambda: _program(uow, program_id))
+    most = gift.max_sheets or MAX_PIECES
+    _whole(
+        "sheets",
+        sheets,
+        1,
+        most,
+        f"{gift.name}: 1 to {most} sheets per exchange.",
+        f"{gift.name}は1回に1〜{most}枚まで交換できます。",
+    )
+    request = FromWallet(gift.code, [gift.denomination] * sheets, {"gift_program": gift.id})
 
-    def body() -> Issued:
-        shop = _shop(uow, shop_id)
-        gift = _program(uow, program_id)
-        most = gift.max_sheets or MAX_PIECES
-        _whole(
-            "sheets",
-            sheets,
-            1,
-            most,
-            f"{gift.name}: 1 to {most} sheets per exchange.",
-            f"{gift.name}は1回に1〜{most}枚まで交換できます。",
-        )
-        who = _resident(uow, card)
+    def operation(shop: Shop, who: str) -> Issued:
         _accept(uow, shop, gift.code)
         return _from_wallet(
             uow,
             shop=shop,
             who=who,
             code=gift.code,
-            pieces=[gift.denomination] * sheets,
+            pieces=request.pieces,
             actor=actor,
             key=key,
             valid_days=gift.valid_days,
-            metadata={"gift_program": gift.id},
+            metadata=request.metadata,
             program=GIFT_PROGRAM,
             shop_id=None,
             street_id=gift.street_id,
             gift_program_id=gift.id,
         )
 
-    return uow.run(body)
+    return run_from_wallet(
+        uow,
+        shop_id=shop_id,
+        card=card,
+        request=request,
+        actor=actor,
+        key=key,
+        expected_holder=expected_holder,
+        operation=operation,
+    )

@@ -1,8 +1,12 @@
 """Spending points at a counter (R6.1): balances, payments, same-day cancellation, refunds.
 
-Every operation names the resident by a card proof verified for this very request (the web
-layer does that) and the shop by the terminal key's provider id; nothing is kept between two
-operations, so nothing carries over to the next person at a shared counter.
+Every operation names the resident by a card proof of this very request (checked here, in the
+operation's transaction: `identity.proofs`) and the shop by the terminal key's provider id;
+nothing is kept between two operations, so nothing carries over to the next person at a
+shared counter. Showing the balances gives a holder binding (`identity.binding`) that the
+payment may send back, so that another card tapped at the confirmation is refused. Keyed
+operations look their key up first and keep their refusals (`points.counter`). Seeing the
+balances and paying are uses of the MyKey ID: each is in its usage history (R1.5).
 
 - pay: one ledger transfer wallet → the shop's account (kind "spend"), idempotent per
   (terminal actor, key); the ledger's guard means two terminals never overdraw one wallet.
@@ -27,10 +31,13 @@ from sqlalchemy.exc import IntegrityError
 from mykey import ledger
 from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
 from mykey.errors import MyKeyError, invalid, not_found, refused
+from mykey.identity import proofs, usage
+from mykey.identity.binding import Binder, ExpectedHolder, HolderBinding, mask
 from mykey.identity.models import ResidentCard
-from mykey.identity.proofs import VerifiedCard
-from mykey.ledger import AccountKind, LotTerms
+from mykey.identity.proofs import Card, VerifiedCard
+from mykey.ledger import AccountKind, LotTerms, idempotency
 from mykey.municipalities.codes import parse_code
+from mykey.points import counter
 from mykey.points.models import PointProgram, Shop, ShopAccept, ShopPayment
 
 SPEND = "spend"
@@ -44,6 +51,16 @@ class AcceptedBalance:
     balance: int  # usable today (lots not yet past their last day)
     earliest_expiry: date | None
     earliest_expiry_points: int
+
+
+@dataclass(frozen=True)
+class HolderBalances:
+    """A tapped card's points accepted here, whose they are (masked) and, given a binder, the
+    binding a payment or voucher issue sends back as its expected holder."""
+
+    holder: str  # the MyKey ID, masked: MY12****
+    binding: HolderBinding | None
+    balances: list[AcceptedBalance]
 
 
 @dataclass(frozen=True)
@@ -127,28 +144,38 @@ def _wallet(uow: UnitOfWork, code: str, mykey_id: str) -> ledger.Account | None:
         raise
 
 
-def balances_here(
-    uow: UnitOfWork, *, shop_id: str | None, card: VerifiedCard
-) -> list[AcceptedBalance]:
-    """The resident's points that this shop accepts, per municipality (0 where none)."""
+def _point_name(uow: UnitOfWork, code: str) -> str:
+    program = uow.session.get(PointProgram, code)
+    return program.point_name if program else code
 
-    def body() -> list[AcceptedBalance]:
+
+def balances_here(
+    uow: UnitOfWork,
+    *,
+    shop_id: str | None,
+    card: Card,
+    actor: str,
+    binder: Binder | None = None,
+) -> HolderBalances:
+    """The resident's points that this shop accepts, per municipality (0 where none); a use
+    of the MyKey ID (usage history: `balances`). A refusal leaves the card's challenge."""
+
+    def operation(verified: VerifiedCard) -> HolderBalances:
         shop = _shop(uow, shop_id)
-        who = _resident(uow, card)
+        who = _resident(uow, verified)
         today = tokyo_date(uow.now())
         out = []
         accepted = uow.session.scalars(
             select(ShopAccept.code).where(ShopAccept.shop_id == shop.id).order_by(ShopAccept.code)
         )
         for code in list(accepted):
-            program = uow.session.get(PointProgram, code)
             wallet = _wallet(uow, code, who)
             lots = _usable(uow, wallet.id, today) if wallet else []
             first = lots[0].expires_on if lots else None
             out.append(
                 AcceptedBalance(
                     municipality=code,
-                    point_name=program.point_name if program else code,
+                    point_name=_point_name(uow, code),
                     balance=sum(lot.remaining for lot in lots),
                     earliest_expiry=first,
                     earliest_expiry_points=sum(
@@ -156,9 +183,11 @@ def balances_here(
                     ),
                 )
             )
-        return out
+        usage.record(uow, mykey_id=who, action="balances", actor=actor, provider_id=shop.id)
+        bound = binder.bind(mykey_id=who, place=shop.id, now=uow.now()) if binder else None
+        return HolderBalances(mask(who), bound, out)
 
-    return uow.run(body)
+    return proofs.with_card(uow, card, operation)
 
 
 def _insufficient(code: str, usable: int, points: int) -> MyKeyError:
@@ -180,34 +209,78 @@ def _insufficient(code: str, usable: int, points: int) -> MyKeyError:
     )
 
 
+def _check_points(points: object) -> int:
+    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+        raise invalid(
+            "invalid_points", "Points are a whole number, 1 or more.", "ポイントは1以上の整数です。"
+        )
+    return points
+
+
+def _payment_answer(uow: UnitOfWork, transfer_id: UUID, *, replayed: bool) -> Payment:
+    row = uow.session.get(ShopPayment, transfer_id)
+    if row is None:  # pragma: no cover -- a spend under a counter's key always has its row
+        raise RetryTransaction
+    return Payment(
+        transfer_id=row.transfer_id,
+        shop_id=row.shop_id,
+        municipality=row.code,
+        points=row.points,
+        balance=_rest(uow, row),
+        receipt_ref=row.receipt_ref,
+        created_at=row.created_at,
+        replayed=replayed,
+    )
+
+
 def pay(
     uow: UnitOfWork,
     *,
     shop_id: str | None,
-    card: VerifiedCard,
+    card: Card,
     municipality: str,
     points: int,
     actor: str,
     key: str,
     receipt_ref: str | None = None,
+    expected_holder: ExpectedHolder | None = None,
 ) -> Payment:
-    """Debit `points` of `municipality` from the resident's wallet to this shop."""
+    """Debit `points` of `municipality` from the card holder's wallet to this shop.
+
+    Idempotent per (actor, key), looked up before the card proof is checked; refused with
+    `wrong_card` if `expected_holder` (the binding of the balances shown) names someone else.
+    A use of the MyKey ID (usage history: `pay`)."""
     code = parse_code(municipality)
-    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
-        raise invalid(
-            "invalid_points", "Points are a whole number, 1 or more.", "ポイントは1以上の整数です。"
-        )
+    _check_points(points)
     if receipt_ref is not None and not (0 < len(receipt_ref) <= 64):
         raise invalid(
             "invalid_receipt_ref",
             "A receipt reference is 1 to 64 characters.",
             "レシート番号は1〜64文字です。",
         )
+    metadata = {"shop": shop_id, "receipt_ref": receipt_ref or ""}
+
+    def digest() -> str | None:
+        s = uow.session
+        if not shop_id or s.get(Shop, shop_id) is None:
+            return None
+        who = counter.claimed_holder(uow, card)
+        wallet = _wallet(uow, code, who) if who else None
+        accept = s.get(ShopAccept, (shop_id, code))
+        return ledger.transfer_request_hash(
+            debit=wallet.id if wallet else None,
+            credit=accept.account_id if accept else None,
+            amount=points,
+            kind=SPEND,
+            metadata=metadata,
+        )
 
     def body() -> Payment:
         s = uow.session
         shop = _shop(uow, shop_id)
-        who = _resident(uow, card)
+        counter.check_holder(uow, expected_holder, card=card, place=shop.id, expiry=True)
+        verified = proofs.verify_in_transaction(uow, card)
+        who = _resident(uow, verified)
         accept = _accept(uow, shop, code)
         wallet = _wallet(uow, code, who)
         today = tokyo_date(uow.now())
@@ -222,45 +295,54 @@ def pay(
                 kind=SPEND,
                 actor=actor,
                 key=key,
-                metadata={"shop": shop.id, "receipt_ref": receipt_ref or ""},
+                metadata=metadata,
             )
         except MyKeyError as error:
             if error.code == "insufficient_points":
                 usable = sum(lot.remaining for lot in _usable(uow, wallet.id, today))
                 raise _insufficient(code, usable, points) from error
             raise
-        if not receipt.replayed:
-            s.add(
-                ShopPayment(
-                    transfer_id=receipt.transfer_id,
-                    shop_id=shop.id,
-                    code=code,
-                    mykey_id=who,
-                    wallet_account_id=wallet.id,
-                    points=points,
-                    refunded=0,
-                    cancelled=False,
-                    receipt_ref=receipt_ref,
-                    created_at=receipt.created_at,
-                )
+        if receipt.replayed:
+            return _payment_answer(uow, receipt.transfer_id, replayed=True)
+        s.add(
+            ShopPayment(
+                transfer_id=receipt.transfer_id,
+                shop_id=shop.id,
+                code=code,
+                mykey_id=who,
+                wallet_account_id=wallet.id,
+                points=points,
+                refunded=0,
+                cancelled=False,
+                receipt_ref=receipt_ref,
+                created_at=receipt.created_at,
             )
-            try:
-                s.flush()
-            except IntegrityError as exc:  # pragma: no cover -- the ledger's key already decides
-                raise RetryTransaction from exc
-        rest = sum(lot.remaining for lot in _usable(uow, wallet.id, today))
-        return Payment(
-            transfer_id=receipt.transfer_id,
-            shop_id=shop.id,
-            municipality=code,
-            points=receipt.amount,
-            balance=rest,
-            receipt_ref=receipt_ref,
-            created_at=receipt.created_at,
-            replayed=receipt.replayed,
         )
+        try:
+            s.flush()
+        except IntegrityError as exc:  # pragma: no cover -- the ledger's key already decides
+            raise RetryTransaction from exc
+        usage.record(
+            uow,
+            mykey_id=who,
+            action="pay",
+            actor=actor,
+            provider_id=shop.id,
+            purpose=f"{points:,} pt · {_point_name(uow, code)}",
+        )
+        return _payment_answer(uow, receipt.transfer_id, replayed=False)
 
-    return uow.run(body)
+    return counter.run_keyed(
+        uow,
+        actor=actor,
+        key=key,
+        digest=digest,
+        replay=lambda tid: _payment_answer(uow, tid, replayed=True),
+        body=body,
+        first=lambda: counter.check_holder(
+            uow, expected_holder, card=card, place=shop_id or "", expiry=False
+        ),
+    )
 
 
 def _payment(uow: UnitOfWork, shop: Shop, payment_id: UUID | str) -> ShopPayment:
@@ -302,10 +384,37 @@ def _partly_refunded() -> MyKeyError:
     )
 
 
+CANCEL_REASON = "cancelled at the counter / 窓口での取消"
+
+
+def _payment_id(payment_id: UUID | str) -> UUID | None:
+    try:
+        return payment_id if isinstance(payment_id, UUID) else UUID(str(payment_id))
+    except ValueError:
+        return None
+
+
+def _cancellation_answer(uow: UnitOfWork, transfer_id: UUID) -> Cancellation:
+    receipt = ledger.get_transfer(uow, transfer_id)
+    row = uow.session.get(ShopPayment, receipt.reverses_id)
+    if row is None:  # pragma: no cover -- a counter's reversal is always of a payment
+        raise RetryTransaction
+    return Cancellation(receipt.transfer_id, row.transfer_id, receipt.amount, _rest(uow, row), True)
+
+
 def cancel(
     uow: UnitOfWork, *, shop_id: str | None, payment_id: UUID | str, actor: str, key: str
 ) -> Cancellation:
-    """Cancel a payment of this shop on the day it was made (a reversal into the same lots)."""
+    """Cancel a payment of this shop on the day it was made (a reversal into the same lots).
+    Idempotent per (actor, key): a retry answers the first cancellation, even the next day."""
+    pid = _payment_id(payment_id)
+
+    def digest() -> str | None:
+        if pid is None or not shop_id:
+            return None
+        return ledger.reverse_request_hash(
+            transfer_id=pid, reason=CANCEL_REASON, metadata={"shop": shop_id}
+        )
 
     def body() -> Cancellation:
         shop = _shop(uow, shop_id)
@@ -319,14 +428,23 @@ def cancel(
             )
         if row.refunded and not row.cancelled:
             raise _partly_refunded()
-        receipt = ledger.reverse(
-            uow,
-            transfer_id=pid,
-            actor=actor,
-            key=key,
-            reason="cancelled at the counter / 窓口での取消",
-            metadata={"shop": shop.id},
-        )
+        try:
+            receipt = ledger.reverse(
+                uow,
+                transfer_id=pid,
+                actor=actor,
+                key=key,
+                reason=CANCEL_REASON,
+                metadata={"shop": shop.id},
+            )
+        except MyKeyError as error:
+            if error.code == "already_reversed":
+                raise refused(
+                    "already_cancelled",
+                    "This payment has already been cancelled.",
+                    "この支払いはすでに取り消されています。",
+                ) from error
+            raise
         if not receipt.replayed and not _guarded(
             uow,
             ShopPayment.transfer_id == pid,
@@ -339,16 +457,48 @@ def cancel(
             receipt.transfer_id, pid, receipt.amount, _rest(uow, row), receipt.replayed
         )
 
-    try:
-        return uow.run(body)
-    except MyKeyError as error:
-        if error.code == "already_reversed":
-            raise refused(
-                "already_cancelled",
-                "This payment has already been cancelled.",
-                "この支払いはすでに取り消されています。",
-            ) from error
-        raise
+    return counter.run_keyed(
+        uow,
+        actor=actor,
+        key=key,
+        digest=digest,
+        replay=lambda tid: _cancellation_answer(uow, tid),
+        body=body,
+    )
+
+
+def _refund_lot(uow: UnitOfWork, row: ShopPayment, paid: ledger.Receipt, day: date) -> LotTerms:
+    """The refund's lot: the funding source and last day of the latest-expiring lot the
+    payment used, or `day` if that has passed."""
+    used = {u.lot_id for u in paid.lots_used}
+    lots = [
+        lot
+        for lot in ledger.wallet_lots(uow, row.wallet_account_id, include_used=True)
+        if lot.id in used
+    ]
+    last = max(lots, key=lambda lot: (lot.expires_on, lot.id))
+    return LotTerms(last.funding, max(last.expires_on, day))
+
+
+def _refund_answer(uow: UnitOfWork, transfer_id: UUID) -> Refund:
+    receipt = ledger.get_transfer(uow, transfer_id)
+    row = uow.session.get(ShopPayment, UUID(str(receipt.metadata.get("payment"))))
+    if row is None:  # pragma: no cover -- a counter's refund always names its payment
+        raise RetryTransaction
+    made = next(
+        lot
+        for lot in ledger.wallet_lots(uow, row.wallet_account_id, include_used=True)
+        if lot.id == receipt.lot_id
+    )
+    return Refund(
+        transfer_id=receipt.transfer_id,
+        payment_id=row.transfer_id,
+        points=receipt.amount,
+        refunded_total=row.refunded,
+        balance=_rest(uow, row),
+        expires_on=made.expires_on,
+        replayed=True,
+    )
 
 
 def refund(
@@ -360,10 +510,33 @@ def refund(
     actor: str,
     key: str,
 ) -> Refund:
-    """Give back up to what is left of a payment of this shop, as a new transfer."""
-    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
-        raise invalid(
-            "invalid_points", "Points are a whole number, 1 or more.", "ポイントは1以上の整数です。"
+    """Give back up to what is left of a payment of this shop, as a new transfer. Idempotent
+    per (actor, key): a retry answers the first refund, even on another day."""
+    _check_points(points)
+    pid = _payment_id(payment_id)
+
+    def first_day() -> date:
+        """The Tokyo day of this key's first try (today, unless it made a refund already): the
+        refund's lot, part of the request's hash, is decided on that day."""
+        try:
+            made = ledger.get_transfer(uow, idempotency.derive_id(actor, key))
+        except MyKeyError:
+            return tokyo_date(uow.now())
+        return tokyo_date(made.created_at)
+
+    def digest() -> str | None:
+        s = uow.session
+        row = s.get(ShopPayment, pid) if pid else None
+        if row is None or not shop_id or s.get(Shop, shop_id) is None:
+            return None
+        paid = ledger.get_transfer(uow, row.transfer_id)
+        return ledger.transfer_request_hash(
+            debit=paid.credit_account_id,
+            credit=row.wallet_account_id,
+            amount=points,
+            kind=REFUND,
+            lot=_refund_lot(uow, row, paid, first_day()),
+            metadata={"shop": shop_id, "payment": str(row.transfer_id)},
         )
 
     def body() -> Refund:
@@ -371,15 +544,7 @@ def refund(
         row = _payment(uow, shop, payment_id)
         pid = row.transfer_id
         paid = ledger.get_transfer(uow, pid)
-        used = {u.lot_id for u in paid.lots_used}
-        lots = [
-            lot
-            for lot in ledger.wallet_lots(uow, row.wallet_account_id, include_used=True)
-            if lot.id in used
-        ]
-        last = max(lots, key=lambda lot: (lot.expires_on, lot.id))
-        today = tokyo_date(uow.now())
-        expires = max(last.expires_on, today)
+        lot = _refund_lot(uow, row, paid, tokyo_date(uow.now()))
         receipt = ledger.transfer(
             uow,
             debit=paid.credit_account_id,
@@ -388,7 +553,7 @@ def refund(
             kind=REFUND,
             actor=actor,
             key=key,
-            lot=LotTerms(last.funding, expires),
+            lot=lot,
             metadata={"shop": shop.id, "payment": str(pid)},
         )
         if not receipt.replayed:  # a refusal below rolls the transfer back with everything
@@ -421,11 +586,18 @@ def refund(
             points=receipt.amount,
             refunded_total=row.refunded,
             balance=_rest(uow, row),
-            expires_on=expires,
+            expires_on=lot.expires_on,
             replayed=receipt.replayed,
         )
 
-    return uow.run(body)
+    return counter.run_keyed(
+        uow,
+        actor=actor,
+        key=key,
+        digest=digest,
+        replay=lambda tid: _refund_answer(uow, tid),
+        body=body,
+    )
 
 
 @dataclass(frozen=True)
@@ -466,5 +638,31 @@ def payments_today(uow: UnitOfWork, *, shop_id: str, limit: int = 50) -> list[To
             for r in rows
             if tokyo_date(r.created_at) == today
         ]
+
+    return uow.run(body)
+
+
+def payment_at(uow: UnitOfWork, *, shop_id: str, payment_id: UUID | str) -> TodaysPayment:
+    """One payment of this shop, as the counter shows it after paying or cancelling (no
+    resident shown); `unknown_payment` for another shop's or none."""
+
+    def body() -> TodaysPayment:
+        pid = _payment_id(payment_id)
+        row = uow.session.get(ShopPayment, pid) if pid else None
+        if row is None or row.shop_id != shop_id:
+            raise not_found(
+                "unknown_payment",
+                f"There is no payment {payment_id} at this shop.",
+                f"この店舗に支払い {payment_id} はありません。",
+            )
+        return TodaysPayment(
+            row.transfer_id,
+            row.code,
+            row.points,
+            row.refunded,
+            row.cancelled,
+            row.receipt_ref,
+            row.created_at,
+        )
 
     return uow.run(body)

@@ -1,6 +1,8 @@
 """Point vouchers (ポイント券, issue #5): points on paper with a 13-digit number.
 
-- issue (at a shop's terminal, with a fresh card proof): one ledger transfer moves the points
+- issue (at a shop's terminal, with a fresh card proof, keyed as every counter operation is:
+  `points.counter`; bound to the holder whose balances were shown, if the terminal says so;
+  a use of the MyKey ID in its usage history): one ledger transfer moves the points
   from the resident's wallet into the municipality's VOUCHER_FLOAT account (guarded, so never
   more than the wallet holds); the points become one voucher or several of one denomination
   (10 × 500, no change). Each voucher has a number of 12 random digits (`secrets`) and an
@@ -29,9 +31,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any, cast
+from uuid import UUID
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
@@ -39,11 +42,15 @@ from sqlalchemy.exc import IntegrityError
 from mykey import ledger
 from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
 from mykey.errors import MyKeyError, invalid, not_found, refused
-from mykey.identity.proofs import VerifiedCard
+from mykey.identity import proofs, usage
+from mykey.identity.binding import ExpectedHolder
+from mykey.identity.proofs import Card
 from mykey.ledger import AccountKind, LotTerms
 from mykey.municipalities.codes import parse_code
+from mykey.points import counter
 from mykey.points.grants import _use_budget
 from mykey.points.models import (
+    GiftProgram,
     PointProgram,
     RankingAwardShop,
     Shop,
@@ -281,11 +288,87 @@ def _days(valid_days: int) -> int:
     )
 
 
+def _float_id(uow: UnitOfWork, code: str) -> int | None:
+    """The voucher float's account id, if it exists yet (without opening it)."""
+    try:
+        return ledger.find_account(
+            uow, ledger=code, kind=AccountKind.VOUCHER_FLOAT, owner=FLOAT_OWNER
+        ).id
+    except MyKeyError as error:
+        if error.code == "unknown_account":
+            return None
+        raise
+
+
+@dataclass(frozen=True)
+class FromWallet:
+    """A request to turn wallet points into vouchers: what its transfer's hash is made of."""
+
+    code: str
+    pieces: list[int]
+    metadata: dict[str, Any]
+
+    def digest(self, uow: UnitOfWork, shop_id: str | None, card: Card) -> str | None:
+        if not shop_id or uow.session.get(Shop, shop_id) is None:
+            return None
+        who = counter.claimed_holder(uow, card)
+        wallet = _wallet(uow, self.code, who) if who else None
+        return ledger.transfer_request_hash(
+            debit=wallet.id if wallet else None,
+            credit=_float_id(uow, self.code),
+            amount=sum(self.pieces),
+            kind=ISSUE,
+            metadata={"shop": shop_id, "vouchers": len(self.pieces), **self.metadata},
+        )
+
+
+def issued_answer(uow: UnitOfWork, transfer_id: UUID) -> Issued:
+    """What an issue from a wallet answered, as its replay does."""
+    receipt = replace(ledger.get_transfer(uow, transfer_id), replayed=True)
+    rows = _of_issue(uow, receipt)
+    today = tokyo_date(uow.now())
+    rest = sum(lot.remaining for lot in _usable(uow, receipt.debit_account_id, today))
+    return Issued(receipt, [_view(uow, r) for r in rows], rest, True)
+
+
+def run_from_wallet(
+    uow: UnitOfWork,
+    *,
+    shop_id: str | None,
+    card: Card,
+    request: FromWallet,
+    actor: str,
+    key: str,
+    expected_holder: ExpectedHolder | None,
+    operation: Callable[[Shop, str], Issued],
+) -> Issued:
+    """An issue from the card holder's wallet as a keyed counter operation: the key first, the
+    expected holder, the card checked in the transaction (then `operation(shop, mykey_id)`)."""
+
+    def body() -> Issued:
+        shop = _shop(uow, shop_id)
+        counter.check_holder(uow, expected_holder, card=card, place=shop.id, expiry=True)
+        who = _resident(uow, proofs.verify_in_transaction(uow, card))
+        return operation(shop, who)
+
+    return counter.run_keyed(
+        uow,
+        actor=actor,
+        key=key,
+        digest=lambda: request.digest(uow, shop_id, card),
+        replay=lambda tid: issued_answer(uow, tid),
+        body=body,
+        first=lambda: counter.check_holder(
+            uow, expected_holder, card=card, place=shop_id or "", expiry=False
+        ),
+    )
+
+
 def issue(
     uow: UnitOfWork,
     *,
     shop_id: str | None,
-    card: VerifiedCard,
+    card: Card,
     municipality: str,
     points: int,
     actor: str,
@@ -293,16 +376,17 @@ def issue(
     denomination: int | None = None,
     street_id: str | None = None,
     valid_days: int = DEFAULT_VALID_DAYS,
+    expected_holder: ExpectedHolder | None = None,
 ) -> Issued:
     """Turn `points` of the card holder's wallet into vouchers valid at this shop (or at every
-    shop of `street_id`) for `valid_days` days counting today. Idempotent per (actor, key)."""
+    shop of `street_id`) for `valid_days` days counting today. Idempotent per (actor, key);
+    refused with `wrong_card` if `expected_holder` names someone else."""
     code = parse_code(municipality)
     pieces = _pieces(points, denomination)
     days = _days(valid_days)
+    request = FromWallet(code, pieces, {"valid_days": days, "street": street_id or ""})
 
-    def body() -> Issued:
-        shop = _shop(uow, shop_id)
-        who = _resident(uow, card)
+    def operation(shop: Shop, who: str) -> Issued:
         _accept(uow, shop, code)
         where_shop, where_street = _place(uow, shop, street_id)
         return _from_wallet(
@@ -314,13 +398,22 @@ def issue(
             actor=actor,
             key=key,
             valid_days=days,
-            metadata={},
+            metadata=request.metadata,
             program=WALLET_PROGRAM,
             shop_id=where_shop,
             street_id=where_street,
         )
 
-    return uow.run(body)
+    return run_from_wallet(
+        uow,
+        shop_id=shop_id,
+        card=card,
+        request=request,
+        actor=actor,
+        key=key,
+        expected_holder=expected_holder,
+        operation=operation,
+    )
 
 
 def _from_wallet(
@@ -337,7 +430,8 @@ def _from_wallet(
     **fields: Any,
 ) -> Issued:
     """Inside a transaction: one transfer of sum(pieces) from the resident's wallet into the
-    voucher float, and one voucher per piece (or, replayed, the vouchers of the first try)."""
+    voucher float, and one voucher per piece (or, replayed, the vouchers of the first try);
+    a use of the MyKey ID (usage history: `voucher_issue`)."""
     points = sum(pieces)
     wallet = _wallet(uow, code, who)
     today = tokyo_date(uow.now())
@@ -360,20 +454,30 @@ def _from_wallet(
             raise _insufficient(code, usable, points) from error
         raise
     if receipt.replayed:
-        rows = _of_issue(uow, receipt)
-    else:
-        rows = _add(
-            uow,
-            receipt,
-            pieces,
-            code=code,
-            mykey_id=who,
-            wallet_account_id=wallet.id,
-            issued_on=today,
-            valid_until=today + timedelta(days=valid_days - 1),
-            issuer_shop_id=shop.id,
-            **fields,
-        )
+        return issued_answer(uow, receipt.transfer_id)
+    rows = _add(
+        uow,
+        receipt,
+        pieces,
+        code=code,
+        mykey_id=who,
+        wallet_account_id=wallet.id,
+        issued_on=today,
+        valid_until=today + timedelta(days=valid_days - 1),
+        issuer_shop_id=shop.id,
+        **fields,
+    )
+    gift = uow.session.get(GiftProgram, fields.get("gift_program_id") or "")
+    program = uow.session.get(PointProgram, code)
+    name = gift.name if gift else (program.point_name if program else code)
+    usage.record(
+        uow,
+        mykey_id=who,
+        action="gift_exchange" if fields.get("program") == GIFT_PROGRAM else "voucher_issue",
+        actor=actor,
+        provider_id=shop.id,
+        purpose=f"{len(pieces)} × {pieces[0]:,} pt · {name}",
+    )
     rest = sum(lot.remaining for lot in _usable(uow, wallet.id, today))
     return Issued(receipt, [_view(uow, r) for r in rows], rest, receipt.replayed)
 
@@ -434,19 +538,111 @@ def association_owner(street_id: str) -> str:
     return f"street:{street_id}"
 
 
-def _association(uow: UnitOfWork, row: Voucher) -> ledger.Account | None:
-    """Receipt vouchers valid on a street are cashed through its commerce association."""
+def _association(uow: UnitOfWork, row: Voucher, *, opening: bool = True) -> ledger.Account | None:
+    """Receipt vouchers valid on a street are cashed through its commerce association (its
+    account is opened on first use; `opening=False` only finds it)."""
     if row.program != RECEIPT_PROGRAM or row.street_id is None:
         return None
-    return ledger.open_account(
-        uow, ledger=row.code, kind=AccountKind.SETTLEMENT, owner=association_owner(row.street_id)
-    )
+    owner = association_owner(row.street_id)
+    if opening:
+        return ledger.open_account(uow, ledger=row.code, kind=AccountKind.SETTLEMENT, owner=owner)
+    try:
+        return ledger.find_account(uow, ledger=row.code, kind=AccountKind.SETTLEMENT, owner=owner)
+    except MyKeyError as error:
+        if error.code == "unknown_account":
+            return None
+        raise
+
+
+def _redemption_answer(uow: UnitOfWork, transfer_id: UUID) -> Redemption:
+    receipt = ledger.get_transfer(uow, transfer_id)
+    row = _find(uow, str(receipt.metadata.get("voucher", "")))
+    return Redemption(str(receipt.transfer_id), _view(uow, row), True)
+
+
+def redemption_at(uow: UnitOfWork, *, shop_id: str, transfer_id: UUID | str) -> Redemption:
+    """A redemption made at this shop, by the id of its transfer (the counter's result page);
+    `unknown_redemption` for another shop's or none."""
+
+    def body() -> Redemption:
+        try:
+            tid = transfer_id if isinstance(transfer_id, UUID) else UUID(str(transfer_id))
+        except ValueError:
+            tid = None
+        row = (
+            uow.session.scalars(
+                select(Voucher).where(
+                    Voucher.closing_transfer_id == tid,
+                    Voucher.redeemed_shop_id == shop_id,
+                    Voucher.status == REDEEMED,
+                )
+            ).first()
+            if tid
+            else None
+        )
+        if row is None:
+            raise not_found(
+                "unknown_redemption",
+                "This shop has no such voucher redemption.",
+                "この店舗にはそのポイント券の受け取りはありません。",
+            )
+        return Redemption(str(tid), _view(uow, row), False)
+
+    return uow.run(body)
+
+
+def issue_at(uow: UnitOfWork, *, shop_id: str, transfer_id: UUID | str) -> list[VoucherView]:
+    """The vouchers (or gift certificates) of one issue at this shop (the counter's result
+    page, as printable as they are); `unknown_issue` for another shop's or none."""
+
+    def body() -> list[VoucherView]:
+        try:
+            tid = transfer_id if isinstance(transfer_id, UUID) else UUID(str(transfer_id))
+        except ValueError:
+            tid = None
+        rows = (
+            list(
+                uow.session.scalars(
+                    select(Voucher)
+                    .where(Voucher.issue_transfer_id == tid, Voucher.issuer_shop_id == shop_id)
+                    .order_by(Voucher.seq)
+                )
+            )
+            if tid
+            else []
+        )
+        if not rows:
+            raise not_found(
+                "unknown_issue",
+                "This shop issued no such vouchers.",
+                "この店舗はそのポイント券を発行していません。",
+            )
+        return [_view(uow, r) for r in rows]
+
+    return uow.run(body)
 
 
 def redeem(
     uow: UnitOfWork, *, shop_id: str | None, number: str, actor: str, key: str
 ) -> Redemption:
-    """Pay this shop the voucher's face value, once. Idempotent per (actor, key)."""
+    """Pay this shop the voucher's face value, once. Idempotent per (actor, key): the key is
+    looked up first, and a refusal is kept under it (`points.counter`)."""
+
+    def digest() -> str | None:
+        s = uow.session
+        shop = s.get(Shop, shop_id) if shop_id else None
+        if shop is None:
+            return None
+        row = _find(uow, number)
+        via = _association(uow, row, opening=False)
+        accept = s.get(ShopAccept, (shop.id, row.code))
+        return ledger.transfer_request_hash(
+            debit=via.id if via is not None else _float_id(uow, row.code),
+            credit=accept.account_id if accept else None,
+            amount=row.face_value,
+            kind=REDEEM,
+            metadata={"shop": shop.id, "voucher": row.number},
+        )
 
     def body() -> Redemption:
         shop = _shop(uow, shop_id)
@@ -519,7 +715,14 @@ def redeem(
         uow.session.refresh(row)
         return Redemption(str(receipt.transfer_id), _view(uow, row), receipt.replayed)
 
-    return uow.run(body)
+    return counter.run_keyed(
+        uow,
+        actor=actor,
+        key=key,
+        digest=digest,
+        replay=lambda tid: _redemption_answer(uow, tid),
+        body=body,
+    )
 
 
 def _return_lot(uow: UnitOfWork, row: Voucher, today: date) -> LotTerms:
@@ -643,7 +846,8 @@ def issue_for_receipt(
     rules: ReceiptRules = TENRI,
 ) -> Issued:
     """A voucher for a shop's receipt, funded by the municipality's budget (BUDGET →
-    VOUCHER_FLOAT). One voucher per receipt number per shop; idempotent per (actor, key)."""
+    VOUCHER_FLOAT). One voucher per receipt number per shop; idempotent per (actor, key), as
+    every keyed counter operation (`points.counter`)."""
     yen = _whole(
         "yen",
         yen,
@@ -667,6 +871,24 @@ def issue_for_receipt(
             min_yen=rules.min_yen,
         )
     code = rules.municipality
+    metadata = {"shop": shop_id, "receipt_ref": receipt_ref, "yen": yen}
+
+    def digest() -> str | None:
+        if not shop_id or uow.session.get(Shop, shop_id) is None:
+            return None
+        try:
+            budget: int | None = ledger.find_account(
+                uow, ledger=code, kind=AccountKind.BUDGET, owner=code
+            ).id
+        except MyKeyError:
+            budget = None
+        return ledger.transfer_request_hash(
+            debit=budget, credit=_float_id(uow, code), amount=points, kind=ISSUE, metadata=metadata
+        )
+
+    def replay(transfer_id: UUID) -> Issued:
+        receipt = replace(ledger.get_transfer(uow, transfer_id), replayed=True)
+        return Issued(receipt, [_view(uow, r) for r in _of_issue(uow, receipt)], 0, True)
 
     def body() -> Issued:
         s = uow.session
@@ -682,42 +904,41 @@ def issue_for_receipt(
             kind=ISSUE,
             actor=actor,
             key=key,
-            metadata={"shop": shop.id, "receipt_ref": receipt_ref, "yen": yen},
+            metadata=metadata,
         )
         if receipt.replayed:
-            rows = _of_issue(uow, receipt)
-        else:
-            taken = s.scalars(
-                select(Voucher.number).where(
-                    Voucher.receipt_shop_id == shop.id, Voucher.receipt_ref == receipt_ref
-                )
-            ).first()
-            if taken is not None:
-                raise refused(
-                    "receipt_already_used",
-                    f"Receipt {receipt_ref} of this shop already got a voucher.",
-                    f"この店舗のレシート {receipt_ref} にはすでにポイント券を発行しています。",
-                )
-            rows = _add(
-                uow,
-                receipt,
-                [points],
-                code=code,
-                program=RECEIPT_PROGRAM,
-                mykey_id=None,
-                wallet_account_id=None,
-                issued_on=today,
-                valid_until=today + timedelta(days=rules.valid_days - 1),
-                issuer_shop_id=shop.id,
-                shop_id=None if shop.street_id else shop.id,
-                street_id=shop.street_id,
-                receipt_shop_id=shop.id,
-                receipt_ref=receipt_ref,
-                receipt_yen=yen,
+            return replay(receipt.transfer_id)
+        taken = s.scalars(
+            select(Voucher.number).where(
+                Voucher.receipt_shop_id == shop.id, Voucher.receipt_ref == receipt_ref
             )
-        return Issued(receipt, [_view(uow, r) for r in rows], 0, receipt.replayed)
+        ).first()
+        if taken is not None:
+            raise refused(
+                "receipt_already_used",
+                f"Receipt {receipt_ref} of this shop already got a voucher.",
+                f"この店舗のレシート {receipt_ref} にはすでにポイント券を発行しています。",
+            )
+        rows = _add(
+            uow,
+            receipt,
+            [points],
+            code=code,
+            program=RECEIPT_PROGRAM,
+            mykey_id=None,
+            wallet_account_id=None,
+            issued_on=today,
+            valid_until=today + timedelta(days=rules.valid_days - 1),
+            issuer_shop_id=shop.id,
+            shop_id=None if shop.street_id else shop.id,
+            street_id=shop.street_id,
+            receipt_shop_id=shop.id,
+            receipt_ref=receipt_ref,
+            receipt_yen=yen,
+        )
+        return Issued(receipt, [_view(uow, r) for r in rows], 0, False)
 
-    return uow.run(body)
+    return counter.run_keyed(uow, actor=actor, key=key, digest=digest, replay=replay, body=body)
 
 
 @dataclass(frozen=True)

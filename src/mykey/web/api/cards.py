@@ -8,7 +8,14 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from mykey.identity.proofs import CardProof, TrustAnchors, issue_challenge, verify_card_proof
+from mykey.identity.binding import Binder, ExpectedHolder
+from mykey.identity.proofs import (
+    CardProof,
+    PresentedCard,
+    TrustAnchors,
+    issue_challenge,
+    verify_card_proof,
+)
 from mykey.web.deps import Uow
 
 router = APIRouter(prefix="/api/v1/card", tags=["cards"])
@@ -40,6 +47,27 @@ def anchors_of(request: Request) -> TrustAnchors:
             " / カード検証用の信頼点が設定されていません。",
         )
     return anchors
+
+
+def presented(request: Request, proof: CardProofIn, *, actor: str | None = None) -> PresentedCard:
+    """A card proof of a request, to be checked in the transaction of what it proves (so that
+    a refused request leaves its challenge unused: `identity.proofs.with_card`)."""
+    client = request.client.host if request.client else "unknown"
+    return PresentedCard(
+        CardProof(proof.certificate, proof.challenge_id, proof.signature),
+        anchors_of(request),
+        actor or f"client:{client}",
+    )
+
+
+def binder_of(request: Request) -> Binder:
+    """Signs and checks holder bindings with the server's secret key."""
+    return Binder.from_secret(request.app.state.settings.secret_key)
+
+
+def expected(request: Request, token: str | None) -> ExpectedHolder | None:
+    """The holder a request expects (a binding from the balances shown), if it names one."""
+    return ExpectedHolder(token, binder_of(request)) if token is not None else None
 
 
 @router.post("/challenges", response_model=ChallengeOut, status_code=201)

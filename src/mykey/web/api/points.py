@@ -13,14 +13,15 @@ from mykey.errors import ErrorKind, MyKeyError, forbidden
 from mykey.identity import residents
 from mykey.identity.keys import Principal, Role
 from mykey.identity.links import mykey_id_of_card
+from mykey.identity.proofs import with_card
 from mykey.municipalities.codes import parse_code
 from mykey.points import balances
 from mykey.points.accruals import accruals_of
 from mykey.points.expiry import expiring_soon
-from mykey.points.grants import grant_points
+from mykey.points.grants import GrantReceipt, grant_points
 from mykey.points.program_setup import Program, Rule, get_program, list_programs, set_up_program
-from mykey.web.api.cards import CardProofIn
-from mykey.web.api.resident import Token, verify_proof
+from mykey.web.api.cards import CardProofIn, presented
+from mykey.web.api.resident import Token
 from mykey.web.auth import require
 from mykey.web.deps import Uow
 
@@ -221,22 +222,29 @@ def grant(code: str, body: GrantIn, uow: Uow, staff: Staff, request: Request) ->
             "Name the resident by mykey_id or by card_proof (one of them).",
             "利用者はマイキーIDかカードの証明のどちらか一方で指定してください。",
         )
-    who = body.mykey_id
-    if body.card_proof is not None:
-        card = verify_proof(uow, request, body.card_proof, actor=staff.actor)
-        who = uow.run(lambda: mykey_id_of_card(uow, card))
-    assert who is not None
-    receipt = grant_points(
-        uow,
-        municipality=own,
-        mykey_id=who,
-        actor=staff.actor,
-        key=body.key,
-        reason=body.reason,
-        activity=body.activity,
-        points=body.points,
-        event=body.event,
-    )
+
+    def grant_to(who: str) -> GrantReceipt:
+        return grant_points(
+            uow,
+            municipality=own,
+            mykey_id=who,
+            actor=staff.actor,
+            key=body.key,
+            reason=body.reason,
+            activity=body.activity,
+            points=body.points,
+            event=body.event,
+        )
+
+    if body.card_proof is None:
+        assert body.mykey_id is not None
+        receipt = grant_to(body.mykey_id)
+    else:  # at an event desk: a refused grant leaves the card's challenge unused
+        receipt = with_card(
+            uow,
+            presented(request, body.card_proof, actor=staff.actor),
+            lambda card: grant_to(mykey_id_of_card(uow, card)),
+        )
     return GrantOut(
         transfer_id=str(receipt.transfer_id),
         mykey_id=receipt.mykey_id,

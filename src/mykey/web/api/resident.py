@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 from mykey.config import Settings
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.identity import links, residents, usage
-from mykey.identity.proofs import CardProof, VerifiedCard, verify_card_proof
-from mykey.web.api.cards import CardProofIn, anchors_of
+from mykey.identity.proofs import CardProof, VerifiedCard, verify_card_proof, with_card
+from mykey.web.api.cards import CardProofIn, anchors_of, presented
 from mykey.web.auth import bearer_token
 from mykey.web.deps import Uow
 
@@ -82,6 +82,9 @@ def _replaced_card_grace(request: Request) -> timedelta:
 def verify_proof(
     uow: Uow, request: Request, proof: CardProofIn, *, actor: str | None = None
 ) -> VerifiedCard:
+    """Check a card proof now, its challenge used in a transaction of its own. For an
+    operation prefer `with_card(uow, presented(request, proof), operation)`: a refused
+    operation then leaves the tap usable."""
     return verify_card_proof(
         uow,
         proof=CardProof(proof.certificate, proof.challenge_id, proof.signature),
@@ -116,19 +119,25 @@ def create(body: CreateMyKeyIdIn, uow: Uow, request: Request) -> MyKeyIdOut:
     """Create a MyKey ID with the card (a card proof) and a password."""
     if body.mykey_id is not None:
         residents.normalise_mykey_id(body.mykey_id)  # refuse a bad ID before using the card
-    card = verify_proof(uow, request, body.card_proof)
-    return MyKeyIdOut(
-        mykey_id=residents.create_mykey_id(
+    made = with_card(  # a refusal (ID taken, weak password) leaves the card's challenge unused
+        uow,
+        presented(request, body.card_proof),
+        lambda card: residents.create_mykey_id(
             uow, card=card, password=body.password, mykey_id=body.mykey_id
-        )
+        ),
     )
+    return MyKeyIdOut(mykey_id=made)
 
 
 @router.post("/sessions", response_model=SessionOut, status_code=201)
 def login(body: LoginIn, uow: Uow, request: Request) -> SessionOut:
     """Log in to My Page with MyKey ID and password, or with a card proof."""
     if body.card_proof is not None:
-        token = residents.login_with_card(uow, card=verify_proof(uow, request, body.card_proof))
+        token = with_card(
+            uow,
+            presented(request, body.card_proof),
+            lambda card: residents.login_with_card(uow, card=card),
+        )
     elif body.mykey_id is not None and body.password is not None:
         token = residents.login_with_password(
             uow, mykey_id=body.mykey_id, password=body.password, client=_client(request)
@@ -166,15 +175,22 @@ def me(uow: Uow, token: Token, request: Request) -> MeOut:
 def link_card(body: LinkCardIn, uow: Uow, request: Request, token: Token) -> CardOut:
     """Link a renewed or reissued card, proven by the old card or the password."""
     mykey_id = residents.resident_for_session(uow, token)
-    old = verify_proof(uow, request, body.old_card_proof) if body.old_card_proof else None
-    new = verify_proof(uow, request, body.new_card_proof)
-    view = residents.link_new_card(
+    old_proof = body.old_card_proof
+    view = with_card(  # both cards' challenges are used with the link, or neither
         uow,
-        mykey_id=mykey_id,
-        new_card=new,
-        old_card=old,
-        password=body.password,
-        grace=_replaced_card_grace(request),
+        presented(request, body.new_card_proof),
+        lambda new: residents.link_new_card(
+            uow,
+            mykey_id=mykey_id,
+            new_card=new,
+            old_card=(
+                with_card(uow, presented(request, old_proof), lambda old: old)
+                if old_proof
+                else None
+            ),
+            password=body.password,
+            grace=_replaced_card_grace(request),
+        ),
     )
     return CardOut(**vars(view))
 

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from mykey.identity import links, usage
+from mykey.identity.proofs import with_card
 from mykey.identity.residents import normalise_mykey_id, suspend_card
-from mykey.web.api.cards import CardProofIn
-from mykey.web.api.resident import UsageOut, verify_proof
+from mykey.web.api.cards import CardProofIn, binder_of, expected, presented
+from mykey.web.api.resident import UsageOut
 from mykey.web.auth import CurrentOperator, CurrentProviderStaff, CurrentTerminal
 from mykey.web.deps import Uow
 
@@ -20,11 +21,24 @@ router = APIRouter(prefix="/api/v1", tags=["services"])
 class LookupIn(BaseModel):
     card_proof: CardProofIn
     purpose: str = Field(default="counter", max_length=200, description="e.g. lending, entry")
+    expected_holder: str | None = Field(
+        default=None,
+        description="the `holder_binding.token` of an earlier lookup: refused with 409"
+        " `wrong_card` if this card's holder is someone else",
+    )
+
+
+class HolderBindingOut(BaseModel):
+    token: str = Field(description="send back as `expected_holder`")
+    holder: str = Field(description="the MyKey ID, masked (MY12****)")
+    expires_at: datetime
 
 
 class LookupOut(BaseModel):
     provider_id: str
     user_number: str
+    holder: str = Field(description="whose number it is: the MyKey ID, masked (MY12****)")
+    holder_binding: HolderBindingOut
 
 
 class StaffLinkIn(BaseModel):
@@ -65,15 +79,22 @@ class ProviderOut(BaseModel):
 def lookup(body: LookupIn, uow: Uow, request: Request, terminal: CurrentTerminal) -> LookupOut:
     """The card is tapped: this provider's user number of its holder, or `not_linked`."""
     assert terminal.provider_id is not None
-    card = verify_proof(uow, request, body.card_proof, actor=terminal.actor)
-    number = links.lookup(
+    found = links.lookup(
         uow,
         provider_id=terminal.provider_id,
-        card=card,
+        card=presented(request, body.card_proof, actor=terminal.actor),
         actor=terminal.actor,
         purpose=body.purpose,
+        binder=binder_of(request),
+        expected_holder=expected(request, body.expected_holder),
     )
-    return LookupOut(provider_id=terminal.provider_id, user_number=number)
+    assert found.binding is not None
+    return LookupOut(
+        provider_id=terminal.provider_id,
+        user_number=found.user_number,
+        holder=found.holder,
+        holder_binding=HolderBindingOut(**vars(found.binding)),
+    )
 
 
 @router.post("/provider/links", response_model=LinkOut, status_code=201, tags=["provider"])
@@ -82,17 +103,28 @@ def staff_link(
 ) -> LinkOut:
     """Staff link a user's MyKey ID to their user number here (with the card, or in a zone)."""
     assert staff.provider_id is not None
-    card = (
-        verify_proof(uow, request, body.card_proof, actor=staff.actor) if body.card_proof else None
-    )
-    view = links.link_by_staff(
-        uow,
-        provider_id=staff.provider_id,
-        user_number=body.user_number,
-        actor=staff.actor,
-        card=card,
-        mykey_id=normalise_mykey_id(body.mykey_id) if body.mykey_id else None,
-    )
+    provider_id = staff.provider_id
+    mykey_id = normalise_mykey_id(body.mykey_id) if body.mykey_id else None
+    if body.card_proof is None:
+        view = links.link_by_staff(
+            uow,
+            provider_id=provider_id,
+            user_number=body.user_number,
+            actor=staff.actor,
+            mykey_id=mykey_id,
+        )
+    else:  # a refused link (a bad user number, say) leaves the card's challenge unused
+        view = with_card(
+            uow,
+            presented(request, body.card_proof, actor=staff.actor),
+            lambda card: links.link_by_staff(
+                uow,
+                provider_id=provider_id,
+                user_number=body.user_number,
+                actor=staff.actor,
+                card=card,
+            ),
+        )
     return LinkOut(**vars(view))
 
 

@@ -2,7 +2,9 @@
 
 Every terminal call carries a fresh card proof of the resident at the counter; the terminal's
 key (role terminal, bound to the shop's provider id) names the shop. Nothing is kept between
-calls, so nothing carries over to the next person at the counter.
+calls, so nothing carries over to the next person at the counter: the balances answer a
+holder binding that a payment sends back as `expected_holder`, so that another card tapped at
+the confirmation is refused (docs/spending.md).
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from pydantic import BaseModel, Field
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.identity.keys import Principal, Role
 from mykey.points import shops, spending
-from mykey.web.api.cards import CardProofIn
+from mykey.web.api.cards import CardProofIn, binder_of, expected, presented
 from mykey.web.api.points import _own_municipality
-from mykey.web.api.resident import verify_proof
+from mykey.web.api.services import HolderBindingOut
 from mykey.web.auth import CurrentTerminal, require
 from mykey.web.deps import Uow
 
@@ -116,7 +118,19 @@ class BalanceOut(BaseModel):
 
 class BalancesOut(BaseModel):
     shop_id: str
+    holder: str = Field(description="whose points these are: the MyKey ID, masked (MY12****)")
+    holder_binding: HolderBindingOut = Field(
+        description="send `token` back as `expected_holder` with the payment or voucher issue"
+        " the customer confirms: another card is then refused (409 `wrong_card`)"
+    )
     balances: list[BalanceOut]
+
+
+EXPECTED_HOLDER = Field(
+    default=None,
+    description="the `holder_binding.token` of the balances shown: refused with 409"
+    " `wrong_card` (nothing charged) if the card is another holder's",
+)
 
 
 class PaymentIn(BaseModel):
@@ -125,6 +139,7 @@ class PaymentIn(BaseModel):
     points: int
     key: str = Field(description="idempotency key: a retry with it pays once")
     receipt_ref: str | None = Field(default=None, description="the shop's receipt number")
+    expected_holder: str | None = EXPECTED_HOLDER
 
 
 class PaymentOut(BaseModel):
@@ -183,25 +198,37 @@ def balances(
 ) -> BalancesOut:
     """The card is tapped: the holder's points accepted here, per municipality."""
     shop_id = _shop_id(terminal)
-    card = verify_proof(uow, request, body.card_proof, actor=terminal.actor)
-    found = spending.balances_here(uow, shop_id=shop_id, card=card)
-    return BalancesOut(shop_id=shop_id, balances=[BalanceOut(**vars(b)) for b in found])
+    found = spending.balances_here(
+        uow,
+        shop_id=shop_id,
+        card=presented(request, body.card_proof, actor=terminal.actor),
+        actor=terminal.actor,
+        binder=binder_of(request),
+    )
+    assert found.binding is not None
+    return BalancesOut(
+        shop_id=shop_id,
+        holder=found.holder,
+        holder_binding=HolderBindingOut(**vars(found.binding)),
+        balances=[BalanceOut(**vars(b)) for b in found.balances],
+    )
 
 
 @router.post("/terminal/payments", response_model=PaymentOut, status_code=201, tags=["terminal"])
 def pay(body: PaymentIn, uow: Uow, request: Request, terminal: CurrentTerminal) -> PaymentOut:
-    """Pay with points: the card holder's wallet → this shop. Idempotent per (terminal, key)."""
-    shop_id = _shop_id(terminal)
-    card = verify_proof(uow, request, body.card_proof, actor=terminal.actor)
+    """Pay with points: the card holder's wallet → this shop. Idempotent per (terminal, key):
+    a resend after a lost answer gets the first answer (`replayed`), even with the same card
+    proof; with `expected_holder`, another holder's card is refused (409 `wrong_card`)."""
     done = spending.pay(
         uow,
-        shop_id=shop_id,
-        card=card,
+        shop_id=_shop_id(terminal),
+        card=presented(request, body.card_proof, actor=terminal.actor),
         municipality=body.municipality,
         points=body.points,
         actor=terminal.actor,
         key=body.key,
         receipt_ref=body.receipt_ref,
+        expected_holder=expected(request, body.expected_holder),
     )
     return PaymentOut(
         transaction_id=str(done.transfer_id),

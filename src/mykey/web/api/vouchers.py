@@ -13,10 +13,10 @@ from mykey.errors import MyKeyError
 from mykey.identity.keys import Role, authenticate
 from mykey.identity.residents import resident_for_session
 from mykey.points import gifts, voucher_print, vouchers
-from mykey.web.api.cards import CardProofIn
+from mykey.web.api.cards import CardProofIn, expected, presented
 from mykey.web.api.points import _own_municipality
-from mykey.web.api.resident import bearer, verify_proof
-from mykey.web.api.terminal import StaffOrOperator, _shop_id
+from mykey.web.api.resident import bearer
+from mykey.web.api.terminal import EXPECTED_HOLDER, StaffOrOperator, _shop_id
 from mykey.web.auth import CurrentTerminal
 from mykey.web.deps import Uow
 
@@ -35,6 +35,7 @@ class VoucherIn(BaseModel):
         default=None, description="valid at every shop of this street (default: this shop)"
     )
     valid_days: int = Field(default=vouchers.DEFAULT_VALID_DAYS, description="counting today")
+    expected_holder: str | None = EXPECTED_HOLDER
 
 
 class ReceiptVoucherIn(BaseModel):
@@ -99,13 +100,11 @@ def _issued(done: vouchers.Issued) -> IssuedOut:
 @router.post("/terminal/vouchers", response_model=IssuedOut, status_code=201, tags=["vouchers"])
 def issue(body: VoucherIn, uow: Uow, request: Request, terminal: CurrentTerminal) -> IssuedOut:
     """Turn the card holder's points into vouchers (wallet → VOUCHER_FLOAT)."""
-    shop_id = _shop_id(terminal)
-    card = verify_proof(uow, request, body.card_proof, actor=terminal.actor)
     return _issued(
         vouchers.issue(
             uow,
-            shop_id=shop_id,
-            card=card,
+            shop_id=_shop_id(terminal),
+            card=presented(request, body.card_proof, actor=terminal.actor),
             municipality=body.municipality,
             points=body.points,
             actor=terminal.actor,
@@ -113,6 +112,7 @@ def issue(body: VoucherIn, uow: Uow, request: Request, terminal: CurrentTerminal
             denomination=body.denomination,
             street_id=body.street_id,
             valid_days=body.valid_days,
+            expected_holder=expected(request, body.expected_holder),
         )
     )
 
@@ -253,6 +253,7 @@ class GiftExchangeIn(BaseModel):
     program: str = Field(description="the gift programme id")
     sheets: int = Field(description="how many certificates")
     key: str = Field(description="idempotency key: a retry with it exchanges once")
+    expected_holder: str | None = EXPECTED_HOLDER
 
 
 @router.put(
@@ -296,16 +297,15 @@ def exchange_gift_certificates(
 ) -> IssuedOut:
     """Exchange the card holder's points for gift certificates (wallet → VOUCHER_FLOAT, one
     transfer); print them with GET /api/v1/vouchers/batches/{transaction_id}.pdf."""
-    shop_id = _shop_id(terminal)
-    card = verify_proof(uow, request, body.card_proof, actor=terminal.actor)
     return _issued(
         gifts.exchange(
             uow,
-            shop_id=shop_id,
-            card=card,
+            shop_id=_shop_id(terminal),
+            card=presented(request, body.card_proof, actor=terminal.actor),
             program_id=body.program,
             sheets=body.sheets,
             actor=terminal.actor,
             key=body.key,
+            expected_holder=expected(request, body.expected_holder),
         )
     )

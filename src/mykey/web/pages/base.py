@@ -6,9 +6,11 @@ A page route asks for `Page` (and, for staff pages, `staff_page(*roles)`; for fo
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,6 +26,7 @@ from mykey.identity.staff import (
     StaffRole,
     csrf_matches,
     page_session,
+    set_page_notes,
     start_anonymous_session,
 )
 from mykey.web.deps import Uow
@@ -32,6 +35,9 @@ from mykey.web.pages.messages import translate
 Lang = Literal["ja", "en"]
 LANGS: tuple[Lang, ...] = ("ja", "en")
 LANG_COOKIE = "mykey_lang"
+# How long a page keeps what it shows after a form (post/redirect/get): long enough to reload
+# or switch the language, short enough that nobody reopens it later (docs/resident-pages.md).
+NOTE_LIFETIME = timedelta(minutes=2)
 SESSION_COOKIE = "mykey_session"
 CSRF_FIELD = "csrf_token"
 WEB = Path(__file__).resolve().parent.parent
@@ -100,6 +106,7 @@ class Page:
     session: PageSessionView | None
     cookies: dict[str, str] = field(default_factory=dict)
     cleared: list[str] = field(default_factory=list)
+    _notes: dict[str, Any] | None = field(default=None, repr=False)
 
     def t(self, key: str, /, **values: object) -> str:
         return translate(self.lang, key, **values)
@@ -130,6 +137,60 @@ class Page:
         """This page's address in another language."""
         return lang_url(self.request, lang)
 
+    # --- notes: what a page shows after a form (post/redirect/get) -----------------------
+
+    def _all_notes(self) -> dict[str, Any]:
+        if self._notes is None:
+            raw = self.session.notes if self.session else None
+            try:
+                loaded = json.loads(raw) if raw else {}
+            except ValueError:
+                loaded = {}
+            self._notes = loaded if isinstance(loaded, dict) else {}
+        return self._notes
+
+    def _save_notes(self) -> None:
+        if self.session is None or not self.session.token_hash:
+            return
+        notes = self._all_notes()
+        for name in [n for n in notes if self.recall(n) is None]:  # past their time: gone
+            del notes[name]
+        text = json.dumps(notes, ensure_ascii=False, default=str) if notes else None
+        set_page_notes(self.uow, self.session.token_hash, text)
+
+    def keep(self, name: str, value: Any, *, lifetime: timedelta = NOTE_LIFETIME) -> None:
+        """Keep `value` (JSON) in the page session, server-side, for a while: what the page a
+        form redirects to shows (post/redirect/get), never put in the URL."""
+        if self.session is None:
+            self.csrf_token()  # a session to keep it in
+        until = (self.uow.now() + lifetime).isoformat()
+        self._all_notes()[name] = {"until": until, "value": value}
+        self._save_notes()
+
+    def recall(self, name: str) -> Any | None:
+        """A kept value, while it lasts."""
+        note = self._all_notes().get(name)
+        if not isinstance(note, dict):
+            return None
+        try:
+            alive = datetime.fromisoformat(str(note.get("until"))) > self.uow.now()
+        except ValueError:
+            alive = False
+        return note.get("value") if alive else None
+
+    def forget(self, *names: str) -> None:
+        notes = self._all_notes()
+        if any(name in notes for name in names):
+            for name in names:
+                notes.pop(name, None)
+            self._save_notes()
+
+    def take(self, name: str) -> Any | None:
+        """A kept value, shown once: it is forgotten as it is read."""
+        value = self.recall(name)
+        self.forget(name)
+        return value
+
     def _finish(self, response: Response) -> Response:
         secure = self.request.url.scheme == "https"
         if self.request.query_params.get("lang") in LANGS:
@@ -152,10 +213,16 @@ class Page:
         return response
 
     def render(self, template: str, /, status: int = 200, **values: Any) -> Response:
+        """The page. `no_store=True` for one that shows a resident's data or a secret: the
+        browser keeps no copy to show again with Back or from its history."""
+        no_store = bool(values.pop("no_store", False))
         html = _env.get_template(template).render(
             page=self, t=self.t, lang=self.lang, lang_url=self.lang_url, **values
         )
-        return self._finish(HTMLResponse(html, status_code=status))
+        response = HTMLResponse(html, status_code=status)
+        if no_store:
+            response.headers["Cache-Control"] = "no-store"
+        return self._finish(response)
 
     def redirect(self, to: str) -> Response:
         """See other (303): after a POST, or to the login page."""

@@ -3,7 +3,9 @@ server challenge on the server side (DEMO ONLY: a real counter has a card reader
 challenge on the card itself, after the holder's PIN).
 
 Pages never keep a card between requests: every operation (log in, show balances, pay, issue
-a voucher, look up a user number) taps again, so nothing of a resident stays in a session.
+a voucher, look up a user number) taps again. The signed proof is checked in the operation's
+own transaction (`identity.proofs.with_card`), so a refused operation leaves the challenge
+unused, as at the API.
 The simulator cards are `var/cards/cards/*.json` of the working directory (`mykey demo` makes
 them); in production there are none, and a tap is refused.
 """
@@ -16,10 +18,11 @@ from pathlib import Path
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.identity.proofs import (
     CardProof,
+    PresentedCard,
     TrustAnchors,
     VerifiedCard,
     issue_challenge,
-    verify_card_proof,
+    with_card,
 )
 from mykey.identity.simulator import SimulatedCard
 from mykey.web.pages.base import Page
@@ -57,9 +60,10 @@ def no_card() -> MyKeyError:
     )
 
 
-def tap(page: Page, name: str | None, *, actor: str) -> VerifiedCard:
-    """Read the picked simulator card: a fresh challenge, signed by the card, verified as any
-    card proof is (trust anchors, dates, revocations and suspensions, signature)."""
+def present(page: Page, name: str | None, *, actor: str) -> PresentedCard:
+    """Read the picked simulator card: a fresh challenge, signed by the card. The operation
+    checks the proof, in its own transaction, as any card proof is checked (trust anchors,
+    dates, revocations and suspensions, signature): `identity.proofs.with_card`."""
     if not name or name not in simulator_cards(page):
         raise no_card()
     anchors: TrustAnchors | None = page.request.app.state.card_anchors
@@ -73,9 +77,13 @@ def tap(page: Page, name: str | None, *, actor: str) -> VerifiedCard:
     card = SimulatedCard.from_json((_folder() / f"{name}.json").read_text(encoding="utf-8"))
     challenge = issue_challenge(page.uow, actor=actor)
     proof = card.proof(challenge.id, challenge.nonce)
-    return verify_card_proof(
-        page.uow,
-        proof=CardProof(proof["certificate"], proof["challenge_id"], proof["signature"]),
-        anchors=anchors,
-        actor=actor,
+    return PresentedCard(
+        CardProof(proof["certificate"], proof["challenge_id"], proof["signature"]), anchors, actor
     )
+
+
+def tap(page: Page, name: str | None, *, actor: str) -> VerifiedCard:
+    """Read the picked simulator card and check its proof now (its challenge used in a
+    transaction of its own). For an operation prefer `present` and `with_card`, so that a
+    refused operation leaves the tap usable."""
+    return with_card(page.uow, present(page, name, actor=actor), lambda card: card)

@@ -9,6 +9,7 @@ settlement.statements)."""
 from __future__ import annotations
 
 import urllib.parse
+from dataclasses import asdict
 from datetime import date, timedelta
 from typing import Annotated, Any
 
@@ -41,9 +42,14 @@ def home(page: PageDep, staff: Operator) -> Response:
 # --- municipalities --------------------------------------------------------------------------
 
 
+IMPORTED, ISSUED, CLOSED = "council.imported", "council.issued", "council.closed"
+
+
 @router.get("/municipalities")
 def municipalities(page: PageDep, staff: Operator, q: str = "", prefecture: str = "") -> Response:
-    return _municipalities(page, q=q, prefecture=prefecture)
+    done = page.take(IMPORTED)
+    report = registry.ImportReport(**{**done, "errors": ()}) if isinstance(done, dict) else None
+    return _municipalities(page, q=q, prefecture=prefecture, report=report)
 
 
 def _municipalities(
@@ -86,7 +92,10 @@ async def municipalities_import(page: PageDep, staff: Operator, request: Request
         report = registry.import_csv(page.uow, data)
     except MyKeyError as refused:
         return _municipalities(page, upload_error=message_of(page, refused))
-    return _municipalities(page, report=report)
+    if report.errors:  # nothing was imported: the rows to fix, with the form
+        return _municipalities(page, report=report)
+    page.keep(IMPORTED, {k: v for k, v in asdict(report).items() if k != "errors"})
+    return page.redirect("/console/council/municipalities")
 
 
 # --- partners and agreements -----------------------------------------------------------------
@@ -215,7 +224,8 @@ def _keys(
 
 @router.get("/keys")
 def keys(page: PageDep, staff: Operator, revoked: str | None = None) -> Response:
-    return _keys(page, revoked=revoked)
+    issued = page.take(ISSUED)  # a new key is shown once, right after it was made
+    return _keys(page, revoked=revoked, issued=issued if isinstance(issued, dict) else None)
 
 
 @router.post("/keys")
@@ -258,7 +268,8 @@ def key_create(page: PageDep, staff: Operator, fields: CheckedForm) -> Response:
             field = "role" if error.code == "invalid_role" else "bound_to"
             form.fail(field, error)
         else:
-            return _keys(page, issued=issued)
+            page.keep(ISSUED, issued)
+            return page.redirect("/console/council/keys")
     return _keys(page, values=values, form=form)
 
 
@@ -305,17 +316,29 @@ def _last_month(page: Page) -> str:
 
 
 @router.get("/settle")
-def settle(page: PageDep, staff: Operator, month: str = "") -> Response:
-    return _settle(page, month.strip() or _last_month(page))
+def settle(page: PageDep, staff: Operator, month: str = "", check: int = 0) -> Response:
+    """A month's statements; `check=1` also checks them again (a read: a GET may do it)."""
+    month = month.strip() or _last_month(page)
+    closed = page.take(CLOSED)
+    report = statements.CloseReport(**closed) if isinstance(closed, dict) else None
+    if check:
+        try:
+            checked = statements.check_month(page.uow, month=month)
+        except MyKeyError as refused:
+            return _settle(page, month, error=message_of(page, refused))
+        return _settle(page, month, checked=checked, closed=report)
+    return _settle(page, month, closed=report)
 
 
 @router.post("/settle")
 def settle_run(page: PageDep, staff: Operator, fields: CheckedForm) -> Response:
     month = fields.get("month", "").strip()
+    to = "/console/council/settle?" + urllib.parse.urlencode({"month": month})
+    if fields.get("action") == "check":
+        return page.redirect(to + "&check=1")
     try:
-        if fields.get("action") == "check":
-            return _settle(page, month, checked=statements.check_month(page.uow, month=month))
         report = statements.close_month(page.uow, month=month, actor=staff.actor)
     except MyKeyError as refused:
         return _settle(page, month, error=message_of(page, refused))
-    return _settle(page, month, closed=report)
+    page.keep(CLOSED, asdict(report))
+    return page.redirect(to)

@@ -33,6 +33,7 @@ from mykey.web.pages.base import CheckedForm, Page, PageDep, staff_page
 from mykey.web.pages.console_common import Form, checked_upload, message_of, new_key, not_yours
 
 router = APIRouter(prefix="/console/m/{code}", include_in_schema=False)
+ISSUED, GRANTED = "town.issued", "town.granted"  # shown once after a form (post/redirect/get)
 
 TownStaff = Annotated[StaffMember, Depends(staff_page(StaffRole.MUNICIPALITY_STAFF))]
 
@@ -201,8 +202,9 @@ def _grants(
 
 
 @router.get("/grants")
-def grants(page: PageDep, staff: TownStaff, code: str, granted: str | None = None) -> Response:
-    return _grants(page, _own(staff, code), granted=granted)
+def grants(page: PageDep, staff: TownStaff, code: str) -> Response:
+    granted = page.take(GRANTED)  # "MYKEYID:points", kept out of the URL
+    return _grants(page, _own(staff, code), granted=granted if isinstance(granted, str) else None)
 
 
 @router.post("/grants/one")
@@ -237,9 +239,8 @@ def grant_one(page: PageDep, staff: TownStaff, code: str, fields: CheckedForm) -
             form.fail(GRANT_FIELDS.get(error.code, "mykey_id"), error)
             values["key"] = new_key()  # answered: what is sent next is a new request
         else:
-            return page.redirect(
-                f"/console/m/{own}/grants?granted={receipt.mykey_id}:{receipt.points}"
-            )
+            page.keep(GRANTED, f"{receipt.mykey_id}:{receipt.points}")
+            return page.redirect(f"/console/m/{own}/grants")
     return _grants(page, own, one=values, one_form=form, status=422)
 
 
@@ -405,6 +406,11 @@ def _shops(
 
 @router.get("/shops")
 def shops_page(page: PageDep, staff: TownStaff, code: str) -> Response:
+    issued = page.take(ISSUED)
+    if isinstance(issued, list) and len(issued) == 2:
+        response = _shops(page, _own(staff, code), issued=(str(issued[0]), str(issued[1])))
+        response.headers["Cache-Control"] = "no-store"
+        return response
     return _shops(page, _own(staff, code))
 
 
@@ -455,9 +461,8 @@ def terminal_key(
         raise not_yours()
     label = fields.get("label", "").strip() or f"terminal of {shop.id} by {staff.username}"
     secret, _principal = create_key(page.uow, role=Role.TERMINAL, label=label, provider_id=shop.id)
-    response = _shops(page, own, issued=(shop.name, secret))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    page.keep(ISSUED, [shop.name, secret])  # shown once, by the page the form redirects to
+    return page.redirect(f"/console/m/{own}/shops")
 
 
 # --- settlement statements -------------------------------------------------------------------

@@ -24,6 +24,7 @@ from mykey.db import TOKYO, tokyo_date
 from mykey.errors import MyKeyError
 from mykey.history.receipts import transfer_receipt
 from mykey.identity import links, residents, usage
+from mykey.identity.proofs import with_card
 from mykey.identity.staff import attach_resident
 from mykey.points import balances, coupons, reserved
 from mykey.points.expiry import expiring_soon
@@ -37,7 +38,7 @@ from mykey.web.pages.base import (
     PageProblem,
     safe_next,
 )
-from mykey.web.pages.cardtap import CARD_FIELD, card_options, simulator_cards, tap
+from mykey.web.pages.cardtap import CARD_FIELD, card_options, present, simulator_cards
 
 router = APIRouter(prefix="/mypage", include_in_schema=False)
 
@@ -146,21 +147,15 @@ def _home(
     )
 
 
+NOTICE = "mypage.notice"  # shown once on My Page after a form (never in the URL)
+
+
 @router.get("")
-def home(
-    page: PageDep,
-    mykey_id: CurrentResident,
-    signed_in: int = 0,
-    redeemed: int | None = None,
-    assigned: int | None = None,
-) -> Response:
-    notice = None
-    if signed_in:
-        notice = page.t("login.signed_in")
-    if redeemed is not None:
-        notice = page.t("mypage.coupon.done", points=f"{redeemed:,}")
-    if assigned is not None:
-        notice = page.t("mypage.reserved.done", points=f"{assigned:,}")
+def home(page: PageDep, mykey_id: CurrentResident, signed_in: int = 0) -> Response:
+    done = page.take(NOTICE)
+    notice = page.t("login.signed_in") if signed_in else None
+    if isinstance(done, dict) and done.get("key") in ("mypage.coupon.done", "mypage.reserved.done"):
+        notice = page.t(str(done["key"]), points=f"{int(done.get('points', 0)):,}")
     return _home(page, mykey_id, notice=notice)
 
 
@@ -188,7 +183,8 @@ def assign(page: PageDep, mykey_id: CurrentResident, fields: CheckedForm) -> Res
         )
     except MyKeyError as error:
         return _home(page, mykey_id, status=422, failure=error_text(page, error), values=fields)
-    return page.redirect(f"/mypage?assigned={done.points + done.premium}")
+    page.keep(NOTICE, {"key": "mypage.reserved.done", "points": done.points + done.premium})
+    return page.redirect("/mypage")
 
 
 # --- coupons ---------------------------------------------------------------------------------
@@ -250,7 +246,8 @@ def redeem_coupon(page: PageDep, mykey_id: CurrentResident, fields: CheckedForm)
         return _coupon_form(
             page, code=code, municipality=choice, status=422, failure=error_text(page, error)
         )
-    return page.redirect(f"/mypage?redeemed={receipt.points + receipt.premium}")
+    page.keep(NOTICE, {"key": "mypage.coupon.done", "points": receipt.points + receipt.premium})
+    return page.redirect("/mypage")
 
 
 # --- history and receipts --------------------------------------------------------------------
@@ -379,7 +376,23 @@ USAGE_ACTIONS = (
     "card_replaced",
     "card_suspended",
     "failed_proof",
+    "balances",
+    "pay",
+    "voucher_issue",
+    "gift_exchange",
+    "conversion",
 )
+
+
+def _provider_names(page: Page, ids: set[str]) -> dict[str, str]:
+    """Where a use happened, by name: shops and other providers."""
+    names = {}
+    for provider_id in ids:
+        try:
+            names[provider_id] = links.get_provider(page.uow, provider_id).name
+        except MyKeyError:
+            names[provider_id] = provider_id
+    return names
 
 
 @router.get("/usage")
@@ -388,6 +401,7 @@ def usage_page(page: PageDep, mykey_id: CurrentResident, before: int | None = No
     return page.render(
         "mypage/usage.html",
         entries=entries,
+        places=_provider_names(page, {e.provider_id for e in entries if e.provider_id}),
         known=USAGE_ACTIONS,
         next_before=entries[-1].id if len(entries) == 50 else None,
         **helpers(page),
@@ -464,8 +478,8 @@ def card_login(page: PageDep, fields: CheckedForm) -> Response:
     next_path = safe_next(fields.get("next"), "/mypage")
     client = page.request.client.host if page.request.client else "unknown"
     try:
-        card = tap(page, fields.get(CARD_FIELD), actor=f"client:{client}")
-        session = residents.login_with_card(page.uow, card=card)
+        card = present(page, fields.get(CARD_FIELD), actor=f"client:{client}")
+        session = with_card(page.uow, card, lambda c: residents.login_with_card(page.uow, card=c))
         token = attach_resident(
             page.uow,
             resident_token=session.token,

@@ -233,6 +233,11 @@ PAGES_RESIDENT: dict[str, tuple[str, str]] = {
     "usage.card_replaced": ("新しいカードへの切り替え", "Card replaced by a newer card"),
     "usage.card_suspended": ("カードの利用停止", "Card suspended"),
     "usage.failed_proof": ("カード確認の失敗", "Failed card check"),
+    "usage.balances": ("窓口での残高の確認", "Balances shown at a counter"),
+    "usage.pay": ("ポイントでの支払い", "Paid with points"),
+    "usage.voucher_issue": ("ポイント券の発行", "Point vouchers issued"),
+    "usage.gift_exchange": ("商品券への交換", "Exchanged for gift certificates"),
+    "usage.conversion": ("ポイントの交換（協力企業）", "Points converted (partner)"),
     "mypage.cards.title": ("カードの管理", "Your cards"),
     "mypage.cards.intro": (
         "カードをなくしたときは、すぐに利用を停止してください。停止したカードはどこでも使えなくなります。"
@@ -352,6 +357,25 @@ PAGES_RESIDENT: dict[str, tuple[str, str]] = {
         "よろしければ、もう一度カードをかざして確定してください。",
         "If this is right, tap the card again to confirm.",
     ),
+    "counter.confirm.tap_again_holder": (
+        "よろしければ、{holder} のお客様のカードをもう一度かざして確定してください。"
+        "ほかのカードでは確定できません。",
+        "If this is right, tap the card of the customer {holder} again to confirm. No other"
+        " card can confirm it.",
+    ),
+    "counter.holder": ("お客様（マイキーID）", "Customer (MyKey ID)"),
+    "counter.gone": (
+        "前のお客様の表示は終了しました（個人の情報は短い時間しか保持しません）。"
+        "カードをかざして始めてください。",
+        "The previous customer's screen has ended (a customer's details are kept only"
+        " briefly). Tap a card to start.",
+    ),
+    "counter.payment.cancelled_title": ("取り消した支払い", "Cancelled payment"),
+    "counter.payment.status": ("状態", "Status"),
+    "counter.paid.rest_gone": (
+        "お客様の残高は支払いの直後にだけ表示します。",
+        "The customer's balance is shown only right after the payment.",
+    ),
     "counter.confirm.submit": ("確定する", "Confirm"),
     "counter.confirm.cancel": ("やめる", "Cancel"),
     "counter.paid.title": ("支払いが完了しました", "Payment done"),
@@ -449,5 +473,25 @@ PAGES_RESIDENT: dict[str, tuple[str, str]] = {
     "counter.error.invalid_denomination": (
         "1 枚あたりのポイントが正しくありません",
         "The points per voucher are not right",
+    ),
+    "counter.error.wrong_card": (
+        "残高を表示したお客様のカードではありません。何も処理していません",
+        "This is not the card of the customer whose points were shown. Nothing was charged",
+    ),
+    "counter.error.holder_binding_expired": (
+        "時間が経ちすぎました。もう一度カードをかざして残高を確認してください",
+        "Too much time has passed. Tap the card again to see the points",
+    ),
+    "counter.error.invalid_holder_binding": (
+        "お客様の確認ができません。カードをかざして最初からやり直してください",
+        "The customer could not be checked. Start again by tapping the card",
+    ),
+    "counter.error.challenge_used": (
+        "このカードの読み取りはすでに使われました。もう一度かざしてください",
+        "This card reading was used already. Tap the card again",
+    ),
+    "counter.error.challenge_expired": (
+        "カードの読み取りから時間が経ちすぎました。もう一度かざしてください",
+        "The card was read too long ago. Tap it again",
     ),
 }
