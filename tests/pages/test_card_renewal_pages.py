@@ -94,6 +94,9 @@ def test_the_counter_refuses_the_replaced_card_in_a_clerks_words(
     new = client.post("/counter/tap", data={"csrf_token": _csrf(home), "card": NEW})
     assert new.status_code == 200 and "前橋市ポイント" in new.text
     before = database.count("ledger_transfers")
+    # The new card's balances were shown; the old card (the same MyKey ID) tapped to confirm.
+    binding = re.search(r'name="holder_binding" value="([^"]+)"', new.text)
+    assert binding, "the balances page carries the holder binding"
     pay = client.post(
         "/counter/payments",
         data={
@@ -102,6 +105,7 @@ def test_the_counter_refuses_the_replaced_card_in_a_clerks_words(
             "municipality": "102016",
             "points": "100",
             "key": "k-old-card",
+            "holder_binding": binding.group(1),
         },
     )
     assert REPLACED_JA in pay.text
