@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mykey import ledger
 from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
-from mykey.errors import MyKeyError, invalid, not_found, refused
+from mykey.errors import MAX_POINTS, POINTS, MyKeyError, invalid, not_found, refused
 from mykey.identity.models import ResidentCard
 from mykey.identity.proofs import VerifiedCard
 from mykey.ledger import AccountKind, LotTerms
@@ -193,10 +193,7 @@ def pay(
 ) -> Payment:
     """Debit `points` of `municipality` from the resident's wallet to this shop."""
     code = parse_code(municipality)
-    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
-        raise invalid(
-            "invalid_points", "Points are a whole number, 1 or more.", "ポイントは1以上の整数です。"
-        )
+    POINTS.check(points, 1, MAX_POINTS, "points")
     if receipt_ref is not None and not (0 < len(receipt_ref) <= 64):
         raise invalid(
             "invalid_receipt_ref",
@@ -361,10 +358,7 @@ def refund(
     key: str,
 ) -> Refund:
     """Give back up to what is left of a payment of this shop, as a new transfer."""
-    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
-        raise invalid(
-            "invalid_points", "Points are a whole number, 1 or more.", "ポイントは1以上の整数です。"
-        )
+    POINTS.check(points, 1, MAX_POINTS, "points")
 
     def body() -> Refund:
         shop = _shop(uow, shop_id)

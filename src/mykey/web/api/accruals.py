@@ -9,9 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from mykey.errors import COUNT, POINTS
 from mykey.identity import residents
 from mykey.identity.keys import Principal, Role
 from mykey.points import accruals, rankings
+from mykey.web.api.numbers import PointsOrZero, Whole
 from mykey.web.api.points import _own_municipality
 from mykey.web.api.resident import Token
 from mykey.web.auth import require
@@ -99,9 +101,11 @@ class AwardIn(BaseModel):
     activity: str | None = None
     start: date = Field(alias="from")
     end: date = Field(alias="to")
-    top: int
-    minimum: int = 0
-    points: int = Field(description="granted to each ranked resident")
+    top: Annotated[int, Whole(COUNT, 1, rankings.MAX_TOP)]
+    minimum: PointsOrZero = 0
+    points: Annotated[int, Whole(POINTS, 1, rankings.MAX_AWARD_POINTS)] = Field(
+        description="granted to each ranked resident"
+    )
     reason: str
     key: str = Field(description="idempotency key: running the award again grants once")
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.identity import links, residents, usage
 from mykey.identity.proofs import CardProof, VerifiedCard, verify_card_proof
+from mykey.web import openapi
 from mykey.web.api.cards import CardProofIn, anchors_of
 from mykey.web.auth import bearer_token
 from mykey.web.deps import Uow
@@ -111,7 +112,9 @@ def create(body: CreateMyKeyIdIn, uow: Uow, request: Request) -> MyKeyIdOut:
     )
 
 
-@router.post("/sessions", response_model=SessionOut, status_code=201)
+@router.post(
+    "/sessions", response_model=SessionOut, status_code=201, responses=openapi.problems(401, 429)
+)
 def login(body: LoginIn, uow: Uow, request: Request) -> SessionOut:
     """Log in to My Page with MyKey ID and password, or with a card proof."""
     if body.card_proof is not None:

@@ -17,6 +17,7 @@ from mykey.errors import ErrorKind, MyKeyError
 from mykey.identity.keys import Principal, Role
 from mykey.points import shops, spending
 from mykey.web.api.cards import CardProofIn
+from mykey.web.api.numbers import Points
 from mykey.web.api.points import _own_municipality
 from mykey.web.api.resident import verify_proof
 from mykey.web.auth import CurrentTerminal, require
@@ -122,7 +123,7 @@ class BalancesOut(BaseModel):
 class PaymentIn(BaseModel):
     card_proof: CardProofIn
     municipality: str
-    points: int
+    points: Points
     key: str = Field(description="idempotency key: a retry with it pays once")
     receipt_ref: str | None = Field(default=None, description="the shop's receipt number")
 
@@ -145,14 +146,14 @@ class CancellationIn(BaseModel):
 class CancellationOut(BaseModel):
     transaction_id: str
     payment_id: str
-    points: int
+    points: Points
     balance: int
     replayed: bool
 
 
 class RefundIn(BaseModel):
     payment_id: str
-    points: int
+    points: Points
     key: str
 
 
