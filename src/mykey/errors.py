@@ -85,3 +85,50 @@ def forbidden(message: str, message_ja: str, /, **details: Any) -> MyKeyError:
 
 def conflict(code: str, message: str, message_ja: str, /, **details: Any) -> MyKeyError:
     return MyKeyError(code, ErrorKind.CONFLICT, message, message_ja, details=details)
+
+
+class Quantity:
+    """A kind of number a request carries, with the one error code of a bad one.
+
+    Whatever is wrong with such a number (not an integer, a boolean, a string, a fraction, too
+    small or too large) the refusal has the kind's code, and its message names the range. The
+    HTTP layer (`mykey.web.api.numbers`) and the domain's own checks use the same kinds, so a
+    bad amount gets the same code from both (docs/errors.md)."""
+
+    def __init__(self, code: str, en: str, ja: str) -> None:
+        self.code, self.en, self.ja = code, en, ja
+
+    def messages(self, low: int, high: int, field: str | None = None) -> tuple[str, str]:
+        """The English and Japanese messages for a bad value of this range."""
+        where_en = f"{field}: " if field else ""
+        where_ja = f"{field}: " if field else ""
+        return (
+            f"{where_en}{self.en} must be a whole number from {low:,} to {high:,}.",
+            f"{where_ja}{self.ja}は {low:,}〜{high:,} の整数で指定してください。",
+        )
+
+    def error(self, value: object, low: int, high: int, field: str | None = None) -> MyKeyError:
+        en, ja = self.messages(low, high, field)
+        details: dict[str, Any] = {"minimum": low, "maximum": high, "value": repr(value)[:40]}
+        if field:
+            details["field"] = field
+        return MyKeyError(self.code, ErrorKind.INVALID, en, ja, details=details)
+
+    def check(self, value: object, low: int, high: int, field: str | None = None) -> int:
+        """`value` if it is an int (not a bool) from `low` to `high`; else this kind's error."""
+        if type(value) is not int or not low <= value <= high:
+            raise self.error(value, low, high, field)
+        return value
+
+
+# The kinds of number, each with its one code (docs/errors.md lists them).
+POINTS = Quantity("invalid_points", "Points", "ポイント数")
+YEN = Quantity("invalid_amount", "An amount of yen", "金額（円）")
+COUNT = Quantity("invalid_count", "A count", "件数・枚数")
+UNITS = Quantity("invalid_units", "Partner units", "提携先ポイントの数")
+PERMILLE = Quantity("invalid_permille", "A share in permille", "パーミル（‰）")
+DAYS = Quantity("invalid_days", "A number of days", "日数")
+MONTHS = Quantity("invalid_validity", "A validity in months", "有効期間（月数）")
+SECONDS = Quantity("invalid_expiry", "A hold's lifetime in seconds", "保留期間（秒）")
+DEPOSIT_TYPE = Quantity("invalid_deposit_type", "A deposit type (1, 2, 4 or 9)", "預金種目")
+MAX_POINTS = 10**12  # the most points one transfer, grant, budget or balance can hold

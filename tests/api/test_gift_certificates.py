@@ -78,9 +78,9 @@ def test_gift_programmes_are_set_up_by_their_municipality(
     assert terminal.status_code == 403 and terminal.json()["code"] == "forbidden"
     # bad input, a street of another municipality
     for bad, code in (
-        ({"denomination": 0}, "invalid_denomination"),
-        ({"valid_days": 0}, "invalid_valid_days"),
-        ({"max_sheets": 101}, "invalid_max_sheets"),
+        ({"denomination": 0}, "invalid_points"),
+        ({"valid_days": 0}, "invalid_days"),
+        ({"max_sheets": 101}, "invalid_count"),
         ({"name": " "}, "invalid_gift_name"),
     ):
         refused = _put(c, maebashi, MAEBASHI, "maebashi-q", {**Q_TOWN, **bad})
@@ -130,8 +130,8 @@ def test_exchange_print_redeem_and_expire_town_wide_certificates(
     assert again.status_code == 201 and again.json()["replayed"]
     assert [v["number"] for v in again.json()["vouchers"]] == numbers
     for program, sheets, terminal, status, code in (
-        ("maebashi-q", 3, "arts-maebashi", 422, "invalid_sheets"),  # over the programme's 2
-        ("maebashi-q", 0, "arts-maebashi", 422, "invalid_sheets"),
+        ("maebashi-q", 3, "arts-maebashi", 422, "invalid_count"),  # over the programme's 2
+        ("maebashi-q", 0, "arts-maebashi", 422, "invalid_count"),
         ("maebashi-q", 2, "arts-maebashi", 409, "insufficient_points"),  # 2,000 > 1,000
         ("maebashi-q", 1, "tenri-shop3", 409, "not_accepted_here"),
         ("no-such-gift", 1, "arts-maebashi", 404, "unknown_gift_program"),

@@ -159,7 +159,7 @@ def test_refusals_change_nothing(
             staff["oguni"],
             {"mykey_id": "MY123456", "points": 0, "reason": "x", "key": "k5"},
             422,
-            "invalid_amount",
+            "invalid_points",
         ),
         (
             staff["oguni"],

@@ -76,7 +76,7 @@ def test_award_prize_vouchers_download_them_and_use_one(
     }
     # bad prizes are refused and change nothing
     for bad, code in (
-        ({"count": 0}, "invalid_voucher_count"),
+        ({"count": 0}, "invalid_count"),
         ({"street_id": None}, "invalid_voucher_place"),
         ({"street_id": "nowhere"}, "unknown_street"),
     ):

@@ -141,12 +141,12 @@ def test_a_refused_key_stays_refused_after_a_top_up(uow: UnitOfWork) -> None:
 @pytest.mark.parametrize(
     ("changes", "code"),
     [
-        ({"amount": 0}, "invalid_amount"),
-        ({"amount": -5}, "invalid_amount"),
-        ({"amount": 10**12 + 1}, "invalid_amount"),
-        ({"amount": 1.5}, "invalid_amount"),
-        ({"amount": True}, "invalid_amount"),
-        ({"amount": "100"}, "invalid_amount"),
+        ({"amount": 0}, "invalid_points"),
+        ({"amount": -5}, "invalid_points"),
+        ({"amount": 10**12 + 1}, "invalid_points"),
+        ({"amount": 1.5}, "invalid_points"),
+        ({"amount": True}, "invalid_points"),
+        ({"amount": "100"}, "invalid_points"),
         ({"key": ""}, "invalid_idempotency_key"),
         ({"key": "x" * 129}, "invalid_idempotency_key"),
         ({"key": "has space"}, "invalid_idempotency_key"),

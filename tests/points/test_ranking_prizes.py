@@ -333,17 +333,17 @@ def test_the_budget_limits_prize_vouchers(database: Database) -> None:
 @pytest.mark.parametrize(
     ("points", "vouchers", "code"),
     [
-        (0, None, "invalid_amount"),
-        (0, PrizeTerms(0, 500, 30, street_id=STREET), "invalid_voucher_count"),
-        (0, PrizeTerms(101, 500, 30, street_id=STREET), "invalid_voucher_count"),
-        (0, PrizeTerms(10, 0, 30, street_id=STREET), "invalid_face_value"),
-        (0, PrizeTerms(10, 500, 0, street_id=STREET), "invalid_valid_days"),
-        (0, PrizeTerms(10, 500, 367, street_id=STREET), "invalid_valid_days"),
+        (0, None, "invalid_points"),
+        (0, PrizeTerms(0, 500, 30, street_id=STREET), "invalid_count"),
+        (0, PrizeTerms(101, 500, 30, street_id=STREET), "invalid_count"),
+        (0, PrizeTerms(10, 0, 30, street_id=STREET), "invalid_points"),
+        (0, PrizeTerms(10, 500, 0, street_id=STREET), "invalid_days"),
+        (0, PrizeTerms(10, 500, 367, street_id=STREET), "invalid_days"),
         (0, PrizeTerms(10, 500, 30), "invalid_voucher_place"),
         (0, PrizeTerms(10, 500, 30, STREET, ("showa-1",)), "invalid_voucher_place"),
         (0, PrizeTerms(10, 500, 30, street_id="tsu-street"), "unknown_street"),
         (0, PrizeTerms(10, 500, 30, shop_ids=("showa-1", "nowhere")), "unknown_shop"),
-        (-1, PRIZE, "invalid_amount"),
+        (-1, PRIZE, "invalid_points"),
     ],
 )
 def test_bad_prizes_are_refused_and_change_nothing(

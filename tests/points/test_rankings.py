@@ -121,8 +121,8 @@ def test_ranking_threshold_ties_period_activity_and_awards(database: Database) -
     assert top(uow, start=date(2026, 9, 30))[0] == (1, "RANK0004", 2500)
     assert top(uow, start=date(2027, 1, 1), end=date(2027, 1, 1)) == [(1, "RANK0003", 2500)]
     for bad, code in (
-        ({"top": 0}, "invalid_top"),
-        ({"minimum": -1}, "invalid_minimum"),
+        ({"top": 0}, "invalid_count"),
+        ({"minimum": -1}, "invalid_points"),
         ({"start": DEC31, "end": OCT1}, "invalid_period"),
         ({"activity": "Health Walk"}, "invalid_activity"),
     ):

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from mykey.errors import MyKeyError, conflict, invalid, not_found, refused
+from mykey.errors import MAX_POINTS, POINTS, MyKeyError, conflict, invalid, not_found, refused
 
-MAX_AMOUNT = 10**12
+MAX_AMOUNT = MAX_POINTS
 
 
 def bad_amount(amount: object) -> MyKeyError:
-    return invalid(
-        "invalid_amount",
-        f"The amount must be a whole number of points from 1 to {MAX_AMOUNT:,}; got {amount!r}.",
-        f"ポイント数は 1 から {MAX_AMOUNT:,} までの整数で指定してください（指定値: {amount!r}）。",
-        amount=repr(amount),
-    )
+    """An amount of a transfer is points: `invalid_points`, as everywhere points are wrong."""
+    return POINTS.error(amount, 1, MAX_AMOUNT, "amount")
 
 
 def bad_key(key: object) -> MyKeyError:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mykey import ledger
 from mykey.db import TOKYO, RetryTransaction, UnitOfWork, tokyo_date
-from mykey.errors import invalid, not_found, refused
+from mykey.errors import MAX_POINTS, UNITS, invalid, not_found, refused
 from mykey.identity import usage
 from mykey.identity.links import mykey_id_for_service
 from mykey.identity.models import Resident
@@ -146,13 +146,7 @@ def add_premium(
 
 
 def _check_units(units: object) -> int:
-    if isinstance(units, bool) or not isinstance(units, int) or not 1 <= units <= 10**12:
-        raise invalid(
-            "invalid_units",
-            "Units are a whole number from 1 to 10^12.",
-            "交換数は 1〜10^12 の整数で指定してください。",
-        )
-    return units
+    return UNITS.check(units, 1, MAX_POINTS, "units")
 
 
 def _check_key(key: object) -> str:

@@ -44,7 +44,16 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mykey.db import RetryTransaction, UnitOfWork, insert_many, tokyo_date
-from mykey.errors import ErrorKind, MyKeyError, invalid, not_found, refused
+from mykey.errors import (
+    COUNT,
+    MAX_POINTS,
+    UNITS,
+    ErrorKind,
+    MyKeyError,
+    invalid,
+    not_found,
+    refused,
+)
 from mykey.identity.residents import normalise_mykey_id
 from mykey.ledger.idempotency import keyed_write, request_hash, scope
 from mykey.points.conversion import CLIENT_KEY, ConversionReceipt, conversion_receipt, convert
@@ -197,18 +206,8 @@ def _codes(uow: UnitOfWork, batch: UUID, secret_key: str) -> list[IssuedCoupon]:
 
 
 def _check_order(count: object, units: object, delivery: object, key: object) -> None:
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_COUNT:
-        raise invalid(
-            "invalid_count",
-            f"A batch has 1 to {MAX_COUNT:,} coupons.",
-            f"クーポンの枚数は 1〜{MAX_COUNT:,} で指定してください。",
-        )
-    if isinstance(units, bool) or not isinstance(units, int) or not 1 <= units <= 10**12:
-        raise invalid(
-            "invalid_units",
-            "Units are a whole number from 1 to 10^12.",
-            "交換数は 1〜10^12 の整数で指定してください。",
-        )
+    COUNT.check(count, 1, MAX_COUNT, "count")
+    UNITS.check(units, 1, MAX_POINTS, "units")
     if delivery not in DELIVERIES:
         raise invalid(
             "invalid_delivery",

@@ -97,31 +97,10 @@ def set_gift_program(
             "A gift certificate's name is 1 to 100 characters.",
             "商品券の名称は1〜100文字です。",
         )
-    _whole(
-        "denomination",
-        denomination,
-        1,
-        MAX_DENOMINATION,
-        f"A denomination is a whole number of points from 1 to {MAX_DENOMINATION:,}.",
-        f"券面額は1〜{MAX_DENOMINATION:,}ポイントの整数です。",
-    )
-    _whole(
-        "valid_days",
-        valid_days,
-        1,
-        MAX_GIFT_DAYS,
-        f"Gift certificates are valid for 1 to {MAX_GIFT_DAYS} days.",
-        f"商品券の有効期間は1〜{MAX_GIFT_DAYS}日です。",
-    )
+    _whole("denomination", denomination, 1, MAX_DENOMINATION)
+    _whole("valid_days", valid_days, 1, MAX_GIFT_DAYS)
     if max_sheets is not None:
-        _whole(
-            "max_sheets",
-            max_sheets,
-            1,
-            MAX_PIECES,
-            f"The most sheets per exchange is 1 to {MAX_PIECES}.",
-            f"1回の交換の上限枚数は1〜{MAX_PIECES}枚です。",
-        )
+        _whole("max_sheets", max_sheets, 1, MAX_PIECES)
 
     def body() -> GiftProgramView:
         s = uow.session
@@ -203,24 +182,9 @@ def exchange(
     """The card holder's points for `sheets` certificates of the programme, at this shop's
     terminal (which must take the municipality's points). Idempotent per (actor, key);
     refused with `wrong_card` if `expected_holder` names someone else."""
-    _whole(
-        "sheets",
-        sheets,
-        1,
-        MAX_PIECES,
-        f"1 to {MAX_PIECES} sheets per exchange.",
-        f"1回に1〜{MAX_PIECES}枚まで交換できます。",
-    )
+    _whole("sheets", sheets, 1, MAX_PIECES)
     gift = uow.run(lambda: _program(uow, program_id))
-    most = gift.max_sheets or MAX_PIECES
-    _whole(
-        "sheets",
-        sheets,
-        1,
-        most,
-        f"{gift.name}: 1 to {most} sheets per exchange.",
-        f"{gift.name}は1回に1〜{most}枚まで交換できます。",
-    )
+    _whole("sheets", sheets, 1, gift.max_sheets or MAX_PIECES)
     request = FromWallet(gift.code, [gift.denomination] * sheets, {"gift_program": gift.id})
 
     def operation(shop: Shop, who: str) -> Issued:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mykey import ledger
 from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
-from mykey.errors import invalid, not_found, refused
+from mykey.errors import MAX_POINTS, POINTS, invalid, not_found, refused
 from mykey.identity.models import Resident
 from mykey.identity.residents import normalise_mykey_id
 from mykey.ledger import AccountKind, LotTerms
@@ -165,6 +165,8 @@ def grant_points(
             "Name an activity of the program's rules, or give points (not both).",
             "付与ルールの活動名、またはポイント数のどちらか一方を指定してください。",
         )
+    if points is not None:  # before anything is looked up: a bad number is invalid_points
+        POINTS.check(points, 1, MAX_POINTS, "points")
     if not reason.strip() or len(reason) > 200:
         raise invalid("invalid_reason", "A grant needs a reason.", "付与理由が必要です。")
     digest = request_hash(

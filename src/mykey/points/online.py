@@ -41,7 +41,17 @@ from sqlalchemy.exc import IntegrityError
 
 from mykey import ledger
 from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
-from mykey.errors import MyKeyError, forbidden, invalid, not_found, refused
+from mykey.errors import (
+    MAX_POINTS,
+    PERMILLE,
+    POINTS,
+    SECONDS,
+    MyKeyError,
+    forbidden,
+    invalid,
+    not_found,
+    refused,
+)
 from mykey.identity import links
 from mykey.identity.keys import Role, create_key
 from mykey.ledger import AccountKind, LotTerms
@@ -106,11 +116,7 @@ class RefundView:
 
 
 def _points(points: object) -> int:
-    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
-        raise invalid(
-            "invalid_points", "Points are a whole number, 1 or more.", "ポイントは1以上の整数です。"
-        )
-    return points
+    return POINTS.check(points, 1, MAX_POINTS, "points")
 
 
 def fee_account(uow: UnitOfWork, code: str) -> ledger.Account:
@@ -121,12 +127,7 @@ def fee_account(uow: UnitOfWork, code: str) -> ledger.Account:
 def set_online_fee(uow: UnitOfWork, *, municipality: str, permille: int) -> int:
     """Set a program's operating share of online sales (0..1000 permille)."""
     code = parse_code(municipality)
-    if isinstance(permille, bool) or not isinstance(permille, int) or not 0 <= permille <= 1000:
-        raise invalid(
-            "invalid_online_fee",
-            "The operating share is 0 to 1000 permille.",
-            "運営手数料率は0〜1000パーミルです。",
-        )
+    PERMILLE.check(permille, 0, 1000, "online_fee_permille")
 
     def body() -> int:
         program = uow.session.get(PointProgram, code)
@@ -303,16 +304,12 @@ def authorize(
     """Hold `points` of the resident named by `service_id` for this online shop."""
     code = parse_code(municipality)
     points = _points(points)
-    if (
-        isinstance(expires_in_seconds, bool)
-        or not isinstance(expires_in_seconds, int)
-        or not MIN_HOLD.total_seconds() <= expires_in_seconds <= MAX_HOLD.total_seconds()
-    ):
-        raise invalid(
-            "invalid_expiry",
-            "A hold lasts 60 seconds to 30 days (expires_in_seconds).",
-            "仮売上の有効期間は60秒から30日までです。",
-        )
+    SECONDS.check(
+        expires_in_seconds,
+        int(MIN_HOLD.total_seconds()),
+        int(MAX_HOLD.total_seconds()),
+        "expires_in_seconds",
+    )
     if order_ref is not None and not (0 < len(order_ref) <= 64):
         raise invalid(
             "invalid_order_ref",

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
-from mykey.errors import MyKeyError, conflict, invalid, not_found, refused
+from mykey.errors import POINTS, UNITS, MyKeyError, conflict, invalid, not_found, refused
 from mykey.points.models import Partner, PartnerAgreement
 
 METHODS = ("id_linkage", "coupon_paper", "coupon_email", "coupon_url")
@@ -144,14 +144,8 @@ def set_partner(uow: UnitOfWork, *, partner: str, name: str, methods: Sequence[s
 def _positive(name: str, value: object, *, optional: bool = False) -> int | None:
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_UNITS:
-        raise invalid(
-            "invalid_agreement",
-            f"{name} is a whole number from 1 to 10^12.",
-            f"{name} は 1〜10^12 の整数で指定してください。",
-            field=name,
-        )
-    return value
+    # rate_points are points; the others are the partner's own units
+    return (POINTS if name == "rate_points" else UNITS).check(value, 1, MAX_UNITS, name)
 
 
 def add_agreement(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 
 from mykey.db import UnitOfWork
-from mykey.errors import invalid, not_found
+from mykey.errors import YEN, invalid, not_found
 from mykey.municipalities.codes import parse_code
 from mykey.municipalities.models import Municipality
 from mykey.points.models import MunicipalityPick
@@ -36,13 +36,10 @@ def _check(position: int, pick: Pick) -> Pick:
             position=position,
         )
     price = pick.price_yen
-    if isinstance(price, bool) or not isinstance(price, int) or not 0 <= price <= MAX_PRICE:
-        raise invalid(
-            "invalid_price",
-            f"Pick {position}: the price is whole yen from 0 to {MAX_PRICE:,}.",
-            f"{position} 件目: 価格は 0〜{MAX_PRICE:,} 円の整数で入力してください。",
-            position=position,
-        )
+    if type(price) is not int or not 0 <= price <= MAX_PRICE:  # yen: invalid_amount
+        error = YEN.error(price, 0, MAX_PRICE, f"picks.{position}.price_yen")
+        error.details["position"] = position
+        raise error
     url = (pick.url or "").strip() or None
     if url is not None and (not url.startswith(("https://", "http://")) or len(url) > 400):
         raise invalid(

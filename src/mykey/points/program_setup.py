@@ -10,7 +10,7 @@ from sqlalchemy import delete, select
 
 from mykey import ledger
 from mykey.db import UnitOfWork
-from mykey.errors import invalid, not_found
+from mykey.errors import MAX_POINTS, MONTHS, PERMILLE, POINTS, invalid, not_found
 from mykey.ledger import AccountKind
 from mykey.municipalities.codes import parse_code
 from mykey.municipalities.models import Municipality
@@ -47,6 +47,9 @@ class Program:
 ACCRUAL_CHOICES = ("payout", "donation")
 
 
+MAX_RULE_POINTS = 1_000_000  # the most points one activity of a rule grants
+
+
 def _check(
     point_name: str,
     validity: Mapping[str, int | None],
@@ -59,7 +62,9 @@ def _check(
             "invalid_point_name", "A program needs a point name.", "ポイント名が必要です。"
         )
     for funding, months in validity.items():
-        if funding not in FUNDING_SOURCES or (months is not None and not 1 <= months <= 120):
+        if months is not None:
+            MONTHS.check(months, 1, 120, f"validity.{funding}")
+        if funding not in FUNDING_SOURCES:
             raise invalid(
                 "invalid_validity",
                 f"Validity is given per funding source ({', '.join(FUNDING_SOURCES)}) in months"
@@ -73,24 +78,20 @@ def _check(
             f"Places are some of: {', '.join(PLACE_KINDS)}.",
             "利用できる場所の種別が正しくありません。",
         )
-    if not 0 <= premium_permille <= 1000:
-        raise invalid(
-            "invalid_premium", "A premium is 0 to 1000 ‰.", "プレミアムは 0〜1000‰ です。"
-        )
+    PERMILLE.check(premium_permille, 0, 1000, "premium_permille")
     seen: set[str] = set()
     for rule in rules:
+        POINTS.check(rule.points, 1, MAX_RULE_POINTS, f"rules.{rule.activity}.points")
         if (
             not rule.activity.isascii()
             or not rule.activity.replace("_", "").isalnum()
             or not 1 <= len(rule.activity) <= 32
-            or not 1 <= rule.points <= 1_000_000
             or rule.activity in seen
             or rule.limit not in LIMITS
         ):
             raise invalid(
                 "invalid_rule",
-                f"Rule {rule.activity!r}: a unique short name, 1 to 1,000,000 points, and a"
-                f" limit of {', '.join(LIMITS)}.",
+                f"Rule {rule.activity!r}: a unique short name and a limit of {', '.join(LIMITS)}.",
                 f"付与ルール {rule.activity!r} が正しくありません。",
             )
         seen.add(rule.activity)
@@ -114,18 +115,10 @@ def set_up_program(
     code = parse_code(municipality)
     full_validity = {"budget": None, "partner": 6, "premium": 6, **dict(validity)}
     _check(point_name, full_validity, usable_at, premium_permille, rules)
-    if annual_budget is not None and not 1 <= annual_budget <= 10**12:
-        raise invalid(
-            "invalid_budget",
-            "An annual budget is 1 to 10^12 points.",
-            "年間予算は 1〜10^12 ポイントです。",
-        )
-    if premium_budget is not None and not 0 <= premium_budget <= 10**12:
-        raise invalid(
-            "invalid_premium_budget",
-            "A premium budget is 0 to 10^12 points per fiscal year.",
-            "プレミアム予算は年度あたり 0〜10^12 ポイントです。",
-        )
+    if annual_budget is not None:
+        POINTS.check(annual_budget, 1, MAX_POINTS, "annual_budget")
+    if premium_budget is not None:
+        POINTS.check(premium_budget, 0, MAX_POINTS, "premium_budget")
     if accrual_default not in ACCRUAL_CHOICES:
         raise invalid(
             "invalid_accrual_default",

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mykey import ledger
 from mykey.db import TOKYO, RetryTransaction, UnitOfWork
-from mykey.errors import MyKeyError, conflict, invalid, not_found
+from mykey.errors import COUNT, MAX_POINTS, POINTS, MyKeyError, conflict, invalid, not_found
 from mykey.ledger import AccountKind
 from mykey.ledger.errors import key_reused
 from mykey.ledger.idempotency import same_request, scope, serialise
@@ -59,6 +59,7 @@ from mykey.points.vouchers import (
 )
 
 MAX_TOP = 10_000
+MAX_AWARD_POINTS = 10**9  # the most points one ranked resident is awarded
 MAX_DAYS = 3 * 366
 AWARD_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
 ACTIVITY = re.compile(r"[a-z0-9_]{1,32}")
@@ -96,18 +97,8 @@ def _check_query(activity: str | None, start: date, end: date, top: int, minimum
             f"A period runs from a day to the same or a later day, at most {MAX_DAYS} days.",
             f"期間は開始日から終了日まで（{MAX_DAYS} 日以内）で指定してください。",
         )
-    if isinstance(top, bool) or not 1 <= top <= MAX_TOP:
-        raise invalid(
-            "invalid_top",
-            f"Rank the top 1 to {MAX_TOP:,} residents.",
-            f"上位の人数は 1〜{MAX_TOP:,} で指定してください。",
-        )
-    if isinstance(minimum, bool) or not 0 <= minimum <= 10**12:
-        raise invalid(
-            "invalid_minimum",
-            "The minimum is 0 or more points.",
-            "最低ポイントは 0 以上で指定してください。",
-        )
+    COUNT.check(top, 1, MAX_TOP, "top")
+    POINTS.check(minimum, 0, MAX_POINTS, "minimum")
 
 
 def _tokyo_midnight(day: date) -> datetime:
@@ -260,13 +251,8 @@ def award_ranking(
     _check_query(activity, start, end, top, minimum)
     if vouchers is not None:
         vouchers = check_prize_terms(vouchers)
-    least = 0 if vouchers is not None else 1
-    if isinstance(points, bool) or not isinstance(points, int) or not least <= points <= 10**9:
-        raise invalid(
-            "invalid_amount",
-            "Award 1 to 1,000,000,000 points to each ranked resident (0 with prize vouchers).",
-            "付与ポイントは 1〜1,000,000,000 で指定してください（ポイント券の賞品なら 0 も可）。",
-        )
+    # 0 points is allowed when the prize is vouchers
+    POINTS.check(points, 0 if vouchers is not None else 1, MAX_AWARD_POINTS, "points")
     if not reason.strip() or len(reason) > 200:
         raise invalid("invalid_reason", "A grant needs a reason.", "付与理由が必要です。")
     if not isinstance(key, str) or not AWARD_KEY.fullmatch(key):

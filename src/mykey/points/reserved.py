@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mykey import ledger
 from mykey.db import TOKYO, RetryTransaction, UnitOfWork, tokyo_date
-from mykey.errors import MyKeyError, invalid, not_found, refused
+from mykey.errors import MAX_POINTS, POINTS, MyKeyError, invalid, not_found, refused
 from mykey.identity.models import Resident
 from mykey.identity.residents import normalise_mykey_id
 from mykey.ledger import AccountKind, LotTerms
@@ -386,14 +386,8 @@ def assign_reserved(
     who = normalise_mykey_id(mykey_id)
     code = parse_code(municipality)
     _check_key(key)
-    if points is not None and (
-        isinstance(points, bool) or not isinstance(points, int) or not 1 <= points <= 10**12
-    ):
-        raise invalid(
-            "invalid_points",
-            "Points are a whole number from 1 to 10^12 (or leave them out for all).",
-            "ポイント数は 1〜10^12 の整数で指定してください（省略するとすべて）。",
-        )
+    if points is not None:  # None: all of them
+        POINTS.check(points, 1, MAX_POINTS, "points")
     return _assign(uow, who=who, code=code, points=points, actor=actor, key=key, reason="resident")
 
 

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mykey import ledger
 from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
-from mykey.errors import MyKeyError, invalid, not_found, refused
+from mykey.errors import MAX_POINTS, POINTS, MyKeyError, invalid, not_found, refused
 from mykey.identity import proofs, usage
 from mykey.identity.binding import Binder, ExpectedHolder, HolderBinding, mask
 from mykey.identity.models import ResidentCard
@@ -210,11 +210,7 @@ def _insufficient(code: str, usable: int, points: int) -> MyKeyError:
 
 
 def _check_points(points: object) -> int:
-    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
-        raise invalid(
-            "invalid_points", "Points are a whole number, 1 or more.", "ポイントは1以上の整数です。"
-        )
-    return points
+    return POINTS.check(points, 1, MAX_POINTS, "points")
 
 
 def _payment_answer(uow: UnitOfWork, transfer_id: UUID, *, replayed: bool) -> Payment:

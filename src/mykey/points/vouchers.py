@@ -41,7 +41,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mykey import ledger
 from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
-from mykey.errors import MyKeyError, invalid, not_found, refused
+from mykey.errors import COUNT, DAYS, POINTS, YEN, MyKeyError, invalid, not_found, refused
 from mykey.identity import proofs, usage
 from mykey.identity.binding import ExpectedHolder
 from mykey.identity.proofs import Card
@@ -70,6 +70,8 @@ EXPIRY_ACTOR = "system:voucher-expiry"
 DEFAULT_VALID_DAYS = 3
 MAX_VALID_DAYS = 90
 MAX_PIECES = 100
+MAX_VOUCHER_POINTS = 10**9  # the most points one issue turns into vouchers
+MAX_RECEIPT_YEN = 10**9
 
 ISSUED, REDEEMED, EXPIRED = "issued", "redeemed", "expired"
 WALLET_PROGRAM, RECEIPT_PROGRAM = "wallet", "receipt"
@@ -190,31 +192,28 @@ def _float(uow: UnitOfWork, code: str) -> ledger.Account:
     return ledger.open_account(uow, ledger=code, kind=AccountKind.VOUCHER_FLOAT, owner=FLOAT_OWNER)
 
 
-def _whole(name: str, value: object, low: int, high: int, en: str, ja: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise invalid(f"invalid_{name}", en, ja)
-    return value
+# The kind of each number these use cases take: its one error code (docs/errors.md).
+KINDS = {
+    "points": POINTS,
+    "denomination": POINTS,
+    "yen": YEN,
+    "valid_days": DAYS,
+    "sheets": COUNT,
+    "max_sheets": COUNT,
+    "voucher_count": COUNT,
+    "face_value": POINTS,
+}
+
+
+def _whole(name: str, value: object, low: int, high: int) -> int:
+    return KINDS[name].check(value, low, high, name)
 
 
 def _pieces(points: int, denomination: int | None) -> list[int]:
-    _whole(
-        "points",
-        points,
-        1,
-        10**9,
-        "Points are a whole number, 1 or more.",
-        "ポイントは1以上の整数です。",
-    )
+    _whole("points", points, 1, MAX_VOUCHER_POINTS)
     if denomination is None:
         return [points]
-    _whole(
-        "denomination",
-        denomination,
-        1,
-        points,
-        "A denomination is a whole number from 1 up to the points.",
-        "券種は1以上、ポイント数以下の整数です。",
-    )
+    _whole("denomination", denomination, 1, points)
     count, rest = divmod(points, denomination)
     if rest or count > MAX_PIECES:
         raise invalid(
@@ -278,14 +277,7 @@ def _of_issue(uow: UnitOfWork, receipt: ledger.Receipt) -> list[Voucher]:
 
 
 def _days(valid_days: int) -> int:
-    return _whole(
-        "valid_days",
-        valid_days,
-        1,
-        MAX_VALID_DAYS,
-        f"A voucher is valid for 1 to {MAX_VALID_DAYS} days.",
-        f"ポイント券の有効期間は1〜{MAX_VALID_DAYS}日です。",
-    )
+    return _whole("valid_days", valid_days, 1, MAX_VALID_DAYS)
 
 
 def _float_id(uow: UnitOfWork, code: str) -> int | None:
@@ -848,14 +840,7 @@ def issue_for_receipt(
     """A voucher for a shop's receipt, funded by the municipality's budget (BUDGET →
     VOUCHER_FLOAT). One voucher per receipt number per shop; idempotent per (actor, key), as
     every keyed counter operation (`points.counter`)."""
-    yen = _whole(
-        "yen",
-        yen,
-        0,
-        10**9,
-        "A receipt amount is a whole number of yen.",
-        "レシート金額は円単位の整数です。",
-    )
+    yen = _whole("yen", yen, 0, MAX_RECEIPT_YEN)
     if not isinstance(receipt_ref, str) or not 0 < len(receipt_ref) <= 64:
         raise invalid(
             "invalid_receipt_ref",
@@ -960,30 +945,9 @@ class PrizeTerms:
 
 def check_prize_terms(terms: PrizeTerms) -> PrizeTerms:
     """The terms with the shops sorted and without repeats, or `invalid_*` (422)."""
-    _whole(
-        "voucher_count",
-        terms.count,
-        1,
-        MAX_PIECES,
-        f"A prize is 1 to {MAX_PIECES} vouchers per winner.",
-        f"賞品のポイント券は1人 1〜{MAX_PIECES} 枚です。",
-    )
-    _whole(
-        "face_value",
-        terms.face_value,
-        1,
-        MAX_PRIZE_VALUE,
-        f"A prize voucher is worth 1 to {MAX_PRIZE_VALUE:,} points.",
-        f"賞品のポイント券の額面は 1〜{MAX_PRIZE_VALUE:,} ポイントです。",
-    )
-    _whole(
-        "valid_days",
-        terms.valid_days,
-        1,
-        MAX_PRIZE_DAYS,
-        f"Prize vouchers are valid for 1 to {MAX_PRIZE_DAYS} days.",
-        f"賞品のポイント券の有効期間は 1〜{MAX_PRIZE_DAYS} 日です。",
-    )
+    _whole("voucher_count", terms.count, 1, MAX_PIECES)
+    _whole("face_value", terms.face_value, 1, MAX_PRIZE_VALUE)
+    _whole("valid_days", terms.valid_days, 1, MAX_PRIZE_DAYS)
     shops = tuple(sorted(set(terms.shop_ids)))
     if (terms.street_id is None) == (not shops) or len(shops) > MAX_PRIZE_SHOPS:
         raise invalid(

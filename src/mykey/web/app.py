@@ -19,7 +19,7 @@ from mykey.history.log import CheckpointJob, history_log
 from mykey.identity.proofs import TrustAnchors
 from mykey.migrations import head
 from mykey.points.expiry import DailyJobs
-from mykey.web import outage, pages, problems, proxies
+from mykey.web import openapi, outage, pages, problems, proxies, security
 from mykey.web.api import cards, grant_jobs, partners, points, public, resident, services
 from mykey.web.api import corrections as corrections_api
 from mykey.web.api import online as online_api
@@ -36,12 +36,7 @@ HOME = """<!doctype html>
 <html lang="ja"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>MyKey プラットフォーム・自治体ポイント管理クラウド</title>
-<style>
-body{font-family:"Noto Sans JP",system-ui,sans-serif;color:#1a1a1c;margin:0 auto;max-width:44rem;
-padding:2rem 1rem;line-height:1.7}
-a{color:#0031d8}a:focus{outline:4px solid #000;outline-offset:2px;background:#ffd43d}
-h1{font-size:1.75rem;line-height:1.4}
-</style></head>
+<link rel="stylesheet" href="/assets/home.css"></head>
 <body><main>
 <h1>マイキープラットフォーム・自治体ポイント管理クラウド</h1>
 <p lang="en">MyKey Platform and Municipal Point Cloud</p>
@@ -53,6 +48,19 @@ h1{font-size:1.75rem;line-height:1.4}
 <li><a href="/healthz">稼働状況 <span lang="en">/ Health</span></a></li>
 </ul>
 </main></body></html>
+"""
+
+# Swagger UI without an inline script (the page's CSP allows scripts of this site only).
+DOCS = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>MyKey Platform and Municipal Point Cloud - API</title>
+<link rel="stylesheet" href="/static/docs/swagger-ui.css">
+<link rel="icon" href="/static/docs/favicon.png">
+</head><body><div id="swagger-ui" data-openapi-url="/openapi.json"></div>
+<script src="/static/docs/swagger-ui-bundle.js"></script>
+<script src="/assets/docs.js"></script>
+</body></html>
 """
 
 
@@ -84,7 +92,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     engine = make_engine(settings.database_url, busy_timeout=settings.database_busy_timeout)
     # Swagger UI from the installed package, not a CDN: /docs works on a closed network.
     app: FastAPI = FastAPIOffline(
-        docs_url="/docs",
+        docs_url=None,  # our own /docs below: the same Swagger UI, started by a script file
         redoc_url=None,
         static_url="/static/docs",
         title="MyKey Platform and Municipal Point Cloud",
@@ -130,12 +138,28 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.include_router(picks_router)
     pages.install(app)
     _include_witnessing(app)
+    openapi.install(app)
+    security.install(app, production=settings.environment == "production")
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home() -> str:
         return HOME
 
-    @app.get("/healthz", tags=["operations"])
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs() -> str:
+        return DOCS
+
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        responses={
+            503: {
+                "description": "The database cannot be reached (problem+json), or it is not"
+                " migrated yet (the same body as 200, status migration_pending).",
+                "content": {"application/json": {}},
+            }
+        },
+    )
     def healthz(request: Request) -> JSONResponse:
         """Is the service up, and is its database reachable and migrated?"""
         body: dict[str, Any] = {"status": "ok", "version": __version__}

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mykey.errors import ErrorKind, MyKeyError
@@ -24,6 +25,7 @@ MEDIA_TYPE = "application/problem+json"
 # A throttled caller is told when to come back: the error's own `retry_after` (seconds), or
 # this if it names none.
 THROTTLED_RETRY_AFTER = 60
+NUMERIC_VALUE_OUT_OF_RANGE = "22003"  # SQLSTATE
 
 
 def wants_english(request: Request) -> bool:
@@ -78,17 +80,36 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
+    """422: `invalid_request`, or the kind's code (`invalid_points`, …) when every wrong field is
+    a number of one kind (`mykey.web.api.numbers`); `errors` names each field."""
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"location": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
-        for e in exc.errors()
-    ]
+    errors: list[dict[str, Any]] = []
+    codes: set[str] = set()
+    japanese: list[str] = []
+    for e in exc.errors():
+        entry = {
+            "location": ".".join(str(p) for p in e.get("loc", ())),
+            "message": e.get("msg", ""),
+        }
+        context = e.get("ctx") or {}
+        if "message_ja" in context:  # a number of a kind: its code and range
+            entry["code"] = str(e["type"])
+            codes.add(entry["code"])
+            japanese.append(f"{entry['location']}: {context['message_ja']}")
+        else:
+            codes.add("invalid_request")
+        errors.append(entry)
+    code = codes.pop() if len(codes) == 1 else "invalid_request"
+    message_ja = "リクエストの内容に誤りがあります。"
+    if code != "invalid_request":
+        message_ja = " ".join(japanese)
     return problem(
         request,
         status=422,
-        code="invalid_request",
-        message="The request is not valid: " + "; ".join(e["message"] for e in errors),
-        message_ja="リクエストの内容に誤りがあります。",
+        code=code,
+        message="The request is not valid: "
+        + "; ".join(f"{e['location']}: {e['message']}" for e in errors),
+        message_ja=message_ja,
         extra={"kind": "invalid", "errors": errors},
     )
 
@@ -112,6 +133,30 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _number_out_of_range(request: Request) -> JSONResponse:
+    return problem(
+        request,
+        status=422,
+        code="number_out_of_range",
+        message="A number in the request is too large or too small.",
+        message_ja="リクエストの数値が大きすぎるか小さすぎます。",
+        extra={"kind": "invalid"},
+    )
+
+
+async def _overflow(request: Request, exc: Exception) -> JSONResponse:
+    # A number past what the database or a date can hold (e.g. ?before=10**30 on SQLite, or
+    # valid_days=10**12): the request's fault, refused before anything was written.
+    return _number_out_of_range(request)
+
+
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DataError)
+    if getattr(exc.orig, "sqlstate", None) == NUMERIC_VALUE_OUT_OF_RANGE:  # PostgreSQL
+        return _number_out_of_range(request)
+    return await _unexpected(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # A defect, not a refusal: say so plainly, in the same format, and leave the details to
     # the server log (uvicorn logs the traceback).
@@ -129,3 +174,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(MyKeyError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(OverflowError, _overflow)
+    app.add_exception_handler(DataError, _data_error)

@@ -9,10 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
+from mykey.errors import COUNT, DAYS, POINTS
 from mykey.identity import residents
 from mykey.identity.keys import Principal, Role
 from mykey.points import accruals, rankings, voucher_print
-from mykey.points.vouchers import PrizeTerms
+from mykey.points.vouchers import MAX_PIECES, MAX_PRIZE_DAYS, MAX_PRIZE_VALUE, PrizeTerms
+from mykey.web.api.numbers import PointsOrZero, Whole
 from mykey.web.api.points import _own_municipality
 from mykey.web.api.resident import Token
 from mykey.web.auth import require
@@ -97,9 +99,15 @@ class RankingOut(BaseModel):
 
 
 class PrizeIO(BaseModel):
-    count: int = Field(description="vouchers per winner", examples=[10])
-    face_value: int = Field(description="points per voucher (no change)", examples=[500])
-    valid_days: int = Field(description="counting the day of issue", examples=[90])
+    count: Annotated[int, Whole(COUNT, 1, MAX_PIECES)] = Field(
+        description="vouchers per winner", examples=[10]
+    )
+    face_value: Annotated[int, Whole(POINTS, 1, MAX_PRIZE_VALUE)] = Field(
+        description="points per voucher (no change)", examples=[500]
+    )
+    valid_days: Annotated[int, Whole(DAYS, 1, MAX_PRIZE_DAYS)] = Field(
+        description="counting the day of issue", examples=[90]
+    )
     street_id: str | None = Field(
         default=None, description="valid at every shop of this street", examples=["showa"]
     )
@@ -110,9 +118,11 @@ class AwardIn(BaseModel):
     activity: str | None = None
     start: date = Field(alias="from")
     end: date = Field(alias="to")
-    top: int
-    minimum: int = 0
-    points: int = Field(default=0, description="granted to each ranked resident (0: vouchers only)")
+    top: Annotated[int, Whole(COUNT, 1, rankings.MAX_TOP)]
+    minimum: PointsOrZero = 0
+    points: Annotated[int, Whole(POINTS, 0, rankings.MAX_AWARD_POINTS)] = Field(
+        default=0, description="granted to each ranked resident (0: vouchers only)"
+    )
     vouchers: PrizeIO | None = Field(
         default=None, description="prize vouchers for each ranked resident, from the budget"
     )

@@ -10,8 +10,11 @@ from uuid import UUID
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
 
+from mykey.errors import COUNT
 from mykey.identity import residents
 from mykey.points import coupons, partner_keys
+from mykey.web import openapi
+from mykey.web.api.numbers import Units, Whole
 from mykey.web.api.partners import (
     ConversionOut,
     PartnerKeyHolder,
@@ -28,8 +31,10 @@ router = APIRouter(prefix="/api/v1", tags=["coupons"])
 
 
 class BatchIn(BaseModel):
-    count: int = Field(description="coupons in the batch, 1 to 100,000", examples=[500])
-    units: int = Field(description="partner units per coupon", examples=[1000])
+    count: Annotated[int, Whole(COUNT, 1, coupons.MAX_COUNT)] = Field(
+        description="coupons in the batch, 1 to 100,000", examples=[500]
+    )
+    units: Units = Field(description="partner units per coupon", examples=[1000])
     delivery: str = Field(description="paper, email or url", examples=["paper"])
     expires_on: date = Field(description="last Tokyo day a coupon can be redeemed")
     idempotency_key: str = Field(description="a retry with the same key orders once")
@@ -140,7 +145,11 @@ def order_batch(
     )
 
 
-@router.get("/partners/{partner}/coupon-batches/{batch_id}.csv")
+@router.get(
+    "/partners/{partner}/coupon-batches/{batch_id}.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "the batch's codes"}},
+)
 def batch_csv(
     partner: str, batch_id: UUID, uow: Uow, request: Request, who: PartnerOrOperator
 ) -> Response:
@@ -164,7 +173,12 @@ def get_batch(partner: str, batch_id: UUID, uow: Uow, who: PartnerOrOperator) ->
     return _batch_out(coupons.get_batch(uow, partner=own, batch_id=batch_id))
 
 
-@router.post("/me/coupons/redemptions", response_model=ConversionOut, status_code=201)
+@router.post(
+    "/me/coupons/redemptions",
+    response_model=ConversionOut,
+    status_code=201,
+    responses=openapi.problems(429),
+)
 def redeem(body: RedemptionIn, uow: Uow, token: Token) -> ConversionOut:
     """Redeem a coupon code into a municipality's points (or my reserved points)."""
     who = residents.resident_for_session(uow, token)

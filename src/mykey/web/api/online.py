@@ -9,9 +9,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, Field
 
-from mykey.errors import forbidden
+from mykey.errors import SECONDS, forbidden
 from mykey.identity.keys import Principal, Role
 from mykey.points import online
+from mykey.web.api.numbers import Permille, Points, Whole
 from mykey.web.api.points import _own_municipality
 from mykey.web.auth import CurrentTerminal, require
 from mykey.web.deps import Uow
@@ -29,6 +30,12 @@ async def raw_body(request: Request) -> bytes:
 RawBody = Annotated[bytes, Depends(raw_body)]
 
 
+HoldSeconds = Annotated[
+    int,
+    Whole(SECONDS, int(online.MIN_HOLD.total_seconds()), int(online.MAX_HOLD.total_seconds())),
+]
+
+
 class OnlineKeyIn(BaseModel):
     label: str = ""
 
@@ -41,20 +48,20 @@ class OnlineKeyOut(BaseModel):
 
 
 class OnlineFeeIO(BaseModel):
-    online_fee_permille: int = Field(description="0..1000: the municipality's share of sales")
+    online_fee_permille: Permille = Field(description="0..1000: the municipality's share of sales")
 
 
 class AuthorizationIn(BaseModel):
     service_id: str = Field(description="the resident's ID at this service, from My Page")
     municipality: str = Field(description="whose points (6-digit code)")
-    points: int
-    expires_in_seconds: int = Field(description="60 .. 2592000 (30 days)")
+    points: Points
+    expires_in_seconds: HoldSeconds = Field(description="60 .. 2592000 (30 days)")
     key: str = Field(description="idempotency key: a retry holds once")
     order_ref: str | None = None
 
 
 class CaptureIn(BaseModel):
-    points: int | None = Field(default=None, description="leave out for all that is held")
+    points: Points | None = Field(default=None, description="leave out for all that is held")
     key: str
 
 
@@ -63,7 +70,7 @@ class VoidIn(BaseModel):
 
 
 class RefundIn(BaseModel):
-    points: int
+    points: Points
     key: str
 
 

@@ -13,6 +13,7 @@ from mykey.errors import MyKeyError, forbidden
 from mykey.identity import residents
 from mykey.identity.keys import Principal, Role
 from mykey.points import conversion, partner_keys, partners, reserved
+from mykey.web.api.numbers import Points, Units
 from mykey.web.api.resident import Token
 from mykey.web.auth import CurrentOperator, require
 from mykey.web.deps import Uow
@@ -53,12 +54,12 @@ class PartnerIn(BaseModel):
 
 class AgreementIO(BaseModel):
     effective_from: date = Field(description="Tokyo date the terms apply from (today or later)")
-    rate_units: int = Field(description="this many partner units …", examples=[10000])
-    rate_points: int = Field(description="… make this many points", examples=[10000])
-    minimum: int = Field(description="units at least, per conversion")
-    step: int = Field(description="units are a multiple of this")
-    daily_limit: int | None = Field(default=None, description="units per resident per day")
-    partner_daily_limit: int | None = Field(
+    rate_units: Units = Field(description="this many partner units …", examples=[10000])
+    rate_points: Points = Field(description="… make this many points", examples=[10000])
+    minimum: Units = Field(description="units at least, per conversion")
+    step: Units = Field(description="units are a multiple of this")
+    daily_limit: Units | None = Field(default=None, description="units per resident per day")
+    partner_daily_limit: Units | None = Field(
         default=None, description="units per day for all of the partner's residents"
     )
 
@@ -88,7 +89,7 @@ class PartnerKeyOut(BaseModel):
 
 class ConversionIn(BaseModel):
     service_id: str = Field(description="the resident's ID at the partner, registered in My Page")
-    units: int = Field(description="partner points or miles to convert")
+    units: Units = Field(description="partner points or miles to convert")
     municipality: str | None = Field(
         default=None, description="6-digit code; leave out for the resident's reserved points"
     )
@@ -120,7 +121,7 @@ class DefaultMunicipalityIO(BaseModel):
 
 class AssignmentIn(BaseModel):
     municipality: str
-    points: int | None = Field(default=None, description="leave out for all")
+    points: Points | None = Field(default=None, description="leave out for all")
     key: str = Field(description="idempotency key: a retry assigns once")
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from mykey.identity.keys import Principal, Role
 from mykey.points import shops
 from mykey.settlement import payouts
+from mykey.web.api.numbers import DepositType
 from mykey.web.api.points import _own_municipality
 from mykey.web.auth import require
 from mykey.web.deps import Uow
@@ -28,7 +29,7 @@ class BankFields(BaseModel):
     bank_name: str = Field(default="", description="kana, up to 15 half-width characters")
     branch_code: str = Field(description="3 digits (支店番号)", examples=["123"])
     branch_name: str = Field(default="", description="kana, up to 15 half-width characters")
-    deposit_type: int = Field(description="1 普通, 2 当座, 4 貯蓄, 9 その他")
+    deposit_type: DepositType = Field(description="1 普通, 2 当座, 4 貯蓄, 9 その他")
     account_number: str = Field(description="up to 7 digits (zero-padded)")
 
 
@@ -60,7 +61,7 @@ class PayoutAccountOut(BankOut):
 class PayingAccountIn(BankFields):
     requester_code: str = Field(description="10 digits assigned by the bank (委託者コード)")
     requester_name: str = Field(description="the municipality in kana, up to 40")
-    deposit_type: int = Field(description="1 普通, 2 当座, 9 その他")
+    deposit_type: DepositType = Field(description="1 普通, 2 当座, 9 その他")
 
 
 class PayingAccountOut(BankOut):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field
 
-from mykey.errors import forbidden
+from mykey.errors import YEN, forbidden
 from mykey.identity.keys import Principal, Role
-from mykey.points.picks import MAX_PICKS, Pick, picks_of, set_picks
+from mykey.points.picks import MAX_PICKS, MAX_PRICE, Pick, picks_of, set_picks
+from mykey.web.api.numbers import Whole
 from mykey.web.auth import require
 from mykey.web.deps import Uow
 
@@ -21,7 +22,7 @@ StaffOrOperator = Annotated[Principal, Depends(require(Role.MUNICIPALITY_STAFF, 
 class PickIO(BaseModel):
     title: str = Field(description="the item, e.g. 柿の葉寿司 10 個入り")
     shop: str = Field(description="the online shop selling it")
-    price_yen: StrictInt = Field(description="price in whole yen")
+    price_yen: Annotated[int, Whole(YEN, 0, MAX_PRICE)] = Field(description="price in whole yen")
     url: str | None = Field(default=None, description="https:// address of the item")
 
 

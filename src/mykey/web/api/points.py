@@ -6,10 +6,10 @@ from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from mykey.db import tokyo_date
-from mykey.errors import ErrorKind, MyKeyError, forbidden
+from mykey.errors import POINTS, ErrorKind, MyKeyError, forbidden
 from mykey.identity import residents
 from mykey.identity.keys import Principal, Role
 from mykey.identity.links import mykey_id_of_card
@@ -19,8 +19,16 @@ from mykey.points import balances
 from mykey.points.accruals import accruals_of
 from mykey.points.expiry import expiring_soon
 from mykey.points.grants import GrantReceipt, grant_points
-from mykey.points.program_setup import Program, Rule, get_program, list_programs, set_up_program
+from mykey.points.program_setup import (
+    MAX_RULE_POINTS,
+    Program,
+    Rule,
+    get_program,
+    list_programs,
+    set_up_program,
+)
 from mykey.web.api.cards import CardProofIn, presented
+from mykey.web.api.numbers import Months, Permille, Points, PointsOrZero, Whole
 from mykey.web.api.resident import Token
 from mykey.web.auth import require
 from mykey.web.deps import Uow
@@ -44,9 +52,9 @@ def _own_municipality(principal: Principal, code: str) -> str:
 class RuleIO(BaseModel):
     activity: str = Field(description="e.g. volunteer, health_walk, cleanup")
     name: str
-    points: int
+    points: Annotated[int, Whole(POINTS, 1, MAX_RULE_POINTS)]
     limit: str = Field(default="none", description="once per person per: none, event, day, year")
-    accrues: bool = Field(
+    accrues: StrictBool = Field(
         default=False, description="accumulating: paid out or donated at fiscal year end"
     )
 
@@ -54,16 +62,16 @@ class RuleIO(BaseModel):
 class ProgramIn(BaseModel):
     point_name: str = Field(examples=["小国町北里柴三郎ポイント"])
     terms: str = ""
-    validity: dict[str, int | None] = Field(
+    validity: dict[str, Months | None] = Field(
         default_factory=dict,
         description="per funding source (budget, partner, premium): months, or null for the"
         " end of the fiscal year (March 31)",
     )
     usable_at: list[str]
-    premium_permille: int = 0
+    premium_permille: Permille = 0
     rules: list[RuleIO] = Field(default_factory=list)
-    annual_budget: int | None = Field(default=None, description="points per fiscal year")
-    premium_budget: int | None = Field(
+    annual_budget: Points | None = Field(default=None, description="points per fiscal year")
+    premium_budget: PointsOrZero | None = Field(
         default=None, description="premium points per fiscal year (none: no cap)"
     )
     accrual_default: str = Field(
@@ -110,7 +118,7 @@ class GrantIn(BaseModel):
     mykey_id: str | None = Field(default=None, description="the resident, or send card_proof")
     card_proof: CardProofIn | None = Field(default=None, description="tapped at an event desk")
     activity: str | None = None
-    points: int | None = None
+    points: Points | None = None
     event: str | None = Field(default=None, description="for rules limited once per event")
     reason: str
     key: str = Field(description="idempotency key: a retry with it grants once")

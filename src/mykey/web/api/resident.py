@@ -12,6 +12,7 @@ from mykey.config import Settings
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.identity import links, residents, usage
 from mykey.identity.proofs import CardProof, VerifiedCard, verify_card_proof, with_card
+from mykey.web import openapi
 from mykey.web.api.cards import CardProofIn, anchors_of, presented
 from mykey.web.auth import bearer_token
 from mykey.web.deps import Uow
@@ -129,7 +130,9 @@ def create(body: CreateMyKeyIdIn, uow: Uow, request: Request) -> MyKeyIdOut:
     return MyKeyIdOut(mykey_id=made)
 
 
-@router.post("/sessions", response_model=SessionOut, status_code=201)
+@router.post(
+    "/sessions", response_model=SessionOut, status_code=201, responses=openapi.problems(401, 429)
+)
 def login(body: LoginIn, uow: Uow, request: Request) -> SessionOut:
     """Log in to My Page with MyKey ID and password, or with a card proof."""
     if body.card_proof is not None:

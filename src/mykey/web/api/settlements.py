@@ -194,7 +194,11 @@ def shop_statements(
     return [_out(v) for v in found]
 
 
-@router.get("/settlements/{statement_id}.csv", response_class=Response)
+@router.get(
+    "/settlements/{statement_id}.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "the statement"}},
+)
 def statement_csv(statement_id: str, uow: Uow, who: AnyReader) -> Response:
     """A statement as CSV for Excel (UTF-8 with BOM, CRLF): a line per Tokyo day, then the
     total."""

@@ -19,6 +19,7 @@ from mykey.errors import ErrorKind, MyKeyError
 from mykey.identity.keys import Principal, Role
 from mykey.points import shops, spending
 from mykey.web.api.cards import CardProofIn, binder_of, expected, presented
+from mykey.web.api.numbers import Points
 from mykey.web.api.points import _own_municipality
 from mykey.web.api.services import HolderBindingOut
 from mykey.web.auth import CurrentTerminal, require
@@ -136,7 +137,7 @@ EXPECTED_HOLDER = Field(
 class PaymentIn(BaseModel):
     card_proof: CardProofIn
     municipality: str
-    points: int
+    points: Points
     key: str = Field(description="idempotency key: a retry with it pays once")
     receipt_ref: str | None = Field(default=None, description="the shop's receipt number")
     expected_holder: str | None = EXPECTED_HOLDER
@@ -160,14 +161,14 @@ class CancellationIn(BaseModel):
 class CancellationOut(BaseModel):
     transaction_id: str
     payment_id: str
-    points: int
+    points: Points
     balance: int
     replayed: bool
 
 
 class RefundIn(BaseModel):
     payment_id: str
-    points: int
+    points: Points
     key: str
 
 

@@ -9,11 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
 
-from mykey.errors import MyKeyError
+from mykey.errors import COUNT, DAYS, POINTS, YEN, MyKeyError
 from mykey.identity.keys import Role, authenticate
 from mykey.identity.residents import resident_for_session
 from mykey.points import gifts, voucher_print, vouchers
 from mykey.web.api.cards import CardProofIn, expected, presented
+from mykey.web.api.numbers import Whole
 from mykey.web.api.points import _own_municipality
 from mykey.web.api.resident import bearer
 from mykey.web.api.terminal import EXPECTED_HOLDER, StaffOrOperator, _shop_id
@@ -23,24 +24,34 @@ from mykey.web.deps import Uow
 router = APIRouter(prefix="/api/v1")
 
 
+VoucherPoints = Annotated[int, Whole(POINTS, 1, vouchers.MAX_VOUCHER_POINTS)]
+VoucherDays = Annotated[int, Whole(DAYS, 1, vouchers.MAX_VALID_DAYS)]
+GiftDenomination = Annotated[int, Whole(POINTS, 1, gifts.MAX_DENOMINATION)]
+GiftDays = Annotated[int, Whole(DAYS, 1, gifts.MAX_GIFT_DAYS)]
+Sheets = Annotated[int, Whole(COUNT, 1, vouchers.MAX_PIECES)]
+ReceiptYen = Annotated[int, Whole(YEN, 0, vouchers.MAX_RECEIPT_YEN)]
+
+
 class VoucherIn(BaseModel):
     card_proof: CardProofIn
     municipality: str
-    points: int
+    points: VoucherPoints
     key: str = Field(description="idempotency key: a retry with it issues once")
-    denomination: int | None = Field(
+    denomination: VoucherPoints | None = Field(
         default=None, description="split into vouchers of this many points (no change)"
     )
     street_id: str | None = Field(
         default=None, description="valid at every shop of this street (default: this shop)"
     )
-    valid_days: int = Field(default=vouchers.DEFAULT_VALID_DAYS, description="counting today")
+    valid_days: VoucherDays = Field(
+        default=vouchers.DEFAULT_VALID_DAYS, description="counting today"
+    )
     expected_holder: str | None = EXPECTED_HOLDER
 
 
 class ReceiptVoucherIn(BaseModel):
     receipt_ref: str = Field(description="the shop's receipt number")
-    yen: int = Field(description="the receipt amount in yen")
+    yen: ReceiptYen = Field(description="the receipt amount in yen")
     key: str
 
 
@@ -227,14 +238,14 @@ def print_voucher(
 
 class GiftProgramIn(BaseModel):
     name: str = Field(examples=["前橋Qの町商品券"])
-    denomination: int = Field(description="points per certificate", examples=[1000])
-    valid_days: int = Field(description="counting the day of the exchange", examples=[180])
+    denomination: GiftDenomination = Field(description="points per certificate", examples=[1000])
+    valid_days: GiftDays = Field(description="counting the day of the exchange", examples=[180])
     street_id: str | None = Field(
         default=None,
         description="valid at this shopping street's member shops (default: every shop that"
         " takes the municipality's points)",
     )
-    max_sheets: int | None = Field(default=None, description="most sheets per exchange")
+    max_sheets: Sheets | None = Field(default=None, description="most sheets per exchange")
 
 
 class GiftProgramOut(BaseModel):
@@ -251,7 +262,7 @@ class GiftProgramOut(BaseModel):
 class GiftExchangeIn(BaseModel):
     card_proof: CardProofIn
     program: str = Field(description="the gift programme id")
-    sheets: int = Field(description="how many certificates")
+    sheets: Sheets = Field(description="how many certificates")
     key: str = Field(description="idempotency key: a retry with it exchanges once")
     expected_holder: str | None = EXPECTED_HOLDER
 

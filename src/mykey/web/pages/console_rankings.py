@@ -29,18 +29,28 @@ router = APIRouter(prefix="/console/m/{code}", include_in_schema=False)
 SHOPS_FIELD = "voucher_shops"
 AWARD_FIELDS = {  # a refusal of the use case: the form field it is about
     "invalid_reason": "reason",
-    "invalid_amount": "points",
-    "invalid_voucher_count": "voucher_count",
-    "invalid_face_value": "voucher_value",
-    "invalid_valid_days": "voucher_days",
     "invalid_voucher_place": "voucher_street",
     "unknown_street": "voucher_street",
     "unknown_shop": SHOPS_FIELD,
     "invalid_activity": "activity",
-    "invalid_top": "top",
-    "invalid_minimum": "minimum",
     "invalid_period": "start",
 }
+
+
+# A bad number names its field (`details.field`, docs/errors.md): the form field it is about.
+NUMBER_FIELDS = {
+    "points": "points",
+    "voucher_count": "voucher_count",
+    "face_value": "voucher_value",
+    "valid_days": "voucher_days",
+    "top": "top",
+    "minimum": "minimum",
+}
+
+
+def _field_of(error: MyKeyError, default: str) -> str:
+    number = NUMBER_FIELDS.get(str(error.details.get("field", "")))
+    return number or AWARD_FIELDS.get(error.code, default)
 
 
 def _first_of_fiscal_year(today: date) -> date:
@@ -109,7 +119,7 @@ def rankings(page: PageDep, staff: TownStaff, code: str, request: Request) -> Re
         try:
             result = rank(page.uow, own, values["activity"] or None, *period, count, minimum)
         except MyKeyError as error:
-            form.fail(AWARD_FIELDS.get(error.code, "start"), error)
+            form.fail(_field_of(error, "start"), error)
     status = 422 if form.errors else 200
     return _page(page, own, values, form=form, result=result, status=status)
 
@@ -171,7 +181,7 @@ async def give(page: PageDep, staff: TownStaff, code: str, request: Request) -> 
                 vouchers=terms,
             )
         except MyKeyError as error:
-            form.fail(AWARD_FIELDS.get(error.code, "reason"), error)
+            form.fail(_field_of(error, "reason"), error)
         else:
             given = f"{report.granted}:{report.already}:{report.refused}"
             return page.redirect(

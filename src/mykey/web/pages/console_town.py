@@ -109,6 +109,7 @@ PROGRAM_FIELDS = {
     "invalid_validity": "validity",
     "invalid_places": "usable_at",
     "invalid_budget": "budget",
+    "invalid_points": "budget",  # the annual budget out of range
 }
 
 
@@ -634,7 +635,7 @@ def picks_save(page: PageDep, staff: TownStaff, code: str, fields: CheckedForm) 
         except MyKeyError as error:
             position = int(error.details.get("position", 1))
             row_of = names[position - 1] if 0 < position <= len(names) else 0
-            field = {"invalid_price": "price", "invalid_pick_url": "url"}.get(error.code, "title")
+            field = {"invalid_amount": "price", "invalid_pick_url": "url"}.get(error.code, "title")
             form.fail(f"{field}_{row_of}", error)
         else:
             return page.redirect(f"/console/m/{own}/picks?saved=1")

@@ -1,0 +1,187 @@
+"""Security headers (issue #13, item 18) on every kind of answer, HSTS in production only, and
+HEAD answered as GET, for pages and GET API routes.
+
+A counter page framed by another site could trick a clerk; a page allowing inline script runs
+whatever gets injected into it. Every answer carries a Content-Security-Policy with
+`frame-ancestors 'none'` (pages: scripts and styles of this site only), X-Frame-Options,
+X-Content-Type-Options, Referrer-Policy; HTTPS sites add HSTS.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from mykey import demo
+from mykey.config import Settings
+from mykey.identity.keys import create_key
+from mykey.identity.simulator import SimulatedCard
+from mykey.web.app import create_app
+from tests.api.conftest import bearer, proof
+from tests.conftest import LOG_SIGNER, Database
+
+TOSHIMA = "131164"
+COMMON = {
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, html[:500]
+    return found.group(1)
+
+
+def _signed_in(app: Any, form: str, **fields: str) -> TestClient:
+    client = TestClient(app)
+    token = _csrf(client.get(form).text)
+    done = client.post(form, data={"csrf_token": token, **fields}, follow_redirects=False)
+    assert done.status_code == 303, done.text[:500]
+    return client
+
+
+@pytest.fixture
+def answers(
+    card_client: TestClient, database: Database, cards: list[SimulatedCard]
+) -> Iterator[dict[str, Any]]:
+    """One answer of each kind, as a browser or a client gets it."""
+    c, uow = card_client, database.uow()
+    demo.load(uow)
+    demo.register_residents(uow, {"MY123456": cards[0]})
+    demo.register_staff(uow)
+    staff = bearer(create_key(uow, role="municipality_staff", label="t", municipality=TOSHIMA)[0])
+    terminal = bearer(create_key(uow, role="terminal", label="c", provider_id="toshima-museum")[0])
+    granted = c.post(
+        f"/api/v1/municipalities/{TOSHIMA}/grants",
+        headers=staff,
+        json={"mykey_id": "MY123456", "points": 3000, "reason": "x", "key": "g-1"},
+    )
+    assert granted.status_code == 201, granted.text
+    issued = c.post(
+        "/api/v1/terminal/vouchers",
+        headers=terminal,
+        json={
+            "card_proof": proof(c, cards[0]),
+            "municipality": TOSHIMA,
+            "points": 1000,
+            "key": "v-1",
+        },
+    )
+    assert issued.status_code == 201, issued.text
+    number = issued.json()["vouchers"][0]["number"]
+    resident = _signed_in(c.app, "/mypage/login", mykey_id="MY123456", password=demo.DEMO_PASSWORD)
+    console = _signed_in(c.app, "/login", username="toshima", password=demo.DEMO_STAFF_PASSWORD)
+    clerk = _signed_in(c.app, "/login", username="arts-maebashi", password=demo.DEMO_STAFF_PASSWORD)
+    yield {
+        "navi": c.get("/navi/map"),
+        "my page": resident.get("/mypage"),
+        "counter": clerk.get("/counter"),
+        "console": console.get(f"/console/m/{TOSHIMA}"),
+        "api json": c.get("/api/v1/programs"),
+        "problem+json": c.get("/api/v1/shops/no-such-shop"),
+        "pdf": c.get(f"/api/v1/vouchers/{number}.pdf", headers=terminal),
+        "docs": c.get("/docs"),
+        "static": c.get("/assets/mykey.css"),
+        "swagger static": c.get("/static/docs/swagger-ui-bundle.js"),
+        "home": c.get("/"),
+    }
+    for client in (resident, console, clerk):
+        client.close()
+
+
+KINDS = {
+    "navi": "text/html",
+    "my page": "text/html",
+    "counter": "text/html",
+    "console": "text/html",
+    "home": "text/html",
+    "docs": "text/html",
+    "api json": "application/json",
+    "problem+json": "application/problem+json",
+    "pdf": "application/pdf",
+    "static": "text/css",
+    "swagger static": "javascript",
+}
+
+
+def _directives(policy: str) -> dict[str, list[str]]:
+    return {part.split()[0]: part.split()[1:] for part in policy.split(";") if part.strip()}
+
+
+def test_every_kind_of_answer_carries_the_security_headers(answers: dict[str, Any]) -> None:
+    assert set(answers) == set(KINDS)
+    for kind, response in answers.items():
+        assert response.status_code in (200, 404), (kind, response.status_code)
+        assert KINDS[kind] in response.headers["content-type"], kind
+        for name, value in COMMON.items():
+            assert response.headers.get(name) == value, (kind, name)
+        assert "strict-transport-security" not in response.headers, kind  # not production
+        policy = _directives(response.headers["content-security-policy"])
+        assert policy["frame-ancestors"] == ["'none'"], kind
+        assert policy["default-src"] == ["'none'"], kind
+        assert policy["base-uri"] == ["'none'"], kind
+        for directive in ("script-src", "style-src"):
+            # no inline code, no eval, nothing from elsewhere: this site's own files or nothing
+            assert set(policy.get(directive, [])) <= {"'self'"}, (kind, directive)
+        if KINDS[kind] == "text/html":
+            assert policy["script-src"] == ["'self'"] and policy["style-src"] == ["'self'"]
+
+
+def test_pages_have_no_inline_script_style_or_handlers(answers: dict[str, Any]) -> None:
+    for kind in ("navi", "my page", "counter", "console", "home", "docs"):
+        html = answers[kind].text
+        assert answers[kind].status_code == 200, kind
+        assert "<style" not in html, kind
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), kind
+        assert not re.search(r"\sstyle=", html), kind
+        assert not re.search(r"\son[a-z]+=", html), kind
+
+
+def test_hsts_only_in_production(database: Database) -> None:
+    settings = Settings(
+        database_url=database.url,
+        environment="production",
+        secret_key="a production secret of enough length 0123456789",
+        log_signing_key=LOG_SIGNER.key_string(),
+    )
+    app = create_app(settings, clock=database.clock)
+    with TestClient(app) as client:
+        for path in ("/navi", "/api/v1/programs", "/api/v1/nothing-here", "/assets/mykey.js"):
+            hsts = client.get(path).headers.get("strict-transport-security", "")
+            assert hsts.startswith("max-age=63072000"), path
+    app.state.engine.dispose()
+
+
+def test_head_answers_as_get_for_pages_and_api_reads(
+    card_client: TestClient, database: Database
+) -> None:
+    demo.load(database.uow())
+    c = card_client
+    for path in (
+        "/",
+        "/navi",
+        "/navi/map",
+        "/login",
+        "/mypage/login",
+        "/docs",
+        "/api/v1/programs",
+        "/api/v1/shops/toshima-museum",
+        "/api/v1/shops/no-such-shop",
+        f"/api/v1/municipalities/{TOSHIMA}/program",
+        "/healthz",
+        "/openapi.json",
+        "/assets/mykey.css",
+    ):
+        got, head = c.get(path), c.head(path)
+        assert head.status_code == got.status_code, path
+        assert head.content == b"", path
+        for name in ("content-type", "content-length", "content-security-policy"):
+            assert head.headers.get(name) == got.headers.get(name), (path, name)
+    # a path that only takes POST still says so
+    assert c.head("/api/v1/terminal/payments").status_code == 405
