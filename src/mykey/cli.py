@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -1609,9 +1610,17 @@ def audit_verify(
         out.print("OK: the history matches its records. / 履歴は記録と一致しています。")
         return
     for f in report.findings:
-        where = "queued" if f.index is None else f"index {f.index}"
+        if f.index is not None:
+            where = f"index {f.index}"
+        else:
+            where = "queued" if f.problem in ("altered", "removed") else ""
         what = f"{f.kind} {f.record_id}" if f.kind else ""
-        out.print(f"[bold red]{f.problem}[/] {where} {what}: {f.detail}", soft_wrap=True)
+        named = " ".join(part for part in (where, what) if part)
+        out.print(
+            f"[bold red]{f.problem}[/] {escape(named)}: {escape(f.detail)}",
+            soft_wrap=True,
+            highlight=False,
+        )
     err.print(
         f"[bold red]{len(report.findings)} problem(s) found[/] / 不一致が"
         f" {len(report.findings)} 件見つかりました"
@@ -1709,29 +1718,31 @@ def audit_restore(
         str, typer.Option(envvar="MYKEY_WITNESS_TOKEN", help="the witness's read token")
     ] = "",
 ) -> None:
-    """Put back the records and leaves that differ from a witness's cosigned copy, each
-    proven against the cosigned checkpoint; every row put back is recorded / 証人から復元."""
-    from mykey.history.restore import RestoreError, compare, restore
+    """Put the history back to a witness's cosigned copy: records and leaves changed,
+    removed, wrongly typed, swapped, moved or added, the subtree hashes and checkpoints that
+    follow, in one transaction; every row put back is recorded / 証人から復元."""
+    from mykey.history.restore import RestoreError, restore
 
     settings = get_settings()
     copy = _witness_copy(from_, policy, witness_token)
-    findings = compare(_uow(), history_log(settings), copy)
-    if not findings:
-        out.print("Nothing to restore: the history matches the witness. / 復元の必要はありません。")
-        return
     try:
-        report = restore(_uow(), history_log(settings), copy, findings)
+        report = restore(_uow(), history_log(settings), copy)
     except RestoreError as exc:
         err.print(f"[bold red]エラー / Error[/] {exc} (nothing was changed / 変更していません)")
         raise typer.Exit(1) from None
     for target, index, record_id in report.restored:
-        out.print(f"restored {target} index {index} {record_id or ''}", soft_wrap=True)
+        where = "" if index is None else f" index {index}"
+        out.print(f"restored {target}{where} {record_id or ''}", soft_wrap=True)
     for line in report.not_restored:
-        err.print(f"[yellow]not restored[/] {line}")
+        err.print(f"[yellow]not restored / 復元できません[/] {line}", soft_wrap=True)
+    if not report.restored and not report.not_restored:
+        out.print("Nothing to restore: the history matches the witness. / 復元の必要はありません。")
+        return
     out.print(
         f"{len(report.restored)} row(s) restored from {from_} (checkpoint size"
-        f" {report.checkpoint_size}); see history_restores."
-        f" / {len(report.restored)} 件を復元しました。"
+        f" {report.checkpoint_size}) in one transaction; see history_restores."
+        f" / {len(report.restored)} 件を復元しました。",
+        soft_wrap=True,
     )
     if report.not_restored:
         raise typer.Exit(1)
