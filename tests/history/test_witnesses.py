@@ -56,7 +56,7 @@ def get(url: str) -> bytes:
         return bytes(response.read())
 
 
-def wait_for(check: Any, what: str, seconds: float = 30) -> Any:
+def wait_for(check: Any, what: str, seconds: float = 120) -> Any:
     deadline = time.monotonic() + seconds
     last: Any = None
     while time.monotonic() < deadline:

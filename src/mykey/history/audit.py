@@ -26,8 +26,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mykey.db import UnitOfWork
 from mykey.history import merkle
-from mykey.history.checkpoints import Checkpoint, NoteError, open_checkpoint
+from mykey.history.checkpoints import Checkpoint, NoteError, Verifier, open_checkpoint, split_note
 from mykey.history.encoding import EncodingError
+from mykey.history.keys import key_history
 from mykey.history.log import CHECKPOINTS, LEAVES, NODES, HistoryLog
 from mykey.history.rows import Bad, RawRow, integers, not_integers, reader
 from mykey.history.witnessing import KINDS
@@ -41,6 +42,7 @@ APPEND_ONLY = (
     "history_checkpoints",
     "history_cosignatures",
     "history_restores",
+    "history_key_rotations",
 )
 
 
@@ -425,8 +427,18 @@ def _check_checkpoint(
 
 
 def open_checkpoint_of_log(conn: Connection, log: HistoryLog, note: str) -> Checkpoint:
-    """A checkpoint note signed by this log's key."""
-    return open_checkpoint(note, log.signer.verifier())
+    """A checkpoint note signed by the key the log had at its size: the configured key, or
+    after a key rotation the key of its epoch (the key history is checked first)."""
+    history = key_history(conn)
+    if history.problems:
+        raise NoteError("; ".join(history.problems))
+    try:
+        size = Checkpoint.parse(split_note(note)[0]).size
+    except NoteError:
+        size = 0
+    key = history.key_for(size)
+    verifier = log.signer.verifier() if key is None else Verifier.from_vkey(key)
+    return open_checkpoint(note, verifier)
 
 
 def _check_triggers(conn: Connection, report: AuditReport) -> None:

@@ -54,9 +54,18 @@ from mykey.history.audit import (
     record_leaf,
     trigger_names,
 )
-from mykey.history.checkpoints import Checkpoint, NoteError, open_checkpoint, sign_checkpoint
+from mykey.history.checkpoints import (
+    Checkpoint,
+    NoteError,
+    Verifier,
+    open_checkpoint,
+    open_note,
+    sign_checkpoint,
+    split_note,
+)
 from mykey.history.cosign import add_signatures, log_only
 from mykey.history.encoding import EPOCH, EncodingError, commitment, parse_leaf, record_of
+from mykey.history.keys import ROTATIONS, KeyHistory, Rotation, chain_problems, key_history
 from mykey.history.log import CHECKPOINTS, LEAVES, NODES, HistoryLog, _lock, node_reader
 from mykey.history.models import HistoryRestore
 from mykey.history.policy import Policy, PolicyError
@@ -111,9 +120,11 @@ def fetch_copy(
     base = url.rstrip("/")
     try:
         note = _request(f"{base}/checkpoint").decode("utf-8")
-        checkpoint = open_checkpoint(note, log.signer.verifier())
+        checkpoint = Checkpoint.parse(split_note(note)[0])
     except (WitnessError, NoteError, UnicodeDecodeError) as exc:
         raise RestoreError(f"the witness's checkpoint: {exc}") from exc
+    if checkpoint.origin != log.signer.name:
+        raise RestoreError(f"the witness's checkpoint is of another log: {checkpoint.origin!r}")
     cosigners: list[str] = []
     if policy is not None:
         merged = add_signatures(note, _local_cosignatures(uow, checkpoint.size))
@@ -147,7 +158,39 @@ def fetch_copy(
             raise RestoreError(f"entry {e['index']}: {exc}") from exc
         if (parsed.kind, parsed.record_id) != (e.get("kind"), e.get("record_id")):
             raise RestoreError(f"entry {e['index']}: the leaf names another record")
+    keys = _log_keys(uow, log, entries)
+    try:
+        open_note(note, *keys)
+    except NoteError as exc:
+        raise RestoreError(
+            f"the witness's checkpoint is not signed by a key of this log: {exc}"
+        ) from exc
     return WitnessCopy(url, note, checkpoint, entries, cosigners)
+
+
+def _log_keys(uow: UnitOfWork, log: HistoryLog, entries: list[dict[str, Any]]) -> list[Verifier]:
+    """The keys this log has signed with: the configured key, and the keys of its key
+    history (as the witness's copy holds it, and as the database does), each rotation signed
+    by both its keys and the chain ending in the configured key."""
+    mine = log.signer.verifier().vkey()
+    chains: list[list[str]] = []
+    rotations: list[Rotation] = []
+    for e in entries:
+        if e.get("kind") == "key_rotation" and e.get("row"):
+            try:
+                rotations.append(Rotation.of(payload_of_row("key_rotation", ROTATIONS, e["row"])))
+            except (ValueError, TypeError, KeyError):
+                continue
+    if rotations and not chain_problems(rotations):
+        chains.append([rotations[0].old_key, *(r.new_key for r in rotations)])
+    history = uow.run(lambda: key_history(uow.connection))
+    if history.steps and not history.problems:
+        chains.append(history.keys())
+    keys = {mine}
+    for chain in chains:
+        if mine in chain:  # a history that leads to the configured key
+            keys.update(chain)
+    return [Verifier.from_vkey(k) for k in sorted(keys)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,6 +411,7 @@ class _Restorer:
         self.log = log
         self.copy = copy
         self.report = report
+        self.history = KeyHistory()
 
     def trail(
         self,
@@ -583,6 +627,7 @@ class _Restorer:
         checkpoints of trees larger than the log has (no log signs those)."""
         conn = self.conn
         copy = self.copy
+        self.history = key_history(conn)  # as restored (`records` ran first)
         # Up to the cosigned size the stored tree is the copy's now (`tree` ran first).
         read = node_reader(conn)
 
@@ -621,8 +666,14 @@ class _Restorer:
             root_s = root(s)
             if s == copy.checkpoint.size:
                 note = log_only(copy.note, copy.checkpoint.origin)
-            else:
+            elif self._key_for(s) == self.log.signer.verifier().vkey():
+                # Ed25519 is deterministic: the same key signs the same text the same way
                 note = sign_checkpoint(Checkpoint(self.log.signer.name, s, root_s), self.log.signer)
+            else:
+                self.report.not_restored.append(
+                    f"checkpoint {s}: signed with an earlier key of the log, not restorable"
+                )
+                continue
                 if old is not None and old.get("note") == note:
                     continue
             values: dict[str, Any] = {"root": root_s, "note": note}
@@ -636,12 +687,17 @@ class _Restorer:
         for sql in again:
             conn.execute(text(sql))
 
+    def _key_for(self, size: int) -> str:
+        key = self.history.key_for(size)
+        return self.log.signer.verifier().vkey() if key is None else key
+
     def _checkpoint_ok(self, r: RawRow, size: int, root: bytes | None) -> bool:
         """A stored checkpoint is the log's signed note of this size (and root, if given)."""
         if not r.ok or (root is not None and r.get("root") != root):
             return False
         try:
-            opened = open_checkpoint(cast(str, r.get("note")), self.log.signer.verifier())
+            verifier = Verifier.from_vkey(self._key_for(size))
+            opened = open_checkpoint(cast(str, r.get("note")), verifier)
         except NoteError:
             return False
         return opened.size == size and opened.root == r.get("root")
@@ -707,7 +763,7 @@ def restore(uow: UnitOfWork, log: HistoryLog, copy: WitnessCopy) -> RestoreRepor
             conn.execute(
                 text(
                     "LOCK TABLE history_leaves, history_nodes, history_checkpoints,"
-                    " ledger_transfers, mykey_usage IN EXCLUSIVE MODE"
+                    " ledger_transfers, mykey_usage, history_key_rotations IN EXCLUSIVE MODE"
                 )
             )
         plan = _plan(conn, log, copy)

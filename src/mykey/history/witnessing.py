@@ -29,6 +29,7 @@ from mykey.errors import ErrorKind, MyKeyError
 from mykey.history.checkpoints import Checkpoint, NoteError, split_note
 from mykey.history.cosign import CosignatureVerifier, add_signatures
 from mykey.history.encoding import record_of, salt
+from mykey.history.keys import ROTATIONS, key_history, rotation_payload
 from mykey.history.log import HistoryLog, SignedCheckpoint, checkpoint_at, entries
 from mykey.history.models import HistoryCosignature
 from mykey.history.receipts import transfer_payload
@@ -58,6 +59,7 @@ def usage_payload(row: Any) -> dict[str, Any]:
 KINDS: dict[str, tuple[Table, str, Callable[[Any], dict[str, Any]], Callable[[str], Any]]] = {
     "transfer": (TRANSFERS, "id", transfer_payload, UUID),
     "mykey_usage": (USAGE, "id", usage_payload, int),
+    "key_rotation": (ROTATIONS, "id", rotation_payload, int),
 }
 
 
@@ -259,3 +261,28 @@ def with_cosignatures(uow: UnitOfWork, signed: SignedCheckpoint) -> str:
         return [str(r[0]) for r in rows]
 
     return add_signatures(signed.note, uow.run(body))
+
+
+def key_rotations(uow: UnitOfWork) -> list[dict[str, Any]]:
+    """The log's key history, for witnesses and anyone checking old checkpoints: each
+    rotation (its number, entry, previous and new verifier key, time) and the handoff — the
+    checkpoint under the previous key that first commits to it — with its cosignatures."""
+
+    def body() -> list[dict[str, Any]]:
+        return [
+            {
+                "number": step.rotation.number,
+                "index": step.index,
+                "old_key": step.rotation.old_key,
+                "new_key": step.rotation.new_key,
+                "at": step.rotation.at.isoformat(),
+                "handoff_size": step.handoff,
+            }
+            for step in key_history(uow.connection).steps
+        ]
+
+    out = uow.run(body)
+    for item in out:
+        signed = None if item["handoff_size"] is None else checkpoint_at(uow, item["handoff_size"])
+        item["checkpoint"] = None if signed is None else with_cosignatures(uow, signed)
+    return out
