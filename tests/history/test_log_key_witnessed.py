@@ -219,5 +219,37 @@ def test_the_key_changes_only_by_a_witnessed_rotation(databases: list[str], tmp_
             status = _status(url)
             assert status["size"] == 10 and status["alarm"] is True
             assert _key_id(get(url + "/checkpoint").decode()) == KEY_B.key_id
+
+        # The key history is a record like any other: changed in the database, it is named,
+        # nothing signs any more, and it is restored from a witness's copy.
+        _tamper_rotation(db_url, KEY_C.verifier().vkey())
+        named = _cli(env_new, tmp_path, "audit", "verify", "--witness", witness_urls[0])
+        assert named.returncode == 1, named.stdout + named.stderr
+        assert "altered index 6 key_rotation 1" in named.stdout
+        stopped = _cli(env_new, tmp_path, "log", "checkpoint")
+        assert stopped.returncode == 1 and "log_key_history_invalid" in stopped.stderr
+        restored = _cli(env_new, tmp_path, "audit", "restore", "--from", witness_urls[0])
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        assert "restored record index 6 1" in restored.stdout
+        again = _cli(env_new, tmp_path, "audit", "verify", "--witness", witness_urls[0])
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert _cli(env_new, tmp_path, "log", "checkpoint").returncode == 0
     finally:
         _stop(processes)
+
+
+def _tamper_rotation(url: str, new_key: str) -> None:
+    """An attacker rewrites the log's key history (triggers off, as in the restore tests)."""
+    sql = "UPDATE history_key_rotations SET new_key = :k WHERE id = 1"
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(make_url(url).database or "") as conn:
+            conn.execute("DROP TRIGGER history_key_rotations_no_update")
+            conn.execute(sql, {"k": new_key})
+        return
+    import psycopg
+
+    with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(False)) as pg:
+        pg.execute("SET session_replication_role = replica")
+        pg.execute(sql.replace(":k", "%(k)s"), {"k": new_key})

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -223,17 +222,15 @@ def key_history(conn: Connection) -> KeyHistory:
         rid, idx = leaf.get("record_id"), leaf.get("idx")
         if isinstance(rid, str):
             indices[rid] = idx if isinstance(idx, int) else None
-    sizes = sorted(
-        cast(int, r.get("size"))
-        for r in reader(conn, _CHECKPOINTS, ("size",)).select(integers(conn, "size"))
-    )
     steps: list[Step] = []
     for r in rotations:
         index = indices.get(str(r.number))
         handoff = None
-        if index is not None:
-            at = bisect_right(sizes, index)
-            handoff = sizes[at] if at < len(sizes) else None
+        if index is not None:  # the first checkpoint after it (a primary key lookup)
+            after = reader(conn, _CHECKPOINTS, ("size",)).select(
+                f"{integers(conn, 'size')} AND size > :i", {"i": index}, order_by="size", limit=1
+            )
+            handoff = cast(int, after[0].get("size")) if after else None
         if index is None and str(r.number) not in indices:
             problems.append(f"key rotation {r.number} has no leaf in the log")
         steps.append(Step(r, index, handoff))

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, and_, func, insert, or_, select, text
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
 from mykey.config import Settings
@@ -121,7 +122,7 @@ def _write_secret(path: Path, text_value: str) -> None:
 # writing
 
 
-_CHECKED: set[tuple[str, str, str]] = set()
+_CHECKED: set[tuple[URL, tuple[str, str]]] = set()
 _CHECKED_LOCK = threading.Lock()
 
 
@@ -136,6 +137,7 @@ class HistoryLog:
         self.signer = signer
         self.origin = signer.name
         self.salt_key = salt_key if salt_key is not None else salt_key_of(signer)
+        self._identity = (signer.verifier().vkey(), salt_key_id(self.salt_key))
 
     def leaf_for(self, kind: str, payload: Mapping[str, Any]) -> tuple[str, bytes]:
         record = record_of(kind, payload)
@@ -143,12 +145,8 @@ class HistoryLog:
 
     def check(self, connection: Connection) -> None:
         """Refuse unless this log's keys are the database's log's (once per database)."""
-        token = (
-            connection.engine.url.render_as_string(hide_password=True),
-            self.signer.verifier().vkey(),
-            salt_key_id(self.salt_key),
-        )
-        if token in _CHECKED:
+        token = (connection.engine.url, self._identity)
+        if token in _CHECKED:  # the hot path: one set lookup per leaf
             return
         check_log_identity(connection, self.signer, self.salt_key)
         with _CHECKED_LOCK:

@@ -123,6 +123,16 @@ class WitnessEntry(Base):
     to (served to witnesses only; docs/history.md, "privacy")."""
 
     __tablename__ = "witness_entries"
+    __table_args__ = (
+        # the key history in a witness's copy, read every round
+        Index(
+            "ix_witness_entries_rotations",
+            "origin",
+            "idx",
+            postgresql_where=text("kind = 'key_rotation'"),
+            sqlite_where=text("kind = 'key_rotation'"),
+        ),
+    )
 
     origin: Mapped[str] = mapped_column(String(200), primary_key=True)
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)

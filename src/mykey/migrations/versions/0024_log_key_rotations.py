@@ -33,8 +33,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_history_key_rotations")),
     )
     protect("history_key_rotations")
+    # A witness reads the log's key history from its copy every round.
+    op.create_index(
+        "ix_witness_entries_rotations",
+        "witness_entries",
+        ["origin", "idx"],
+        postgresql_where=sa.text("kind = 'key_rotation'"),
+        sqlite_where=sa.text("kind = 'key_rotation'"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_witness_entries_rotations", table_name="witness_entries")
     unprotect("history_key_rotations")
     op.drop_table("history_key_rotations")
