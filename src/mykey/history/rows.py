@@ -6,7 +6,7 @@ UTF-8 makes the driver fail on fetch), and on PostgreSQL a column's type can be 
 value can lie outside what the driver can load (a timestamp of 'infinity'). So these rows are
 read without the driver's or SQLAlchemy's conversions:
 
-* SQLite: every column as `typeof(c)` and `hex(c)` (plain ASCII), converted here;
+* SQLite: every column as `typeof(c)` and its value, TEXT fetched as bytes, converted here;
 * PostgreSQL: the table's actual column types from the catalogue, then every column as text
   (bytea as hex, timestamps as microseconds since the epoch), converted here.
 
@@ -17,7 +17,6 @@ ever written in a form that would be `Bad`, so a `Bad` is always a changed row.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,7 +41,6 @@ from mykey.db import UTCDateTime
 
 Kind = Literal["int", "str", "bytes", "uuid", "time"]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-SQLITE_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})\.(\d{6})")
 PG_TYPES: dict[Kind, tuple[str, ...]] = {
     "int": ("bigint", "integer", "smallint"),
     "str": ("character varying", "text", "character"),
@@ -127,35 +125,42 @@ def _show(data: bytes) -> str:
     return repr(value if len(value) <= 40 else value[:37] + "...")
 
 
-def _from_sqlite(column: str, kind: Kind, storage: str, raw: bytes) -> Any:
+def _shown(value: Any) -> str:
+    return _show(value) if isinstance(value, bytes) else repr(value)
+
+
+def _from_sqlite(column: str, kind: Kind, storage: str, value: Any) -> Any:
+    """A value as SQLite returned it (TEXT as bytes) and its storage class (`typeof`)."""
     if storage == "null":
         return None
-    if kind == "bytes":
-        return raw if storage == "blob" else Bad(column, f"{storage} {_show(raw)}, not bytes")
     if kind == "int":
         if storage == "integer":
-            return int(raw.decode("ascii"))
-        return Bad(column, f"{storage} {_show(raw)}, not an integer")
+            return value
+        return Bad(column, f"{storage} {_shown(value)}, not an integer")
+    if kind == "bytes":
+        return value if storage == "blob" else Bad(column, f"{storage} {_shown(value)}, not bytes")
     if storage != "text":
-        return Bad(column, f"{storage} {_show(raw)}, not text")
+        return Bad(column, f"{storage} {_shown(value)}, not text")
     try:
-        value = raw.decode("utf-8")
+        got = bytes(value).decode("utf-8")
     except UnicodeDecodeError:
-        return Bad(column, f"text of {len(raw)} bytes that are not UTF-8")
+        return Bad(column, f"text of {len(value)} bytes that are not UTF-8")
     if kind == "str":
-        return value
+        return got
     if kind == "uuid":
-        if re.fullmatch(r"[0-9a-f]{32}", value):
-            return UUID(hex=value)
-        return Bad(column, f"text {_show(raw)}, not a UUID as stored")
-    m = SQLITE_TIME.fullmatch(value)
-    if m is None:
-        return Bad(column, f"text {_show(raw)}, not a time as stored")
-    try:
-        y, mo, d, h, mi, sec, us = (int(p) for p in m.groups())
-        return datetime(y, mo, d, h, mi, sec, us, tzinfo=UTC)
-    except ValueError:
-        return Bad(column, f"text {_show(raw)}, not a time")
+        if len(got) == 32 and got == got.lower():
+            try:
+                return UUID(hex=got)
+            except ValueError:
+                pass
+        return Bad(column, f"text {_shown(value)}, not a UUID as stored")
+    # the form SQLAlchemy stores a time in on SQLite: "YYYY-MM-DD HH:MM:SS.ffffff" (UTC)
+    if len(got) == 26 and got[10] == " " and got[19] == "." and got[20:].isdigit():
+        try:
+            return datetime.fromisoformat(got).replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    return Bad(column, f"text {_shown(value)}, not a time as stored")
 
 
 def _from_postgres(column: str, kind: Kind, actual: str, value: str | None) -> Any:
@@ -227,30 +232,40 @@ class Reader:
                 _pg_expression(quote(n), kinds[n], actual[n]) if n in actual else "NULL"
                 for n in columns
             ]
-        else:
-            parts = [f"typeof({quote(n)}), hex({quote(n)})" for n in columns]
+        else:  # the value itself, TEXT fetched as bytes (see `select`)
+            parts = [f"typeof({quote(n)}), {quote(n)}" for n in columns]
         return cls(conn, table, columns, kinds, nullable, ", ".join(parts), actual)
 
     def _row(self, raw: Sequence[Any]) -> RawRow:
         values: dict[str, Any] = {}
+        bad: list[Bad] = []
         if self.conn.dialect.name == "postgresql":
             for name, value in zip(self.columns, raw, strict=True):
                 values[name] = _from_postgres(
                     name, self.kinds[name], self.pg_actual.get(name, "missing"), value
                 )
         else:
+            kinds = self.kinds
             for i, name in enumerate(self.columns):
-                storage, hexed = str(raw[2 * i]), str(raw[2 * i + 1] or "")
-                values[name] = _from_sqlite(name, self.kinds[name], storage, bytes.fromhex(hexed))
-        row = RawRow(self.table.name, values)
+                storage, value = raw[2 * i], raw[2 * i + 1]
+                if isinstance(storage, bytes):
+                    storage = storage.decode("ascii")
+                kind = kinds[name]
+                # the common cases first (one comparison), then every other case
+                if kind == "int" and storage == "integer":
+                    values[name] = value
+                elif kind == "str" and storage == "text" and value.isascii():
+                    values[name] = value.decode("ascii")
+                else:
+                    values[name] = _from_sqlite(name, kind, storage, value)
         for name, value in values.items():
-            if isinstance(value, Bad):
-                row.bad.append(value)
-            elif value is None and not self.nullable[name]:
-                bad = Bad(name, "NULL")
-                values[name] = bad
-                row.bad.append(bad)
-        return row
+            if value is None:
+                if not self.nullable[name]:
+                    values[name] = Bad(name, "NULL")
+                    bad.append(values[name])
+            elif isinstance(value, Bad):
+                bad.append(value)
+        return RawRow(self.table.name, values, bad)
 
     def select(
         self,
@@ -269,7 +284,17 @@ class Reader:
             sql += f" ORDER BY {self.table.name}.{order_by}"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [self._row(r) for r in self.conn.execute(text(sql), dict(params or {}))]
+        if self.conn.dialect.name != "sqlite":
+            return [self._row(r) for r in self.conn.execute(text(sql), dict(params or {}))]
+        # TEXT that is not UTF-8 must not fail the fetch: the driver hands over bytes here
+        driver = self.conn.connection.driver_connection
+        before = driver.text_factory  # type: ignore[union-attr]  # a sqlite3 connection
+        driver.text_factory = bytes  # type: ignore[union-attr]  # a sqlite3 connection
+        try:
+            fetched = self.conn.execute(text(sql), dict(params or {})).all()
+        finally:
+            driver.text_factory = before  # type: ignore[union-attr]  # a sqlite3 connection
+        return [self._row(r) for r in fetched]
 
     def by_keys(self, column: str, keys: Iterable[Any], chunk: int = 500) -> list[RawRow]:
         """Rows whose `column` is one of `keys` (given as the column's Python values)."""
