@@ -1628,7 +1628,7 @@ def _witnessed(settings: Settings, size: int, seconds: float) -> bool:
 
     from mykey.history.witnessing import COSIGNATURES
 
-    wanted = {v.split("+")[0] for v in settings.log_witnesses.split(",") if v.strip()}
+    wanted = {v.strip().split("+")[0] for v in settings.log_witnesses.split(",") if v.strip()}
     deadline = time.monotonic() + seconds
     seen: set[str] = set()
     uow = _uow()
@@ -1673,7 +1673,7 @@ def _new_key(generate: Callable[[], Signer | Cosigner]) -> None:
         err.print(f"[bold red]Error[/] {exc}")
         raise typer.Exit(2) from None
     sys.stdout.write(key.key_string() + "\n")
-    err.print(f"verifier key / 検証鍵: {key.verifier().vkey()}")
+    err.print(f"verifier key / 検証鍵: {key.verifier().vkey()}", soft_wrap=True)
 
 
 @log_app.command("new-key")
@@ -1746,9 +1746,9 @@ def audit_verify(
         else:
             where = "queued" if f.problem in ("altered", "removed") else ""
         what = f"{f.kind} {f.record_id}" if f.kind else ""
-        named = " ".join(part for part in (where, what) if part)
+        named = "".join(f" {part}" for part in (where, what) if part)
         out.print(
-            f"[bold red]{f.problem}[/] {escape(named)}: {escape(f.detail)}",
+            f"[bold red]{f.problem}[/]{escape(named)}: {escape(f.detail)}",
             soft_wrap=True,
             highlight=False,
         )

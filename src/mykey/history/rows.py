@@ -129,6 +129,9 @@ def _shown(value: Any) -> str:
     return _show(value) if isinstance(value, bytes) else repr(value)
 
 
+WHAT = {"int": "an integer", "str": "text", "bytes": "bytes", "uuid": "a UUID", "time": "a time"}
+
+
 def _from_sqlite(column: str, kind: Kind, storage: str, value: Any) -> Any:
     """A value as SQLite returned it (TEXT as bytes) and its storage class (`typeof`)."""
     if storage == "null":
@@ -136,11 +139,13 @@ def _from_sqlite(column: str, kind: Kind, storage: str, value: Any) -> Any:
     if kind == "int":
         if storage == "integer":
             return value
-        return Bad(column, f"{storage} {_shown(value)}, not an integer")
+        return Bad(column, f"{storage} {_shown(value)}, not {WHAT[kind]}")
     if kind == "bytes":
-        return value if storage == "blob" else Bad(column, f"{storage} {_shown(value)}, not bytes")
+        if storage == "blob":
+            return value
+        return Bad(column, f"{storage} {_shown(value)}, not {WHAT[kind]}")
     if storage != "text":
-        return Bad(column, f"{storage} {_shown(value)}, not text")
+        return Bad(column, f"{storage} {_shown(value)}, not {WHAT[kind]}")
     try:
         got = bytes(value).decode("utf-8")
     except UnicodeDecodeError:
