@@ -47,6 +47,7 @@ TABLES = (
     "witness_entries",
     "witness_logs",
     "history_restores",
+    "history_key_rotations",
     "history_cosignatures",
     "shop_payout_accounts",
     "municipality_bank_accounts",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy import Engine
 
+    from mykey.config import Settings
     from mykey.history.checkpoints import Signer
     from mykey.history.cosign import Cosigner
     from mykey.history.restore import WitnessCopy
@@ -147,6 +149,7 @@ def serve(
         settings = settings.model_copy(update={"daily_expiry": True})
     if "MYKEY_LOG_CHECKPOINT_SECONDS" not in os.environ:  # serving: a checkpoint every 10 s
         settings = settings.model_copy(update={"log_checkpoint_seconds": 10.0})
+    _check_log_key(settings)
     trusted = settings.trusted_proxy_list()
     out.print(f"MyKey on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     if trusted:
@@ -172,6 +175,24 @@ def _serve_log_config() -> dict[str, Any]:
     config = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["mykey"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     return config
+
+
+def _check_log_key(settings: Settings) -> None:
+    """Refuse to serve with a signing key (or salt key) that is not the log's."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mykey.history.keys import check_log_identity
+
+    log = history_log(settings)
+    uow = UnitOfWork(make_engine(settings.database_url))
+    try:
+        uow.run(lambda: check_log_identity(uow.connection, log.signer, log.salt_key))
+    except MyKeyError as error:
+        _fail(error)
+    except SQLAlchemyError:  # no database yet, or not migrated: the first leaf checks again
+        return
+    finally:
+        uow.engine.dispose()
 
 
 @municipalities_app.command("import")
@@ -1686,13 +1707,124 @@ app.add_typer(audit_app, name="audit")
 @log_app.command("checkpoint")
 def log_checkpoint() -> None:
     """Integrate queued entries and sign a checkpoint now; print it / チェックポイント作成."""
-    from mykey.history.log import make_checkpoint, signer_of
+    from mykey.history.log import make_checkpoint
 
     try:
-        signed = make_checkpoint(_uow(), signer_of(get_settings()))
+        signed = make_checkpoint(_uow(), history_log(get_settings()))
     except MyKeyError as error:
         _fail(error)
     sys.stdout.write(signed.note)
+
+
+@log_app.command("rotate-key")
+def log_rotate_key(
+    new_key: Annotated[
+        str,
+        typer.Option(
+            "--new-key",
+            help="the new signing key (PRIVATE+KEY+…, `mykey log new-key <the log's name>`),"
+            " or @FILE",
+        ),
+    ],
+    wait: Annotated[
+        float,
+        typer.Option(help="seconds to wait for every configured witness to cosign the handoff"),
+    ] = 0,
+) -> None:
+    """Change the log's signing key: record the new key in the log, signed by both keys, and
+    sign with the current key the checkpoint that commits to it, for the witnesses to cosign.
+    Run it with the current key configured; then configure the new key / 署名鍵の交代."""
+    from mykey.history.checkpoints import NoteError, Signer
+    from mykey.history.log import dev_key_path, dev_salt_key_path, rotate_key
+
+    settings = get_settings()
+    log = history_log(settings)
+    try:
+        text = Path(new_key[1:]).read_text() if new_key.startswith("@") else new_key
+        new = Signer.from_key(text)
+    except (NoteError, OSError) as exc:
+        err.print(f"[bold red]エラー / Error[/] the new key: {exc}")
+        raise typer.Exit(2) from None
+    try:
+        done = rotate_key(_uow(), log, new)
+    except MyKeyError as error:
+        _fail(error)
+    size = done.handoff.checkpoint.size
+    out.print(
+        f"Key rotation {done.rotation.number} {'finished' if done.resumed else 'recorded'} at"
+        f" entry {done.index}: {_short_key(done.rotation.old_key)} ->"
+        f" {_short_key(done.rotation.new_key)}. Checkpoint {size}, signed with the previous"
+        f" key, commits to it. / 鍵の交代をログに記録しました。",
+        soft_wrap=True,
+    )
+    out.print(f"new verifier key / 新しい検証鍵: {done.rotation.new_key}", soft_wrap=True)
+    if not settings.log_signing_key and settings.environment != "production":
+        retired = dev_key_path().with_name(f"signing-key.{log.signer.key_id:08x}.retired")
+        dev_key_path().replace(retired)
+        _write_dev_secret(dev_salt_key_path(), log.salt_key.hex())
+        _write_dev_secret(dev_key_path(), new.key_string())
+        out.print(
+            f"Development keys: var/log/signing-key is the new key, var/log/salt-key the log's"
+            f" salt key; the previous key is {retired.name}. / 開発用の鍵を更新しました。",
+            soft_wrap=True,
+        )
+    else:
+        sys.stdout.write(f"MYKEY_LOG_SALT_KEY={log.salt_key.hex()}\n")
+        err.print(
+            "Next: set MYKEY_LOG_SIGNING_KEY to the new key and MYKEY_LOG_SALT_KEY to the value"
+            " above (secret; it stays with the log), restart, and publish the new verifier key."
+            " / 次に新しい鍵と上のソルト鍵を設定して再起動し、新しい検証鍵を公開してください。",
+            soft_wrap=True,
+        )
+    if wait > 0 and not _witnessed(settings, size, wait):
+        raise typer.Exit(1)
+
+
+def _short_key(vkey: str) -> str:
+    return "+".join(vkey.split("+")[:2])
+
+
+def _write_dev_secret(path: Path, value: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(value + "\n")
+    partial.chmod(0o600)
+    partial.replace(path)
+
+
+def _witnessed(settings: Settings, size: int, seconds: float) -> bool:
+    """Wait until every witness in MYKEY_LOG_WITNESSES has cosigned the checkpoint of `size`."""
+    import time
+
+    from sqlalchemy import select
+
+    from mykey.history.witnessing import COSIGNATURES
+
+    wanted = {v.strip().split("+")[0] for v in settings.log_witnesses.split(",") if v.strip()}
+    deadline = time.monotonic() + seconds
+    seen: set[str] = set()
+    uow = _uow()
+
+    def cosigners() -> set[str]:
+        query = select(COSIGNATURES.c.witness).where(COSIGNATURES.c.size == size)
+        return {str(r[0]) for r in uow.connection.execute(query)}
+
+    while True:
+        seen = uow.run(cosigners)
+        if wanted <= seen or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    for name in sorted(wanted):
+        mark = "cosigned / 連署済み" if name in seen else "[bold red]not yet / 未連署[/]"
+        out.print(f"witness {name}: {mark}")
+    if not wanted <= seen:
+        err.print(
+            f"[bold red]Not every witness cosigned checkpoint {size} within {seconds:g} s.[/] The"
+            " rotation is recorded; wait for them before signing with the new key. /"
+            " まだ連署していない証人があります。"
+        )
+        return False
+    return True
 
 
 @log_app.command("key")
@@ -1713,7 +1845,7 @@ def _new_key(generate: Callable[[], Signer | Cosigner]) -> None:
         err.print(f"[bold red]Error[/] {exc}")
         raise typer.Exit(2) from None
     sys.stdout.write(key.key_string() + "\n")
-    err.print(f"verifier key / 検証鍵: {key.verifier().vkey()}")
+    err.print(f"verifier key / 検証鍵: {key.verifier().vkey()}", soft_wrap=True)
 
 
 @log_app.command("new-key")
@@ -1781,9 +1913,17 @@ def audit_verify(
         out.print("OK: the history matches its records. / 履歴は記録と一致しています。")
         return
     for f in report.findings:
-        where = "queued" if f.index is None else f"index {f.index}"
+        if f.index is not None:
+            where = f"index {f.index}"
+        else:
+            where = "queued" if f.problem in ("altered", "removed") else ""
         what = f"{f.kind} {f.record_id}" if f.kind else ""
-        out.print(f"[bold red]{f.problem}[/] {where} {what}: {f.detail}", soft_wrap=True)
+        named = "".join(f" {part}" for part in (where, what) if part)
+        out.print(
+            f"[bold red]{f.problem}[/]{escape(named)}: {escape(f.detail)}",
+            soft_wrap=True,
+            highlight=False,
+        )
     err.print(
         f"[bold red]{len(report.findings)} problem(s) found[/] / 不一致が"
         f" {len(report.findings)} 件見つかりました"
@@ -1881,29 +2021,31 @@ def audit_restore(
         str, typer.Option(envvar="MYKEY_WITNESS_TOKEN", help="the witness's read token")
     ] = "",
 ) -> None:
-    """Put back the records and leaves that differ from a witness's cosigned copy, each
-    proven against the cosigned checkpoint; every row put back is recorded / 証人から復元."""
-    from mykey.history.restore import RestoreError, compare, restore
+    """Put the history back to a witness's cosigned copy: records and leaves changed,
+    removed, wrongly typed, swapped, moved or added, the subtree hashes and checkpoints that
+    follow, in one transaction; every row put back is recorded / 証人から復元."""
+    from mykey.history.restore import RestoreError, restore
 
     settings = get_settings()
     copy = _witness_copy(from_, policy, witness_token)
-    findings = compare(_uow(), history_log(settings), copy)
-    if not findings:
-        out.print("Nothing to restore: the history matches the witness. / 復元の必要はありません。")
-        return
     try:
-        report = restore(_uow(), history_log(settings), copy, findings)
+        report = restore(_uow(), history_log(settings), copy)
     except RestoreError as exc:
         err.print(f"[bold red]エラー / Error[/] {exc} (nothing was changed / 変更していません)")
         raise typer.Exit(1) from None
     for target, index, record_id in report.restored:
-        out.print(f"restored {target} index {index} {record_id or ''}", soft_wrap=True)
+        where = "" if index is None else f" index {index}"
+        out.print(f"restored {target}{where} {record_id or ''}", soft_wrap=True)
     for line in report.not_restored:
-        err.print(f"[yellow]not restored[/] {line}")
+        err.print(f"[yellow]not restored / 復元できません[/] {line}", soft_wrap=True)
+    if not report.restored and not report.not_restored:
+        out.print("Nothing to restore: the history matches the witness. / 復元の必要はありません。")
+        return
     out.print(
         f"{len(report.restored)} row(s) restored from {from_} (checkpoint size"
-        f" {report.checkpoint_size}); see history_restores."
-        f" / {len(report.restored)} 件を復元しました。"
+        f" {report.checkpoint_size}) in one transaction; see history_restores."
+        f" / {len(report.restored)} 件を復元しました。",
+        soft_wrap=True,
     )
     if report.not_restored:
         raise typer.Exit(1)

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # a development key is generated into var/log/signing-key. While serving, integrate and
     # sign a checkpoint every this many seconds (0: only on demand, `mykey log checkpoint`).
     log_signing_key: str = ""
+    # The key that salts the leaves' commitments (64 hex digits). Derived from the signing key
+    # until the key is rotated (`mykey log rotate-key` prints it: it stays with the log, not
+    # the key; outside production it is written to var/log/salt-key).
+    log_salt_key: str = ""
     log_checkpoint_seconds: float = 0
     # The log's witnesses (R8.2): their cosignature verifier keys, comma-separated. Only they
     # may read record bytes (GET /api/v1/log/witness/entries) and have cosignatures kept.

@@ -29,7 +29,11 @@ from uuid import UUID
 VERSION = 1
 TRANSFER = 1
 MYKEY_USAGE = 2
-TYPES = {"transfer": TRANSFER, "mykey_usage": MYKEY_USAGE}
+KEY_ROTATION = 3
+TYPES = {"transfer": TRANSFER, "mykey_usage": MYKEY_USAGE, "key_rotation": KEY_ROTATION}
+# Records anyone may read (the log's key history): their commitment has no secret salt.
+PUBLIC_KINDS = frozenset({"key_rotation"})
+PUBLIC_SALT = bytes(32)
 COMMITMENT_TAG = b"mykey/record/v1\n"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -106,6 +110,24 @@ def usage_bytes(payload: Mapping[str, Any]) -> bytes:
     )
 
 
+def rotation_bytes(payload: Mapping[str, Any]) -> bytes:
+    """Key rotation record v1: u8 3 ‖ i64 number ‖ str previous verifier key ‖ str new
+    verifier key ‖ str salt key id ‖ i64 at (µs) ‖ str previous key's signature (base64) ‖
+    str new key's signature (base64)."""
+    return b"".join(
+        (
+            bytes([KEY_ROTATION]),
+            _i64(int(payload["id"])),
+            _str(str(payload["old_key"])),
+            _str(str(payload["new_key"])),
+            _str(str(payload["salt_key_id"])),
+            _i64(micros(payload["at"])),
+            _str(str(payload["old_signature"])),
+            _str(str(payload["new_signature"])),
+        )
+    )
+
+
 @dataclass(frozen=True)
 class Record:
     """A record ready for the log: its type, id, time and canonical bytes."""
@@ -123,10 +145,15 @@ def record_of(kind: str, payload: Mapping[str, Any]) -> Record:
         )
     if kind == "mykey_usage":
         return Record(kind, str(int(payload["id"])), micros(payload["at"]), usage_bytes(payload))
+    if kind == "key_rotation":
+        return Record(kind, str(int(payload["id"])), micros(payload["at"]), rotation_bytes(payload))
     raise EncodingError(f"the history has no record kind {kind!r}")
 
 
 def salt(key: bytes, kind: str, record_id: str) -> bytes:
+    """The commitment's salt: secret for records of people, none for public records."""
+    if kind in PUBLIC_KINDS:
+        return PUBLIC_SALT
     return hmac.new(key, bytes([TYPES[kind]]) + _str(record_id), hashlib.sha256).digest()
 
 

@@ -17,7 +17,7 @@ Reading: inclusion and consistency proofs read O(log n) stored subtree hashes in
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, and_, func, insert, or_, select, text
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
 from mykey.config import Settings
@@ -34,6 +35,15 @@ from mykey.errors import ErrorKind, MyKeyError
 from mykey.history import merkle
 from mykey.history.checkpoints import Checkpoint, Signer, open_checkpoint, sign_checkpoint
 from mykey.history.encoding import EPOCH, leaf_bytes, record_of, salt
+from mykey.history.keys import (
+    ROTATIONS,
+    Rotation,
+    check_log_identity,
+    derived_salt_key,
+    key_history,
+    salt_key_id,
+    short,
+)
 from mykey.history.models import HistoryCheckpoint, HistoryLeaf, HistoryNode
 
 LEAVES = cast(Table, HistoryLeaf.__table__)
@@ -42,6 +52,7 @@ CHECKPOINTS = cast(Table, HistoryCheckpoint.__table__)
 INTEGRATOR_LOCK = 0x6D796B6579_6C6F67  # "mykeylog": pg_advisory_xact_lock key
 DEV_ORIGIN = "dev.mykey.invalid/history"
 INSERT_LEAF = insert(LEAVES)
+logger = logging.getLogger("mykey.log")
 PG_INSERT_LEAF = (
     "INSERT INTO history_leaves (kind, record_id, leaf, queued_at) VALUES (%s, %s, %s, %s)"
 )
@@ -55,13 +66,17 @@ SQLITE_INSERT_LEAF = (
 
 
 def salt_key_of(signer: Signer) -> bytes:
-    """The key that salts leaf commitments, derived from the log's signing key (one origin,
-    one key: rotating the key starts a new log, as CT and Rekor shards do)."""
-    return hashlib.sha256(b"mykey/leaf-salt/v1\n" + signer.seed).digest()
+    """The key that salts leaf commitments of a log whose key was never rotated, derived from
+    its signing key. After a rotation the salt key stays the log's (MYKEY_LOG_SALT_KEY)."""
+    return derived_salt_key(signer)
 
 
 def dev_key_path() -> Path:
     return Path.cwd() / "var" / "log" / "signing-key"
+
+
+def dev_salt_key_path() -> Path:
+    return Path.cwd() / "var" / "log" / "salt-key"
 
 
 def signer_of(settings: Settings) -> Signer:
@@ -73,31 +88,72 @@ def signer_of(settings: Settings) -> Signer:
         raise ValueError("MYKEY_LOG_SIGNING_KEY must be set in production")
     path = dev_key_path()
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".tmp")
-        partial.write_text(Signer.generate(DEV_ORIGIN).key_string() + "\n")
-        partial.chmod(0o600)
-        partial.replace(path)
+        _write_secret(path, Signer.generate(DEV_ORIGIN).key_string())
     return Signer.from_key(path.read_text())
+
+
+def salt_key_of_settings(settings: Settings, signer: Signer) -> bytes:
+    """MYKEY_LOG_SALT_KEY (64 hex digits), or (outside production) var/log/salt-key if a
+    rotation wrote one, or the key derived from the signing key (a log never rotated)."""
+    text = settings.log_salt_key.strip()
+    if not text and settings.environment != "production" and not settings.log_signing_key:
+        path = dev_salt_key_path()
+        text = path.read_text().strip() if path.exists() else ""
+    if not text:
+        return salt_key_of(signer)
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ValueError("MYKEY_LOG_SALT_KEY is 64 hex digits (32 bytes)")
+    return key
+
+
+def _write_secret(path: Path, text_value: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(text_value + "\n")
+    partial.chmod(0o600)
+    partial.replace(path)
 
 
 # ---------------------------------------------------------------------------------------------
 # writing
 
 
-class HistoryLog:
-    """The real `mykey.db.HistoryLog`: one queued leaf per record, in the record's transaction."""
+_CHECKED: set[tuple[URL, tuple[str, str]]] = set()
+_CHECKED_LOCK = threading.Lock()
 
-    def __init__(self, signer: Signer) -> None:
+
+class HistoryLog:
+    """The real `mykey.db.HistoryLog`: one queued leaf per record, in the record's transaction.
+
+    The first leaf it writes to a database checks that its key is the log's current key and
+    its salt key the log's (`keys.check_log_identity`): a process started with another key
+    writes nothing."""
+
+    def __init__(self, signer: Signer, salt_key: bytes | None = None) -> None:
         self.signer = signer
         self.origin = signer.name
-        self.salt_key = salt_key_of(signer)
+        self.salt_key = salt_key if salt_key is not None else salt_key_of(signer)
+        self._identity = (signer.verifier().vkey(), salt_key_id(self.salt_key))
 
     def leaf_for(self, kind: str, payload: Mapping[str, Any]) -> tuple[str, bytes]:
         record = record_of(kind, payload)
         return record.record_id, leaf_bytes(record, salt(self.salt_key, kind, record.record_id))
 
+    def check(self, connection: Connection) -> None:
+        """Refuse unless this log's keys are the database's log's (once per database)."""
+        token = (connection.engine.url, self._identity)
+        if token in _CHECKED:  # the hot path: one set lookup per leaf
+            return
+        check_log_identity(connection, self.signer, self.salt_key)
+        with _CHECKED_LOCK:
+            _CHECKED.add(token)
+
     def append(self, connection: Connection, kind: str, payload: Mapping[str, Any]) -> None:
+        self.check(connection)
         record = record_of(kind, payload)
         leaf = leaf_bytes(record, salt(self.salt_key, kind, record.record_id))
         queued_at = EPOCH + timedelta(microseconds=record.at_micros)
@@ -120,7 +176,8 @@ class HistoryLog:
 
 
 def history_log(settings: Settings) -> HistoryLog:
-    return HistoryLog(signer_of(settings))
+    signer = signer_of(settings)
+    return HistoryLog(signer, salt_key_of_settings(settings, signer))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,14 +305,19 @@ def checkpoint_at(uow: UnitOfWork, size: int) -> SignedCheckpoint | None:
     return uow.run(body)
 
 
-def make_checkpoint(uow: UnitOfWork, signer: Signer) -> SignedCheckpoint:
+def make_checkpoint(uow: UnitOfWork, signer: Signer | HistoryLog) -> SignedCheckpoint:
     """Integrate what is queued, then sign a checkpoint of the whole tree (or return the one
-    already signed for this size). A size is never signed with two roots."""
+    already signed for this size). A size is never signed with two roots, and nothing is
+    signed with a key that is not the log's current key (`log_key_mismatch`)."""
+    log = signer if isinstance(signer, HistoryLog) else HistoryLog(signer)
+    signer = log.signer
+    uow.run(lambda: check_log_identity(uow.connection, log.signer, log.salt_key))
     integrate(uow)
 
     def body() -> SignedCheckpoint:
         conn = uow.connection
         _lock(conn)
+        check_log_identity(conn, log.signer, log.salt_key)
         size = tree_size(conn)
         root = merkle.root_from(size, node_reader(conn))
         existing = conn.execute(select(CHECKPOINTS).where(CHECKPOINTS.c.size == size)).first()
@@ -436,30 +498,38 @@ def consistency(uow: UnitOfWork, *, first: int, second: int | None = None) -> Co
 
 class CheckpointJob:
     """Integrate and sign a checkpoint every `seconds` (when the tree grew), in a daemon
-    thread."""
+    thread. A round refused (say, the key was rotated under a running server) is logged once
+    per reason and signs nothing."""
 
     def __init__(
         self,
         uow_factory: Callable[[], UnitOfWork],
-        signer: Signer,
+        signer: Signer | HistoryLog,
         *,
         seconds: float,
     ) -> None:
         self.uow_factory = uow_factory
-        self.signer = signer
+        self.log = signer if isinstance(signer, HistoryLog) else HistoryLog(signer)
+        self.signer = self.log.signer
         self.seconds = seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_refusal = ""
 
     def run_once(self) -> SignedCheckpoint:
-        return make_checkpoint(self.uow_factory(), self.signer)
+        return make_checkpoint(self.uow_factory(), self.log)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.seconds):
             try:
                 self.run_once()
-            except Exception:  # noqa: S112 -- a bad round must not end the thread
-                continue
+                self._last_refusal = ""
+            except MyKeyError as exc:
+                if exc.message != self._last_refusal:
+                    logger.error("no checkpoint signed: %s (%s)", exc.message, exc.code)
+                    self._last_refusal = exc.message
+            except Exception:  # a bad round must not end the thread
+                logger.exception("checkpoint round failed")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="mykey-log", daemon=True)
@@ -469,3 +539,61 @@ class CheckpointJob:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+# ---------------------------------------------------------------------------------------------
+# rotating the key
+
+
+@dataclass(frozen=True)
+class KeyRotated:
+    rotation: Rotation
+    index: int  # the rotation's entry in the log
+    handoff: SignedCheckpoint  # the last checkpoint under the previous key; it commits to it
+    resumed: bool  # the rotation was recorded before; this finished it
+
+
+def rotate_key(uow: UnitOfWork, log: HistoryLog, new: Signer) -> KeyRotated:
+    """Record in the log that its signing key changes from `log.signer` (the current key) to
+    `new`, and sign with the current key the checkpoint that commits to that record (the
+    handoff). From then on only `new` signs; the salt key stays the log's."""
+    if new.name != log.signer.name:
+        raise _rotation_refused(
+            f"The new key must keep the log's name {log.signer.name!r} (its origin), not"
+            f" {new.name!r}: make it with `mykey log new-key {log.signer.name}`.",
+            f"新しい鍵はログの名前 {log.signer.name!r} (origin) のままにしてください。",
+        )
+    if new.public_key == log.signer.public_key:
+        raise _rotation_refused("The new key is the current key.", "新しい鍵が現在の鍵と同じです。")
+
+    def body() -> tuple[Rotation, bool]:
+        conn = uow.connection
+        _lock(conn)
+        history = key_history(conn)
+        pending = history.pending
+        if pending is not None and not history.problems:
+            if pending.new_key != new.verifier().vkey():
+                raise _rotation_refused(
+                    f"A rotation to {short(pending.new_key)} is recorded and not finished:"
+                    " finish it with that key first.",
+                    f"{short(pending.new_key)} への鍵の交代が未完了です。先にその鍵で完了して"
+                    "ください。",
+                )
+            if pending.old_key == log.signer.verifier().vkey():
+                return pending, True
+        check_log_identity(conn, log.signer, log.salt_key)  # the current key, now
+        number = len(history.steps) + 1
+        rotation = Rotation.signed(number, log.signer, new, salt_key_id(log.salt_key), uow.now())
+        # the leaf first: its own check must not see a rotation without its leaf
+        log.append(conn, "key_rotation", rotation.payload())
+        conn.execute(insert(ROTATIONS).values(rotation.payload()))
+        return rotation, False
+
+    rotation, resumed = uow.run(body)
+    handoff = make_checkpoint(uow, log)
+    index = index_of(uow, "key_rotation", str(rotation.number))
+    return KeyRotated(rotation, index, handoff, resumed)
+
+
+def _rotation_refused(message: str, message_ja: str) -> MyKeyError:
+    return MyKeyError("key_rotation_refused", ErrorKind.REFUSED, message, message_ja)

@@ -57,6 +57,22 @@ class HistoryCheckpoint(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class HistoryKeyRotation(Base):
+    """The log's signing key changed (`mykey log rotate-key`): a record of the log itself, so
+    its leaf is witnessed; signed by the previous and by the new key. The salt key does not
+    change (its id says which it is)."""
+
+    __tablename__ = "history_key_rotations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)  # 1, 2, …
+    old_key: Mapped[str] = mapped_column(String(300))  # verifier keys (name+id+key)
+    new_key: Mapped[str] = mapped_column(String(300))
+    salt_key_id: Mapped[str] = mapped_column(String(64))
+    old_signature: Mapped[str] = mapped_column(String(100))  # base64 Ed25519
+    new_signature: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # --- part 2: cosignatures and restores (the log), a witness's copy (the witness) ------------
 
 
@@ -107,6 +123,16 @@ class WitnessEntry(Base):
     to (served to witnesses only; docs/history.md, "privacy")."""
 
     __tablename__ = "witness_entries"
+    __table_args__ = (
+        # the key history in a witness's copy, read every round
+        Index(
+            "ix_witness_entries_rotations",
+            "origin",
+            "idx",
+            postgresql_where=text("kind = 'key_rotation'"),
+            sqlite_where=text("kind = 'key_rotation'"),
+        ),
+    )
 
     origin: Mapped[str] = mapped_column(String(200), primary_key=True)
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)

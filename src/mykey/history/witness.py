@@ -39,9 +39,10 @@ from sqlalchemy import Connection, Table, and_, insert, or_, select, update
 
 from mykey.db import UnitOfWork, insert_many
 from mykey.history import merkle
-from mykey.history.checkpoints import Checkpoint, NoteError, Verifier, open_note
+from mykey.history.checkpoints import Checkpoint, NoteError, Verifier, open_note, split_note
 from mykey.history.cosign import Cosigner, log_only
 from mykey.history.encoding import EncodingError, commitment, parse_leaf, record_of
+from mykey.history.keys import Rotation, chain_problems, short
 from mykey.history.models import (
     WitnessAlarm,
     WitnessCheckpoint,
@@ -57,6 +58,7 @@ NODES = cast(Table, WitnessNode.__table__)
 COSIGNED = cast(Table, WitnessCheckpoint.__table__)
 ALARMS = cast(Table, WitnessAlarm.__table__)
 PAGE = 1000
+MAX_ROTATIONS_PER_ROUND = 8
 logger = logging.getLogger("mykey.witness")
 
 
@@ -218,16 +220,162 @@ def fetch_entries(config: WitnessConfig, start: int, end: int) -> list[dict[str,
 
 
 def follow_once(uow: UnitOfWork, config: WitnessConfig) -> Round:
-    """One round: read, check, copy, cosign (see the module docstring)."""
+    """One round: read, check, copy, cosign (see the module docstring). A checkpoint under
+    another key than the one this witness follows is cosigned only after the log's rotation
+    to that key is in a checkpoint this witness cosigned under the key it follows."""
     base = config.log_url.rstrip("/")
-    note = _request(f"{base}/api/v1/log/checkpoint").decode("utf-8")
     try:
-        text, _ = open_note(note, config.log_key)
-        checkpoint = Checkpoint.parse(text)
-    except NoteError as exc:
-        raise WitnessError(f"the log's checkpoint does not verify: {exc}") from exc
+        note = _request(f"{base}/api/v1/log/checkpoint").decode("utf-8")
+        checkpoint = Checkpoint.parse(split_note(note)[0])
+    except (NoteError, UnicodeDecodeError) as exc:
+        raise WitnessError(f"the log's checkpoint is unreadable: {exc}") from exc
     if checkpoint.origin != config.origin:
         raise WitnessError(f"origin {checkpoint.origin!r} is not {config.origin!r}")
+    origin = config.origin
+    for _ in range(MAX_ROTATIONS_PER_ROUND):
+        key, previous, why = followed_key(uow, config)
+        current = uow.run(lambda: state(uow.connection, origin))
+        evidence = "" if current is None else str(current.note)
+        if key is None:
+            return _alarm(uow, origin, "unknown_key", why, evidence, note)
+        if _signed_by(note, key):
+            return _round(uow, config, key, note, checkpoint)
+        if previous is not None and _signed_by(note, previous):
+            if current is not None and checkpoint.size <= int(current.size):
+                return _round(uow, config, previous, note, checkpoint)  # the handoff again
+            return _alarm(
+                uow,
+                origin,
+                "retired_key",
+                f"the checkpoint of size {checkpoint.size} is signed with {short(previous.vkey())},"
+                f" the key the log rotated away from (to {short(key.vkey())})",
+                evidence,
+                note,
+            )
+        handoff = _handoff(config, key)
+        if handoff is None:
+            return _alarm(
+                uow,
+                origin,
+                "unannounced_key",
+                f"the checkpoint of size {checkpoint.size} is signed by"
+                f" {_signers(note, origin)}, not by {short(key.vkey())}, the key this witness"
+                " follows, and the log announced no rotation from that key",
+                evidence,
+                note,
+            )
+        new_key, handoff_note = handoff
+        step = _round(uow, config, key, handoff_note, Checkpoint.parse(split_note(handoff_note)[0]))
+        if step.outcome == "alarm":
+            return step
+        after, _, _ = followed_key(uow, config)
+        if after is None or after.vkey() != new_key:
+            return _alarm(
+                uow,
+                origin,
+                "bad_key_rotation",
+                f"the log announced a rotation to {short(new_key)}, but the checkpoint that"
+                " should commit to it does not",
+                evidence,
+                handoff_note,
+            )
+    raise WitnessError("too many key rotations in one round; the next round goes on")
+
+
+def _signed_by(note: str, key: Verifier) -> bool:
+    try:
+        open_note(note, key)
+    except NoteError:
+        return False
+    return True
+
+
+def _signers(note: str, name: str) -> str:
+    _, signatures = split_note(note)
+    return ", ".join(f"{s.name}+{s.key_id:08x}" for s in signatures if s.name == name) or "no key"
+
+
+def _handoff(config: WitnessConfig, key: Verifier) -> tuple[str, str] | None:
+    """The log's announced rotation from `key`: (new key, the checkpoint under `key` that
+    commits to it). Nothing here is trusted until this witness has cosigned that checkpoint
+    and found the rotation record in it."""
+    try:
+        got = _json(config.log_url.rstrip("/") + "/api/v1/log/key-rotations")
+        for item in got.get("rotations", []):
+            note = item.get("checkpoint")
+            if (
+                item.get("old_key") == key.vkey()
+                and isinstance(note, str)
+                and _signed_by(note, key)
+            ):
+                return str(item["new_key"]), note
+    except (WitnessError, AttributeError, TypeError):
+        return None
+    return None
+
+
+def followed_key(
+    uow: UnitOfWork, config: WitnessConfig
+) -> tuple[Verifier | None, Verifier | None, str]:
+    """The log key this witness follows: the configured one, or after rotations it cosigned,
+    the newest (the configured key must be in that history); the key before the last rotation
+    (it signed the handoff); None and why, when the configured key is not the key of what this
+    witness cosigned."""
+    origin = config.origin
+    configured = config.log_key.vkey()
+
+    def body() -> tuple[list[Rotation | None], Any]:
+        conn = uow.connection
+        rows = conn.execute(
+            select(ENTRIES.c.row)
+            .where(ENTRIES.c.origin == origin, ENTRIES.c.kind == "key_rotation")
+            .order_by(ENTRIES.c.idx)
+        )
+        return [_rotation_of(r[0]) for r in rows], state(conn, origin)
+
+    rotations, current = uow.run(body)
+    if rotations:
+        chain = [r for r in rotations if r is not None]
+        if len(chain) != len(rotations) or chain_problems(chain):
+            return None, None, "the key history in this witness's copy does not verify"
+        keys = [chain[0].old_key, *(r.new_key for r in chain)]
+        if configured not in keys:
+            return (
+                None,
+                None,
+                (
+                    f"the configured log key {short(configured)} is not in the log's key history"
+                    " this witness cosigned"
+                ),
+            )
+        return Verifier.from_vkey(keys[-1]), Verifier.from_vkey(keys[-2]), ""
+    if current is not None and not _signed_by(str(current.note), config.log_key):
+        return (
+            None,
+            None,
+            (
+                f"the configured log key {short(configured)} is not the key of the checkpoints"
+                f" this witness cosigned ({_signers(str(current.note), origin)}), and the log"
+                " recorded no rotation to it"
+            ),
+        )
+    return config.log_key, None, ""
+
+
+def _rotation_of(row_text: str | None) -> Rotation | None:
+    if not row_text:
+        return None
+    try:
+        return Rotation.of(payload_of_row("key_rotation", KINDS["key_rotation"][0], row_text))
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _round(
+    uow: UnitOfWork, config: WitnessConfig, key: Verifier, note: str, checkpoint: Checkpoint
+) -> Round:
+    """Check, copy and cosign one checkpoint signed by `key`, the key this witness follows."""
+    base = config.log_url.rstrip("/")
     log_note = log_only(note, config.log_key.name)
     origin = config.origin
     current = uow.run(lambda: state(uow.connection, origin))
@@ -280,10 +428,56 @@ def follow_once(uow: UnitOfWork, config: WitnessConfig) -> Round:
                 log_note,
             )
     new = fetch_entries(config, size, checkpoint.size)
+    problem = _rotation_problem(uow, config, key, new)
+    if problem is not None:
+        return _alarm(
+            uow,
+            origin,
+            "bad_key_rotation",
+            problem,
+            "" if current is None else str(current.note),
+            log_note,
+        )
     cosigned = _store(uow, config, checkpoint, log_note, size, new)
     _deliver(config, cosigned)
     logger.info("cosigned %s at size %d", origin, checkpoint.size)
     return Round("cosigned", checkpoint.size)
+
+
+def _rotation_problem(
+    uow: UnitOfWork, config: WitnessConfig, key: Verifier, new: list[dict[str, Any]]
+) -> str | None:
+    """Key rotations among the new entries: each readable (its record bytes match its
+    leaf), signed by both keys, continuing the key history this witness holds; the checkpoint
+    that first commits to a rotation is signed with its previous key (the handoff)."""
+    added = [e for e in new if e["kind"] == "key_rotation"]
+    if not added:
+        return None
+    origin = config.origin
+
+    def body() -> list[Rotation | None]:
+        rows = uow.connection.execute(
+            select(ENTRIES.c.row)
+            .where(ENTRIES.c.origin == origin, ENTRIES.c.kind == "key_rotation")
+            .order_by(ENTRIES.c.idx)
+        )
+        return [_rotation_of(r[0]) for r in rows]
+
+    rotations = uow.run(body) + [_rotation_of(e["row"]) for e in added]
+    if any(r is None for r in rotations):
+        return "a key rotation entry without a readable record (its bytes do not match its leaf)"
+    chain = [r for r in rotations if r is not None]
+    problems = chain_problems(chain)
+    if problems:
+        return "; ".join(problems)
+    if any(Verifier.from_vkey(r.new_key).name != origin for r in chain):
+        return "a key rotation names another log"
+    keys = [chain[0].old_key, *(r.new_key for r in chain)]
+    if config.log_key.vkey() not in keys:
+        return f"the configured log key {short(config.log_key.vkey())} is not in the key history"
+    if key.vkey() not in (chain[-1].old_key, chain[-1].new_key):
+        return f"the checkpoint is signed by {short(key.vkey())}, not by a key of the rotation"
+    return None
 
 
 def _store(

@@ -24,14 +24,16 @@ from uuid import UUID
 from sqlalchemy import Table, Uuid, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from mykey.db import UnitOfWork, select_by_keys
+from mykey.db import UnitOfWork
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.history.checkpoints import Checkpoint, NoteError, split_note
 from mykey.history.cosign import CosignatureVerifier, add_signatures
 from mykey.history.encoding import record_of, salt
+from mykey.history.keys import ROTATIONS, key_history, rotation_payload
 from mykey.history.log import HistoryLog, SignedCheckpoint, checkpoint_at, entries
 from mykey.history.models import HistoryCosignature
 from mykey.history.receipts import transfer_payload
+from mykey.history.rows import RawRow, reader
 from mykey.identity.models import UsageEntry
 from mykey.ledger.models import TransferRow
 
@@ -57,6 +59,7 @@ def usage_payload(row: Any) -> dict[str, Any]:
 KINDS: dict[str, tuple[Table, str, Callable[[Any], dict[str, Any]], Callable[[str], Any]]] = {
     "transfer": (TRANSFERS, "id", transfer_payload, UUID),
     "mykey_usage": (USAGE, "id", usage_payload, int),
+    "key_rotation": (ROTATIONS, "id", rotation_payload, int),
 }
 
 
@@ -64,7 +67,7 @@ def row_json(table: Table, row: Any) -> str:
     """A database row as JSON (UUIDs and times as text), every column by its name."""
     out: dict[str, Any] = {}
     for column in table.c:
-        value = row._mapping[column]
+        value = row.get(column.name) if isinstance(row, RawRow) else row._mapping[column]
         if isinstance(value, UUID):
             value = str(value)
         elif isinstance(value, datetime):
@@ -141,16 +144,23 @@ def witness_entries(
     uow: UnitOfWork, log: HistoryLog, *, start: int, end: int
 ) -> list[dict[str, Any]]:
     """Entries [start, end) with what a restore needs: record bytes, salt and row (as stored
-    now; a witness keeps them only when they match the leaf's commitment)."""
+    now; a witness keeps them only when they match the leaf's commitment). A row that is not
+    readable as its types (tampered) is sent without record bytes."""
     found = entries(uow, start=start, end=end)
 
     def body() -> list[dict[str, Any]]:
         conn = uow.connection
         by_kind: dict[str, dict[str, Any]] = {}
         for kind, (table, key, _, to_key) in KINDS.items():
-            ids = [to_key(e.record_id) for e in found if e.kind == kind]
-            rows = select_by_keys(conn, table.c[key], ids, list(table.c))
-            by_kind[kind] = {str(r._mapping[table.c[key]]): r for r in rows}
+            ids = []
+            for e in found:
+                if e.kind == kind:
+                    try:
+                        ids.append(to_key(e.record_id))
+                    except ValueError:
+                        continue
+            rows = reader(conn, table).by_keys(key, ids)
+            by_kind[kind] = {str(r.get(key)): r for r in rows if r.ok}
         out: list[dict[str, Any]] = []
         for e in found:
             item: dict[str, Any] = {
@@ -165,10 +175,14 @@ def witness_entries(
             row = by_kind.get(e.kind, {}).get(e.record_id)
             if row is not None:
                 table, _, payload, _ = KINDS[e.kind]
-                record = record_of(e.kind, payload(row))
-                item["record"] = _b64(record.data)
-                item["salt"] = _b64(salt(log.salt_key, e.kind, e.record_id))
-                item["row"] = row_json(table, row)
+                try:
+                    record = record_of(e.kind, payload(row))
+                except (ValueError, TypeError, KeyError):
+                    record = None
+                if record is not None:
+                    item["record"] = _b64(record.data)
+                    item["salt"] = _b64(salt(log.salt_key, e.kind, e.record_id))
+                    item["row"] = row_json(table, row)
             out.append(item)
         return out
 
@@ -247,3 +261,28 @@ def with_cosignatures(uow: UnitOfWork, signed: SignedCheckpoint) -> str:
         return [str(r[0]) for r in rows]
 
     return add_signatures(signed.note, uow.run(body))
+
+
+def key_rotations(uow: UnitOfWork) -> list[dict[str, Any]]:
+    """The log's key history, for witnesses and anyone checking old checkpoints: each
+    rotation (its number, entry, previous and new verifier key, time) and the handoff — the
+    checkpoint under the previous key that first commits to it — with its cosignatures."""
+
+    def body() -> list[dict[str, Any]]:
+        return [
+            {
+                "number": step.rotation.number,
+                "index": step.index,
+                "old_key": step.rotation.old_key,
+                "new_key": step.rotation.new_key,
+                "at": step.rotation.at.isoformat(),
+                "handoff_size": step.handoff,
+            }
+            for step in key_history(uow.connection).steps
+        ]
+
+    out = uow.run(body)
+    for item in out:
+        signed = None if item["handoff_size"] is None else checkpoint_at(uow, item["handoff_size"])
+        item["checkpoint"] = None if signed is None else with_cosignatures(uow, signed)
+    return out

@@ -21,20 +21,26 @@ def drop_function() -> None:
         op.execute(f"DROP FUNCTION IF EXISTS {PG_FUNCTION}()")
 
 
+def statements(dialect: str, table: str) -> list[str]:
+    """The SQL that makes `table` append-only (also used by `mykey audit restore` to put back
+    a trigger an attacker removed)."""
+    if dialect == "postgresql":
+        return [
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
+            f" FOR EACH ROW EXECUTE FUNCTION {PG_FUNCTION}()"
+        ]
+    return [
+        f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table}"
+        f" BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+        for action in ("UPDATE", "DELETE")
+    ]
+
+
 def protect(*tables: str) -> None:
     """Refuse UPDATE and DELETE on these tables from now on."""
     for table in tables:
-        if op.get_context().dialect.name == "postgresql":
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
-                f" FOR EACH ROW EXECUTE FUNCTION {PG_FUNCTION}()"
-            )
-        else:
-            for action in ("UPDATE", "DELETE"):
-                op.execute(
-                    f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table}"
-                    f" BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-                )
+        for sql in statements(op.get_context().dialect.name, table):
+            op.execute(sql)
 
 
 def unprotect(*tables: str) -> None:

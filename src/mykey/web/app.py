@@ -76,7 +76,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if app.state.settings.log_checkpoint_seconds > 0:
         checkpoints = CheckpointJob(
             app.state.uow_factory,
-            app.state.history_log.signer,
+            app.state.history_log,
             seconds=app.state.settings.log_checkpoint_seconds,
         )
         checkpoints.start()

@@ -5,6 +5,7 @@ Public (no key; anyone may follow and check the log):
     GET /api/v1/log/entries?start=&end=           entries [start, end), at most 1,000
     GET /api/v1/log/proofs/inclusion?index=|transfer_id=[&tree_size=]
     GET /api/v1/log/proofs/consistency?first=[&second=]
+    GET /api/v1/log/key-rotations                 the log's key history and handoffs
 Resident:
     GET /api/v1/me/transfers/{transfer_id}/proof  an offline-checkable receipt
 """
@@ -20,7 +21,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from mykey.errors import ErrorKind, MyKeyError
-from mykey.history import log
+from mykey.history import log, witnessing
 from mykey.history.receipts import transfer_receipt
 from mykey.history.witnessing import with_cosignatures
 from mykey.identity import residents
@@ -78,6 +79,30 @@ def checkpoint(uow: Uow) -> PlainTextResponse:
     witnesses' cosignatures collected so far appended."""
     note = with_cosignatures(uow, log.latest_checkpoint(uow))
     return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
+
+
+class KeyRotationOut(BaseModel):
+    number: int
+    index: int | None  # the rotation's entry in the log (None: not yet integrated)
+    old_key: str  # verifier keys
+    new_key: str
+    at: str
+    handoff_size: int | None
+    checkpoint: str | None  # the checkpoint under the previous key that commits to it
+
+
+class KeyRotationsOut(BaseModel):
+    rotations: list[KeyRotationOut]
+
+
+@router.get("/log/key-rotations", response_model=KeyRotationsOut)
+def key_rotations(uow: Uow) -> KeyRotationsOut:
+    """The log's key history (`mykey log rotate-key`): every change of its signing key, and
+    the last checkpoint signed with the previous key, which commits to the change (witnesses
+    cosign it before they accept the new key)."""
+    return KeyRotationsOut(
+        rotations=[KeyRotationOut(**item) for item in witnessing.key_rotations(uow)]
+    )
 
 
 @router.get("/log/entries", response_model=EntriesOut)
