@@ -165,5 +165,12 @@ def test_ranking_threshold_ties_period_activity_and_awards(database: Database) -
     assert reused.value.code == "idempotency_key_reused"
     wallet = ledger.find_account(uow, ledger=BUNGO, kind="wallet", owner="RANK0001")
     assert ledger.balance(uow, wallet.id).available == 1500 + 5000
+
+    # The budget raised, the same award run again gives the rest, and nobody twice.
+    program(uow, BUNGO, budget=granted + 3 * 5000)
+    third = award()
+    assert (third.granted, third.already, third.refused) == (1, 2, 0)
+    last = ledger.find_account(uow, ledger=BUNGO, kind="wallet", owner="RANK0005")
+    assert ledger.balance(uow, last.id).available == 1500 + 5000
     report = ledger.check(uow)
     assert report.ok, report.problems

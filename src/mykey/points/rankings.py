@@ -245,8 +245,9 @@ def award_ranking(
     `idempotency_key_reused`. A ranking (activity and period) is awarded once: the same request
     under a new key gets the saved award (`replayed`), another request
     `ranking_already_awarded`. Each resident's prize (points and vouchers together) is its own
-    transaction: a refusal (the annual budget, say) is reported, does not undo the others, and
-    is stored under the resident's grant key (a run again reports it again)."""
+    transaction: a refusal (the annual budget, say) is reported and does not undo the others;
+    it is not kept (the grant runs inside that transaction), so a run again after the budget
+    is raised gives the rest."""
     code = parse_code(municipality)
     _check_query(activity, start, end, top, minimum)
     if vouchers is not None:
