@@ -498,6 +498,30 @@ def test_online_capture_void_and_refund_same_key_another_body(world: World) -> N
     assert world.balance() == 5000 - 800 + 300
 
 
+def test_an_online_key_is_one_request_whatever_the_operation(world: World) -> None:
+    """A key used to hold points is no capture's, void's or refund's key (it was: each
+    operation kept keys of its own, so the one key captured and voided)."""
+    funded(world)
+    shop = world.shop
+    order_ = {"service_id": "F-1", "municipality": OGUNI, "expires_in_seconds": 3600}
+    one = shop.authorize(key="o-1", points=1000, **order_).json()["authorization_id"]
+    two = shop.authorize(key="o-2", points=1000, **order_).json()["authorization_id"]
+    reused(unchanged(world, lambda: shop.post(f"/authorizations/{one}/capture", key="o-1")))
+    reused(unchanged(world, lambda: shop.post(f"/authorizations/{two}/void", key="o-1")))
+    captured = shop.post(f"/authorizations/{one}/capture", points=800, key="c-1")
+    assert captured.status_code == 200, captured.json()
+    cid = captured.json()["capture_id"]
+    reused(unchanged(world, lambda: shop.post(f"/captures/{cid}/refunds", points=100, key="c-1")))
+    reused(unchanged(world, lambda: shop.authorize(key="c-1", points=1000, **order_)))
+    # a refusal's key too: refused for points the resident does not have, then a void
+    short = shop.authorize(key="o-3", points=9000, **order_)
+    assert (short.status_code, short.json()["code"]) == (409, "insufficient_points")
+    reused(unchanged(world, lambda: shop.post(f"/authorizations/{two}/void", key="o-3")))
+    assert world.balance() == 5000 - 800 - 1000
+    report = ledger.check(world.database.uow())
+    assert report.ok, report.problems
+
+
 def test_online_refusals_stay_refused(world: World) -> None:
     funded(world, 1000)
     shop = world.shop

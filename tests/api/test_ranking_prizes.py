@@ -136,6 +136,8 @@ def test_award_prize_vouchers_download_them_and_use_one(
     redeem = "/api/v1/terminal/voucher-redemptions"
     off = client.post(redeem, headers=terminals["oguni-2"], json={"number": number, "key": "a"})
     assert off.json()["code"] == "voucher_wrong_shop"
+    where = off.json()["details"]["valid_at"]
+    assert where in off.json()["detail_en"] and where in off.json()["detail_ja"]  # both say where
     took = client.post(redeem, headers=terminals["oguni-1"], json={"number": number, "key": "b"})
     assert took.status_code == 201, took.json()
     twice = client.post(redeem, headers=terminals["oguni-1"], json={"number": number, "key": "c"})

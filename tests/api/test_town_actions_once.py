@@ -167,11 +167,11 @@ def test_a_second_staff_member_does_not_issue_a_second_set_of_prize_vouchers(tow
     town.check()
 
 
-def send_job(town: Town, who: dict[str, str], key: str) -> Response:
+def send_job(town: Town, who: dict[str, str], key: str, reason: str = "敬老祝い") -> Response:
     return town.client.post(
         f"/api/v1/municipalities/{OGUNI}/grant-jobs",
         content=("mykey_id\n" + "\n".join(WINNERS) + "\n").encode(),
-        params={"points": 3000, "reason": "敬老祝い"},
+        params={"points": 3000, "reason": reason},
         headers={**who, "Content-Type": "text/csv", "Idempotency-Key": key},
     )
 
@@ -191,6 +191,42 @@ def test_a_second_staff_member_does_not_double_a_bulk_grant(town: Town) -> None:
 
     assert town.transfers() == after_first
     assert [town.balance(w) for w in WINNERS] == [3000] * 3
+    town.check()
+
+
+def test_the_same_list_under_another_key_is_the_same_job(town: Town) -> None:
+    """Two staff members' console forms (or scripts) each carry a key of their own: the same
+    file with the same parameters is still one job; another reason is another job; a job
+    refused as a whole gave nothing, so the list may be sent again once the budget allows."""
+    first = send_job(town, town.a, "form-of-a")
+    assert first.status_code == 202, first.json()
+    after_first = town.transfers()
+    second = send_job(town, town.b, "form-of-b")
+    assert second.status_code == 202, second.json()
+    assert (second.json()["id"], second.json()["replayed"]) == (first.json()["id"], True)
+    assert town.transfers() == after_first
+    assert [town.balance(w) for w in WINNERS] == [3000] * 3
+
+    budget = PROGRAM | {"annual_budget": 5_000}  # counted from now on: 9,000 do not fit
+    put = town.client.put(
+        f"/api/v1/municipalities/{OGUNI}/program", headers=town.council, json=budget
+    )
+    assert put.status_code == 200, put.json()
+    over = send_job(town, town.a, "december", reason="年末見舞い")
+    assert over.status_code == 202, over.json()
+    refused = town.client.get(over.headers["Location"], headers=town.a).json()
+    assert (refused["status"], refused["granted"]) == ("refused", 0)
+    bigger = PROGRAM | {"annual_budget": 30_000}
+    put = town.client.put(
+        f"/api/v1/municipalities/{OGUNI}/program", headers=town.council, json=bigger
+    )
+    assert put.status_code == 200, put.json()
+    again = send_job(town, town.b, "december-again", reason="年末見舞い")
+    assert again.status_code == 202, again.json()
+    assert again.json()["id"] != over.json()["id"] and not again.json()["replayed"]
+    done = town.client.get(again.headers["Location"], headers=town.b).json()
+    assert (done["status"], done["granted"]) == ("done", 3)
+    assert [town.balance(w) for w in WINNERS] == [6000] * 3
     town.check()
 
 

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from mykey import ledger
 from mykey.ledger import AccountKind
 from mykey.points.grants import grant_points
+from mykey.points.program_setup import Rule, set_up_program
 from mykey.points.shops import set_shop, set_street
 from tests.conftest import Database
 from tests.pages.test_console_town import TOSHIMA, client, csrf, hidden, login  # noqa: F401
@@ -238,3 +239,78 @@ def test_the_winner_sees_and_prints_the_prize_vouchers_in_my_page(
     _resident_login(client, "CD234567")  # not a winner: nothing to see, nothing to print
     assert "まだありません。" in client.get("/mypage/vouchers").text
     assert client.get(link).status_code == 404
+
+
+def _budget(database: Database, annual: int) -> None:
+    set_up_program(
+        database.uow(),
+        municipality=TOSHIMA,
+        point_name="豊島区ポイント",
+        terms="",
+        validity={},
+        usable_at=["shop", "museum"],
+        rules=[Rule("walk", "ウォーク", 500)],
+        annual_budget=annual,
+    )
+
+
+def test_the_award_page_says_why_a_winner_got_nothing_and_gives_the_rest_later(
+    client: TestClient,  # noqa: F811 -- the fixture
+    database: Database,
+) -> None:
+    """A winner refused for the budget is named on the award's page with the reason (in the
+    page's language, after the redirect and on a reload); once the budget is raised, "give the
+    rest again" sends the saved award as it was and gives only them."""
+    _walks(database)  # 4,000 points of walks granted
+    _budget(database, 9_000)  # room for one winner's 5,000-point prize
+    login(client, "toshima")
+    page = client.get(f"/console/m/{TOSHIMA}/rankings?activity=walk&top=2&minimum=1000")
+    fields = {
+        "csrf_token": csrf(page.text),
+        "key": hidden(page.text, "key"),
+        "activity": "walk",
+        "start": "2026-04-01",
+        "end": "2027-03-31",
+        "top": "2",
+        "minimum": "1000",
+        "reason": "ウォーキング上位者",
+        "voucher_count": "10",
+        "voucher_value": "500",
+        "voucher_days": "90",
+        "voucher_street": "otsuka",
+    }
+    done = client.post(f"/console/m/{TOSHIMA}/rankings/awards", data=fields, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"].endswith("?given=1:0:1")
+    award_page = done.headers["location"]
+    for _ in range(2):  # the redirect, then a reload
+        shown = client.get(award_page)
+        assert "付与できなかった人と理由" in shown.text
+        row = re.search(r"<td>CD234567</td><td>([^<]+)</td>", shown.text)
+        assert row and "年間予算を超えるため付与できません" in row.group(1)
+        assert "AB123456</td><td>" not in shown.text  # given: not in the list
+    english = client.get(award_page + "&lang=en")
+    assert "Not given, and why" in english.text and "annual budget" in english.text
+    assert _float(database) == 5_000
+
+    _budget(database, 20_000)
+    again = client.post(
+        award_page.split("?")[0] + "/again",
+        data={"csrf_token": csrf(shown.text)},
+        follow_redirects=False,
+    )
+    assert again.status_code == 303 and again.headers["location"].endswith("?given=1:1:0")
+    after = client.get(again.headers["location"] + "&lang=ja")
+    assert "付与できなかった人と理由" not in after.text
+    assert "残りの人にもう一度付与する" not in after.text  # everyone has their prize now
+    assert _float(database) == 10_000 and database.count("vouchers") == 20
+    assert database.count("ranking_awards") == 1
+    # without a CSRF token, or by another town's staff: nothing
+    assert client.post(award_page.split("?")[0] + "/again", data={}).status_code == 403
+    client.post("/logout", data={"csrf_token": csrf(after.text)})
+    login(client, "tenri")
+    other = client.post(
+        award_page.split("?")[0] + "/again",
+        data={"csrf_token": csrf(client.get("/staff").text)},
+    )
+    assert other.status_code == 403
+    assert _float(database) == 10_000

@@ -417,3 +417,33 @@ def test_picks_are_entered_row_by_row_and_shown_on_point_navi(
     # without a token nothing changes
     assert client.post(f"/console/m/{TENRI}/picks", data={"rows": "1"}).status_code == 403
     assert database.count("municipality_picks") == 2
+
+
+def test_two_staff_members_sending_the_same_list_from_their_forms_grant_it_once(
+    client: TestClient, database: Database
+) -> None:
+    """Each console form carries a key of its own; the same file with the same points and
+    reason from a colleague's form is the job already made (issue #13, item 2)."""
+    add_staff(
+        database.uow(),
+        username="toshima-2",
+        password=PASSWORD,
+        role="municipality_staff",
+        municipality=TOSHIMA,
+    )
+    data = b"mykey_id\r\nAB123456\r\nEF345678\r\n"
+    jobs = []
+    with TestClient(client.app) as colleague:
+        for c, username in ((client, "toshima"), (colleague, "toshima-2")):
+            login(c, username)
+            form = c.get(f"/console/m/{TOSHIMA}/grants").text
+            sent = c.post(
+                f"/console/m/{TOSHIMA}/grants/bulk",
+                data=bulk_form(form, bulk_points="250", bulk_reason="敬老の日"),
+                files={"file": ("ids.csv", data, "text/csv")},
+                follow_redirects=False,
+            )
+            assert sent.status_code == 303, sent.text
+            jobs.append(sent.headers["location"])
+    assert jobs[0] == jobs[1]
+    assert balance(database, "AB123456") == balance(database, "EF345678") == 250

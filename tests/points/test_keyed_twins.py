@@ -107,3 +107,37 @@ def test_an_award_sent_by_four_staff_members_at_once_grants_each_winner_once(
     assert [balance(uow, w) for w in WINNERS] == [500 + 5000] * len(WINNERS)
     report = ledger.check(uow)
     assert report.ok, report.problems
+
+
+def test_the_same_list_sent_at_once_under_four_keys_is_one_job(database: Database) -> None:
+    """Four staff members' forms, each with its own key, send the same list at the same
+    moment: one job is made, the others answer with it (the request's hash is the job's
+    identity, and twins wait for each other on it)."""
+    from mykey.points import bulk
+
+    uow = set_up(database)
+    data = ("mykey_id\n" + "\n".join(WINNERS) + "\n").encode()
+    params = bulk.JobParams(activity=None, points=700, reason="年末見舞い", event=None)
+
+    def send(n: int) -> Callable[[UnitOfWork], bulk.JobView]:
+        def job(uow: UnitOfWork) -> bulk.JobView:
+            return bulk.submit_job(
+                uow,
+                municipality=BUNGO,
+                actor=f"staff:bungo-{n}",
+                key=f"form-{n}",
+                data=data,
+                params=params,
+            )
+
+        return job
+
+    answers = run_together(database, [send(n) for n in range(4)])
+    assert all(isinstance(a, bulk.JobView) for a in answers), answers
+    assert len({a.id for a in answers}) == 1
+    assert sum(not a.replayed for a in answers) == 1
+    assert database.count("grant_jobs") == 1
+    bulk.run_job(database.uow(), answers[0].id, data)
+    assert [balance(uow, w) for w in WINNERS] == [700] * 3
+    report = ledger.check(uow)
+    assert report.ok, report.problems

@@ -15,7 +15,9 @@ takes seconds, not minutes.
 
 A job belongs to the municipality and its idempotency key, whichever of its staff sends it:
 sending the same file with the same key again, from the same or another staff member, answers
-with the same job and grants nothing more.
+with the same job and grants nothing more. The same file with the same parameters under another
+key (two staff members' console forms each carry a key of their own) is the same job too; a
+list granted again on purpose says so with another reason or event (the month, say).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from mykey.ledger.idempotency import (
     keyed_write,
     same_request,
     scope,
+    serialise,
     validate_actor,
     validate_key,
 )
@@ -334,6 +337,23 @@ def _request_hash(code: str, data: bytes, params: JobParams) -> str:
     return digest.hexdigest()
 
 
+def _same_job(uow: UnitOfWork, code: str, digest: str) -> GrantJob | None:
+    """The municipality's job of this very request (the same file and parameters) under
+    another key, unless it was refused as a whole (it gave nothing): a colleague sending the
+    same list again gets that job, not a second grant. Twins wait for each other on the
+    request's hash (`serialise`), so the second finds the first's job."""
+    serialise(uow.connection, scope("grant_job", code), f"request:{digest}")
+    return uow.session.scalars(
+        select(GrantJob)
+        .where(
+            GrantJob.code == code,
+            GrantJob.request_hash == digest,
+            GrantJob.status != "refused",
+        )
+        .order_by(GrantJob.created_at, GrantJob.id)
+    ).first()
+
+
 def submit_job(
     uow: UnitOfWork,
     *,
@@ -348,7 +368,10 @@ def submit_job(
     Run it with `run_job`. The key is the municipality's: the same key again, from any of its
     staff, answers with the job as it stands (`replayed`; its actor stays the first sender),
     and a job that failed (the server stopped, say) is queued again; the same key with another
-    file or other parameters is `idempotency_key_reused`."""
+    file or other parameters is `idempotency_key_reused`. A job is also the same request: the
+    same file with the same parameters under another key (a colleague's console form, another
+    script) answers with the job already made (`replayed`), unless that job was refused as a
+    whole; to grant a list again on purpose, give it another reason or event."""
     code = parse_code(municipality)
     validate_actor(actor)
     validate_key(key)
@@ -361,6 +384,8 @@ def submit_job(
             .where(GrantJob.code == code, GrantJob.client_key == key)
             .order_by(GrantJob.created_at, GrantJob.id)
         ).first()
+        if row is None:
+            row = _same_job(uow, code, digest)
         if row is None:
             return None
         if not same_request(row.request_hash, digest):

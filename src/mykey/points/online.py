@@ -23,8 +23,9 @@ Requests are signed like partner requests (HMAC-SHA256, 5-minute window, a signa
 the key is a terminal key of the shop's provider id with a signing secret (`issue_online_key`).
 Every write is idempotent per (shop, key), with the ledger's one mechanism: the hash of the
 whole request is stored with the transfer the key made (each ledger leg has its own derived key),
-the same request again is answered as it was (`replayed`), another request under the key is
-`idempotency_key_reused`, and a refusal is stored under the key and refused again.
+the same request again is answered as it was (`replayed`), another request under the key (of
+this operation or another: a capture's key is no refund's) is `idempotency_key_reused`, and a
+refusal is stored under the key and refused again.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from mykey.errors import (
 from mykey.identity import links
 from mykey.identity.keys import Role, create_key
 from mykey.ledger import AccountKind, LotTerms
+from mykey.ledger.errors import key_reused
 from mykey.ledger.idempotency import keyed_write, prior_transfer, request_hash, scope
 from mykey.municipalities.codes import parse_code
 from mykey.points.models import (
@@ -71,6 +73,7 @@ from mykey.points.spending import _wallet
 
 ONLINE = "online"
 AUTHORIZE = "online_authorize"
+LEGS = ("authorize", "capture", "void", "refund")  # the key of each operation's transfer
 FEE = "online_fee"
 FEE_BACK = "online_fee_back"
 REFUND = "online_refund"
@@ -268,9 +271,26 @@ def _keyed(
 ) -> T:
     """One online write under the shop's key: the same request once (`replayed` after),
     another request under the key `idempotency_key_reused`, a refusal (not enough points, a
-    hold already captured or expired, a refund beyond the capture) stored and refused again."""
+    hold already captured or expired, a refund beyond the capture) stored and refused again.
+
+    A key is one request of the shop whatever the operation: each operation's transfer has a
+    key of its own (`{key}:authorize`, `:capture`, `:void`, `:refund`), so a key that made
+    another operation's transfer is `idempotency_key_reused` too, and the refusals of every
+    operation share one scope (`online@{actor}`)."""
+    own = operation.removeprefix("online_")
+
+    def stored_here() -> tuple[str | None, T] | None:
+        found = stored()
+        if found is None and any(
+            prior_transfer(uow.connection, actor, f"{key}:{other}") is not None
+            for other in LEGS
+            if other != own
+        ):
+            raise key_reused()
+        return found
+
     return keyed_write(
-        uow, scope=scope(operation, actor), key=key, digest=digest, stored=stored, act=body
+        uow, scope=scope("online", actor), key=key, digest=digest, stored=stored_here, act=body
     )
 
 

@@ -645,7 +645,7 @@ def redeem(
             raise refused(
                 "voucher_wrong_shop",
                 f"This voucher cannot be used at this shop (it is valid at {where}).",
-                "このポイント券はこの店舗では使えません。",
+                f"このポイント券はこの店舗では使えません（使える店舗：{where}）。",
                 valid_at=where,
             )
         accept = _accept(uow, shop, row.code)

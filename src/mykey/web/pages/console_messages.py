@@ -259,10 +259,19 @@ CONSOLE_MESSAGES: dict[str, tuple[str, str]] = {
         "Given to {granted} (given before: {already}, refused: {refused})",
     ),
     "console.award.refused_body": (
-        "年間予算を超えるなどの理由で付与できなかった人がいます。予算を見直してから同じ付与を"
-        "もう一度送ると、残りの人にだけ付与されます。",
-        "Some could not be given their prize (the annual budget, say). Send the same award "
-        "again after raising the budget: only the rest are given theirs.",
+        "年間予算を超えるなどの理由で付与できなかった人がいます。予算を見直してから「残りの人に"
+        "もう一度付与する」を押すと、残りの人にだけ付与されます。",
+        "Some could not be given their prize (the annual budget, say). Raise the budget, then "
+        "press “Give the rest again”: only the rest are given theirs.",
+    ),
+    "console.award.refused_list": ("付与できなかった人と理由", "Not given, and why"),
+    "console.award.reason": ("理由", "Why"),
+    "console.award.again": ("残りの人にもう一度付与する", "Give the rest again"),
+    "console.award.again_hint": (
+        "同じ条件（同じ順位表・同じ賞品）でもう一度付与します。付与済みの人に二重に付与されることは"
+        "ありません。",
+        "Sends this award again as it is (the same ranking, the same prize): those not given "
+        "theirs yet are given it; nobody is given twice.",
     ),
     "console.award.prize": (
         "{value} ポイント × {count} 枚、発行日から {days} 日間、{where}で利用可",

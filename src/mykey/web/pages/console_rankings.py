@@ -17,10 +17,17 @@ from fastapi.responses import Response
 from mykey.db import tokyo_date
 from mykey.errors import MyKeyError
 from mykey.points import voucher_print
-from mykey.points.rankings import Ranking, award_ranking, get_award, list_awards, rank
+from mykey.points.rankings import (
+    AwardReport,
+    Ranking,
+    award_ranking,
+    get_award,
+    list_awards,
+    rank,
+)
 from mykey.points.shops import list_shops, list_streets
 from mykey.points.vouchers import PrizeTerms
-from mykey.web.pages.base import Page, PageDep
+from mykey.web.pages.base import CheckedForm, Page, PageDep
 from mykey.web.pages.console_common import Form, checked_upload, new_key, not_yours
 from mykey.web.pages.console_town import TownStaff, _own, _program
 
@@ -183,11 +190,58 @@ async def give(page: PageDep, staff: TownStaff, code: str, request: Request) -> 
         except MyKeyError as error:
             form.fail(_field_of(error, "reason"), error)
         else:
-            given = f"{report.granted}:{report.already}:{report.refused}"
-            return page.redirect(
-                f"/console/m/{own}/rankings/awards/{report.award_id}?given={given}"
-            )
+            return _to_award(page, own, report)
     return _page(page, own, values, form=form, result=None, prize=prize, status=422)
+
+
+def _refusals_note(award_id: str) -> str:
+    return f"award-refusals:{award_id}"
+
+
+def _to_award(page: Page, own: str, report: AwardReport) -> Response:
+    """The award's page (post/redirect/get), with why each refused winner got nothing kept
+    for it (a page note, not the URL)."""
+    refused = {
+        o.mykey_id: [o.message_ja or "", o.message or "", o.code or ""]
+        for o in report.outcomes
+        if o.status == "refused"
+    }
+    if refused:
+        page.keep(_refusals_note(report.award_id), refused)
+    else:
+        page.forget(_refusals_note(report.award_id))
+    given = f"{report.granted}:{report.already}:{report.refused}"
+    return page.redirect(f"/console/m/{own}/rankings/awards/{report.award_id}?given={given}")
+
+
+@router.post("/rankings/awards/{award_id}/again")
+def give_again(
+    page: PageDep, staff: TownStaff, code: str, award_id: str, fields: CheckedForm
+) -> Response:
+    """The saved award sent again as it was (a new key: the award is the ranking's, whoever
+    sends it): the winners refused before (the annual budget, say) are given their prize if it
+    now fits; nobody is given twice."""
+    own = _own(staff, code)
+    del fields  # the CSRF token only
+    try:
+        award = get_award(page.uow, award_id, municipality=own)
+    except MyKeyError:
+        raise not_yours() from None
+    report = award_ranking(
+        page.uow,
+        municipality=own,
+        activity=award.activity,
+        start=award.start,
+        end=award.end,
+        top=award.top,
+        minimum=award.minimum,
+        points=award.points,
+        reason=award.reason,
+        actor=staff.actor,
+        key=new_key(),
+        vouchers=award.prize,
+    )
+    return _to_award(page, own, report)
 
 
 def _given(text: str) -> tuple[int, int, int] | None:
@@ -215,12 +269,19 @@ def award_page(
             where = page.t("console.award.where_street", name=street)
         else:
             where = "、".join(names.get(s, s) for s in award.prize.shop_ids)
+    kept = page.recall(_refusals_note(award.award_id)) if given else None
+    why = {
+        str(who): str(text[0] if page.lang == "ja" else text[1])
+        for who, text in (kept.items() if isinstance(kept, dict) else ())
+        if isinstance(text, list) and len(text) == 3
+    }
     return page.render(
         "console/town_award.html",
         code=own,
         award=award,
         where=where,
         given=_given(given),
+        refused=why,
         issued=sum(w.vouchers for w in award.winners),
     )
 
