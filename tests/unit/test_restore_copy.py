@@ -20,3 +20,15 @@ def test_a_copy_naming_one_record_twice_is_refused() -> None:
         records_once(entries)
     # the same id under another kind is another record
     records_once([entries[0], {**entries[0], "index": 1, "kind": "mykey_usage"}])
+
+
+def test_a_witness_round_names_the_logs_problem_whole() -> None:
+    from mykey.history.witness import problem_text
+
+    body = (
+        '{"code": "witness_only", "detail": "このログの証人ではないか、署名が古いか正しく'
+        'ありません。", "detail_en": "Not a witness of this log."}'
+    ).encode()
+    assert problem_text(body) == "witness_only: Not a witness of this log."
+    assert problem_text("あ".encode() * 200) == "あ" * 200  # whole characters
+    assert problem_text(b"\xff oops") == "\ufffd oops"

@@ -88,6 +88,20 @@ class Round:
 # HTTP (the standard library: a witness needs nothing else)
 
 
+def problem_text(body: bytes) -> str:
+    """What the log answered, for the round's detail: a problem's code and English detail
+    (say `log_entry_damaged: Entry 30 of the log is damaged …`), else the start of the body,
+    never cut inside a character."""
+    try:
+        problem = json.loads(body)
+        if isinstance(problem, dict) and problem.get("code"):
+            detail = problem.get("detail_en") or problem.get("detail") or ""
+            return f"{problem['code']}: {detail}".strip()
+    except ValueError:
+        pass
+    return body.decode("utf-8", "replace")[:300]
+
+
 def _request(
     url: str, *, data: bytes | None = None, headers: Mapping[str, str] | None = None
 ) -> bytes:
@@ -96,8 +110,7 @@ def _request(
         with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310
             return cast(bytes, response.read())
     except urllib.error.HTTPError as exc:
-        body = exc.read()[:300].decode("utf-8", "replace")
-        raise WitnessError(f"{url}: HTTP {exc.code} {body}") from exc
+        raise WitnessError(f"{url}: HTTP {exc.code} {problem_text(exc.read())}") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise WitnessError(f"{url}: {exc}") from exc
 
