@@ -9,9 +9,11 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from mykey.config import Settings
 from mykey.history import merkle
@@ -146,3 +148,127 @@ def test_a_resident_checks_their_own_transfer_offline(
     (tmp_path / "forged.json").write_text(json.dumps(receipt))
     forged = offline(tmp_path / "forged.json")
     assert forged.returncode == 1 and "NOT PROVEN" in forged.stdout
+
+
+def _tamper(database: Database, *statements: str) -> None:
+    """What an attacker with database access does: the append-only triggers off, rows changed
+    (PostgreSQL's triggers go back on at once: its test database is shared by the session)."""
+    tables = ("history_leaves", "history_nodes", "history_checkpoints")
+    with database.engine.begin() as conn:
+        if database.kind == "postgres":
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+        else:
+            for table in tables:
+                for action in ("update", "delete"):
+                    conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_{action}"))
+        for sql in statements:
+            conn.execute(text(sql))
+
+
+@pytest.mark.tampers_ledger
+def test_a_damaged_entry_is_named_by_the_public_reads_never_a_500(
+    client: TestClient, database: Database
+) -> None:
+    """Issue #13 item 10: the entries and proof endpoints read the stored rows as they are. A
+    leaf changed, deleted, wrongly typed or moved, an index that is not a number, a subtree
+    hash or a checkpoint that is not what the log signed: each answer is a 409 problem naming
+    the damaged entry (or what can be checked), never a 500."""
+    uow = database.uow()
+    t = town(uow)
+    w = wallet(uow, t)
+    for i in range(8):
+        grant(uow, t, w, 100 + i)
+    from mykey.history.log import make_checkpoint
+
+    make_checkpoint(uow, LOG_SIGNER)
+    sqlite = database.kind == "sqlite"
+
+    def entries(start: int, end: int) -> Any:
+        return client.get("/api/v1/log/entries", params={"start": start, "end": end})
+
+    def inclusion(index: int) -> Any:
+        return client.get("/api/v1/log/proofs/inclusion", params={"index": index})
+
+    def damaged(answer: Any, index: int) -> None:
+        assert answer.status_code == 409, answer.text
+        body = answer.json()
+        assert body["code"] == "log_entry_damaged" and body["details"]["index"] == index, body
+        assert f"{index}" in body["detail_en"] and "mykey audit" in body["detail_en"]
+
+    assert entries(0, 8).status_code == 200
+
+    # a leaf's bytes changed: named; the entries before and after it are still served
+    twice = "CAST(leaf || leaf AS BLOB)" if sqlite else "leaf || leaf"
+    _tamper(database, f"UPDATE history_leaves SET leaf = {twice} WHERE idx = 2")
+    damaged(entries(0, 8), 2)
+    damaged(inclusion(2), 2)
+    assert [e["index"] for e in entries(3, 8).json()["entries"]] == [3, 4, 5, 6, 7]
+    good = inclusion(5).json()
+    merkle.verify_inclusion(
+        5, 8, _b(good["entry"]["leaf_hash"]), [_b(h) for h in good["path"]], _b(good["root"])
+    )
+
+    # a leaf deleted, and one of the wrong type (TEXT that is not UTF-8 / empty bytes)
+    _tamper(
+        database,
+        "DELETE FROM history_leaves WHERE idx = 4",
+        "UPDATE history_leaves SET leaf = CAST(X'FF00FE' AS TEXT) WHERE idx = 6"
+        if sqlite
+        else "UPDATE history_leaves SET leaf = ''::bytea WHERE idx = 6",
+    )
+    damaged(entries(3, 8), 4)
+    damaged(inclusion(4), 4)
+    damaged(entries(5, 8), 6)
+    damaged(inclusion(6), 6)
+
+    # a leaf moved far beyond the tree, and (SQLite) an index that is not a number
+    _tamper(
+        database,
+        "UPDATE history_leaves SET idx = 1000 WHERE idx = 7",
+        *(["UPDATE history_leaves SET idx = 'one' WHERE idx = 1"] if sqlite else []),
+    )
+    damaged(entries(7, 8), 7)
+    damaged(inclusion(7), 7)
+    if sqlite:
+        damaged(entries(0, 2), 1)
+        with database.engine.connect() as conn:
+            moved = conn.execute(
+                text("SELECT record_id FROM history_leaves WHERE idx = 'one'")
+            ).scalar_one()
+        answer = client.get("/api/v1/log/proofs/inclusion", params={"transfer_id": moved})
+        assert (answer.status_code, answer.json()["code"]) == (409, "log_tree_damaged")
+    assert entries(0, 1).status_code == 200
+    assert client.get("/api/v1/log/proofs/consistency", params={"first": 3}).status_code == 200
+
+    # a stored subtree hash of the wrong type or gone: the entry it stands for is named
+    _tamper(
+        database,
+        "UPDATE history_nodes SET hash = CAST(X'FF00' AS TEXT) WHERE level = 0 AND idx = 0"
+        if sqlite
+        else "DELETE FROM history_nodes WHERE level = 0 AND idx = 0",
+        "DELETE FROM history_nodes WHERE level = 1 AND idx = 0",
+    )
+    damaged(entries(0, 1), 0)
+    for path, params in (
+        ("/api/v1/log/proofs/inclusion", {"index": 3}),
+        ("/api/v1/log/proofs/consistency", {"first": 3}),
+    ):
+        answer = client.get(path, params=params)
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["code"] == "log_tree_damaged", answer.json()
+
+    # a checkpoint row that is not a signed checkpoint
+    _tamper(
+        database,
+        "INSERT INTO history_checkpoints (size, root, note, created_at)"
+        " VALUES (500, X'00', 'junk', '2026-01-01 00:00:00')"
+        if sqlite
+        else "INSERT INTO history_checkpoints (size, root, note, created_at)"
+        " VALUES (500, '\\x00', 'junk', now())",
+    )
+    answer = client.get("/api/v1/log/checkpoint")
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["code"] == "log_checkpoint_damaged"
+    assert answer.json()["details"]["size"] == 500
+    answer = inclusion(0)
+    assert answer.status_code == 409 and answer.json()["code"] == "log_checkpoint_damaged"

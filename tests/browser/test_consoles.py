@@ -109,6 +109,25 @@ def test_staff_grant_an_activity_to_a_list_of_mykey_ids(
     assert_accessible(page)
     assert {who: _toshima_points(browser, server, who) for who in residents} == after
 
+    # the list as older Excel saves it (Shift_JIS, a Japanese header, CRLF), with points and a
+    # reason instead of an activity: granted once, whatever the page's language
+    page.goto("/console/m/131164/grants?lang=en")
+    bulk = page.locator("form", has=page.get_by_label("Grant file (CSV)"))
+    sjis = ("マイキーID\r\n" + "\r\n".join(residents) + "\r\n").encode("cp932")
+    bulk.get_by_label("Grant file (CSV)").set_input_files(
+        {"name": "対象者.csv", "mimeType": "text/csv", "buffer": sjis}
+    )
+    bulk.get_by_label("Points").fill("150")
+    bulk.get_by_label("Reason").fill("防災訓練への参加")
+    bulk.get_by_role("button", name="Send the file and grant").click()
+    page.wait_for_url("**/grants/jobs/*")
+    page.get_by_text("Finished: 300 points granted to 2 residents.").wait_for()
+    page.reload()  # the finished job's page, read again, does not grant again
+    page.get_by_text("Finished: 300 points granted to 2 residents.").wait_for()
+    assert {who: _toshima_points(browser, server, who) for who in residents} == {
+        who: points + 150 for who, points in after.items()
+    }
+
 
 def test_an_operator_creates_a_key_and_a_partner_downloads_a_coupon_batch(page: Page) -> None:
     sign_in(page, "council")

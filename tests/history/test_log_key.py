@@ -50,6 +50,14 @@ def test_a_log_started_with_another_key_signs_and_writes_nothing(
         grant(wrong, t, w, 5)
     assert refused.value.code == "log_key_mismatch"
     assert database.count("ledger_transfers") == database.count("history_leaves") == 1
+    # A key of another name (another deployment's) is named, and so is the log's.
+    stranger = Signer("elsewhere.test.invalid/tx", bytes([43]) * 32)
+    with pytest.raises(MyKeyError) as refused:
+        hlog.make_checkpoint(uow, HistoryLog(stranger))
+    assert refused.value.code == "log_key_mismatch"
+    for message in (refused.value.message, refused.value.message_ja):
+        assert f"{LOG_SIGNER.name}+{LOG_SIGNER.key_id:08x}" in message
+        assert f"{stranger.name}+{stranger.key_id:08x}" in message
     # A salt key other than the log's is refused as well (the leaves would not match).
     with pytest.raises(MyKeyError) as refused:
         hlog.make_checkpoint(uow, HistoryLog(LOG_SIGNER, salt_key=bytes(32)))

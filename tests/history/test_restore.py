@@ -99,7 +99,7 @@ class Site:
             cwd=self.work,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=300,
             check=False,
         )
 

@@ -263,7 +263,16 @@ def test_a_bulk_grant_without_a_file_or_a_token_changes_nothing(
         files={"file": ("empty.csv", b"", "text/csv")},
     )
     assert empty.status_code == 422
-    assert "ファイルを選んでください。" in empty.text
+    # a chosen file of 0 bytes is named as such; no file chosen (a browser sends the part with
+    # an empty filename) asks for one
+    assert "選んだファイルは空です" in empty.text
+    none = client.post(
+        f"/console/m/{TOSHIMA}/grants/bulk",
+        data=bulk_form(form),
+        files={"file": ("", b"", "application/octet-stream")},
+    )
+    assert none.status_code == 422
+    assert "ファイルを選んでください。" in none.text
     forged = client.post(
         f"/console/m/{TOSHIMA}/grants/bulk",
         data={"key": "x", "bulk_activity": "walk"},

@@ -255,7 +255,8 @@ def _signed_by(note: str, name: str) -> str:
     except NoteError:
         return "an unreadable signature"
     ids = [f"{s.name}+{s.key_id:08x}" for s in signatures if s.name == name]
-    return ", ".join(ids) or "another name"
+    # a key of another name (a log configured with another deployment's key): name it too
+    return ", ".join(ids or [f"{s.name}+{s.key_id:08x}" for s in signatures]) or "no signature"
 
 
 def check_log_identity(conn: Connection, signer: Signer, salt_key: bytes) -> None:

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, func, insert, or_, select, text
+from sqlalchemy import Connection, Table, and_, case, func, insert, or_, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
@@ -33,7 +33,13 @@ from mykey.config import Settings
 from mykey.db import RetryTransaction, UnitOfWork, insert_many
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.history import merkle
-from mykey.history.checkpoints import Checkpoint, Signer, open_checkpoint, sign_checkpoint
+from mykey.history.checkpoints import (
+    Checkpoint,
+    NoteError,
+    Signer,
+    open_checkpoint,
+    sign_checkpoint,
+)
 from mykey.history.encoding import EPOCH, leaf_bytes, record_of, salt
 from mykey.history.keys import (
     ROTATIONS,
@@ -185,25 +191,38 @@ def history_log(settings: Settings) -> HistoryLog:
 
 
 def node_reader(conn: Connection) -> merkle.NodeReader:
+    """Stored subtree hashes by (level, index); one that is not a 32-byte hash as stored (a
+    tampered row) reads as missing, so a proof that needs it fails with `ProofError`."""
+    sqlite = conn.dialect.name == "sqlite"
+
     def read(keys: Iterable[merkle.Key]) -> Mapping[merkle.Key, bytes]:
         wanted = list(keys)
         out: dict[merkle.Key, bytes] = {}
         for i in range(0, len(wanted), 200):
             chunk = wanted[i : i + 200]
-            rows = conn.execute(
+            query = select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(
                 # An OR of primary-key lookups: SQLite scans for a row-value IN list.
-                select(NODES.c.level, NODES.c.idx, NODES.c.hash).where(
-                    or_(*(and_(NODES.c.level == lv, NODES.c.idx == ix) for lv, ix in chunk))
-                )
+                or_(*(and_(NODES.c.level == lv, NODES.c.idx == ix) for lv, ix in chunk))
             )
-            out.update({(int(r[0]), int(r[1])): bytes(r[2]) for r in rows})
+            if sqlite:  # a hash stored as another type (tampered) is not a hash: missing
+                query = query.where(func.typeof(NODES.c.hash) == "blob")
+            for r in conn.execute(query):
+                if len(r[2]) == merkle.HASH_SIZE:
+                    out[(int(r[0]), int(r[1]))] = bytes(r[2])
         return out
 
     return read
 
 
 def tree_size(conn: Connection) -> int:
+    """One past the largest index of a leaf. An index that is not an integer (a tampered
+    row: SQLite keeps any value in any column, and sorts text above every number) is not
+    one."""
     last = conn.execute(select(func.max(LEAVES.c.idx))).scalar()
+    if last is not None and not isinstance(last, int):
+        last = conn.execute(
+            select(func.max(LEAVES.c.idx)).where(func.typeof(LEAVES.c.idx) == "integer")
+        ).scalar()
     return 0 if last is None else int(last) + 1
 
 
@@ -228,7 +247,10 @@ def integrate_once(uow: UnitOfWork, *, limit: int = 20_000) -> int:
         if not queued:
             return 0
         hashes = [merkle.leaf_hash(bytes(row[1])) for row in queued]
-        nodes = merkle.new_subtrees(size, hashes, node_reader(conn))
+        try:
+            nodes = merkle.new_subtrees(size, hashes, node_reader(conn))
+        except merkle.ProofError as exc:  # the stored tree was tampered with: sign nothing
+            raise tree_damaged(str(exc)) from None
         insert_many(
             conn, NODES, [{"level": k[0], "idx": k[1], "hash": h} for k, h in nodes.items()]
         )
@@ -285,22 +307,62 @@ def _row_checkpoint(row: Any) -> SignedCheckpoint:
     )
 
 
+def checkpoint_damaged(size: int | None, why: str) -> MyKeyError:
+    """A stored checkpoint that is not the one the log signed (a tampered row)."""
+    return MyKeyError(
+        "log_checkpoint_damaged",
+        ErrorKind.CONFLICT,
+        f"The log's stored checkpoint of size {size} is damaged in the database ({why}): it"
+        " is not served until the operator restores it (`mykey audit verify`, `mykey audit"
+        " restore --from WITNESS`).",
+        f"履歴ログのサイズ {size} のチェックポイントがデータベース上で損なわれています。運用者が"
+        "復元するまで提供できません（mykey audit verify、mykey audit restore --from 証人）。",
+        details={"size": size, "reason": why},
+    )
+
+
+def _stored_checkpoint(conn: Connection, where: str, params: Mapping[str, Any]) -> Any:
+    """The stored checkpoint row matching `where` (the largest), read as stored: a row whose
+    values are not of their types, or whose note is not the checkpoint of its size and root,
+    is named (`log_checkpoint_damaged`), never a crash."""
+    from mykey.history.rows import integers, reader  # rows imports nothing of the log
+
+    rows = reader(conn, CHECKPOINTS).select(
+        f"{integers(conn, 'size')}{' AND ' + where if where else ''}",
+        params,
+        order_by="size DESC",
+        limit=1,
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    size = row.get("size")
+    if not row.ok:
+        raise checkpoint_damaged(size, str(row.bad[0]))
+    try:
+        signed = _row_checkpoint(row)
+    except (NoteError, ValueError) as exc:
+        raise checkpoint_damaged(size, f"its note is not a checkpoint: {exc}") from None
+    if signed.checkpoint.size != size or signed.checkpoint.root != row.get("root"):
+        raise checkpoint_damaged(size, "its note is of another size or root")
+    return signed
+
+
 def latest_checkpoint(uow: UnitOfWork) -> SignedCheckpoint:
     def body() -> SignedCheckpoint:
-        row = uow.connection.execute(
-            select(CHECKPOINTS).order_by(CHECKPOINTS.c.size.desc()).limit(1)
-        ).first()
-        if row is None:
+        signed = _stored_checkpoint(uow.connection, "", {})
+        if signed is None:
             raise _no_checkpoint()
-        return _row_checkpoint(row)
+        return cast(SignedCheckpoint, signed)
 
     return uow.run(body)
 
 
 def checkpoint_at(uow: UnitOfWork, size: int) -> SignedCheckpoint | None:
     def body() -> SignedCheckpoint | None:
-        row = uow.connection.execute(select(CHECKPOINTS).where(CHECKPOINTS.c.size == size)).first()
-        return None if row is None else _row_checkpoint(row)
+        return cast(
+            "SignedCheckpoint | None", _stored_checkpoint(uow.connection, "size = :s", {"s": size})
+        )
 
     return uow.run(body)
 
@@ -319,7 +381,7 @@ def make_checkpoint(uow: UnitOfWork, signer: Signer | HistoryLog) -> SignedCheck
         _lock(conn)
         check_log_identity(conn, log.signer, log.salt_key)
         size = tree_size(conn)
-        root = merkle.root_from(size, node_reader(conn))
+        root = _hashes([(0, size)], node_reader(conn))[0] if size else merkle.EMPTY_ROOT
         existing = conn.execute(select(CHECKPOINTS).where(CHECKPOINTS.c.size == size)).first()
         if existing is not None:
             if bytes(existing.root) != root:
@@ -396,15 +458,79 @@ def entries(uow: UnitOfWork, *, start: int, end: int) -> list[Entry]:
             "1〜1,000 件の範囲を指定してください (0 <= start < end <= start + 1000)。",
         )
 
-    def body() -> list[Entry]:
-        rows = uow.connection.execute(
-            select(LEAVES.c.idx, LEAVES.c.kind, LEAVES.c.record_id, LEAVES.c.leaf)
-            .where(LEAVES.c.idx >= start, LEAVES.c.idx < end)
-            .order_by(LEAVES.c.idx)
-        ).all()
-        return [Entry(int(r[0]), r[1], r[2], bytes(r[3])) for r in rows]
+    return uow.run(lambda: checked_entries(uow.connection, start, end))
 
-    return uow.run(body)
+
+def entry_damaged(index: int, why: str) -> MyKeyError:
+    """An entry whose stored leaf is not the one the log signed (a tampered row)."""
+    return MyKeyError(
+        "log_entry_damaged",
+        ErrorKind.CONFLICT,
+        f"Entry {index} of the log is damaged in the database ({why}): it is not served"
+        " until the operator restores it (`mykey audit verify`, `mykey audit restore --from"
+        " WITNESS`).",
+        f"履歴ログの項目 {index} がデータベース上で損なわれています。運用者が復元するまで"
+        "提供できません（mykey audit verify、mykey audit restore --from 証人）。",
+        details={"index": index, "reason": why},
+    )
+
+
+def tree_damaged(why: str) -> MyKeyError:
+    """A proof needs a stored subtree hash that is missing or not a hash (a tampered row)."""
+    return MyKeyError(
+        "log_tree_damaged",
+        ErrorKind.CONFLICT,
+        f"The log's stored tree is damaged in the database ({why}): the operator must restore"
+        " it (`mykey audit verify`, `mykey audit restore --from WITNESS`).",
+        "履歴ログの木がデータベース上で損なわれています。運用者が復元する必要があります"
+        "（mykey audit verify、mykey audit restore --from 証人）。",
+        details={"reason": why},
+    )
+
+
+def checked_entries(conn: Connection, start: int, end: int) -> list[Entry]:
+    """The integrated entries [start, end), read as stored. Each one served is a row of its
+    types whose leaf hashes to the level-0 subtree hash the log stored when it numbered it
+    (what its checkpoints sign); the first entry in the range that is not — a leaf changed,
+    deleted, moved or of the wrong type, its subtree hash gone — is named
+    (`log_entry_damaged`), never a crash and never a leaf the signed tree does not hold."""
+    from mykey.history.rows import integers, reader  # rows imports nothing of the log
+
+    end = min(end, tree_size(conn))
+    if end <= start:
+        return []
+    span = f"{integers(conn, 'idx')} AND idx >= :start AND idx < :end"
+    leaves: dict[int, Any] = {}
+    for row in reader(conn, LEAVES, ("idx", "kind", "record_id", "leaf")).select(
+        span, {"start": start, "end": end}
+    ):
+        leaves.setdefault(cast(int, row.get("idx")), []).append(row)
+    nodes: dict[int, Any] = {}
+    for row in reader(conn, NODES).select(f"level = 0 AND {span}", {"start": start, "end": end}):
+        nodes[cast(int, row.get("idx"))] = row.get("hash")
+    out: list[Entry] = []
+    for i in range(start, end):
+        found = leaves.get(i, [])
+        if len(found) != 1:
+            raise entry_damaged(i, "no leaf at this index" if not found else "two leaves")
+        row = found[0]
+        if not row.ok:
+            raise entry_damaged(i, str(row.bad[0]))
+        entry = Entry(i, row.get("kind"), row.get("record_id"), row.get("leaf"))
+        node = nodes.get(i)
+        if not isinstance(node, bytes) or len(node) != merkle.HASH_SIZE:
+            raise entry_damaged(i, "its stored subtree hash is missing or not a hash")
+        if entry.leaf_hash != node:
+            raise entry_damaged(i, "the leaf does not hash to the tree the log signed")
+        out.append(entry)
+    return out
+
+
+def _hashes(ranges: list[merkle.Range], read: merkle.NodeReader) -> list[bytes]:
+    try:
+        return merkle.hashes_for(ranges, read)
+    except merkle.ProofError as exc:
+        raise tree_damaged(str(exc)) from None
 
 
 def _size_or_latest(uow: UnitOfWork, size: int | None) -> int:
@@ -424,9 +550,15 @@ def _check_size(conn: Connection, size: int) -> None:
 
 def index_of(uow: UnitOfWork, kind: str, record_id: str) -> int:
     def body() -> int:
-        idx = uow.connection.execute(
-            select(LEAVES.c.idx).where(LEAVES.c.kind == kind, LEAVES.c.record_id == record_id)
+        conn = uow.connection
+        column: Any = LEAVES.c.idx
+        if conn.dialect.name == "sqlite":  # any value in any column: only an integer is one
+            column = case((func.typeof(LEAVES.c.idx) == "integer", LEAVES.c.idx), else_=-1)
+        idx = conn.execute(
+            select(column).where(LEAVES.c.kind == kind, LEAVES.c.record_id == record_id)
         ).first()
+        if idx is not None and idx[0] == -1:
+            raise tree_damaged(f"the leaf of {kind} {record_id} has no usable index")
         if idx is None:
             raise MyKeyError(
                 "not_in_log",
@@ -458,17 +590,11 @@ def inclusion(uow: UnitOfWork, *, index: int, size: int | None = None) -> Inclus
                 f"項目 {index} はサイズ {tree} の木に含まれません。",
                 "not_in_tree",
             )
-        row = conn.execute(
-            select(LEAVES.c.idx, LEAVES.c.kind, LEAVES.c.record_id, LEAVES.c.leaf).where(
-                LEAVES.c.idx == index
-            )
-        ).one()
+        (entry,) = checked_entries(conn, index, index + 1)
         read = node_reader(conn)
         ranges = merkle.inclusion_ranges(index, tree)
-        hashes = merkle.hashes_for([*ranges, (0, tree)], read)
-        return InclusionProof(
-            Entry(int(row[0]), row[1], row[2], bytes(row[3])), tree, hashes[-1], hashes[:-1]
-        )
+        hashes = _hashes([*ranges, (0, tree)], read)
+        return InclusionProof(entry, tree, hashes[-1], hashes[:-1])
 
     return uow.run(body)
 
@@ -486,7 +612,7 @@ def consistency(uow: UnitOfWork, *, first: int, second: int | None = None) -> Co
             )
         read = node_reader(conn)
         ranges = merkle.consistency_ranges(first, second_size)
-        hashes = merkle.hashes_for([*ranges, (0, first), (0, second_size)], read)
+        hashes = _hashes([*ranges, (0, first), (0, second_size)], read)
         return ConsistencyProof(first, second_size, hashes[-2], hashes[-1], hashes[:-2])
 
     return uow.run(body)
@@ -528,8 +654,10 @@ class CheckpointJob:
                 if exc.message != self._last_refusal:
                     logger.error("no checkpoint signed: %s (%s)", exc.message, exc.code)
                     self._last_refusal = exc.message
-            except Exception:  # a bad round must not end the thread
-                logger.exception("checkpoint round failed")
+            except Exception as exc:  # a bad round must not end the thread
+                if str(exc) != self._last_refusal:  # once per reason, not every round
+                    logger.exception("checkpoint round failed")
+                    self._last_refusal = str(exc)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="mykey-log", daemon=True)

@@ -132,6 +132,8 @@ class WitnessEntry(Base):
             postgresql_where=text("kind = 'key_rotation'"),
             sqlite_where=text("kind = 'key_rotation'"),
         ),
+        # each new entry's record is looked up: a log numbering a record twice is refused
+        Index("ix_witness_entries_record", "origin", "kind", "record_id"),
     )
 
     origin: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -158,6 +158,7 @@ def fetch_copy(
             raise RestoreError(f"entry {e['index']}: {exc}") from exc
         if (parsed.kind, parsed.record_id) != (e.get("kind"), e.get("record_id")):
             raise RestoreError(f"entry {e['index']}: the leaf names another record")
+    records_once(entries)
     keys = _log_keys(uow, log, entries)
     try:
         open_note(note, *keys)
@@ -166,6 +167,23 @@ def fetch_copy(
             f"the witness's checkpoint is not signed by a key of this log: {exc}"
         ) from exc
     return WitnessCopy(url, note, checkpoint, entries, cosigners)
+
+
+def records_once(entries: list[dict[str, Any]]) -> None:
+    """A log numbers each record once. A copy that holds one record at two indices was
+    cosigned after a leaf was taken off its index and numbered again (witnesses refuse that
+    now; a copy made before may hold it): the log cannot hold that tree, so nothing is
+    restored from it."""
+    first: dict[tuple[Any, Any], Any] = {}
+    for e in entries:
+        key = (e.get("kind"), e.get("record_id"))
+        if key in first:
+            raise RestoreError(
+                f"entry {e['index']}: {key[0]} {key[1]} is already entry {first[key]} of the"
+                " witness's copy (a log numbers each record once): restore from a witness that"
+                " did not cosign this tree"
+            )
+        first[key] = e["index"]
 
 
 def _log_keys(uow: UnitOfWork, log: HistoryLog, entries: list[dict[str, Any]]) -> list[Verifier]:
@@ -421,7 +439,11 @@ class _Restorer:
         rid: str | None,
         before: str,
         after: str,
+        *,
+        label: str | None = None,
     ) -> None:
+        """One row of `history_restores`; the report names it by its record, or by `label`
+        (a trigger's name), or says it was removed."""
         if i is not None and not -(2**63) <= i < 2**63:
             i = None  # a place no index can be (tampered): the rows in the trail say it
         self.conn.execute(
@@ -437,7 +459,8 @@ class _Restorer:
                 after=after,
             )
         )
-        self.report.restored.append((target, i, rid))
+        shown = rid or label or ("(removed)" if after == "null" else None)
+        self.report.restored.append((target, i, shown))
 
     # -- leaves ----------------------------------------------------------------------------
 
@@ -725,7 +748,9 @@ class _Restorer:
                     for sql in protect_statements("sqlite", table):
                         if f" BEFORE {action} " in sql:
                             conn.execute(text(sql))
-                self.trail("trigger", None, None, None, json.dumps(None), json.dumps(name))
+                self.trail(
+                    "trigger", None, None, None, json.dumps(None), json.dumps(name), label=name
+                )
 
 
 def _text(value: Any) -> str | None:

@@ -88,6 +88,20 @@ class Round:
 # HTTP (the standard library: a witness needs nothing else)
 
 
+def problem_text(body: bytes) -> str:
+    """What the log answered, for the round's detail: a problem's code and English detail
+    (say `log_entry_damaged: Entry 30 of the log is damaged …`), else the start of the body,
+    never cut inside a character."""
+    try:
+        problem = json.loads(body)
+        if isinstance(problem, dict) and problem.get("code"):
+            detail = problem.get("detail_en") or problem.get("detail") or ""
+            return f"{problem['code']}: {detail}".strip()
+    except ValueError:
+        pass
+    return body.decode("utf-8", "replace")[:300]
+
+
 def _request(
     url: str, *, data: bytes | None = None, headers: Mapping[str, str] | None = None
 ) -> bytes:
@@ -96,8 +110,7 @@ def _request(
         with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310
             return cast(bytes, response.read())
     except urllib.error.HTTPError as exc:
-        body = exc.read()[:300].decode("utf-8", "replace")
-        raise WitnessError(f"{url}: HTTP {exc.code} {body}") from exc
+        raise WitnessError(f"{url}: HTTP {exc.code} {problem_text(exc.read())}") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise WitnessError(f"{url}: {exc}") from exc
 
@@ -492,6 +505,7 @@ def _store(
 
     def body() -> str:
         conn = uow.connection
+        _refuse_repeated_records(conn, origin, new)
         read = node_reader(conn, origin)
         hashes = [merkle.leaf_hash(e["leaf"]) for e in new]
         nodes = merkle.new_subtrees(old_size, hashes, read)
@@ -542,6 +556,37 @@ def _store(
         return cosigned
 
     return uow.run(body)
+
+
+def _refuse_repeated_records(conn: Connection, origin: str, new: list[dict[str, Any]]) -> None:
+    """A log numbers each record once (its leaves are unique by kind and record id). A new
+    entry naming a record already in the copy, or named twice among the new ones, is a leaf
+    moved or copied behind the log's back (say, its index set back to NULL, so that the
+    integrator numbered it again): this witness does not cosign that tree."""
+    first: dict[tuple[str, str], int] = {}
+    for e in new:
+        key = (e["kind"], e["record_id"])
+        if key in first:
+            raise WitnessError(
+                f"entry {e['idx']}: {key[0]} {key[1]} is already entry {first[key]}: a log"
+                " numbers each record once"
+            )
+        first[key] = e["idx"]
+    for kind in {k for k, _ in first}:
+        ids = [rid for k, rid in first if k == kind]
+        for lo in range(0, len(ids), 500):
+            found = conn.execute(
+                select(ENTRIES.c.idx, ENTRIES.c.record_id).where(
+                    ENTRIES.c.origin == origin,
+                    ENTRIES.c.kind == kind,
+                    ENTRIES.c.record_id.in_(ids[lo : lo + 500]),
+                )
+            ).first()
+            if found is not None:
+                raise WitnessError(
+                    f"entry {first[(kind, found[1])]}: {kind} {found[1]} is already entry"
+                    f" {found[0]} of this witness's copy: a log numbers each record once"
+                )
 
 
 def _deliver(config: WitnessConfig, cosigned: str) -> None:

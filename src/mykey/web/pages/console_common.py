@@ -49,10 +49,12 @@ async def checked_upload(request: Request, page: Page) -> Upload:
                 continue
             payload = part.get_payload(decode=True)
             data = payload if isinstance(payload, bytes) else b""
-            if part.get_filename() is not None:
+            filename = part.get_filename()
+            if filename:
                 files[name] = data
-            else:
+            elif filename is None:
                 fields[name] = data.decode("utf-8", errors="replace")
+            # else: a file part with an empty filename is a file input left empty
     if not csrf_matches(page.session, fields.get(CSRF_FIELD)):
         raise PageProblem(403, "error.csrf.title", "error.csrf.body")
     return Upload(fields, files)

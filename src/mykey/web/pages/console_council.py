@@ -87,7 +87,9 @@ async def municipalities_import(page: PageDep, staff: Operator, request: Request
     upload = await checked_upload(request, page)
     data = upload.files.get("file", b"")
     if not data:
-        return _municipalities(page, upload_error=page.t("console.grants.file_missing"))
+        empty = "file" in upload.files
+        message = f"console.grants.file_{'empty' if empty else 'missing'}"
+        return _municipalities(page, upload_error=page.t(message))
     try:
         report = registry.import_csv(page.uow, data)
     except MyKeyError as refused:

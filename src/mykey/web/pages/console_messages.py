@@ -105,6 +105,10 @@ CONSOLE_MESSAGES: dict[str, tuple[str, str]] = {
         " with the activity, or points and a reason, below.",
     ),
     "console.grants.file_missing": ("ファイルを選んでください。", "Choose a file."),
+    "console.grants.file_empty": (
+        "選んだファイルは空です（0 バイト）。中身のあるファイルを選んでください。",
+        "The chosen file is empty (0 bytes): choose a file with its rows.",
+    ),
     "console.grants.bulk_activity_hint": (
         "「mykey_id」だけのファイルのときに選びます。",
         "For a file of mykey_id alone.",

@@ -268,7 +268,8 @@ async def grant_bulk(
     points = form.integer("bulk_points", minimum=1)
     data = upload.files.get("file", b"")
     if not data:
-        form.errors["file"] = page.t("console.grants.file_missing")
+        empty = "file" in upload.files
+        form.errors["file"] = page.t(f"console.grants.file_{'empty' if empty else 'missing'}")
     if form.ok:
         params = bulk.JobParams(
             activity=values["activity"] or None,
