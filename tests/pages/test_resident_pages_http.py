@@ -298,6 +298,7 @@ def test_reload_and_language_switch_after_a_form_show_a_page(
         "/counter/payments/confirm",
         f"{url}/cancellation",
         "/counter/lookups",
+        "/counter/vouchers/redemptions",
         "/mypage/reserved",
         "/mypage/links/A1/remove",
         "/console/council/keys/xyz/revoke",
@@ -308,6 +309,10 @@ def test_reload_and_language_switch_after_a_form_show_a_page(
         assert "lang=en" in got.headers["location"], form_only
         shown = client.get(form_only + "?lang=en")
         assert shown.headers["content-type"].startswith("text/html"), form_only
+    # a refused redemption switched to English: the counter, not "the previous customer's
+    # screen has ended" (where /counter/vouchers, the confirmation's address, would lead)
+    redemption = client.get("/counter/vouchers/redemptions?lang=en", follow_redirects=False)
+    assert redemption.headers["location"] == "/counter?lang=en"
 
 
 def test_counter_uses_are_in_my_page_usage_in_both_languages(
