@@ -675,3 +675,48 @@ def test_counter_uses_are_in_the_residents_usage_history(
     ]
     assert {e["actor"] for e in mine[1:4]} == {mine[1]["actor"]}
     assert mine[1]["actor"].startswith("terminal:")
+
+
+def test_a_refusal_is_replayed_after_what_it_was_refused_on_has_changed(
+    card_client: TestClient,
+    town: dict[str, str],
+    cards: list[SimulatedCard],
+    keys: dict[str, str],
+    database: Database,
+) -> None:
+    """A request's hash is made of what the terminal sent, not of what the database held then:
+    a payment or voucher issue refused while the resident had no wallet yet, and a refund
+    refused before its lot lapsed, are refused again under their keys once the wallet exists
+    and the lot has lapsed (not `idempotency_key_reused`)."""
+    c = card_client
+    newcomer = _resident(c, cards[2], "MY333333")  # no points anywhere yet: no wallet
+    calls = [
+        ("/api/v1/terminal/payments", {"municipality": MAEBASHI, "points": 100, "key": "nw-pay"}),
+        ("/api/v1/terminal/vouchers", {"municipality": MAEBASHI, "points": 100, "key": "nw-v"}),
+    ]
+    sent = []
+    for path, fields in calls:
+        body = {"card_proof": proof(c, cards[2])} | fields
+        first = c.post(path, headers=bearer(town["shop"]), json=body)
+        assert first.status_code == 409 and first.json()["code"] == "no_points", first.json()
+        sent.append((path, body))
+    _grant(c, keys["maebashi"], MAEBASHI, newcomer, 1000, "nw-grant")  # the wallet is made
+    for path, body in sent:
+        again = c.post(path, headers=bearer(town["shop"]), json=body)
+        assert again.status_code == 409, again.json()
+        assert again.json()["code"] == "no_points"
+        assert again.json()["details"]["replayed"] is True
+
+    paid = _pay(c, town["shop"], cards[0], TENRI, 300, "rf-pay").json()
+    refund = {"payment_id": paid["transaction_id"], "points": 500, "key": "rf-much"}
+    first = c.post("/api/v1/terminal/refunds", headers=bearer(town["shop"]), json=refund)
+    assert first.status_code == 409 and first.json()["code"] == "refund_exceeds_payment"
+    database.clock.advance(days=62)  # the payment's lots (and so a refund's lot) have lapsed
+    again = c.post("/api/v1/terminal/refunds", headers=bearer(town["shop"]), json=refund)
+    assert again.status_code == 409, again.json()
+    assert again.json()["code"] == "refund_exceeds_payment"
+    assert again.json()["details"]["replayed"] is True
+    other = c.post(
+        "/api/v1/terminal/refunds", headers=bearer(town["shop"]), json=refund | {"points": 400}
+    )
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"

@@ -313,6 +313,9 @@ def test_a_lookup_names_its_holder_and_may_expect_the_same_one(
         json={"card_proof": proof(client, cards[1]), "expected_holder": expected},
     )
     assert other.status_code == 409 and other.json()["code"] == "wrong_card"
+    # told in words that fit a library (no points were shown there)
+    assert "先ほど表示したお客様" in other.json()["detail_ja"]
+    assert "points were shown" not in other.json()["detail_en"]
     same = client.post(
         "/api/v1/terminal/lookups",
         headers=bearer(keys["A1-terminal"]),

@@ -283,3 +283,78 @@ def test_a_grant_at_an_event_desk_by_card(
         },
     )
     assert (both.status_code, both.json()["code"]) == (422, "invalid_grant")
+
+
+def test_an_event_desk_grant_looks_its_key_up_before_the_card_proof(
+    card_client: TestClient, staff: dict[str, str], database: Database, cards: list[SimulatedCard]
+) -> None:
+    """The answer to a grant by card is lost; the desk sends the very same bytes again (the
+    card proof's challenge used): the first receipt, `replayed`, nothing granted twice. A
+    refused grant by card keeps the tap and its refusal; a failed proof is not kept under
+    the key, so the right tap may follow with it."""
+    client = card_client
+    program = PROGRAM | {
+        "annual_budget": 250,
+        "rules": [{"activity": "event", "name": "イベント参加", "points": 100, "limit": "event"}],
+    }
+    client.put(
+        f"/api/v1/municipalities/{OGUNI}/program", headers=bearer(staff["oguni"]), json=program
+    )
+    resident(client, cards[0])
+    url = f"/api/v1/municipalities/{OGUNI}/grants"
+
+    def desk(body: dict[str, object]) -> tuple[int, dict[str, object]]:
+        got = client.post(url, headers=bearer(staff["oguni"]), json=body)
+        return got.status_code, got.json()
+
+    body = {
+        "card_proof": proof(client, cards[0]),
+        "activity": "event",
+        "event": "花火大会",
+        "reason": "参加",
+        "key": "desk-lost",
+    }
+    first = desk(body)
+    assert first[0] == 201, first
+    transfers, uses = database.count("ledger_transfers"), database.count("card_challenge_uses")
+    again = desk(body)
+    assert again[0] == 201, again
+    assert again[1]["replayed"] is True
+    assert again[1]["transfer_id"] == first[1]["transfer_id"]
+    assert (database.count("ledger_transfers"), database.count("card_challenge_uses")) == (
+        transfers,
+        uses,
+    )
+    by_id = {k: v for k, v in body.items() if k != "card_proof"} | {"mykey_id": "MY123456"}
+    assert desk(by_id)[1]["replayed"] is True  # the same request, the resident named by ID
+    other = desk(body | {"event": "清掃活動"})
+    assert (other[0], other[1]["code"]) == (409, "idempotency_key_reused")
+    assert database.count("card_proof_attempts") == 0
+
+    # refused by the budget: the tap stays usable, and the refusal is kept under the key
+    tapped = proof(client, cards[0])
+    over = desk({"card_proof": tapped, "points": 200, "reason": "x", "key": "desk-over"})
+    assert (over[0], over[1]["code"]) == (409, "budget_exceeded")
+    assert database.count("card_challenge_uses") == uses
+    kept = desk(
+        {"card_proof": proof(client, cards[0]), "points": 200, "reason": "x", "key": "desk-over"}
+    )
+    assert (kept[0], kept[1]["code"]) == (409, "budget_exceeded")
+    assert kept[1]["details"]["replayed"] is True
+    fits = desk({"card_proof": tapped, "points": 150, "reason": "x", "key": "desk-fits"})
+    assert fits[0] == 201, fits  # the same tap, put right
+
+    # a forged proof is recorded and not kept: the honest tap then grants under the same key
+    forged = proof(client, cards[0]) | {"signature": proof(client, cards[1])["signature"]}
+    bad = desk(body | {"card_proof": forged, "event": "秋祭り", "key": "desk-forged"})
+    assert (bad[0], bad[1]["code"]) == (409, "bad_signature")
+    assert database.count("card_proof_attempts") == 1
+    client.put(
+        f"/api/v1/municipalities/{OGUNI}/program",
+        headers=bearer(staff["oguni"]),
+        json=program | {"annual_budget": 1000},
+    )
+    honest = desk(
+        body | {"card_proof": proof(client, cards[0]), "event": "秋祭り", "key": "desk-forged"}
+    )
+    assert honest[0] == 201, honest

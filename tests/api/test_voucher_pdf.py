@@ -177,3 +177,38 @@ def test_a_batch_prints_one_certificate_per_voucher(
     garbled = c.get("/api/v1/vouchers/batches/not-a-uuid.pdf", headers=bearer(shops["tenri-shop1"]))
     assert garbled.status_code == 422 and garbled.json()["code"] == "invalid_batch_id"
     assert all(_prints(n, database) == 2 for n in numbers)
+
+
+def test_a_head_request_is_not_a_print(
+    card_client: TestClient,
+    shops: dict[str, str],  # noqa: F811 -- the fixture
+    cards: list[SimulatedCard],
+    database: Database,
+) -> None:
+    """HEAD of a voucher's or an issue's PDF answers as GET does (status, type, no body) but
+    counts nothing: the first real print afterwards is copy 1, without a reprint mark."""
+    c = card_client
+    made = _issue(
+        c,
+        shops["tenri-shop1"],
+        cards[0],
+        municipality=MAEBASHI,
+        points=1000,
+        denomination=500,
+        key="h-1",
+    )
+    assert made.status_code == 201, made.json()
+    numbers = [v["number"] for v in made.json()["vouchers"]]
+    batch = f"/api/v1/vouchers/batches/{made.json()['transaction_id']}.pdf"
+    terminal = bearer(shops["tenri-shop1"])
+    for url in (batch, f"/api/v1/vouchers/{numbers[0]}.pdf", batch):
+        head = c.head(url, headers=terminal)
+        assert head.status_code == 200, head.text
+        assert head.headers["content-type"] == "application/pdf" and head.content == b""
+    assert [_prints(n, database) for n in numbers] == [0, 0]
+    first = read_pdf(c.get(batch, headers=terminal).content)
+    assert "REPRINT" not in "".join(p.text for p in first)
+    assert [_prints(n, database) for n in numbers] == [1, 1]
+    mine = c.head(f"/api/v1/vouchers/{numbers[0]}.pdf", headers=bearer(_login(c, "MY111111")))
+    assert mine.status_code == 200
+    assert [_prints(n, database) for n in numbers] == [1, 1]

@@ -161,3 +161,35 @@ def test_within_the_grace_period_my_page_says_until_when_the_old_card_works(
     form = client.get("/mypage/login/card").text
     refused = client.post("/mypage/login/card", data={"csrf_token": _csrf(form), "card": OLD})
     assert refused.status_code == 422 and "This card was replaced by a newer card" in refused.text
+
+
+def test_the_replaced_card_at_the_confirmation_is_told_there_and_the_new_card_pays(
+    client: TestClient, database: Database
+) -> None:
+    """The new card's balances, 100 points confirmed; the customer taps the old card: refused
+    on the confirmation itself (not the home page), so the new card can be tapped next, with
+    the same confirmation, and pays once."""
+    home = _clerk(client, "arts-maebashi")
+    shown = client.post("/counter/tap", data={"csrf_token": _csrf(home), "card": NEW})
+    binding = re.search(r'name="holder_binding" value="([^"]+)"', shown.text)
+    assert binding
+    confirm = client.post(
+        "/counter/payments/confirm",
+        data={
+            "csrf_token": _csrf(shown.text),
+            "municipality": "102016",
+            "points": "100",
+            "holder_binding": binding.group(1),
+        },
+    )
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', confirm.text))
+    before = database.count("ledger_transfers")
+    old = client.post("/counter/payments", data=fields | {"card": OLD})
+    assert old.status_code == 422 and REPLACED_JA in old.text
+    assert 'action="/counter/payments"' in old.text  # still the confirmation, for the new card
+    again = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', old.text))
+    assert again["key"] == fields["key"]
+    assert database.count("ledger_transfers") == before
+    paid = client.post("/counter/payments", data=again | {"card": NEW}, follow_redirects=False)
+    assert paid.status_code == 303 and paid.headers["location"].startswith("/counter/payments/")
+    assert database.count("ledger_transfers") == before + 1

@@ -196,3 +196,18 @@ def test_the_daily_jobs_purge_page_sessions_ended_or_expired_a_day_ago(
     database.clock.advance(seconds=PAGE_SESSION_LIFETIME.total_seconds() + 86400)
     assert purge_page_sessions(database.uow()) == 1  # the signed-in one expired a day ago
     assert client.get("/staff", follow_redirects=False).status_code == 303
+
+
+def test_the_sign_in_page_keeps_the_language_asked_for(client: TestClient) -> None:
+    """`/counter?lang=en` before signing in leads to the sign-in page in English (and My
+    Page's to its own), not to a Japanese one."""
+    for path, login in (("/counter", "/login"), ("/mypage", "/mypage/login")):
+        sent = client.get(f"{path}?lang=en", follow_redirects=False)
+        assert sent.status_code == 303
+        assert sent.headers["location"].startswith(f"{login}?")
+        assert "lang=en" in sent.headers["location"]
+        page = client.get(sent.headers["location"])
+        assert page.status_code == 200
+        assert '<html lang="en"' in page.text
+    japanese = client.get("/counter", follow_redirects=False)
+    assert "lang=" not in japanese.headers["location"]

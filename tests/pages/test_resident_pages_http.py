@@ -298,6 +298,7 @@ def test_reload_and_language_switch_after_a_form_show_a_page(
         "/counter/payments/confirm",
         f"{url}/cancellation",
         "/counter/lookups",
+        "/counter/vouchers/redemptions",
         "/mypage/reserved",
         "/mypage/links/A1/remove",
         "/console/council/keys/xyz/revoke",
@@ -308,6 +309,10 @@ def test_reload_and_language_switch_after_a_form_show_a_page(
         assert "lang=en" in got.headers["location"], form_only
         shown = client.get(form_only + "?lang=en")
         assert shown.headers["content-type"].startswith("text/html"), form_only
+    # a refused redemption switched to English: the counter, not "the previous customer's
+    # screen has ended" (where /counter/vouchers, the confirmation's address, would lead)
+    redemption = client.get("/counter/vouchers/redemptions?lang=en", follow_redirects=False)
+    assert redemption.headers["location"] == "/counter?lang=en"
 
 
 def test_counter_uses_are_in_my_page_usage_in_both_languages(
@@ -333,3 +338,48 @@ def test_counter_uses_are_in_my_page_usage_in_both_languages(
     assert ("窓口での残高の確認", "アーツ前橋") in rows
     english = client.get("/mypage/usage?lang=en").text
     assert "Paid with points" in english and "Balances shown at a counter" in english
+
+
+def test_a_head_of_a_pages_voucher_pdf_is_not_a_print(
+    client: TestClient, database: Database
+) -> None:
+    """The counter's and My Page's voucher PDFs: HEAD answers as GET, and counts no print."""
+    _staff(client, "arts-maebashi")
+    home = client.get("/counter").text
+    shown = client.post("/counter/tap", data={"csrf_token": _csrf(home), "card": "MY123456"})
+    confirm = client.post(
+        "/counter/vouchers/confirm",
+        data={
+            "csrf_token": _csrf(shown.text),
+            "voucher-municipality": "102016",
+            "voucher-points": "200",
+            "denomination": "100",
+            "holder_binding": _binding(shown.text),
+        },
+    )
+    issued = client.post("/counter/vouchers", data=_confirm_fields(confirm.text, "MY123456"))
+    assert issued.status_code == 200 and "/counter/vouchers/issues/" in str(issued.url)
+    tid = str(issued.url).rsplit("/", 1)[1]
+
+    def prints() -> list[int]:
+        with database.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT prints FROM vouchers WHERE issue_transfer_id = :t ORDER BY seq"),
+                {"t": tid if database.url.startswith("postgresql") else tid.replace("-", "")},
+            ).all()
+        return [int(r[0]) for r in rows]
+
+    counter_pdf = f"/counter/vouchers/batches/{tid}.pdf"
+    head = client.head(counter_pdf)
+    assert head.status_code == 200 and head.headers["content-type"] == "application/pdf"
+    client.cookies.clear()
+    form = client.get("/mypage/login").text
+    client.post(
+        "/mypage/login",
+        data={"csrf_token": _csrf(form), "mykey_id": "MY123456", "password": demo.DEMO_PASSWORD},
+    )
+    mine = client.head(f"/mypage/vouchers/{tid}.pdf")
+    assert mine.status_code == 200 and mine.headers["content-type"] == "application/pdf"
+    assert prints() == [0, 0]
+    assert client.get(f"/mypage/vouchers/{tid}.pdf").status_code == 200
+    assert prints() == [1, 1]

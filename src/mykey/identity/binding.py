@@ -52,9 +52,10 @@ def wrong_card(expected: str) -> HolderMismatchError:
     return HolderMismatchError(
         "wrong_card",
         ErrorKind.REFUSED,
-        f"This is not the card of the customer whose points were shown ({expected}); nothing"
-        " was charged. Tap that customer's card, or start again with the new card.",
-        f"残高を表示したお客様（{expected}）のカードではありません。何も処理していません。"
+        f"This is not the card of the customer shown before ({expected}: their points or their"
+        " user number); nothing was done. Tap that customer's card, or start again with the new"
+        " card.",
+        f"先ほど表示したお客様（{expected}）のカードではありません。何も処理していません。"
         "同じお客様のカードをかざすか、新しいカードで最初からやり直してください。",
         details={"expected_holder": expected},
     )

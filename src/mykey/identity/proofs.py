@@ -359,9 +359,11 @@ def verify_in_transaction(uow: UnitOfWork, card: Card) -> VerifiedCard:
     return verified
 
 
-def _record_failure(uow: UnitOfWork, failed: CardProofError) -> None:
+def record_failure(uow: UnitOfWork, failed: CardProofError) -> None:
     """A failed proof, in a transaction of its own: its challenge used up, the attempt kept
-    with its code, and a failed use of a known card in its MyKey ID's usage history."""
+    with its code, and a failed use of a known card in its MyKey ID's usage history. Done by
+    `run_with_card_proofs`; a use case that checks a proof inside a runner of its own (e.g.
+    `idempotency.keyed_write`) calls it after that runner has rolled back."""
     proof, actor = failed.presented.proof, failed.presented.actor
 
     def body() -> None:
@@ -406,7 +408,7 @@ def run_with_card_proofs(uow: UnitOfWork, body: Callable[[], T | MyKeyError]) ->
         outcome = uow.run(body)
     except CardProofError as failed:
         if not uow.in_transaction:  # the outermost runner records it, after the rollback
-            _record_failure(uow, failed)
+            record_failure(uow, failed)
         raise
     if isinstance(outcome, MyKeyError):
         raise outcome

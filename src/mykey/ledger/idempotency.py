@@ -166,6 +166,7 @@ def keyed_write(
     digest: str,
     stored: Callable[[], tuple[str | None, T] | None],
     act: Callable[[], T],
+    keep: Callable[[MyKeyError], bool] | None = None,
 ) -> T:
     """Run a use case's write under a client key, with the ledger's protocol.
 
@@ -178,7 +179,8 @@ def keyed_write(
     the key (`scope`, `key`), so a retry gets the same refusal and never turns it into a
     success. Inside a caller's transaction the refusal is left to the caller (which rolls
     back, or stores its own). Malformed requests (invalid, not found) are not stored: the
-    key may be used again once the request is put right."""
+    key may be used again once the request is put right, and neither is a refusal for which
+    `keep(error)` is False (a failed card proof: it says nothing of the request)."""
     validate_key(key)
     nested = uow.in_transaction
 
@@ -197,7 +199,7 @@ def keyed_write(
             with uow.session.begin_nested():
                 return act()
         except MyKeyError as error:
-            if nested or error.kind is not ErrorKind.REFUSED:
+            if nested or error.kind is not ErrorKind.REFUSED or (keep and not keep(error)):
                 raise
             record_rejection(uow.session, scope, key, digest, error, uow.now())
             return error

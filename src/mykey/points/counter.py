@@ -2,13 +2,16 @@
 voucher issue and redemption, gift certificates): the idempotency key first, then the card,
 then the rules.
 
-1. **The key first.** The request's hash is the one the ledger stores with the transfer it
-   makes (`ledger.transfer_request_hash`); it is made from the request and, for a card, from
-   the card key of the certificate sent (the SHA-256 of its public key, read without checking
-   the proof). An earlier request with the same key and the same hash gets its stored answer
-   (`replayed: true`) or its stored refusal: nothing else happens, no card proof is checked
-   and no challenge is used, so a byte-identical resend after a lost answer works. The same
-   key with another request is refused (`idempotency_key_reused`).
+1. **The key first.** The request's hash (`request_digest`) is stored with the transfer it
+   makes (`ledger.transfer(…, request_digest=…)`) or with its refusal; it is made from what
+   the terminal sent and, for a card, from the MyKey ID that the card key of the certificate
+   sent is registered to (read without checking the proof), never from what the database
+   holds at the time (a wallet or an account not made yet, a lot's expiry), so the same
+   request has the same hash on any later day. An earlier request with the same key and the
+   same hash gets its stored answer (`replayed: true`) or its stored refusal: nothing else
+   happens, no card proof is checked and no challenge is used, so a byte-identical resend
+   after a lost answer works. The same key with another request is refused
+   (`idempotency_key_reused`).
 2. **Then the card**, in the operation's transaction (`proofs.verify_in_transaction`): a
    refusal of the rules rolls back the challenge's use with everything else.
 3. **A refusal is kept under its key** (`ledger.idempotency.record_rejection`, after the
@@ -32,7 +35,7 @@ from mykey.identity import binding, proofs
 from mykey.identity.binding import check_holder, claimed_holder
 from mykey.ledger import idempotency
 
-__all__ = ["check_holder", "claimed_holder", "run_keyed"]
+__all__ = ["check_holder", "claimed_holder", "request_digest", "run_keyed"]
 
 T = TypeVar("T")
 
@@ -43,6 +46,12 @@ def _storable(error: MyKeyError) -> bool:
         and not isinstance(error, proofs.CardProofError | binding.HolderMismatchError)
         and not error.details.get("replayed")
     )
+
+
+def request_digest(operation: str, **fields: object) -> str:
+    """The hash of a counter request (see the module docstring): `operation` and the fields
+    the terminal sent, the card's holder among them."""
+    return idempotency.request_hash(f"counter.{operation}", fields)
 
 
 def run_keyed(

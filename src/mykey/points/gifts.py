@@ -187,12 +187,13 @@ def exchange(
     _whole("sheets", sheets, 1, gift.max_sheets or MAX_PIECES)
     request = FromWallet(gift.code, [gift.denomination] * sheets, {"gift_program": gift.id})
 
-    def operation(shop: Shop, who: str) -> Issued:
+    def operation(shop: Shop, who: str, digest: str | None) -> Issued:
         _accept(uow, shop, gift.code)
         return _from_wallet(
             uow,
             shop=shop,
             who=who,
+            digest=digest,
             code=gift.code,
             pieces=request.pieces,
             actor=actor,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 from uuid import UUID
 
 from sqlalchemy import CursorResult, select, update
@@ -13,7 +13,11 @@ from sqlalchemy.exc import IntegrityError
 from mykey import ledger
 from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
 from mykey.errors import MAX_POINTS, POINTS, invalid, not_found, refused
+from mykey.identity import proofs
+from mykey.identity.binding import holder_of
+from mykey.identity.links import mykey_id_of_card
 from mykey.identity.models import Resident
+from mykey.identity.proofs import Card, VerifiedCard, claimed_card_key
 from mykey.identity.residents import normalise_mykey_id
 from mykey.ledger import AccountKind, LotTerms
 from mykey.ledger.idempotency import keyed_write, prior_transfer, request_hash, scope
@@ -136,6 +140,19 @@ class GrantReceipt:
     accrued: bool = False  # credited to the resident's accrual account (R4.3), not the wallet
 
 
+def _check_request(activity: str | None, points: int | None, reason: str) -> None:
+    if (activity is None) == (points is None):
+        raise invalid(
+            "invalid_grant",
+            "Name an activity of the program's rules, or give points (not both).",
+            "付与ルールの活動名、またはポイント数のどちらか一方を指定してください。",
+        )
+    if points is not None:  # before anything is looked up: a bad number is invalid_points
+        POINTS.check(points, 1, MAX_POINTS, "points")
+    if not reason.strip() or len(reason) > 200:
+        raise invalid("invalid_reason", "A grant needs a reason.", "付与理由が必要です。")
+
+
 def grant_points(
     uow: UnitOfWork,
     *,
@@ -159,16 +176,85 @@ def grant_points(
     budget allows it."""
     code = parse_code(municipality)
     who = normalise_mykey_id(mykey_id)
-    if (activity is None) == (points is None):
-        raise invalid(
-            "invalid_grant",
-            "Name an activity of the program's rules, or give points (not both).",
-            "付与ルールの活動名、またはポイント数のどちらか一方を指定してください。",
+    _check_request(activity, points, reason)
+    return _grant(
+        uow,
+        code=code,
+        who=who,
+        actor=actor,
+        key=key,
+        reason=reason,
+        activity=activity,
+        points=points,
+        event=event,
+        card=None,
+    )
+
+
+def _unregistered(uow: UnitOfWork, card: VerifiedCard) -> NoReturn:
+    mykey_id_of_card(uow, card)  # card_not_registered, in words
+    raise not_found(  # linked since the key was looked up: tap again
+        "card_not_registered",
+        "This card has no MyKey ID yet.",
+        "このカードにはまだマイキーIDがありません。",
+    )
+
+
+def grant_points_by_card(
+    uow: UnitOfWork,
+    *,
+    municipality: str,
+    card: Card,
+    actor: str,
+    key: str,
+    reason: str,
+    activity: str | None = None,
+    points: int | None = None,
+    event: str | None = None,
+) -> GrantReceipt:
+    """`grant_points` at an event desk, to the holder of a tapped card. The key is looked up
+    first, with the MyKey ID the card's certificate names (read without checking the proof):
+    the same request again — byte for byte after a lost answer, its challenge used — gets the
+    first receipt (`replayed`) without a new tap, or the stored refusal. Otherwise the card's
+    proof is checked in the grant's own transaction: a refused grant leaves the tap usable and
+    is stored under the key; a failed proof is recorded and never stored under the key (the
+    right card may follow)."""
+    code = parse_code(municipality)
+    _check_request(activity, points, reason)
+    who = uow.run(lambda: holder_of(uow, claimed_card_key(card)))
+    if who is None:  # no MyKey ID to look a key up for: the proof's refusal, or this one
+        return proofs.with_card(uow, card, lambda verified: _unregistered(uow, verified))
+    try:
+        return _grant(
+            uow,
+            code=code,
+            who=who,
+            actor=actor,
+            key=key,
+            reason=reason,
+            activity=activity,
+            points=points,
+            event=event,
+            card=card,
         )
-    if points is not None:  # before anything is looked up: a bad number is invalid_points
-        POINTS.check(points, 1, MAX_POINTS, "points")
-    if not reason.strip() or len(reason) > 200:
-        raise invalid("invalid_reason", "A grant needs a reason.", "付与理由が必要です。")
+    except proofs.CardProofError as failed:
+        proofs.record_failure(uow, failed)
+        raise
+
+
+def _grant(
+    uow: UnitOfWork,
+    *,
+    code: str,
+    who: str,
+    actor: str,
+    key: str,
+    reason: str,
+    activity: str | None,
+    points: int | None,
+    event: str | None,
+    card: Card | None,
+) -> GrantReceipt:
     digest = request_hash(
         "grant",
         {
@@ -199,6 +285,10 @@ def grant_points(
         return None if prior is None else (prior[1], receipt_of(prior[0], replayed=True))
 
     def body() -> GrantReceipt:
+        if card is not None:  # at an event desk: the card proves who, in this transaction
+            holder = mykey_id_of_card(uow, proofs.verify_in_transaction(uow, card))
+            if holder != who:  # pragma: no cover -- a card key names one MyKey ID for good
+                raise RetryTransaction
         program = program_of(uow, code)
         amount = points
         rule = None
@@ -251,5 +341,11 @@ def grant_points(
         return receipt_of(receipt.transfer_id, replayed=False)
 
     return keyed_write(
-        uow, scope=scope("grant", actor), key=key, digest=digest, stored=stored, act=body
+        uow,
+        scope=scope("grant", actor),
+        key=key,
+        digest=digest,
+        stored=stored,
+        act=body,
+        keep=lambda error: not isinstance(error, proofs.CardProofError),
     )

@@ -35,7 +35,7 @@ from mykey.identity import proofs, usage
 from mykey.identity.binding import Binder, ExpectedHolder, HolderBinding, mask
 from mykey.identity.models import ResidentCard
 from mykey.identity.proofs import Card, VerifiedCard
-from mykey.ledger import AccountKind, LotTerms, idempotency
+from mykey.ledger import AccountKind, LotTerms
 from mykey.municipalities.codes import parse_code
 from mykey.points import counter
 from mykey.points.models import PointProgram, Shop, ShopAccept, ShopPayment
@@ -257,18 +257,15 @@ def pay(
     metadata = {"shop": shop_id, "receipt_ref": receipt_ref or ""}
 
     def digest() -> str | None:
-        s = uow.session
-        if not shop_id or s.get(Shop, shop_id) is None:
+        if not shop_id or uow.session.get(Shop, shop_id) is None:
             return None
-        who = counter.claimed_holder(uow, card)
-        wallet = _wallet(uow, code, who) if who else None
-        accept = s.get(ShopAccept, (shop_id, code))
-        return ledger.transfer_request_hash(
-            debit=wallet.id if wallet else None,
-            credit=accept.account_id if accept else None,
-            amount=points,
-            kind=SPEND,
-            metadata=metadata,
+        return counter.request_digest(
+            "pay",
+            shop=shop_id,
+            holder=counter.claimed_holder(uow, card),
+            municipality=code,
+            points=points,
+            receipt_ref=receipt_ref or "",
         )
 
     def body() -> Payment:
@@ -292,6 +289,7 @@ def pay(
                 actor=actor,
                 key=key,
                 metadata=metadata,
+                request_digest=digest(),
             )
         except MyKeyError as error:
             if error.code == "insufficient_points":
@@ -511,29 +509,10 @@ def refund(
     _check_points(points)
     pid = _payment_id(payment_id)
 
-    def first_day() -> date:
-        """The Tokyo day of this key's first try (today, unless it made a refund already): the
-        refund's lot, part of the request's hash, is decided on that day."""
-        try:
-            made = ledger.get_transfer(uow, idempotency.derive_id(actor, key))
-        except MyKeyError:
-            return tokyo_date(uow.now())
-        return tokyo_date(made.created_at)
-
     def digest() -> str | None:
-        s = uow.session
-        row = s.get(ShopPayment, pid) if pid else None
-        if row is None or not shop_id or s.get(Shop, shop_id) is None:
+        if pid is None or not shop_id or uow.session.get(Shop, shop_id) is None:
             return None
-        paid = ledger.get_transfer(uow, row.transfer_id)
-        return ledger.transfer_request_hash(
-            debit=paid.credit_account_id,
-            credit=row.wallet_account_id,
-            amount=points,
-            kind=REFUND,
-            lot=_refund_lot(uow, row, paid, first_day()),
-            metadata={"shop": shop_id, "payment": str(row.transfer_id)},
-        )
+        return counter.request_digest("refund", shop=shop_id, payment=str(pid), points=points)
 
     def body() -> Refund:
         shop = _shop(uow, shop_id)
@@ -551,30 +530,32 @@ def refund(
             key=key,
             lot=lot,
             metadata={"shop": shop.id, "payment": str(pid)},
+            request_digest=digest(),
         )
-        if not receipt.replayed:  # a refusal below rolls the transfer back with everything
-            left = row.points - row.refunded
-            if row.cancelled:
-                raise refused(
-                    "payment_cancelled",
-                    "This payment was cancelled; there is nothing to refund.",
-                    "この支払いは取り消し済みのため、返金はできません。",
-                )
-            if points > left:
-                raise refused(
-                    "refund_exceeds_payment",
-                    f"At most {left:,} points of this payment can still be refunded.",
-                    f"この支払いで返金できるのは残り {left:,} ポイントまでです。",
-                    refundable=left,
-                )
-            if not _guarded(
-                uow,
-                ShopPayment.transfer_id == pid,
-                ShopPayment.cancelled.is_(False),
-                ShopPayment.refunded + points <= ShopPayment.points,
-                refunded=ShopPayment.refunded + points,
-            ):
-                raise RetryTransaction  # another refund or a cancel raced us: look again
+        if receipt.replayed:  # a twin with this key committed first: its answer
+            return _refund_answer(uow, receipt.transfer_id)
+        left = row.points - row.refunded
+        if row.cancelled:
+            raise refused(
+                "payment_cancelled",
+                "This payment was cancelled; there is nothing to refund.",
+                "この支払いは取り消し済みのため、返金はできません。",
+            )
+        if points > left:
+            raise refused(
+                "refund_exceeds_payment",
+                f"At most {left:,} points of this payment can still be refunded.",
+                f"この支払いで返金できるのは残り {left:,} ポイントまでです。",
+                refundable=left,
+            )
+        if not _guarded(
+            uow,
+            ShopPayment.transfer_id == pid,
+            ShopPayment.cancelled.is_(False),
+            ShopPayment.refunded + points <= ShopPayment.points,
+            refunded=ShopPayment.refunded + points,
+        ):
+            raise RetryTransaction  # another refund or a cancel raced us: look again
         uow.session.refresh(row)
         return Refund(
             transfer_id=receipt.transfer_id,
@@ -583,7 +564,7 @@ def refund(
             refunded_total=row.refunded,
             balance=_rest(uow, row),
             expires_on=lot.expires_on,
-            replayed=receipt.replayed,
+            replayed=False,
         )
 
     return counter.run_keyed(

@@ -7,8 +7,9 @@ the shop's seal (利用店舗印), and the number as an EAN-13 barcode (with its
 QR code. Three certificates fit on an A4 page, with cut lines.
 
 Printing counts: `vouchers.prints` goes up by one for every certificate printed, in the same
-transaction that reads it (a failed rendering rolls the count back). Every copy after the first
-carries a red reprint mark (再発行 / REPRINT) with its copy number.
+transaction that reads it (a failed rendering rolls the count back). Every copy after the
+first carries a red reprint mark (再発行 / REPRINT) with its copy number. A HEAD request of a
+PDF is not a print: its routes pass `count=False`, which draws the next print uncounted.
 
 Who may print: a terminal of the shop that issued the voucher, and the resident it was issued
 to (their My Page session); a ranking prize voucher (no issuing shop) also the staff of its
@@ -103,14 +104,19 @@ def _titles(view: VoucherView) -> tuple[str, str]:
     return "ポイント券", "POINT VOUCHER"
 
 
-def _count(uow: UnitOfWork, rows: list[Voucher]) -> list[Certificate]:
-    """One more print of each row, in this transaction; the certificates to draw."""
+def _count(uow: UnitOfWork, rows: list[Voucher], *, count: bool = True) -> list[Certificate]:
+    """One more print of each row, in this transaction; the certificates to draw. Not
+    counting (`count=False`, a HEAD request), the certificates the next print would draw."""
     out = []
     for row in rows:
-        uow.session.execute(
-            update(Voucher).where(Voucher.number == row.number).values(prints=Voucher.prints + 1)
-        )
-        uow.session.refresh(row)
+        if count:
+            uow.session.execute(
+                update(Voucher)
+                .where(Voucher.number == row.number)
+                .values(prints=Voucher.prints + 1)
+            )
+            uow.session.refresh(row)
+        copy = row.prints if count else row.prints + 1
         view = _view(uow, row)
         title, title_en = _titles(view)
         gift = uow.session.get(GiftProgram, row.gift_program_id) if row.gift_program_id else None
@@ -121,7 +127,7 @@ def _count(uow: UnitOfWork, rows: list[Voucher]) -> list[Certificate]:
         elif award is not None:  # a ranking prize: what it is for
             name = f"{award.reason}（{view.point_name}）"
         out.append(
-            Certificate(view, row.prints, _municipality_name(uow, row.code), title, title_en, name)
+            Certificate(view, copy, _municipality_name(uow, row.code), title, title_en, name)
         )
     return out
 
@@ -234,21 +240,24 @@ def _title(certs: list[Certificate]) -> str:
     )
 
 
-def print_voucher(uow: UnitOfWork, number: str, *, viewer: Viewer) -> bytes:
-    """The PDF of one voucher; counts the print."""
+def print_voucher(uow: UnitOfWork, number: str, *, viewer: Viewer, count: bool = True) -> bytes:
+    """The PDF of one voucher; counts the print (unless `count` is False: a HEAD request)."""
 
     def body() -> bytes:
         row = _find(uow, number)
         if not _may_print(row, viewer):
             raise _unknown(row.number)
-        certs = _count(uow, [row])
+        certs = _count(uow, [row], count=count)
         return render(certs, title=_title(certs))
 
     return uow.run(body)
 
 
-def print_batch(uow: UnitOfWork, issue_transfer_id: str, *, viewer: Viewer) -> bytes:
-    """The PDF of every voucher of one issue (its transaction id), in order; counts each."""
+def print_batch(
+    uow: UnitOfWork, issue_transfer_id: str, *, viewer: Viewer, count: bool = True
+) -> bytes:
+    """The PDF of every voucher of one issue (its transaction id), in order; counts each
+    (unless `count` is False: a HEAD request)."""
     try:
         transfer_id = UUID(issue_transfer_id)
     except (ValueError, TypeError):
@@ -272,7 +281,7 @@ def print_batch(uow: UnitOfWork, issue_transfer_id: str, *, viewer: Viewer) -> b
                 f"There are no vouchers of the issue {transfer_id}.",
                 f"発行 {transfer_id} のポイント券は見つかりません。",
             )
-        certs = _count(uow, rows)
+        certs = _count(uow, rows, count=count)
         return render(certs, title=_title(certs))
 
     return uow.run(body)
@@ -295,7 +304,9 @@ def _no_prize(award_id: str, mykey_id: str) -> MyKeyError:
     )
 
 
-def print_prize(uow: UnitOfWork, award_id: str, mykey_id: str, *, viewer: Viewer) -> bytes:
+def print_prize(
+    uow: UnitOfWork, award_id: str, mykey_id: str, *, viewer: Viewer, count: bool = True
+) -> bytes:
     """One winner's prize vouchers of a ranking award as one PDF; counts each print.
 
     For the staff of the award's municipality (`viewer.municipality`) or the winner
@@ -307,7 +318,7 @@ def print_prize(uow: UnitOfWork, award_id: str, mykey_id: str, *, viewer: Viewer
         rows = prize_vouchers(uow, award_id, mykey_id) if isinstance(mykey_id, str) else []
         if not rows:
             raise _no_prize(award_id, mykey_id)
-        certs = _count(uow, rows)
+        certs = _count(uow, rows, count=count)
         return render(certs, title=_title(certs))
 
     return uow.run(body)
@@ -321,7 +332,9 @@ def prize_file_name(rank: int, mykey_id: str) -> str:
 ZIP_TIME = (2000, 1, 1, 0, 0, 0)  # fixed, so the same prints give the same bytes
 
 
-def print_prizes_zip(uow: UnitOfWork, award_id: str, *, viewer: Viewer) -> bytes:
+def print_prizes_zip(
+    uow: UnitOfWork, award_id: str, *, viewer: Viewer, count: bool = True
+) -> bytes:
     """Every winner's prize vouchers of a ranking award: a ZIP with one PDF per winner
     (`prize_file_name`: rank and MyKey ID), in rank order; counts each print. For the staff
     of the award's municipality only."""
@@ -339,7 +352,7 @@ def print_prizes_zip(uow: UnitOfWork, award_id: str, *, viewer: Viewer) -> bytes
                 rows = prize_vouchers(uow, award_id, entry.mykey_id)
                 if not rows:  # refused (the budget, say): nothing to print for them
                     continue
-                certs = _count(uow, rows)
+                certs = _count(uow, rows, count=count)
                 info = zipfile.ZipInfo(prize_file_name(entry.rank, entry.mykey_id), ZIP_TIME)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, render(certs, title=_title(certs)))

@@ -280,18 +280,6 @@ def _days(valid_days: int) -> int:
     return _whole("valid_days", valid_days, 1, MAX_VALID_DAYS)
 
 
-def _float_id(uow: UnitOfWork, code: str) -> int | None:
-    """The voucher float's account id, if it exists yet (without opening it)."""
-    try:
-        return ledger.find_account(
-            uow, ledger=code, kind=AccountKind.VOUCHER_FLOAT, owner=FLOAT_OWNER
-        ).id
-    except MyKeyError as error:
-        if error.code == "unknown_account":
-            return None
-        raise
-
-
 @dataclass(frozen=True)
 class FromWallet:
     """A request to turn wallet points into vouchers: what its transfer's hash is made of."""
@@ -303,14 +291,13 @@ class FromWallet:
     def digest(self, uow: UnitOfWork, shop_id: str | None, card: Card) -> str | None:
         if not shop_id or uow.session.get(Shop, shop_id) is None:
             return None
-        who = counter.claimed_holder(uow, card)
-        wallet = _wallet(uow, self.code, who) if who else None
-        return ledger.transfer_request_hash(
-            debit=wallet.id if wallet else None,
-            credit=_float_id(uow, self.code),
-            amount=sum(self.pieces),
-            kind=ISSUE,
-            metadata={"shop": shop_id, "vouchers": len(self.pieces), **self.metadata},
+        return counter.request_digest(
+            "vouchers",
+            shop=shop_id,
+            holder=counter.claimed_holder(uow, card),
+            municipality=self.code,
+            pieces=self.pieces,
+            **self.metadata,
         )
 
 
@@ -332,16 +319,17 @@ def run_from_wallet(
     actor: str,
     key: str,
     expected_holder: ExpectedHolder | None,
-    operation: Callable[[Shop, str], Issued],
+    operation: Callable[[Shop, str, str | None], Issued],
 ) -> Issued:
     """An issue from the card holder's wallet as a keyed counter operation: the key first, the
-    expected holder, the card checked in the transaction (then `operation(shop, mykey_id)`)."""
+    expected holder, the card checked in the transaction (then `operation(shop, mykey_id,
+    digest)`, the request's hash to store with its transfer)."""
 
     def body() -> Issued:
         shop = _shop(uow, shop_id)
         counter.check_holder(uow, expected_holder, card=card, place=shop.id, expiry=True)
         who = _resident(uow, proofs.verify_in_transaction(uow, card))
-        return operation(shop, who)
+        return operation(shop, who, request.digest(uow, shop.id, card))
 
     return counter.run_keyed(
         uow,
@@ -378,13 +366,14 @@ def issue(
     days = _days(valid_days)
     request = FromWallet(code, pieces, {"valid_days": days, "street": street_id or ""})
 
-    def operation(shop: Shop, who: str) -> Issued:
+    def operation(shop: Shop, who: str, digest: str | None) -> Issued:
         _accept(uow, shop, code)
         where_shop, where_street = _place(uow, shop, street_id)
         return _from_wallet(
             uow,
             shop=shop,
             who=who,
+            digest=digest,
             code=code,
             pieces=pieces,
             actor=actor,
@@ -413,6 +402,7 @@ def _from_wallet(
     *,
     shop: Shop,
     who: str,
+    digest: str | None,
     code: str,
     pieces: list[int],
     actor: str,
@@ -439,6 +429,7 @@ def _from_wallet(
             actor=actor,
             key=key,
             metadata={"shop": shop.id, "vouchers": len(pieces), **metadata},
+            request_digest=digest,
         )
     except MyKeyError as error:
         if error.code == "insufficient_points":
@@ -621,20 +612,9 @@ def redeem(
     looked up first, and a refusal is kept under it (`points.counter`)."""
 
     def digest() -> str | None:
-        s = uow.session
-        shop = s.get(Shop, shop_id) if shop_id else None
-        if shop is None:
+        if not shop_id or uow.session.get(Shop, shop_id) is None:
             return None
-        row = _find(uow, number)
-        via = _association(uow, row, opening=False)
-        accept = s.get(ShopAccept, (shop.id, row.code))
-        return ledger.transfer_request_hash(
-            debit=via.id if via is not None else _float_id(uow, row.code),
-            credit=accept.account_id if accept else None,
-            amount=row.face_value,
-            kind=REDEEM,
-            metadata={"shop": shop.id, "voucher": row.number},
-        )
+        return counter.request_digest("redeem", shop=shop_id, voucher=_find(uow, number).number)
 
     def body() -> Redemption:
         shop = _shop(uow, shop_id)
@@ -691,6 +671,7 @@ def redeem(
             actor=actor,
             key=shop_key,
             metadata={"shop": shop.id, "voucher": row.number},
+            request_digest=digest(),
         )
         done = uow.session.execute(
             update(Voucher)
@@ -861,14 +842,8 @@ def issue_for_receipt(
     def digest() -> str | None:
         if not shop_id or uow.session.get(Shop, shop_id) is None:
             return None
-        try:
-            budget: int | None = ledger.find_account(
-                uow, ledger=code, kind=AccountKind.BUDGET, owner=code
-            ).id
-        except MyKeyError:
-            budget = None
-        return ledger.transfer_request_hash(
-            debit=budget, credit=_float_id(uow, code), amount=points, kind=ISSUE, metadata=metadata
+        return counter.request_digest(
+            "receipt_voucher", shop=shop_id, receipt_ref=receipt_ref, yen=yen
         )
 
     def replay(transfer_id: UUID) -> Issued:
@@ -890,6 +865,7 @@ def issue_for_receipt(
             actor=actor,
             key=key,
             metadata=metadata,
+            request_digest=digest(),
         )
         if receipt.replayed:
             return replay(receipt.transfer_id)

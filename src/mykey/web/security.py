@@ -13,7 +13,9 @@ route added anywhere is covered without doing anything:
 - `Strict-Transport-Security` only when the environment is production (served over HTTPS).
 
 A `HEAD` request is answered as the `GET` of the same address (status and headers, no body):
-Starlette answers HEAD for its own routes but FastAPI's routes only know GET.
+Starlette answers HEAD for its own routes but FastAPI's routes only know GET. The GET handler
+runs, so a handler whose GET has an effect asks `is_head(request)` and leaves it out: a HEAD
+of a voucher PDF does not count as a print (the next real print would be marked 再発行).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PAGE_POLICY = (
@@ -43,7 +46,14 @@ DOCS_POLICY = (
     " connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 HSTS = "max-age=63072000; includeSubDomains"
+HEAD_FLAG = "mykey.head"  # in the scope of a HEAD answered as GET
 DOCS_PATHS = ("/docs",)
+
+
+def is_head(request: Request) -> bool:
+    """Whether this GET is really a HEAD (answered as GET by `SecurityHeaders`): a handler
+    with an effect on GET (counting a print) leaves it out."""
+    return bool(request.scope.get(HEAD_FLAG))
 
 
 def policy_for(path: str, content_type: str) -> str:
@@ -69,7 +79,7 @@ class SecurityHeaders:
             return
         head = scope["method"] == "HEAD"
         if head:
-            scope = {**scope, "method": "GET"}
+            scope = {**scope, "method": "GET", HEAD_FLAG: True}
         path = scope.get("path", "")
 
         async def send_with_headers(message: Message) -> None:

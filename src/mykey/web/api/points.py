@@ -12,13 +12,11 @@ from mykey.db import tokyo_date
 from mykey.errors import POINTS, ErrorKind, MyKeyError, forbidden
 from mykey.identity import residents
 from mykey.identity.keys import Principal, Role
-from mykey.identity.links import mykey_id_of_card
-from mykey.identity.proofs import with_card
 from mykey.municipalities.codes import parse_code
 from mykey.points import balances
 from mykey.points.accruals import accruals_of
 from mykey.points.expiry import expiring_soon
-from mykey.points.grants import GrantReceipt, grant_points
+from mykey.points.grants import grant_points, grant_points_by_card
 from mykey.points.program_setup import (
     MAX_RULE_POINTS,
     Program,
@@ -231,11 +229,12 @@ def grant(code: str, body: GrantIn, uow: Uow, staff: Staff, request: Request) ->
             "利用者はマイキーIDかカードの証明のどちらか一方で指定してください。",
         )
 
-    def grant_to(who: str) -> GrantReceipt:
-        return grant_points(
+    if body.card_proof is None:
+        assert body.mykey_id is not None
+        receipt = grant_points(
             uow,
             municipality=own,
-            mykey_id=who,
+            mykey_id=body.mykey_id,
             actor=staff.actor,
             key=body.key,
             reason=body.reason,
@@ -243,15 +242,17 @@ def grant(code: str, body: GrantIn, uow: Uow, staff: Staff, request: Request) ->
             points=body.points,
             event=body.event,
         )
-
-    if body.card_proof is None:
-        assert body.mykey_id is not None
-        receipt = grant_to(body.mykey_id)
-    else:  # at an event desk: a refused grant leaves the card's challenge unused
-        receipt = with_card(
+    else:  # at an event desk: the key first; a refused grant leaves the card's challenge unused
+        receipt = grant_points_by_card(
             uow,
-            presented(request, body.card_proof, actor=staff.actor),
-            lambda card: grant_to(mykey_id_of_card(uow, card)),
+            municipality=own,
+            card=presented(request, body.card_proof, actor=staff.actor),
+            actor=staff.actor,
+            key=body.key,
+            reason=body.reason,
+            activity=body.activity,
+            points=body.points,
+            event=body.event,
         )
     return GrantOut(
         transfer_id=str(receipt.transfer_id),

@@ -20,6 +20,7 @@ from mykey.web.api.resident import bearer
 from mykey.web.api.terminal import EXPECTED_HOLDER, StaffOrOperator, _shop_id
 from mykey.web.auth import CurrentTerminal
 from mykey.web.deps import Uow
+from mykey.web.security import is_head
 
 router = APIRouter(prefix="/api/v1")
 
@@ -212,13 +213,18 @@ _PDF_RESPONSE: dict[int | str, dict[str, Any]] = {
     tags=["vouchers"],
 )
 def print_batch(
-    issue_transfer_id: str, uow: Uow, authorization: Annotated[str | None, Header()] = None
+    issue_transfer_id: str,
+    uow: Uow,
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Print every voucher (or gift certificate) of one issue, three to an A4 page; each print
-    is counted and copies after the first are marked 再発行 / REPRINT. A terminal of the
-    issuing shop, or the resident it was issued to (My Page session)."""
+    is counted (a HEAD is not) and copies after the first are marked 再発行 / REPRINT. A
+    terminal of the issuing shop, or the resident it was issued to (My Page session)."""
     viewer = _viewer(uow, authorization)
-    content = voucher_print.print_batch(uow, issue_transfer_id, viewer=viewer)
+    content = voucher_print.print_batch(
+        uow, issue_transfer_id, viewer=viewer, count=not is_head(request)
+    )
     return _pdf(content, f"vouchers-{issue_transfer_id}")
 
 
@@ -226,13 +232,13 @@ def print_batch(
     "/vouchers/{number}.pdf", response_class=Response, responses=_PDF_RESPONSE, tags=["vouchers"]
 )
 def print_voucher(
-    number: str, uow: Uow, authorization: Annotated[str | None, Header()] = None
+    number: str, uow: Uow, request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> Response:
     """Print one voucher as on the seed's image (EAN-13 barcode and QR code of its number);
     counted, reprints marked. A terminal of the issuing shop, or the resident it was issued
     to (My Page session); anyone else: 404."""
     viewer = _viewer(uow, authorization)
-    content = voucher_print.print_voucher(uow, number, viewer=viewer)
+    content = voucher_print.print_voucher(uow, number, viewer=viewer, count=not is_head(request))
     return _pdf(content, f"voucher-{number}")
 
 

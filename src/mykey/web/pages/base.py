@@ -310,9 +310,14 @@ def _problem_page(request: Request, exc: Exception) -> Response:
 
 
 def _login_required(request: Request, exc: Exception) -> Response:
+    """To the sign-in page and back; in the language asked for (`/counter?lang=en` signs in
+    in English)."""
     assert isinstance(exc, LoginRequired)
-    query = urllib.parse.urlencode({"next": exc.back_to})
-    return RedirectResponse(f"{exc.login_path}?{query}", status_code=303)
+    fields = {"next": exc.back_to}
+    lang = request.query_params.get("lang")
+    if lang in LANGS:
+        fields["lang"] = lang
+    return RedirectResponse(f"{exc.login_path}?{urllib.parse.urlencode(fields)}", status_code=303)
 
 
 HANDLERS: Mapping[type[Exception], Callable[[Request, Exception], Response]] = {

@@ -30,6 +30,7 @@ from mykey.points.vouchers import PrizeTerms
 from mykey.web.pages.base import CheckedForm, Page, PageDep
 from mykey.web.pages.console_common import Form, checked_upload, new_key, not_yours
 from mykey.web.pages.console_town import TownStaff, _own, _program
+from mykey.web.security import is_head
 
 router = APIRouter(prefix="/console/m/{code}", include_in_schema=False)
 
@@ -305,7 +306,9 @@ def winner_pdf(
     own = _own(staff, code)
     viewer = voucher_print.Viewer(municipality=own)
     try:
-        content = voucher_print.print_prize(page.uow, award_id, mykey_id, viewer=viewer)
+        content = voucher_print.print_prize(
+            page.uow, award_id, mykey_id, viewer=viewer, count=not is_head(page.request)
+        )
     except MyKeyError:
         raise not_yours() from None
     winner = "".join(ch for ch in mykey_id if ch.isascii() and ch.isalnum())
@@ -318,7 +321,9 @@ def winners_zip(page: PageDep, staff: TownStaff, code: str, award_id: str) -> Re
     own = _own(staff, code)
     viewer = voucher_print.Viewer(municipality=own)
     try:
-        content = voucher_print.print_prizes_zip(page.uow, award_id, viewer=viewer)
+        content = voucher_print.print_prizes_zip(
+            page.uow, award_id, viewer=viewer, count=not is_head(page.request)
+        )
     except MyKeyError:
         raise not_yours() from None
     return _download(content, "application/zip", f"prizes-{own}.zip")

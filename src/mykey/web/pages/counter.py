@@ -35,11 +35,13 @@ from mykey.db import tokyo_date
 from mykey.errors import MyKeyError
 from mykey.identity import links
 from mykey.identity.binding import Binder, ExpectedHolder
+from mykey.identity.proofs import CardProofError
 from mykey.identity.staff import StaffMember, StaffRole
 from mykey.points import shops, spending, voucher_print, vouchers
 from mykey.web.pages.base import CheckedForm, Page, PageDep, PageProblem, staff_page
 from mykey.web.pages.cardtap import CARD_FIELD, card_options, present
 from mykey.web.pages.mypage import error_text, helpers, new_key, whole_number
+from mykey.web.security import is_head
 
 router = APIRouter(prefix="/counter", include_in_schema=False)
 
@@ -338,6 +340,13 @@ def back_to_the_confirmation(page: PageDep, clerk: Clerk) -> Response:
     return _again(page, "/counter/confirm")
 
 
+@router.get("/vouchers/redemptions")
+def back_to_the_counter(page: PageDep, clerk: Clerk) -> Response:
+    """A reload or a language switch of a refused redemption: the counter's home page (not the
+    confirmation that `/counter/vouchers` leads to)."""
+    return _again(page, "/counter")
+
+
 @router.get("/payments/confirm")
 @router.get("/vouchers/confirm")
 def back_to_the_balances(page: PageDep, clerk: Clerk) -> Response:
@@ -348,9 +357,11 @@ def back_to_the_balances(page: PageDep, clerk: Clerk) -> Response:
 def _refused_at_confirmation(
     page: Page, clerk: StaffMember, fields: dict[str, str], error: MyKeyError, action: str
 ) -> Response:
-    """A refusal at the confirmation. Another card tapped (or none) is told on the
+    """A refusal at the confirmation. Another card tapped (or none), or a card that cannot be
+    used (an old card replaced by a renewed one, a suspended card …), is told on the
     confirmation itself, so that the right card can be tapped; the rest on the home page."""
-    if error.code not in ("wrong_card", "card_not_read"):
+    about_the_card = isinstance(error, CardProofError)
+    if error.code not in ("wrong_card", "card_not_read") and not about_the_card:
         return _home(page, clerk, status=422, problem=_problem(page, error))
     kept = page.recall(CONFIRM)
     confirm = {
@@ -484,7 +495,10 @@ def print_vouchers(issue_transfer_id: str, page: PageDep, clerk: Clerk) -> Respo
     try:
         UUID(issue_transfer_id)
         content = voucher_print.print_batch(
-            page.uow, issue_transfer_id, viewer=voucher_print.Viewer(shop_id=place.id)
+            page.uow,
+            issue_transfer_id,
+            viewer=voucher_print.Viewer(shop_id=place.id),
+            count=not is_head(page.request),
         )
     except (MyKeyError, ValueError):
         raise PageProblem(404, "error.not_found.title", "error.not_found.body") from None

@@ -15,6 +15,7 @@ from mykey.errors import MyKeyError
 from mykey.points import voucher_print
 from mykey.points.vouchers import ISSUED, REDEEMED, VoucherView, vouchers_of
 from mykey.web.pages.base import CurrentResident, PageDep, PageProblem
+from mykey.web.security import is_head
 
 router = APIRouter(prefix="/mypage", include_in_schema=False)
 
@@ -58,7 +59,9 @@ def print_issue(page: PageDep, mykey_id: CurrentResident, issue_id: str) -> Resp
     """The PDF of one issue's vouchers, for the resident they were issued to only."""
     viewer = voucher_print.Viewer(mykey_id=mykey_id)
     try:
-        content = voucher_print.print_batch(page.uow, issue_id, viewer=viewer)
+        content = voucher_print.print_batch(
+            page.uow, issue_id, viewer=viewer, count=not is_head(page.request)
+        )
     except MyKeyError:
         raise PageProblem(404, "error.not_found.title", "error.not_found.body") from None
     name = "".join(ch for ch in issue_id if ch.isascii() and (ch.isalnum() or ch == "-"))
