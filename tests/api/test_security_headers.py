@@ -185,3 +185,38 @@ def test_head_answers_as_get_for_pages_and_api_reads(
             assert head.headers.get(name) == got.headers.get(name), (path, name)
     # a path that only takes POST still says so
     assert c.head("/api/v1/terminal/payments").status_code == 405
+
+
+def test_every_page_has_our_icon_where_browsers_ask_for_it(
+    answers: dict[str, Any], card_client: TestClient
+) -> None:
+    """Browsers ask every site for /favicon.ico (a PDF or JSON opened in a tab too); it used to
+    be a 404 problem+json on every page load. Every page links our own icon."""
+    for kind in ("navi", "my page", "counter", "console", "home", "docs"):
+        assert '<link rel="icon" href="/favicon.ico">' in answers[kind].text, kind
+    icon = card_client.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] == "image/vnd.microsoft.icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO file
+    assert icon.headers["x-content-type-options"] == "nosniff"
+    assert card_client.head("/favicon.ico").status_code == 200
+
+
+def test_an_address_that_does_not_exist_is_a_page_for_a_browser(card_client: TestClient) -> None:
+    """A mistyped or outdated page link showed raw problem+json; now the site's "page not
+    found" page in the visitor's language (under the pages' policy), and still problem+json
+    for the API and for a script that asks for JSON."""
+    browser = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for path in ("/navi/no-such-page", "/mypage/no/such/page", "/assets/no-such.css"):
+        page = card_client.get(path, headers=browser)
+        assert page.status_code == 404, path
+        assert page.headers["content-type"].startswith("text/html"), path
+        assert "ページが見つかりません" in page.text, path
+        assert "'self'" in page.headers["content-security-policy"], path
+    english = card_client.get("/navi/no-such-page?lang=en", headers=browser)
+    assert "Page not found" in english.text
+    for path, accept in (("/api/v1/no-such", browser["accept"]), ("/navi/x", "application/json")):
+        api = card_client.get(path, headers={"accept": accept})
+        assert api.status_code == 404
+        assert api.headers["content-type"] == "application/problem+json"
+        assert api.json()["code"] == "not_found"

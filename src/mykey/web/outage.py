@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from mykey.db import is_unavailable
-from mykey.web.pages.base import environment, lang_url, language_of
+from mykey.web.pages.base import environment, lang_url, language_of, wants_page
 from mykey.web.pages.messages import translate
 from mykey.web.problems import problem
 
@@ -39,15 +39,6 @@ def _summary(exc: Exception) -> str:
     orig = getattr(exc, "orig", None) or exc
     first = (str(orig).strip().splitlines() or [""])[0]
     return f"{type(orig).__name__}: {first}"[:300]
-
-
-def wants_page(request: Request) -> bool:
-    """A page (HTML) rather than the API (problem+json): not under /api/, and not a script
-    that asks for JSON only (the console's progress poll)."""
-    if request.url.path.startswith("/api/"):
-        return False
-    accept = request.headers.get("accept", "").lower()
-    return "text/html" in accept or "json" not in accept
 
 
 def _page(request: Request) -> Response:

@@ -17,6 +17,7 @@ from mykey.errors import ErrorKind, MyKeyError
 from mykey.history.checkpoints import NoteError
 from mykey.history.cosign import CosignatureVerifier
 from mykey.history.witnessing import add_cosignature, authenticate, witness_entries
+from mykey.web.api.numbers import MAX_ID
 from mykey.web.deps import Uow
 
 router = APIRouter(prefix="/api/v1/log", tags=["history log"])
@@ -39,8 +40,8 @@ def configured(request: Request) -> list[CosignatureVerifier]:
 def entries_for_witnesses(
     uow: Uow,
     request: Request,
-    start: Annotated[int, Query(ge=0)],
-    end: Annotated[int, Query(ge=1)],
+    start: Annotated[int, Query(ge=0, le=MAX_ID)],
+    end: Annotated[int, Query(ge=1, le=MAX_ID)],
     x_mykey_witness: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     """Entries [start, end) with each record's canonical bytes, salt and row, for restores.
