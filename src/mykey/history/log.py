@@ -30,7 +30,13 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
 from mykey.config import Settings
-from mykey.db import RetryTransaction, UnitOfWork, insert_many
+from mykey.db import (
+    RetryTransaction,
+    UnitOfWork,
+    insert_many,
+    is_unavailable,
+    unavailable_summary,
+)
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.history import merkle
 from mykey.history.checkpoints import Checkpoint, Signer, open_checkpoint, sign_checkpoint
@@ -528,8 +534,13 @@ class CheckpointJob:
                 if exc.message != self._last_refusal:
                     logger.error("no checkpoint signed: %s (%s)", exc.message, exc.code)
                     self._last_refusal = exc.message
-            except Exception:  # a bad round must not end the thread
-                logger.exception("checkpoint round failed")
+            except Exception as exc:  # a bad round must not end the thread
+                if is_unavailable(exc):  # an outage: one line, the next round tries again
+                    logger.warning(
+                        "no checkpoint: database unavailable (%s)", unavailable_summary(exc)
+                    )
+                else:
+                    logger.exception("checkpoint round failed")
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="mykey-log", daemon=True)

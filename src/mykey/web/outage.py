@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
-from mykey.db import is_unavailable
+from mykey.db import is_unavailable, unavailable_summary
 from mykey.web.pages.base import environment, lang_url, language_of, wants_page
 from mykey.web.pages.messages import translate
 from mykey.web.problems import problem
@@ -32,13 +32,6 @@ from mykey.web.problems import problem
 RETRY_AFTER = 5
 
 log = logging.getLogger("mykey.web")
-
-
-def _summary(exc: Exception) -> str:
-    """The driver's first line of the error (no SQL, no parameters)."""
-    orig = getattr(exc, "orig", None) or exc
-    first = (str(orig).strip().splitlines() or [""])[0]
-    return f"{type(orig).__name__}: {first}"[:300]
 
 
 def _page(request: Request) -> Response:
@@ -68,7 +61,7 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
         "database unavailable: %s %s answered 503 (%s)",
         request.method,
         request.url.path,
-        _summary(exc),
+        unavailable_summary(exc),
     )
     if wants_page(request):
         return _page(request)
