@@ -220,3 +220,22 @@ def test_an_address_that_does_not_exist_is_a_page_for_a_browser(card_client: Tes
         assert api.status_code == 404
         assert api.headers["content-type"] == "application/problem+json"
         assert api.json()["code"] == "not_found"
+
+
+def test_a_500_carries_the_security_headers_too(database: Database) -> None:
+    """Starlette answers an unexpected exception outside the app's own middleware; the headers
+    used to be missing from exactly those answers."""
+    app = create_app(Settings(database_url=database.url, environment="test"))
+
+    @app.get("/broken-on-purpose")
+    def broken() -> None:
+        raise RuntimeError("a defect")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/broken-on-purpose")
+    app.state.engine.dispose()
+    assert answer.status_code == 500
+    assert answer.json()["code"] == "internal_error"
+    for name, value in COMMON.items():
+        assert answer.headers.get(name) == value, name
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]

@@ -1,7 +1,7 @@
 """Headers every answer carries, and HEAD answered as GET, for every route of the app.
 
-`SecurityHeaders` wraps the whole application (pages, API, static files, /docs, errors), so a
-route added anywhere is covered without doing anything:
+`SecurityHeaders` wraps the whole application (pages, API, static files, /docs, errors, a 500
+included), so a route added anywhere is covered without doing anything:
 
 - `Content-Security-Policy`: pages allow only their own script and stylesheet (`'self'`: no
   inline `<script>`, `<style>`, `style=` or `on…=` attributes; docs/pages.md), API answers
@@ -19,8 +19,8 @@ Starlette answers HEAD for its own routes but FastAPI's routes only know GET.
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from typing import Any
 
+from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -97,5 +97,12 @@ class SecurityHeaders:
                 headers[name] = value
 
 
-def install(app: Any, *, production: bool) -> None:
-    app.add_middleware(SecurityHeaders, production=production)
+def install(app: Starlette, *, production: bool) -> None:
+    """Outermost, around Starlette's own error middleware, so that a 500 carries the headers
+    too (`add_middleware` would put it inside)."""
+    build = app.build_middleware_stack
+
+    def outermost() -> ASGIApp:
+        return SecurityHeaders(build(), production=production)
+
+    app.build_middleware_stack = outermost  # type: ignore[method-assign]  # wrap, as Starlette builds it on first use
