@@ -61,11 +61,14 @@ WIDTH, HEIGHT = 180 * MM, 88 * MM
 @dataclass(frozen=True)
 class Viewer:
     """Who asks for a print: a shop's terminal (`shop_id`), a resident (`mykey_id`), or the
-    staff of a municipality (`municipality`: its ranking prize vouchers only)."""
+    staff of a municipality (`municipality`: its ranking prize vouchers only). `counting`
+    False: only a look at what a print would be (an HTTP HEAD), not a print: nothing counted,
+    the next print is not a reprint."""
 
     shop_id: str | None = None
     mykey_id: str | None = None
     municipality: str | None = None
+    counting: bool = True
 
 
 @dataclass(frozen=True)
@@ -103,14 +106,20 @@ def _titles(view: VoucherView) -> tuple[str, str]:
     return "ポイント券", "POINT VOUCHER"
 
 
-def _count(uow: UnitOfWork, rows: list[Voucher]) -> list[Certificate]:
-    """One more print of each row, in this transaction; the certificates to draw."""
+def _count(uow: UnitOfWork, rows: list[Voucher], counting: bool = True) -> list[Certificate]:
+    """One more print of each row, in this transaction; the certificates to draw (the same
+    without counting, for a look)."""
     out = []
     for row in rows:
-        uow.session.execute(
-            update(Voucher).where(Voucher.number == row.number).values(prints=Voucher.prints + 1)
-        )
-        uow.session.refresh(row)
+        copy = row.prints + 1
+        if counting:
+            uow.session.execute(
+                update(Voucher)
+                .where(Voucher.number == row.number)
+                .values(prints=Voucher.prints + 1)
+            )
+            uow.session.refresh(row)
+            copy = row.prints
         view = _view(uow, row)
         title, title_en = _titles(view)
         gift = uow.session.get(GiftProgram, row.gift_program_id) if row.gift_program_id else None
@@ -121,7 +130,7 @@ def _count(uow: UnitOfWork, rows: list[Voucher]) -> list[Certificate]:
         elif award is not None:  # a ranking prize: what it is for
             name = f"{award.reason}（{view.point_name}）"
         out.append(
-            Certificate(view, row.prints, _municipality_name(uow, row.code), title, title_en, name)
+            Certificate(view, copy, _municipality_name(uow, row.code), title, title_en, name)
         )
     return out
 
@@ -241,7 +250,7 @@ def print_voucher(uow: UnitOfWork, number: str, *, viewer: Viewer) -> bytes:
         row = _find(uow, number)
         if not _may_print(row, viewer):
             raise _unknown(row.number)
-        certs = _count(uow, [row])
+        certs = _count(uow, [row], viewer.counting)
         return render(certs, title=_title(certs))
 
     return uow.run(body)
@@ -272,7 +281,7 @@ def print_batch(uow: UnitOfWork, issue_transfer_id: str, *, viewer: Viewer) -> b
                 f"There are no vouchers of the issue {transfer_id}.",
                 f"発行 {transfer_id} のポイント券は見つかりません。",
             )
-        certs = _count(uow, rows)
+        certs = _count(uow, rows, viewer.counting)
         return render(certs, title=_title(certs))
 
     return uow.run(body)
@@ -307,7 +316,7 @@ def print_prize(uow: UnitOfWork, award_id: str, mykey_id: str, *, viewer: Viewer
         rows = prize_vouchers(uow, award_id, mykey_id) if isinstance(mykey_id, str) else []
         if not rows:
             raise _no_prize(award_id, mykey_id)
-        certs = _count(uow, rows)
+        certs = _count(uow, rows, viewer.counting)
         return render(certs, title=_title(certs))
 
     return uow.run(body)
@@ -339,7 +348,7 @@ def print_prizes_zip(uow: UnitOfWork, award_id: str, *, viewer: Viewer) -> bytes
                 rows = prize_vouchers(uow, award_id, entry.mykey_id)
                 if not rows:  # refused (the budget, say): nothing to print for them
                     continue
-                certs = _count(uow, rows)
+                certs = _count(uow, rows, viewer.counting)
                 info = zipfile.ZipInfo(prize_file_name(entry.rank, entry.mykey_id), ZIP_TIME)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, render(certs, title=_title(certs)))

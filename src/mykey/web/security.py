@@ -13,7 +13,9 @@ included), so a route added anywhere is covered without doing anything:
 - `Strict-Transport-Security` only when the environment is production (served over HTTPS).
 
 A `HEAD` request is answered as the `GET` of the same address (status and headers, no body):
-Starlette answers HEAD for its own routes but FastAPI's routes only know GET.
+Starlette answers HEAD for its own routes but FastAPI's routes only know GET. A GET that has
+an effect (a voucher PDF counts a print) asks `is_head(request)` and, for a HEAD, only looks
+(a link checker's HEAD must not make the clerk's first print a reprint).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import MutableMapping
 
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PAGE_POLICY = (
@@ -43,6 +46,7 @@ DOCS_POLICY = (
     " connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 HSTS = "max-age=63072000; includeSubDomains"
+HEAD = "mykey.head"  # in the scope of a HEAD answered as GET
 DOCS_PATHS = ("/docs",)
 
 
@@ -69,7 +73,7 @@ class SecurityHeaders:
             return
         head = scope["method"] == "HEAD"
         if head:
-            scope = {**scope, "method": "GET"}
+            scope = {**scope, "method": "GET", HEAD: True}
         path = scope.get("path", "")
 
         async def send_with_headers(message: Message) -> None:
@@ -95,6 +99,11 @@ class SecurityHeaders:
         for name, value in defaults.items():
             if name not in headers:  # a route that sets its own keeps it
                 headers[name] = value
+
+
+def is_head(request: Request) -> bool:
+    """Is this GET really a HEAD (answered without the body)?"""
+    return bool(request.scope.get(HEAD))
 
 
 def install(app: Starlette, *, production: bool) -> None:

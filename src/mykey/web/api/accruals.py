@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from mykey.errors import COUNT, DAYS, MAX_POINTS, POINTS
@@ -19,6 +19,7 @@ from mykey.web.api.points import _own_municipality
 from mykey.web.api.resident import Token
 from mykey.web.auth import require
 from mykey.web.deps import Uow
+from mykey.web.security import is_head
 
 router = APIRouter(prefix="/api/v1", tags=["accruals and rankings"])
 
@@ -422,11 +423,13 @@ PDF, ZIP = "application/pdf", "application/zip"
     response_class=Response,
     responses={200: {"content": {PDF: {}}, "description": "the winner's vouchers"}},
 )
-def award_winner_pdf(code: str, award_id: str, mykey_id: str, uow: Uow, staff: Staff) -> Response:
+def award_winner_pdf(
+    code: str, award_id: str, mykey_id: str, uow: Uow, staff: Staff, request: Request
+) -> Response:
     """One winner's prize vouchers as one PDF (three to an A4 page; prints are counted and
     copies after the first marked 再発行 / REPRINT)."""
     own = _own_municipality(staff, code)
-    viewer = voucher_print.Viewer(municipality=own)
+    viewer = voucher_print.Viewer(municipality=own, counting=not is_head(request))
     content = voucher_print.print_prize(uow, award_id, mykey_id, viewer=viewer)
     return _download(content, PDF, f"prize-{award_id}-{mykey_id}.pdf")
 
@@ -436,11 +439,13 @@ def award_winner_pdf(code: str, award_id: str, mykey_id: str, uow: Uow, staff: S
     response_class=Response,
     responses={200: {"content": {ZIP: {}}, "description": "one PDF per winner"}},
 )
-def award_vouchers_zip(code: str, award_id: str, uow: Uow, staff: Staff) -> Response:
+def award_vouchers_zip(
+    code: str, award_id: str, uow: Uow, staff: Staff, request: Request
+) -> Response:
     """Every winner's prize vouchers: a ZIP with one PDF per winner, named by rank and MyKey
     ID (`0001-MY123456.pdf`), in rank order."""
     own = _own_municipality(staff, code)
-    viewer = voucher_print.Viewer(municipality=own)
+    viewer = voucher_print.Viewer(municipality=own, counting=not is_head(request))
     content = voucher_print.print_prizes_zip(uow, award_id, viewer=viewer)
     return _download(content, ZIP, f"prizes-{award_id}.zip")
 

@@ -23,6 +23,7 @@ from mykey.points.vouchers import PrizeTerms
 from mykey.web.pages.base import Page, PageDep
 from mykey.web.pages.console_common import Form, checked_upload, new_key, not_yours
 from mykey.web.pages.console_town import TownStaff, _own, _program
+from mykey.web.security import is_head
 
 router = APIRouter(prefix="/console/m/{code}", include_in_schema=False)
 
@@ -242,7 +243,7 @@ def winner_pdf(
 ) -> Response:
     """One winner's prize vouchers, one PDF (each print counted, reprints marked)."""
     own = _own(staff, code)
-    viewer = voucher_print.Viewer(municipality=own)
+    viewer = voucher_print.Viewer(municipality=own, counting=not is_head(page.request))
     try:
         content = voucher_print.print_prize(page.uow, award_id, mykey_id, viewer=viewer)
     except MyKeyError:
@@ -255,7 +256,7 @@ def winner_pdf(
 def winners_zip(page: PageDep, staff: TownStaff, code: str, award_id: str) -> Response:
     """Every winner's prize vouchers: a ZIP with one PDF per winner, in rank order."""
     own = _own(staff, code)
-    viewer = voucher_print.Viewer(municipality=own)
+    viewer = voucher_print.Viewer(municipality=own, counting=not is_head(page.request))
     try:
         content = voucher_print.print_prizes_zip(page.uow, award_id, viewer=viewer)
     except MyKeyError:

@@ -40,6 +40,7 @@ from mykey.points import shops, spending, voucher_print, vouchers
 from mykey.web.pages.base import CheckedForm, Page, PageDep, PageProblem, staff_page
 from mykey.web.pages.cardtap import CARD_FIELD, card_options, present
 from mykey.web.pages.mypage import error_text, helpers, new_key, whole_number
+from mykey.web.security import is_head
 
 router = APIRouter(prefix="/counter", include_in_schema=False)
 
@@ -484,7 +485,9 @@ def print_vouchers(issue_transfer_id: str, page: PageDep, clerk: Clerk) -> Respo
     try:
         UUID(issue_transfer_id)
         content = voucher_print.print_batch(
-            page.uow, issue_transfer_id, viewer=voucher_print.Viewer(shop_id=place.id)
+            page.uow,
+            issue_transfer_id,
+            viewer=voucher_print.Viewer(shop_id=place.id, counting=not is_head(page.request)),
         )
     except (MyKeyError, ValueError):
         raise PageProblem(404, "error.not_found.title", "error.not_found.body") from None

@@ -15,6 +15,7 @@ from mykey.errors import MyKeyError
 from mykey.points import voucher_print
 from mykey.points.vouchers import ISSUED, REDEEMED, VoucherView, vouchers_of
 from mykey.web.pages.base import CurrentResident, PageDep, PageProblem
+from mykey.web.security import is_head
 
 router = APIRouter(prefix="/mypage", include_in_schema=False)
 
@@ -56,7 +57,7 @@ def vouchers(page: PageDep, mykey_id: CurrentResident) -> Response:
 @router.get("/vouchers/{issue_id}.pdf")
 def print_issue(page: PageDep, mykey_id: CurrentResident, issue_id: str) -> Response:
     """The PDF of one issue's vouchers, for the resident they were issued to only."""
-    viewer = voucher_print.Viewer(mykey_id=mykey_id)
+    viewer = voucher_print.Viewer(mykey_id=mykey_id, counting=not is_head(page.request))
     try:
         content = voucher_print.print_batch(page.uow, issue_id, viewer=viewer)
     except MyKeyError:
