@@ -239,3 +239,25 @@ def test_a_500_carries_the_security_headers_too(database: Database) -> None:
     for name, value in COMMON.items():
         assert answer.headers.get(name) == value, name
     assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+
+
+def test_a_witness_answers_with_the_headers_too(database: Database) -> None:
+    """`mykey witness serve` (another municipality's copy of the log) is a server of its own:
+    the same headers, HEAD as GET, and no Swagger UI pulled from a CDN."""
+    from mykey.history.cosign import Cosigner
+    from mykey.history.witness import WitnessConfig
+    from mykey.web.witness_app import create_witness_app
+
+    config = WitnessConfig(
+        log_url="http://127.0.0.1:9", log_key=LOG_SIGNER.verifier(), cosigner=Cosigner.generate("w")
+    )
+    app = create_witness_app(database.engine, config)
+    with TestClient(app) as client:
+        for path in ("/status", "/checkpoint", "/openapi.json"):
+            answer = client.get(path)
+            assert answer.status_code in (200, 404), path
+            for name, value in COMMON.items():
+                assert answer.headers.get(name) == value, (path, name)
+            assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+            assert client.head(path).status_code == answer.status_code, path
+        assert client.get("/docs").status_code == 404
