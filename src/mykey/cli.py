@@ -1261,7 +1261,22 @@ def points_expire(
 
 
 def main() -> None:
-    app()
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as error:
+        if error.title != "Settings":
+            raise
+        # A setting in the environment is wrong (MYKEY_TRUSTED_PROXIES=nginx, no secret key in
+        # production, …): say which and stop, as a message, not a traceback.
+        for problem in error.errors():
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            where = ".".join(str(part) for part in problem["loc"])
+            if not message.startswith("MYKEY_") and where:
+                message = f"MYKEY_{where.upper()}: {message}"
+            err.print(f"[bold red]設定エラー / Setting error[/] {escape(message)}")
+        raise SystemExit(2) from None
 
 
 coupons_app = typer.Typer(help="Coupon codes / クーポンコード", no_args_is_help=True)

@@ -231,6 +231,14 @@ def is_unavailable(exc: BaseException) -> bool:
     return sqlstate is None or str(sqlstate)[:2] in PG_UNAVAILABLE_CLASSES
 
 
+def unavailable_summary(exc: BaseException) -> str:
+    """The driver's first line of a database error (no SQL, no parameters): what a log line
+    says about an outage instead of a traceback."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [""])[0]
+    return f"{type(orig).__name__}: {first}"[:300]
+
+
 def is_sqlite_error(orig: BaseException | None) -> bool:
     return orig is not None and type(orig).__module__.startswith("sqlite3")
 

@@ -252,3 +252,71 @@ def test_the_domain_refuses_bad_points_with_the_same_code(
         )
     assert caught.value.code == "invalid_points"
     assert "1,000,000,000,000" in caught.value.message
+
+
+# --- query strings and paths: every integer states its range -----------------------------------
+
+
+def _unbounded_parameters(document: dict[str, Any]) -> Iterator[str]:
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for parameter in operation.get("parameters", []):
+                schema = parameter["schema"]
+                for option in schema.get("anyOf", [schema]):
+                    if option.get("type") == "integer" and not (
+                        "minimum" in option and "maximum" in option
+                    ):
+                        yield f"{method.upper()} {path} {parameter['in']}.{parameter['name']}"
+
+
+def test_every_integer_parameter_of_every_operation_states_its_range(tmp_path: Any) -> None:
+    """A cursor, an offset, a log index or a number of a kind in a query or path has both
+    bounds, in the OpenAPI and when the app checks it: nothing is left to the database's own
+    overflow (`?before=10**19` used to reach SQLite and come back as number_out_of_range)."""
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/x.db", environment="test"))
+    unbounded = sorted(_unbounded_parameters(app.openapi()))
+    assert not unbounded, f"give these a minimum and a maximum: {unbounded}"
+
+
+RANKING = f"/api/v1/municipalities/{TOSHIMA}/rankings?from=2026-04-01&to=2026-09-30"
+
+
+@pytest.mark.parametrize(
+    ("path", "code", "location"),
+    [
+        (f"{RANKING}&top=5.0", "invalid_count", "query.top"),  # was the top 5
+        (f"{RANKING}&top=0", "invalid_count", "query.top"),
+        (f"{RANKING}&minimum=1e3", "invalid_points", "query.minimum"),
+        (f"{RANKING}&minimum=true", "invalid_points", "query.minimum"),
+        ("/api/v1/municipalities?offset=10000000000000000000", "invalid_request", "query.offset"),
+        ("/api/v1/log/entries?start=0&end=10000000000000000000", "invalid_request", "query.end"),
+        (
+            "/api/v1/operator/mykey-ids/MY123456/history?before=10000000000000000000",
+            "invalid_request",
+            "query.before",
+        ),
+    ],
+)
+def test_a_query_number_out_of_its_range_names_the_parameter(
+    card_client: TestClient, town: dict[str, Any], path: str, code: str, location: str
+) -> None:
+    headers = town["op"] if "/operator/" in path else town["staff"]
+    answer = card_client.get(path, headers=headers)
+    body = answer.json()
+    assert (answer.status_code, body["code"]) == (422, code), body
+    assert [e["location"] for e in body["errors"]] == [location], body
+
+
+@pytest.mark.parametrize("bad", ["10.0", "true", "0", "10000000000000"], ids=str)
+def test_a_grant_list_with_bad_points_in_its_query_makes_no_job(
+    card_client: TestClient, database: Database, town: dict[str, Any], bad: str
+) -> None:
+    answer = card_client.post(
+        f"/api/v1/municipalities/{TOSHIMA}/grant-jobs?points={bad}&reason=x",
+        headers={**town["staff"], "Idempotency-Key": "job-bad", "Content-Type": "text/csv"},
+        content=b"mykey_id\nMY123456\n",
+    )
+    body = answer.json()
+    assert (answer.status_code, body["code"]) == (422, "invalid_points"), body
+    assert [e["location"] for e in body["errors"]] == ["query.points"]
+    assert database.count("grant_jobs") == 0

@@ -34,19 +34,21 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from mykey.config import Settings
-from mykey.db import UnitOfWork, is_unavailable, make_engine
+from mykey.db import UnitOfWork, is_unavailable, make_engine, make_uow_factory
 from mykey.demo import MUNICIPALITIES
+from mykey.history.log import CheckpointJob
 from mykey.identity.keys import create_key
 from mykey.identity.proofs import VerifiedCard
 from mykey.identity.residents import create_mykey_id
 from mykey.identity.simulator import SimulatedCard, SimulatorCA
 from mykey.ledger import AccountKind, balance, find_account
 from mykey.municipalities.registry import upsert
+from mykey.points.expiry import DailyJobs
 from mykey.points.grants import grant_points
 from mykey.points.program_setup import set_up_program
 from mykey.points.shops import set_shop
 from mykey.web.app import create_app
-from tests.conftest import Database
+from tests.conftest import LOG, Database
 
 MAEBASHI = "102016"
 BUSY_TIMEOUT = 0.5  # seconds the app's SQLite waits for the lock (60 by default)
@@ -381,3 +383,39 @@ def test_a_sqlite_lock_past_the_busy_timeout_is_given_up_once_and_frees_the_conn
     assert engine.pool.checkedout() == 0  # type: ignore[attr-defined] -- QueuePool
     assert uow.run(lambda: uow.connection.execute(text("SELECT 1")).scalar()) == 1
     engine.dispose()
+
+
+def test_the_background_jobs_log_an_outage_in_one_line_per_round(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What `mykey serve` runs beside the requests (a checkpoint every 10 s, the daily jobs)
+    logged a full traceback for every round the database was away; now one line each, and
+    the next round tries again."""
+    demo_setup = database.uow()
+    upsert(demo_setup, MUNICIPALITIES)
+    outage = Outage(database)
+    engine = make_engine(outage.app_url, busy_timeout=BUSY_TIMEOUT)
+    factory = make_uow_factory(engine, clock=database.clock, log=LOG)
+    caplog.set_level(logging.INFO)
+    checkpoints = CheckpointJob(factory, LOG, seconds=0.05)
+    daily = DailyJobs(factory, database.clock)
+    try:
+        with outage.down():
+            checkpoints.start()
+            daily.start()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not (
+                "no checkpoint: database unavailable" in caplog.text
+                and "daily run: database unavailable" in caplog.text
+            ):
+                time.sleep(0.05)
+            checkpoints.stop()
+            daily.stop()
+    finally:
+        engine.dispose()
+        outage.close()
+    assert "no checkpoint: database unavailable" in caplog.text, caplog.text
+    assert "daily run: database unavailable" in caplog.text, caplog.text
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+    assert "Traceback" not in caplog.text
+    assert all(r.levelno == logging.WARNING for r in caplog.records if "unavailable" in r.message)

@@ -108,10 +108,15 @@ def test_award_prize_vouchers_download_them_and_use_one(
     assert [a["award_id"] for a in client.get(awards, headers=oguni).json()] == [done["award_id"]]
     assert client.get(award, headers=tenri).json()["code"] == "forbidden"
 
+    # a HEAD (a link checker, a proxy) answers as GET but is no print: nothing counted
+    for looked in (f"{award}/vouchers/MY123456.pdf", f"{award}/vouchers.zip"):
+        head = client.head(looked, headers=oguni)
+        assert head.status_code == 200 and head.content == b"", looked
     pdf = client.get(f"{award}/vouchers/MY123456.pdf", headers=oguni)
     assert pdf.status_code == 200, pdf.text
     assert pdf.headers["content-type"] == "application/pdf"
     pages = read_pdf(pdf.content)
+    assert "再発行" not in pages[0].text  # the first print
     assert [n for p in pages for n in p.ean13] == winner["vouchers"]
     assert "★小国ゆうステーション通りの各店舗でご利用頂けます。" in pages[0].text
     missing = client.get(f"{award}/vouchers/MY999999.pdf", headers=oguni)

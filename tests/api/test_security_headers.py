@@ -185,3 +185,79 @@ def test_head_answers_as_get_for_pages_and_api_reads(
             assert head.headers.get(name) == got.headers.get(name), (path, name)
     # a path that only takes POST still says so
     assert c.head("/api/v1/terminal/payments").status_code == 405
+
+
+def test_every_page_has_our_icon_where_browsers_ask_for_it(
+    answers: dict[str, Any], card_client: TestClient
+) -> None:
+    """Browsers ask every site for /favicon.ico (a PDF or JSON opened in a tab too); it used to
+    be a 404 problem+json on every page load. Every page links our own icon."""
+    for kind in ("navi", "my page", "counter", "console", "home", "docs"):
+        assert '<link rel="icon" href="/favicon.ico">' in answers[kind].text, kind
+    icon = card_client.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] == "image/vnd.microsoft.icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO file
+    assert icon.headers["x-content-type-options"] == "nosniff"
+    assert card_client.head("/favicon.ico").status_code == 200
+
+
+def test_an_address_that_does_not_exist_is_a_page_for_a_browser(card_client: TestClient) -> None:
+    """A mistyped or outdated page link showed raw problem+json; now the site's "page not
+    found" page in the visitor's language (under the pages' policy), and still problem+json
+    for the API and for a script that asks for JSON."""
+    browser = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    for path in ("/navi/no-such-page", "/mypage/no/such/page", "/assets/no-such.css"):
+        page = card_client.get(path, headers=browser)
+        assert page.status_code == 404, path
+        assert page.headers["content-type"].startswith("text/html"), path
+        assert "ページが見つかりません" in page.text, path
+        assert "'self'" in page.headers["content-security-policy"], path
+    english = card_client.get("/navi/no-such-page?lang=en", headers=browser)
+    assert "Page not found" in english.text
+    for path, accept in (("/api/v1/no-such", browser["accept"]), ("/navi/x", "application/json")):
+        api = card_client.get(path, headers={"accept": accept})
+        assert api.status_code == 404
+        assert api.headers["content-type"] == "application/problem+json"
+        assert api.json()["code"] == "not_found"
+
+
+def test_a_500_carries_the_security_headers_too(database: Database) -> None:
+    """Starlette answers an unexpected exception outside the app's own middleware; the headers
+    used to be missing from exactly those answers."""
+    app = create_app(Settings(database_url=database.url, environment="test"))
+
+    @app.get("/broken-on-purpose")
+    def broken() -> None:
+        raise RuntimeError("a defect")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/broken-on-purpose")
+    app.state.engine.dispose()
+    assert answer.status_code == 500
+    assert answer.json()["code"] == "internal_error"
+    for name, value in COMMON.items():
+        assert answer.headers.get(name) == value, name
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+
+
+def test_a_witness_answers_with_the_headers_too(database: Database) -> None:
+    """`mykey witness serve` (another municipality's copy of the log) is a server of its own:
+    the same headers, HEAD as GET, and no Swagger UI pulled from a CDN."""
+    from mykey.history.cosign import Cosigner
+    from mykey.history.witness import WitnessConfig
+    from mykey.web.witness_app import create_witness_app
+
+    config = WitnessConfig(
+        log_url="http://127.0.0.1:9", log_key=LOG_SIGNER.verifier(), cosigner=Cosigner.generate("w")
+    )
+    app = create_witness_app(database.engine, config)
+    with TestClient(app) as client:
+        for path in ("/status", "/checkpoint", "/openapi.json"):
+            answer = client.get(path)
+            assert answer.status_code in (200, 404), path
+            for name, value in COMMON.items():
+                assert answer.headers.get(name) == value, (path, name)
+            assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+            assert client.head(path).status_code == answer.status_code, path
+        assert client.get("/docs").status_code == 404

@@ -212,3 +212,27 @@ def test_a_head_request_is_not_a_print(
     mine = c.head(f"/api/v1/vouchers/{numbers[0]}.pdf", headers=bearer(_login(c, "MY111111")))
     assert mine.status_code == 200
     assert [_prints(n, database) for n in numbers] == [1, 1]
+
+
+def test_a_head_of_a_print_counts_nothing(
+    card_client: TestClient,
+    shops: dict[str, str],  # noqa: F811 -- the fixture
+    cards: list[SimulatedCard],
+    database: Database,
+) -> None:
+    """HEAD answers as GET (issue #13, item 18), but a link checker's or a proxy's HEAD is no
+    print: it used to count one, so the clerk's first print came out marked REPRINT."""
+    c = card_client
+    made = _issue(c, shops["tenri-shop1"], cards[0], municipality=MAEBASHI, points=500, key="h-1")
+    number = made.json()["vouchers"][0]["number"]
+    batch = made.json()["transaction_id"]
+    terminal = bearer(shops["tenri-shop1"])
+    for path in (f"/api/v1/vouchers/{number}.pdf", f"/api/v1/vouchers/batches/{batch}.pdf"):
+        looked = c.head(path, headers=terminal)
+        assert looked.status_code == 200 and looked.content == b"", path
+        assert looked.headers["content-type"] == "application/pdf", path
+    assert c.head(f"/api/v1/vouchers/{number}.pdf").status_code == 401  # still checked
+    assert _prints(number, database) == 0
+    first = read_pdf(_pdf(c, shops["tenri-shop1"], number).content)[0]
+    assert "再発行" not in first.text and "REPRINT" not in first.text
+    assert _prints(number, database) == 1

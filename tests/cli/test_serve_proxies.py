@@ -161,3 +161,24 @@ def test_the_setting_takes_addresses_and_networks_only() -> None:
     assert Settings().trusted_proxy_list() == []
     with pytest.raises(ValueError, match=r"proxy\.example"):
         Settings(trusted_proxies="127.0.0.1, proxy.example")
+
+
+def test_a_wrong_setting_stops_serve_with_its_name_not_a_traceback(tmp_path: Path) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MYKEY_")}
+    environ |= {
+        "MYKEY_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+        "MYKEY_TRUSTED_PROXIES": "127.0.0.1, nginx",
+        "COLUMNS": "200",
+    }
+    done = subprocess.run(
+        [str(MYKEY), "serve", "--port", str(_free_port())],
+        env=environ,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "MYKEY_TRUSTED_PROXIES: 'nginx' is not an IP address" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout

@@ -383,3 +383,20 @@ def test_a_head_of_a_pages_voucher_pdf_is_not_a_print(
     assert prints() == [0, 0]
     assert client.get(f"/mypage/vouchers/{tid}.pdf").status_code == 200
     assert prints() == [1, 1]
+
+
+@pytest.mark.parametrize("before", ["abc", "10000000000000000000", "-1", "1.5"], ids=str)
+def test_an_edited_more_link_shows_the_newest_entries(client: TestClient, before: str) -> None:
+    """`?before=` of My Page's history and usage is the page's own "more" link: anything else
+    shows the first page, not a JSON error (or the database's overflow)."""
+    form = client.get("/mypage/login").text
+    client.post(
+        "/mypage/login",
+        data={"csrf_token": _csrf(form), "mykey_id": "MY123456", "password": demo.DEMO_PASSWORD},
+    )
+    for page in ("/mypage/history", "/mypage/usage"):
+        shown = client.get(f"{page}?before={before}")
+        assert shown.status_code == 200, shown.text
+        assert shown.headers["content-type"].startswith("text/html")
+        # the same page, but for the language links, which keep the address as it was
+        assert shown.text.replace(f"before={before}&amp;", "") == client.get(page).text

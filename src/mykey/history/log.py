@@ -30,7 +30,13 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError
 
 from mykey.config import Settings
-from mykey.db import RetryTransaction, UnitOfWork, insert_many
+from mykey.db import (
+    RetryTransaction,
+    UnitOfWork,
+    insert_many,
+    is_unavailable,
+    unavailable_summary,
+)
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.history import merkle
 from mykey.history.checkpoints import (
@@ -655,7 +661,11 @@ class CheckpointJob:
                     logger.error("no checkpoint signed: %s (%s)", exc.message, exc.code)
                     self._last_refusal = exc.message
             except Exception as exc:  # a bad round must not end the thread
-                if str(exc) != self._last_refusal:  # once per reason, not every round
+                if is_unavailable(exc):  # an outage: one line, the next round tries again
+                    logger.warning(
+                        "no checkpoint: database unavailable (%s)", unavailable_summary(exc)
+                    )
+                elif str(exc) != self._last_refusal:  # once per reason, not every round
                     logger.exception("checkpoint round failed")
                     self._last_refusal = str(exc)
 

@@ -225,10 +225,13 @@ class CloseReport:
     empty: int  # nothing left to close (every accruing grant was reversed)
 
 
+FIRST_FISCAL_YEAR, LAST_FISCAL_YEAR = 2000, 2200  # the fiscal years a program can have
+
+
 def _check_year(fiscal_year: int) -> int:
     if isinstance(fiscal_year, bool) or not isinstance(fiscal_year, int):
         fiscal_year = -1
-    if not 2000 <= fiscal_year <= 2200:
+    if not FIRST_FISCAL_YEAR <= fiscal_year <= LAST_FISCAL_YEAR:
         raise invalid(
             "invalid_fiscal_year",
             "A fiscal year is given by the calendar year it starts in (April), e.g. 2026.",

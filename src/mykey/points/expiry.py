@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 
 from mykey import ledger
-from mykey.db import UnitOfWork, tokyo_date
+from mykey.db import UnitOfWork, is_unavailable, tokyo_date, unavailable_summary
 from mykey.identity.staff import purge_page_sessions
 from mykey.ledger.models import LotRow
 from mykey.points.reserved import SweepReport, sweep_reserved
@@ -129,6 +129,9 @@ class DailyJobs:
         while not self._stop.is_set():
             try:
                 self.run_once()
-            except Exception:  # keep serving; the next check tries again
-                log.exception("daily run failed")
+            except Exception as exc:  # keep serving; the next check tries again
+                if is_unavailable(exc):  # an outage: one line, not a traceback
+                    log.warning("daily run: database unavailable (%s)", unavailable_summary(exc))
+                else:
+                    log.exception("daily run failed")
             self._stop.wait(600)

@@ -62,11 +62,14 @@ WIDTH, HEIGHT = 180 * MM, 88 * MM
 @dataclass(frozen=True)
 class Viewer:
     """Who asks for a print: a shop's terminal (`shop_id`), a resident (`mykey_id`), or the
-    staff of a municipality (`municipality`: its ranking prize vouchers only)."""
+    staff of a municipality (`municipality`: its ranking prize vouchers only). `counting`
+    False: only a look at what a print would be (an HTTP HEAD), not a print: nothing counted,
+    the next print is not a reprint."""
 
     shop_id: str | None = None
     mykey_id: str | None = None
     municipality: str | None = None
+    counting: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,19 +107,20 @@ def _titles(view: VoucherView) -> tuple[str, str]:
     return "ポイント券", "POINT VOUCHER"
 
 
-def _count(uow: UnitOfWork, rows: list[Voucher], *, count: bool = True) -> list[Certificate]:
-    """One more print of each row, in this transaction; the certificates to draw. Not
-    counting (`count=False`, a HEAD request), the certificates the next print would draw."""
+def _count(uow: UnitOfWork, rows: list[Voucher], counting: bool = True) -> list[Certificate]:
+    """One more print of each row, in this transaction; the certificates to draw (the same
+    without counting, for a look)."""
     out = []
     for row in rows:
-        if count:
+        copy = row.prints + 1
+        if counting:
             uow.session.execute(
                 update(Voucher)
                 .where(Voucher.number == row.number)
                 .values(prints=Voucher.prints + 1)
             )
             uow.session.refresh(row)
-        copy = row.prints if count else row.prints + 1
+            copy = row.prints
         view = _view(uow, row)
         title, title_en = _titles(view)
         gift = uow.session.get(GiftProgram, row.gift_program_id) if row.gift_program_id else None
@@ -247,7 +251,7 @@ def print_voucher(uow: UnitOfWork, number: str, *, viewer: Viewer, count: bool =
         row = _find(uow, number)
         if not _may_print(row, viewer):
             raise _unknown(row.number)
-        certs = _count(uow, [row], count=count)
+        certs = _count(uow, [row], viewer.counting)
         return render(certs, title=_title(certs))
 
     return uow.run(body)
@@ -281,7 +285,7 @@ def print_batch(
                 f"There are no vouchers of the issue {transfer_id}.",
                 f"発行 {transfer_id} のポイント券は見つかりません。",
             )
-        certs = _count(uow, rows, count=count)
+        certs = _count(uow, rows, viewer.counting)
         return render(certs, title=_title(certs))
 
     return uow.run(body)
@@ -318,7 +322,7 @@ def print_prize(
         rows = prize_vouchers(uow, award_id, mykey_id) if isinstance(mykey_id, str) else []
         if not rows:
             raise _no_prize(award_id, mykey_id)
-        certs = _count(uow, rows, count=count)
+        certs = _count(uow, rows, viewer.counting)
         return render(certs, title=_title(certs))
 
     return uow.run(body)
@@ -352,7 +356,7 @@ def print_prizes_zip(
                 rows = prize_vouchers(uow, award_id, entry.mykey_id)
                 if not rows:  # refused (the budget, say): nothing to print for them
                     continue
-                certs = _count(uow, rows, count=count)
+                certs = _count(uow, rows, viewer.counting)
                 info = zipfile.ZipInfo(prize_file_name(entry.rank, entry.mykey_id), ZIP_TIME)
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, render(certs, title=_title(certs)))

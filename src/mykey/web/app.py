@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -36,7 +37,8 @@ HOME = """<!doctype html>
 <html lang="ja"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>MyKey プラットフォーム・自治体ポイント管理クラウド</title>
-<link rel="stylesheet" href="/assets/home.css"></head>
+<link rel="stylesheet" href="/assets/home.css">
+<link rel="icon" href="/favicon.ico"></head>
 <body><main>
 <h1>マイキープラットフォーム・自治体ポイント管理クラウド</h1>
 <p lang="en">MyKey Platform and Municipal Point Cloud</p>
@@ -56,12 +58,16 @@ DOCS = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>MyKey Platform and Municipal Point Cloud - API</title>
 <link rel="stylesheet" href="/static/docs/swagger-ui.css">
-<link rel="icon" href="/static/docs/favicon.png">
+<link rel="icon" href="/favicon.ico">
 </head><body><div id="swagger-ui" data-openapi-url="/openapi.json"></div>
 <script src="/static/docs/swagger-ui-bundle.js"></script>
 <script src="/assets/docs.js"></script>
 </body></html>
 """
+
+
+FAVICON = Path(__file__).parent / "static" / "favicon.ico"
+CACHED = {"Cache-Control": "public, max-age=86400"}
 
 
 @asynccontextmanager
@@ -148,6 +154,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
     def docs() -> str:
         return DOCS
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        """Our own icon (the DADS blue with a key), where browsers look for one: every page
+        links it, and a PDF or JSON opened in a tab asks for it too."""
+        return FileResponse(FAVICON, media_type="image/vnd.microsoft.icon", headers=CACHED)
 
     @app.get(
         "/healthz",

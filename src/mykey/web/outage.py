@@ -21,8 +21,8 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
-from mykey.db import is_unavailable
-from mykey.web.pages.base import environment, lang_url, language_of
+from mykey.db import is_unavailable, unavailable_summary
+from mykey.web.pages.base import environment, lang_url, language_of, wants_page
 from mykey.web.pages.messages import translate
 from mykey.web.problems import problem
 
@@ -32,22 +32,6 @@ from mykey.web.problems import problem
 RETRY_AFTER = 5
 
 log = logging.getLogger("mykey.web")
-
-
-def _summary(exc: Exception) -> str:
-    """The driver's first line of the error (no SQL, no parameters)."""
-    orig = getattr(exc, "orig", None) or exc
-    first = (str(orig).strip().splitlines() or [""])[0]
-    return f"{type(orig).__name__}: {first}"[:300]
-
-
-def wants_page(request: Request) -> bool:
-    """A page (HTML) rather than the API (problem+json): not under /api/, and not a script
-    that asks for JSON only (the console's progress poll)."""
-    if request.url.path.startswith("/api/"):
-        return False
-    accept = request.headers.get("accept", "").lower()
-    return "text/html" in accept or "json" not in accept
 
 
 def _page(request: Request) -> Response:
@@ -77,7 +61,7 @@ async def database_unavailable(request: Request, exc: Exception) -> Response:
         "database unavailable: %s %s answered 503 (%s)",
         request.method,
         request.url.path,
-        _summary(exc),
+        unavailable_summary(exc),
     )
     if wants_page(request):
         return _page(request)

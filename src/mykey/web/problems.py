@@ -26,6 +26,7 @@ MEDIA_TYPE = "application/problem+json"
 # this if it names none.
 THROTTLED_RETRY_AFTER = 60
 NUMERIC_VALUE_OUT_OF_RANGE = "22003"  # SQLSTATE
+NUL_REFUSED = "cannot contain NUL (0x00)"  # psycopg's DataError for a str with "\x00" in it
 
 
 def wants_english(request: Request) -> bool:
@@ -154,7 +155,18 @@ async def _data_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DataError)
     if getattr(exc.orig, "sqlstate", None) == NUMERIC_VALUE_OUT_OF_RANGE:  # PostgreSQL
         return _number_out_of_range(request)
-    return await _unexpected(request, exc)
+    if NUL_REFUSED in str(exc.orig):
+        # Text with U+0000 in it (a query, a path, a JSON string): PostgreSQL cannot store
+        # it, and psycopg refuses it before sending. The request's fault, nothing written.
+        return problem(
+            request,
+            status=422,
+            code="invalid_text",
+            message="Text in the request contains the NUL character (U+0000).",
+            message_ja="リクエストの文字列に NUL 文字（U+0000）が含まれています。",
+            extra={"kind": "invalid"},
+        )
+    raise exc  # a defect: the 500 handler answers, and the traceback is logged
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

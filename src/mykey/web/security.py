@@ -1,7 +1,7 @@
 """Headers every answer carries, and HEAD answered as GET, for every route of the app.
 
-`SecurityHeaders` wraps the whole application (pages, API, static files, /docs, errors), so a
-route added anywhere is covered without doing anything:
+`SecurityHeaders` wraps the whole application (pages, API, static files, /docs, errors, a 500
+included), so a route added anywhere is covered without doing anything:
 
 - `Content-Security-Policy`: pages allow only their own script and stylesheet (`'self'`: no
   inline `<script>`, `<style>`, `style=` or `on…=` attributes; docs/pages.md), API answers
@@ -13,16 +13,16 @@ route added anywhere is covered without doing anything:
 - `Strict-Transport-Security` only when the environment is production (served over HTTPS).
 
 A `HEAD` request is answered as the `GET` of the same address (status and headers, no body):
-Starlette answers HEAD for its own routes but FastAPI's routes only know GET. The GET handler
-runs, so a handler whose GET has an effect asks `is_head(request)` and leaves it out: a HEAD
-of a voucher PDF does not count as a print (the next real print would be marked 再発行).
+Starlette answers HEAD for its own routes but FastAPI's routes only know GET. A GET that has
+an effect (a voucher PDF counts a print) asks `is_head(request)` and, for a HEAD, only looks
+(a link checker's HEAD must not make the clerk's first print a reprint).
 """
 
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from typing import Any
 
+from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,14 +46,8 @@ DOCS_POLICY = (
     " connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 HSTS = "max-age=63072000; includeSubDomains"
-HEAD_FLAG = "mykey.head"  # in the scope of a HEAD answered as GET
+HEAD = "mykey.head"  # in the scope of a HEAD answered as GET
 DOCS_PATHS = ("/docs",)
-
-
-def is_head(request: Request) -> bool:
-    """Whether this GET is really a HEAD (answered as GET by `SecurityHeaders`): a handler
-    with an effect on GET (counting a print) leaves it out."""
-    return bool(request.scope.get(HEAD_FLAG))
 
 
 def policy_for(path: str, content_type: str) -> str:
@@ -79,7 +73,7 @@ class SecurityHeaders:
             return
         head = scope["method"] == "HEAD"
         if head:
-            scope = {**scope, "method": "GET", HEAD_FLAG: True}
+            scope = {**scope, "method": "GET", HEAD: True}
         path = scope.get("path", "")
 
         async def send_with_headers(message: Message) -> None:
@@ -107,5 +101,17 @@ class SecurityHeaders:
                 headers[name] = value
 
 
-def install(app: Any, *, production: bool) -> None:
-    app.add_middleware(SecurityHeaders, production=production)
+def is_head(request: Request) -> bool:
+    """Is this GET really a HEAD (answered without the body)?"""
+    return bool(request.scope.get(HEAD))
+
+
+def install(app: Starlette, *, production: bool) -> None:
+    """Outermost, around Starlette's own error middleware, so that a 500 carries the headers
+    too (`add_middleware` would put it inside)."""
+    build = app.build_middleware_stack
+
+    def outermost() -> ASGIApp:
+        return SecurityHeaders(build(), production=production)
+
+    app.build_middleware_stack = outermost  # type: ignore[method-assign]  # wrap, as Starlette builds it on first use

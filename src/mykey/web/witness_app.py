@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 from mykey.db import UnitOfWork
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.history import witness as w
-from mykey.web import problems
+from mykey.web import problems, security
 
 
 def _no_checkpoint() -> MyKeyError:
@@ -51,9 +51,17 @@ def create_witness_app(
         yield
         job.stop()
 
-    app = FastAPI(title=f"MyKey witness {config.cosigner.name}", lifespan=lifespan)
+    # No Swagger UI: FastAPI's loads from a CDN (a witness may run on a closed network, and
+    # the pages' policy allows this site's files only); /openapi.json is there.
+    app = FastAPI(
+        title=f"MyKey witness {config.cosigner.name}",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.follow_job = job
     problems.install(app)
+    security.install(app, production=False)  # the headers on every answer, HEAD as GET
 
     def uow() -> UnitOfWork:
         return UnitOfWork(engine)

@@ -6,15 +6,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from mykey.errors import COUNT, DAYS, POINTS
+from mykey.errors import COUNT, DAYS, MAX_POINTS, POINTS
 from mykey.identity import residents
 from mykey.identity.keys import Principal, Role
 from mykey.points import accruals, rankings, voucher_print
 from mykey.points.vouchers import MAX_PIECES, MAX_PRIZE_DAYS, MAX_PRIZE_VALUE, PrizeTerms
-from mykey.web.api.numbers import PointsOrZero, Whole
+from mykey.web.api.numbers import InQuery, PointsOrZero, Whole
 from mykey.web.api.points import _own_municipality
 from mykey.web.api.resident import Token
 from mykey.web.auth import require
@@ -24,6 +24,13 @@ from mykey.web.security import is_head
 router = APIRouter(prefix="/api/v1", tags=["accruals and rankings"])
 
 Staff = Annotated[Principal, Depends(require(Role.MUNICIPALITY_STAFF))]
+# A fiscal year in a path or query: the domain refuses one out of range (invalid_fiscal_year,
+# as the CLI does); the schema states the same range.
+YEARS = {"minimum": accruals.FIRST_FISCAL_YEAR, "maximum": accruals.LAST_FISCAL_YEAR}
+FiscalYear = Annotated[int, Path(json_schema_extra=YEARS, examples=[2026])]
+FiscalYearQuery = Annotated[
+    Annotated[int, Field(json_schema_extra=YEARS)] | None, Query(examples=[2026])
+]
 
 
 class ChoiceIn(BaseModel):
@@ -263,7 +270,7 @@ def my_accruals(uow: Uow, token: Token) -> MyAccrualsOut:
 
 
 @router.post("/municipalities/{code}/accruals/{fiscal_year}/close", response_model=CloseOut)
-def close_year(code: str, fiscal_year: int, uow: Uow, staff: Staff) -> CloseOut:
+def close_year(code: str, fiscal_year: FiscalYear, uow: Uow, staff: Staff) -> CloseOut:
     """Close a fiscal year once it is over: accrued points become payouts or donations.
     Running it again closes nobody twice."""
     own = _own_municipality(staff, code)
@@ -278,7 +285,7 @@ def payouts(
     code: str,
     uow: Uow,
     staff: Staff,
-    fiscal_year: int | None = None,
+    fiscal_year: FiscalYearQuery = None,
     status: str | None = Query(default=None, description="pending or paid"),
 ) -> list[ClosingOut]:
     """Yen owed to residents for closed accruals, and those paid."""
@@ -291,7 +298,7 @@ def payouts(
 
 @router.get("/municipalities/{code}/accruals/donations", response_model=list[ClosingOut])
 def donations(
-    code: str, uow: Uow, staff: Staff, fiscal_year: int | None = None
+    code: str, uow: Uow, staff: Staff, fiscal_year: FiscalYearQuery = None
 ) -> list[ClosingOut]:
     """Accrued points residents donated."""
     own = _own_municipality(staff, code)
@@ -304,7 +311,7 @@ def donations(
     response_model=PaidOut,
 )
 def mark_paid(
-    code: str, fiscal_year: int, mykey_id: str, body: PaidIn, uow: Uow, staff: Staff
+    code: str, fiscal_year: FiscalYear, mykey_id: str, body: PaidIn, uow: Uow, staff: Staff
 ) -> PaidOut:
     """Record that a payout's bank transfer is done (again: changes nothing)."""
     own = _own_municipality(staff, code)
@@ -330,8 +337,12 @@ def ranking(
     staff: Staff,
     start: Annotated[date, Query(alias="from", description="first day (Tokyo)")],
     end: Annotated[date, Query(alias="to", description="last day (Tokyo), included")],
-    top: Annotated[int, Query(description="how many residents")] = 100,
-    minimum: Annotated[int, Query(description="at least this many points")] = 0,
+    top: Annotated[
+        int, Query(description="how many residents"), InQuery(COUNT, 1, rankings.MAX_TOP)
+    ] = 100,
+    minimum: Annotated[
+        int, Query(description="at least this many points"), InQuery(POINTS, 0, MAX_POINTS)
+    ] = 0,
     activity: Annotated[str | None, Query(description="one activity, or every grant")] = None,
 ) -> RankingOut:
     """The top residents by points granted in the period (ties: who reached it first)."""
@@ -418,10 +429,8 @@ def award_winner_pdf(
     """One winner's prize vouchers as one PDF (three to an A4 page; prints are counted and
     copies after the first marked 再発行 / REPRINT)."""
     own = _own_municipality(staff, code)
-    viewer = voucher_print.Viewer(municipality=own)
-    content = voucher_print.print_prize(
-        uow, award_id, mykey_id, viewer=viewer, count=not is_head(request)
-    )
+    viewer = voucher_print.Viewer(municipality=own, counting=not is_head(request))
+    content = voucher_print.print_prize(uow, award_id, mykey_id, viewer=viewer)
     return _download(content, PDF, f"prize-{award_id}-{mykey_id}.pdf")
 
 
@@ -436,10 +445,8 @@ def award_vouchers_zip(
     """Every winner's prize vouchers: a ZIP with one PDF per winner, named by rank and MyKey
     ID (`0001-MY123456.pdf`), in rank order."""
     own = _own_municipality(staff, code)
-    viewer = voucher_print.Viewer(municipality=own)
-    content = voucher_print.print_prizes_zip(
-        uow, award_id, viewer=viewer, count=not is_head(request)
-    )
+    viewer = voucher_print.Viewer(municipality=own, counting=not is_head(request))
+    content = voucher_print.print_prizes_zip(uow, award_id, viewer=viewer)
     return _download(content, ZIP, f"prizes-{award_id}.zip")
 
 

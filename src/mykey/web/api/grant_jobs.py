@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Body, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from mykey.errors import invalid
+from mykey.errors import MAX_POINTS, POINTS, invalid
 from mykey.points import bulk
+from mykey.web.api.numbers import MAX_ID, InQuery
 from mykey.web.api.points import Staff, _own_municipality
 from mykey.web.deps import Uow
 
@@ -91,7 +92,7 @@ def submit(
     data: Annotated[bytes, Body(media_type="text/csv")],
     idempotency_key: Annotated[str, Header(description="a retry with it makes no new job")],
     activity: str | None = None,
-    points: Annotated[int | None, Query(ge=1)] = None,
+    points: Annotated[int, Query(), InQuery(POINTS, 1, MAX_POINTS)] | None = None,
     reason: str | None = None,
     event: str | None = None,
 ) -> JobOut:
@@ -145,7 +146,7 @@ def refusals(
     job_id: str,
     uow: Uow,
     staff: Staff,
-    after_line: Annotated[int, Query(ge=0)] = 0,
+    after_line: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> Any:

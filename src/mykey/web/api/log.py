@@ -25,6 +25,7 @@ from mykey.history import log, witnessing
 from mykey.history.receipts import transfer_receipt
 from mykey.history.witnessing import with_cosignatures
 from mykey.identity import residents
+from mykey.web.api.numbers import MAX_ID
 from mykey.web.api.resident import Token
 from mykey.web.deps import Uow
 
@@ -108,8 +109,8 @@ def key_rotations(uow: Uow) -> KeyRotationsOut:
 @router.get("/log/entries", response_model=EntriesOut)
 def entries(
     uow: Uow,
-    start: Annotated[int, Query(ge=0)],
-    end: Annotated[int, Query(ge=1)],
+    start: Annotated[int, Query(ge=0, le=MAX_ID)],
+    end: Annotated[int, Query(ge=1, le=MAX_ID)],
 ) -> EntriesOut:
     """Entries [start, end) of the log, for followers and witnesses."""
     return EntriesOut(entries=[_entry(e) for e in log.entries(uow, start=start, end=end)])
@@ -118,9 +119,9 @@ def entries(
 @router.get("/log/proofs/inclusion", response_model=InclusionOut)
 def inclusion_proof(
     uow: Uow,
-    index: Annotated[int | None, Query(ge=0)] = None,
+    index: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     transfer_id: UUID | None = None,
-    tree_size: Annotated[int | None, Query(ge=1)] = None,
+    tree_size: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> InclusionOut:
     """The inclusion proof (RFC 9162) of an entry, by index or by transfer id, in the tree of
     `tree_size` (default: the latest checkpoint's)."""
@@ -146,8 +147,8 @@ def inclusion_proof(
 @router.get("/log/proofs/consistency", response_model=ConsistencyOut)
 def consistency_proof(
     uow: Uow,
-    first: Annotated[int, Query(ge=1)],
-    second: Annotated[int | None, Query(ge=1)] = None,
+    first: Annotated[int, Query(ge=1, le=MAX_ID)],
+    second: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> ConsistencyOut:
     """The consistency proof (RFC 9162) from tree size `first` to `second` (default: the
     latest checkpoint's size)."""

@@ -11,6 +11,10 @@ the same number (`mykey.errors.Quantity`).
     class PaymentIn(BaseModel):
         points: Points
         valid_days: Annotated[int, Whole(DAYS, 1, 366)] = 30
+
+A number of a kind in a query string (`?points=500`) is `InQuery(KIND, low, high)`: ASCII
+digits only (not `5.0`, `1e3` or `true`), with the same code. Cursors and positions (`before`,
+`offset`, a log index) are bounded by `Query(ge=…, le=MAX_ID)`.
 """
 
 from __future__ import annotations
@@ -38,6 +42,17 @@ from mykey.errors import (
 
 MAX_YEN = 9_999_999_999  # what a Zengin transfer can carry (N(10))
 MAX_COUNT = 1_000_000
+MAX_ID = 2**63 - 1  # a sequence number, cursor or log index: what a BIGINT (and SQLite) holds
+
+
+def _refusal(kind: Quantity, low: int, high: int) -> PydanticCustomError:
+    en, ja = kind.messages(low, high)
+    # The message is a template for pydantic: no braces in it, so nothing is filled in.
+    return PydanticCustomError(
+        kind.code,
+        en.replace("{", "(").replace("}", ")"),
+        {"message_ja": ja, "minimum": low, "maximum": high},
+    )
 
 
 @dataclass(frozen=True)
@@ -57,14 +72,31 @@ class Whole(GroupedMetadata):
 
     def _check(self, value: Any, handler: ValidatorFunctionWrapHandler) -> int:
         if type(value) is not int or not self.low <= value <= self.high:
-            en, ja = self.kind.messages(self.low, self.high)
-            # The message is a template for pydantic: no braces in it, so nothing is filled in.
-            raise PydanticCustomError(
-                self.kind.code,
-                en.replace("{", "(").replace("}", ")"),
-                {"message_ja": ja, "minimum": self.low, "maximum": self.high},
-            )
+            raise _refusal(self.kind, self.low, self.high)
         checked: int = handler(value)
+        return checked
+
+
+@dataclass(frozen=True)
+class InQuery(GroupedMetadata):
+    """`Annotated[int, Query(), InQuery(POINTS, 1, MAX_POINTS)]`: a query parameter of a kind,
+    written in ASCII digits, from low to high, or 422 with the kind's code (as `Whole`)."""
+
+    kind: Quantity
+    low: int
+    high: int
+
+    def __iter__(self) -> Iterator[object]:
+        yield Interval(ge=self.low, le=self.high)
+        yield WrapValidator(self._check)
+
+    def _check(self, value: Any, handler: ValidatorFunctionWrapHandler) -> int:
+        number = value
+        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
+            number = int(value)
+        if type(number) is not int or not self.low <= number <= self.high:
+            raise _refusal(self.kind, self.low, self.high)
+        checked: int = handler(number)
         return checked
 
 

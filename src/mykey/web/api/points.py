@@ -26,7 +26,7 @@ from mykey.points.program_setup import (
     set_up_program,
 )
 from mykey.web.api.cards import CardProofIn, presented
-from mykey.web.api.numbers import Months, Permille, Points, PointsOrZero, Whole
+from mykey.web.api.numbers import MAX_ID, Months, Permille, Points, PointsOrZero, Whole
 from mykey.web.api.resident import Token
 from mykey.web.auth import require
 from mykey.web.deps import Uow
@@ -300,7 +300,7 @@ def my_points_history(
     uow: Uow,
     token: Token,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: int | None = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> PointsHistoryOut:
     """My point transfers, newest first; pass `before` for the next page."""
     page = balances.history_of(

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from mykey.municipalities import registry
+from mykey.web.api.numbers import MAX_ID
 from mykey.web.deps import Uow
 
 router = APIRouter(prefix="/api/v1", tags=["public"])
@@ -46,7 +47,7 @@ def list_municipalities(
     prefecture: Annotated[str | None, Query(description="two-digit prefecture code, 01–47")] = None,
     q: Annotated[str | None, Query(max_length=50, description="part of a name or its kana")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> MunicipalityPage:
     """Registered local governments, by prefecture or name."""
     total, records = registry.search(

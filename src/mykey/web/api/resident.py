@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from mykey.config import Settings
@@ -14,6 +14,7 @@ from mykey.identity import links, residents, usage
 from mykey.identity.proofs import CardProof, VerifiedCard, verify_card_proof, with_card
 from mykey.web import openapi
 from mykey.web.api.cards import CardProofIn, anchors_of, presented
+from mykey.web.api.numbers import MAX_ID
 from mykey.web.auth import bearer_token
 from mykey.web.deps import Uow
 
@@ -279,7 +280,9 @@ def add_service_id(body: ServiceIdIn, uow: Uow, token: Token) -> ServiceIdIn:
 
 
 @router.get("/me/history", response_model=list[UsageOut])
-def my_history(uow: Uow, token: Token, before: int | None = None) -> list[UsageOut]:
+def my_history(
+    uow: Uow, token: Token, before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None
+) -> list[UsageOut]:
     """Every use of my MyKey ID: lookups, logins, links, failed card proofs — newest first."""
     mykey_id = residents.resident_for_session(uow, token)
     return [UsageOut.of(e) for e in usage.history(uow, mykey_id=mykey_id, before=before)]

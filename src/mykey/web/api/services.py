@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from mykey.identity import links, usage
 from mykey.identity.proofs import with_card
 from mykey.identity.residents import normalise_mykey_id, suspend_card
 from mykey.web.api.cards import CardProofIn, binder_of, expected, presented
+from mykey.web.api.numbers import MAX_ID
 from mykey.web.api.resident import UsageOut
 from mykey.web.auth import CurrentOperator, CurrentProviderStaff, CurrentTerminal
 from mykey.web.deps import Uow
@@ -170,7 +172,10 @@ def operator_suspend(card_key: str, uow: Uow, operator: CurrentOperator) -> Resp
     "/operator/mykey-ids/{mykey_id}/history", response_model=list[UsageOut], tags=["operator"]
 )
 def history_of(
-    mykey_id: str, uow: Uow, operator: CurrentOperator, before: int | None = None
+    mykey_id: str,
+    uow: Uow,
+    operator: CurrentOperator,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> list[UsageOut]:
     """A MyKey ID's usage history, newest first (council operators only)."""
     entries = usage.history(uow, mykey_id=normalise_mykey_id(mykey_id), before=before)

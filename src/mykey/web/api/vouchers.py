@@ -3,6 +3,7 @@ wallet with a fresh card proof, Tenri's receipt vouchers, redemption by number."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Annotated, Any
 
@@ -171,9 +172,15 @@ def get_voucher(number: str, uow: Uow, terminal: CurrentTerminal) -> VoucherOut:
 PDF = "application/pdf"
 
 
-def _viewer(uow: Uow, authorization: str | None) -> voucher_print.Viewer:
+def _viewer(uow: Uow, request: Request, authorization: str | None) -> voucher_print.Viewer:
     """A terminal key (mk_…) names its shop; any other bearer token is a resident's session.
-    Other API keys may not print (they get the same 404 as an unknown voucher)."""
+    Other API keys may not print (they get the same 404 as an unknown voucher). A HEAD only
+    looks: nothing is counted."""
+    viewer = _who(uow, authorization)
+    return replace(viewer, counting=not is_head(request))
+
+
+def _who(uow: Uow, authorization: str | None) -> voucher_print.Viewer:
     token = bearer(authorization)
     if token.startswith("mk_"):
         try:
@@ -219,12 +226,10 @@ def print_batch(
     authorization: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Print every voucher (or gift certificate) of one issue, three to an A4 page; each print
-    is counted (a HEAD is not) and copies after the first are marked 再発行 / REPRINT. A
-    terminal of the issuing shop, or the resident it was issued to (My Page session)."""
-    viewer = _viewer(uow, authorization)
-    content = voucher_print.print_batch(
-        uow, issue_transfer_id, viewer=viewer, count=not is_head(request)
-    )
+    is counted and copies after the first are marked 再発行 / REPRINT. A terminal of the
+    issuing shop, or the resident it was issued to (My Page session)."""
+    viewer = _viewer(uow, request, authorization)
+    content = voucher_print.print_batch(uow, issue_transfer_id, viewer=viewer)
     return _pdf(content, f"vouchers-{issue_transfer_id}")
 
 
@@ -237,8 +242,8 @@ def print_voucher(
     """Print one voucher as on the seed's image (EAN-13 barcode and QR code of its number);
     counted, reprints marked. A terminal of the issuing shop, or the resident it was issued
     to (My Page session); anyone else: 404."""
-    viewer = _viewer(uow, authorization)
-    content = voucher_print.print_voucher(uow, number, viewer=viewer, count=not is_head(request))
+    viewer = _viewer(uow, request, authorization)
+    content = voucher_print.print_voucher(uow, number, viewer=viewer)
     return _pdf(content, f"voucher-{number}")
 
 

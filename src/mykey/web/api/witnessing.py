@@ -12,11 +12,13 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
+from pydantic import BaseModel, Field
 
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.history.checkpoints import NoteError
 from mykey.history.cosign import CosignatureVerifier
 from mykey.history.witnessing import add_cosignature, authenticate, witness_entries
+from mykey.web.api.numbers import MAX_ID
 from mykey.web.deps import Uow
 
 router = APIRouter(prefix="/api/v1/log", tags=["history log"])
@@ -39,8 +41,8 @@ def configured(request: Request) -> list[CosignatureVerifier]:
 def entries_for_witnesses(
     uow: Uow,
     request: Request,
-    start: Annotated[int, Query(ge=0)],
-    end: Annotated[int, Query(ge=1)],
+    start: Annotated[int, Query(ge=0, le=MAX_ID)],
+    end: Annotated[int, Query(ge=1, le=MAX_ID)],
     x_mykey_witness: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     """Entries [start, end) with each record's canonical bytes, salt and row, for restores.
@@ -51,9 +53,24 @@ def entries_for_witnesses(
     return {"entries": witness_entries(uow, log, start=start, end=end)}
 
 
-@router.post("/cosignatures")
-async def cosignatures(uow: Uow, request: Request) -> dict[str, Any]:
+class CosignaturesOut(BaseModel):
+    size: int = Field(description="the checkpoint's tree size")
+    witnesses: list[str] = Field(description="the witnesses whose cosignatures were kept")
+
+
+NOTE_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "a checkpoint of this log (a C2SP signed note) with the witness's"
+        " cosignature line(s)",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.post("/cosignatures", response_model=CosignaturesOut, openapi_extra=NOTE_BODY)
+async def cosignatures(uow: Uow, request: Request) -> CosignaturesOut:
     """Keep the cosignatures of this log's witnesses on one of its checkpoints."""
     body = (await request.body()).decode("utf-8", "replace")
     size, kept = add_cosignature(uow, configured(request), body)
-    return {"size": size, "witnesses": kept}
+    return CosignaturesOut(size=size, witnesses=kept)

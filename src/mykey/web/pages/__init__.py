@@ -5,16 +5,20 @@ error handlers. How to add a page: docs/pages.md.
 Post/redirect/get: a form's POST answers with a redirect to a GET view (or, refused, with the
 form again). A GET of an address that only takes a form (a reload, a language switch, a
 bookmark of a page shown after a form) is redirected to the page it belongs to, the nearest
-address above it that a GET shows, never answered with a bare 405."""
+address above it that a GET shows, never answered with a bare 405. An address that does not
+exist is the "page not found" page for a browser (problem+json for the API and for scripts
+that ask for JSON)."""
 
 from __future__ import annotations
 
+import inspect
 import urllib.parse
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from mykey.web.pages import (
@@ -28,7 +32,7 @@ from mykey.web.pages import (
     mypage_vouchers,
     navi,
 )
-from mykey.web.pages.base import STATIC, handlers
+from mykey.web.pages.base import STATIC, PageProblem, handlers, problem_page, wants_page
 
 ROUTERS: tuple[APIRouter, ...] = (auth.router, navi.router, mypage.router, counter.router)
 ROUTERS += (mypage_vouchers.router,)
@@ -92,3 +96,20 @@ def install(app: FastAPI) -> None:
         app.add_api_route(path, to_its_page, methods=["GET"], include_in_schema=False)
     for kind, handler in handlers().items():
         app.add_exception_handler(kind, handler)
+    _not_found_as_a_page(app)
+
+
+def _not_found_as_a_page(app: FastAPI) -> None:
+    """A browser at an address that does not exist (a mistyped or outdated link) gets the page
+    in its language, with the site's header and a way back, not raw JSON."""
+    api_handler = app.exception_handlers[StarletteHTTPException]  # problems.install's
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404 and wants_page(request):
+            missing = PageProblem(404, "error.not_found.title", "error.not_found.body")
+            return problem_page(request, missing)
+        answer = api_handler(request, exc)
+        return await answer if inspect.isawaitable(answer) else answer
+
+    app.add_exception_handler(StarletteHTTPException, http_error)

@@ -75,6 +75,15 @@ def language_of(request: Request) -> Lang:
     return "ja"
 
 
+def wants_page(request: Request) -> bool:
+    """A page (HTML) rather than the API (problem+json): not under /api/, and not a script
+    that asks for JSON only (the console's progress poll)."""
+    if request.url.path.startswith("/api/"):
+        return False
+    accept = request.headers.get("accept", "").lower()
+    return "text/html" in accept or "json" not in accept
+
+
 class PageProblem(Exception):  # noqa: N818 -- a page to show, not a defect
     """A refusal shown as a page (403, 404, a CSRF mismatch …), in the visitor's language.
     `title`/`body` are message keys."""
@@ -293,7 +302,7 @@ def safe_next(value: str | None, default: str) -> str:
     return default
 
 
-def _problem_page(request: Request, exc: Exception) -> Response:
+def problem_page(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, PageProblem)
     lang = language_of(request)
     html = _env.get_template("error.html").render(
@@ -321,7 +330,7 @@ def _login_required(request: Request, exc: Exception) -> Response:
 
 
 HANDLERS: Mapping[type[Exception], Callable[[Request, Exception], Response]] = {
-    PageProblem: _problem_page,
+    PageProblem: problem_page,
     LoginRequired: _login_required,
 }
 

@@ -304,11 +304,9 @@ def winner_pdf(
 ) -> Response:
     """One winner's prize vouchers, one PDF (each print counted, reprints marked)."""
     own = _own(staff, code)
-    viewer = voucher_print.Viewer(municipality=own)
+    viewer = voucher_print.Viewer(municipality=own, counting=not is_head(page.request))
     try:
-        content = voucher_print.print_prize(
-            page.uow, award_id, mykey_id, viewer=viewer, count=not is_head(page.request)
-        )
+        content = voucher_print.print_prize(page.uow, award_id, mykey_id, viewer=viewer)
     except MyKeyError:
         raise not_yours() from None
     winner = "".join(ch for ch in mykey_id if ch.isascii() and ch.isalnum())
@@ -319,11 +317,9 @@ def winner_pdf(
 def winners_zip(page: PageDep, staff: TownStaff, code: str, award_id: str) -> Response:
     """Every winner's prize vouchers: a ZIP with one PDF per winner, in rank order."""
     own = _own(staff, code)
-    viewer = voucher_print.Viewer(municipality=own)
+    viewer = voucher_print.Viewer(municipality=own, counting=not is_head(page.request))
     try:
-        content = voucher_print.print_prizes_zip(
-            page.uow, award_id, viewer=viewer, count=not is_head(page.request)
-        )
+        content = voucher_print.print_prizes_zip(page.uow, award_id, viewer=viewer)
     except MyKeyError:
         raise not_yours() from None
     return _download(content, "application/zip", f"prizes-{own}.zip")

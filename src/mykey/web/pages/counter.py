@@ -497,8 +497,7 @@ def print_vouchers(issue_transfer_id: str, page: PageDep, clerk: Clerk) -> Respo
         content = voucher_print.print_batch(
             page.uow,
             issue_transfer_id,
-            viewer=voucher_print.Viewer(shop_id=place.id),
-            count=not is_head(page.request),
+            viewer=voucher_print.Viewer(shop_id=place.id, counting=not is_head(page.request)),
         )
     except (MyKeyError, ValueError):
         raise PageProblem(404, "error.not_found.title", "error.not_found.body") from None

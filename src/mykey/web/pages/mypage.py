@@ -29,6 +29,7 @@ from mykey.identity.staff import attach_resident
 from mykey.points import balances, coupons, reserved
 from mykey.points.expiry import expiring_soon
 from mykey.points.program_setup import list_programs
+from mykey.web.api.numbers import MAX_ID
 from mykey.web.pages.base import (
     SESSION_COOKIE,
     CheckedForm,
@@ -62,6 +63,14 @@ def whole_number(value: str | None) -> int | None:
     text = value.strip().translate(str.maketrans("０１２３４５６７８９", "0123456789"))
     text = text.replace(",", "")
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 12 else None
+
+
+def cursor(value: str | None) -> int | None:
+    """The `?before=` of a "more" link: a position the page gave, or None (the first page) for
+    anything else, so an edited address shows the newest entries instead of an error."""
+    if value and value.isascii() and value.isdigit() and 0 < int(value) <= MAX_ID:
+        return int(value)
+    return None
 
 
 TRANSFER_KINDS = (
@@ -254,8 +263,8 @@ def redeem_coupon(page: PageDep, mykey_id: CurrentResident, fields: CheckedForm)
 
 
 @router.get("/history")
-def history(page: PageDep, mykey_id: CurrentResident, before: int | None = None) -> Response:
-    found = balances.history_of(page.uow, mykey_id, limit=50, before=before)
+def history(page: PageDep, mykey_id: CurrentResident, before: str | None = None) -> Response:
+    found = balances.history_of(page.uow, mykey_id, limit=50, before=cursor(before))
     names = dict(_programs(page))
     return page.render(
         "mypage/history.html",
@@ -396,8 +405,8 @@ def _provider_names(page: Page, ids: set[str]) -> dict[str, str]:
 
 
 @router.get("/usage")
-def usage_page(page: PageDep, mykey_id: CurrentResident, before: int | None = None) -> Response:
-    entries = usage.history(page.uow, mykey_id=mykey_id, limit=50, before=before)
+def usage_page(page: PageDep, mykey_id: CurrentResident, before: str | None = None) -> Response:
+    entries = usage.history(page.uow, mykey_id=mykey_id, limit=50, before=cursor(before))
     return page.render(
         "mypage/usage.html",
         entries=entries,

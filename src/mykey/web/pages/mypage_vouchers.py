@@ -57,11 +57,9 @@ def vouchers(page: PageDep, mykey_id: CurrentResident) -> Response:
 @router.get("/vouchers/{issue_id}.pdf")
 def print_issue(page: PageDep, mykey_id: CurrentResident, issue_id: str) -> Response:
     """The PDF of one issue's vouchers, for the resident they were issued to only."""
-    viewer = voucher_print.Viewer(mykey_id=mykey_id)
+    viewer = voucher_print.Viewer(mykey_id=mykey_id, counting=not is_head(page.request))
     try:
-        content = voucher_print.print_batch(
-            page.uow, issue_id, viewer=viewer, count=not is_head(page.request)
-        )
+        content = voucher_print.print_batch(page.uow, issue_id, viewer=viewer)
     except MyKeyError:
         raise PageProblem(404, "error.not_found.title", "error.not_found.body") from None
     name = "".join(ch for ch in issue_id if ch.isascii() and (ch.isalnum() or ch == "-"))
