@@ -71,6 +71,28 @@ def _fail(error: MyKeyError) -> NoReturn:
     raise typer.Exit(1)
 
 
+def _as_of(value: str | None) -> date:
+    """A daily job's `--as-of`: a Tokyo date, today when not given; a day to come is refused
+    (exit 2) before anything runs, since run early a job would take what is still usable."""
+    today = tokyo_date(utcnow())
+    try:
+        day = date.fromisoformat(value) if value is not None else today
+    except ValueError:
+        err.print(
+            f"--as-of is a date YYYY-MM-DD, not {value!r}."
+            " / --as-of は YYYY-MM-DD 形式の日付で指定してください"
+        )
+        raise typer.Exit(2) from None
+    if day > today:
+        err.print(
+            f"--as-of {day} is a day to come (today is {today} in Tokyo): points and vouchers are"
+            f" usable through their last day. / {day} はまだ来ていない日です（東京の今日は"
+            f" {today}）。ポイントやポイント券は有効期限の日まで使えます。"
+        )
+        raise typer.Exit(2)
+    return day
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -355,20 +377,25 @@ def ledger_history(account: int, limit: int = 20, before: int | None = None) -> 
 @ledger_app.command("expire")
 def ledger_expire(
     as_of: Annotated[
-        str | None, typer.Option(help="expire lots whose last day is before this date (JST)")
+        str | None,
+        typer.Option(
+            help="YYYY-MM-DD (Tokyo), today or earlier: lots whose last day is before it expire"
+            " (default: today)"
+        ),
     ] = None,
 ) -> None:
     """Move the rest of every lapsed lot to its ledger's expired account (safe to re-run)."""
     from mykey import ledger
 
+    day = _as_of(as_of)
     try:
-        day = date.fromisoformat(as_of) if as_of else tokyo_date(utcnow())
-    except ValueError:
-        err.print(f"Not a date: {as_of!r} (use YYYY-MM-DD) / 日付の形式が正しくありません")
-        raise typer.Exit(2) from None
-    with _progress() as progress:
-        task = progress.add_task("Expiring lots / 失効処理中", total=None)
-        report = ledger.expire_lots(_uow(), as_of=day, progress=lambda n: progress.advance(task, n))
+        with _progress() as progress:
+            task = progress.add_task("Expiring lots / 失効処理中", total=None)
+            report = ledger.expire_lots(
+                _uow(), as_of=day, progress=lambda n: progress.advance(task, n)
+            )
+    except MyKeyError as error:
+        _fail(error)
     out.print(f"Expired {report.lots} lots, {report.points:,} points. / {report.lots} 件を失効")
 
 
@@ -859,21 +886,7 @@ def points_sweep_reserved(
     their conversion to each resident's default municipality (safe to run again)."""
     from mykey.points.reserved import sweep_candidates, sweep_reserved
 
-    today = tokyo_date(utcnow())
-    try:
-        day = date.fromisoformat(as_of) if as_of is not None else today
-    except ValueError:
-        err.print(
-            f"--as-of is a date YYYY-MM-DD, not {as_of!r}."
-            " / --as-of は YYYY-MM-DD 形式の日付で指定してください"
-        )
-        raise typer.Exit(2) from None
-    if day > today:
-        err.print(
-            f"--as-of {day} is a day to come (today is {today} in Tokyo); residents may still"
-            f" assign those points. / {day} はまだ来ていない日です（東京の今日は {today}）。"
-        )
-        raise typer.Exit(2)
+    day = _as_of(as_of)
     uow = _uow()
     try:
         with _progress() as progress:
@@ -1228,7 +1241,13 @@ def shops_online_key(
 
 @points_app.command("expire")
 def points_expire(
-    as_of: Annotated[str, typer.Option(help="YYYY-MM-DD: lots whose last day is before it expire")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="YYYY-MM-DD (Tokyo), today or earlier: lots whose last day is before it expire"
+            " (default: today)"
+        ),
+    ] = None,
     municipality: Annotated[str | None, typer.Option(help="only this ledger")] = None,
     batch: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
 ) -> None:
@@ -1236,11 +1255,7 @@ def points_expire(
     stop and run again: each batch commits on its own)."""
     from mykey.points.expiry import count_lapsed, expire_points
 
-    try:
-        day = date.fromisoformat(as_of)
-    except ValueError:
-        err.print("Dates are YYYY-MM-DD / 日付は YYYY-MM-DD で指定してください")
-        raise typer.Exit(2) from None
+    day = _as_of(as_of)
     try:
         with _progress() as progress:
             total = count_lapsed(_uow(), as_of=day, municipality=municipality)
@@ -1345,18 +1360,18 @@ def points_void_expired() -> None:
 @points_app.command("expire-vouchers")
 def points_expire_vouchers(
     as_of: Annotated[
-        str, typer.Option(help="YYYY-MM-DD: vouchers whose last day is before it go back")
-    ],
+        str | None,
+        typer.Option(
+            help="YYYY-MM-DD (Tokyo), today or earlier: vouchers whose last day is before it go"
+            " back (default: today)"
+        ),
+    ] = None,
 ) -> None:
     """Send unredeemed point vouchers past their last day back: a resident's to their wallet,
     a receipt voucher to the municipality's expiry account (safe to run again)."""
     from mykey.points.vouchers import count_expiring, expire_vouchers
 
-    try:
-        day = date.fromisoformat(as_of)
-    except ValueError:
-        err.print("Dates are YYYY-MM-DD / 日付は YYYY-MM-DD で指定してください")
-        raise typer.Exit(2) from None
+    day = _as_of(as_of)
     try:
         with _progress() as progress:
             total = count_expiring(_uow(), as_of=day)

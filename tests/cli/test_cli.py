@@ -247,10 +247,15 @@ def test_ledger_reading_and_expiry_commands_on_the_demo(db: Path) -> None:
     history = run(db, "ledger", "history", str(wallet))
     assert "spend" in history.stdout and "-300" in history.stdout
 
-    expired = run(db, "ledger", "expire", "--as-of", "2099-01-01")
+    # run as of a day to come, expiry would take points still usable: refused, nothing moves
+    early = run(db, "ledger", "expire", "--as-of", "2099-01-01")
+    assert early.returncode == 2
+    assert "day to come" in early.stderr and "まだ来ていない日" in early.stderr
+    assert json.loads(run(db, "ledger", "balance", str(wallet)).stdout)["available"] == 1200
+    expired = run(db, "ledger", "expire")  # as of today: the demo's points are still valid
     assert expired.returncode == 0, expired.stderr
-    assert "Expired" in expired.stdout
-    assert json.loads(run(db, "ledger", "balance", str(wallet)).stdout)["available"] == 0
+    assert "Expired 0 lots" in expired.stdout
+    assert json.loads(run(db, "ledger", "balance", str(wallet)).stdout)["available"] == 1200
     assert run(db, "ledger", "check").returncode == 0
 
     assert run(db, "ledger", "expire", "--as-of", "someday").returncode == 2

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from mykey import ledger
-from mykey.db import UnitOfWork
+from mykey.db import UnitOfWork, tokyo_date
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.ledger import AccountKind, LotTerms
 from tests.builders import FY_END, grant, spend, town, wallet
@@ -405,6 +405,7 @@ def test_expiry_moves_what_is_left_of_lapsed_lots_and_can_run_again(
     grant(uow, t, w, 500, expires_on=FY_END)
     spend(uow, t, w, 100)
     seen: list[int] = []
+    database.clock.advance(days=17)  # 2026-11-01 in Tokyo: the first lot's last day has passed
 
     report = ledger.expire_lots(uow, as_of=date(2026, 11, 1), progress=seen.append)
 
@@ -509,6 +510,29 @@ def test_unknown_transfer_ids_are_not_found(uow: UnitOfWork) -> None:
     assert caught.value.code == "unknown_transfer"
 
 
+def test_expiry_never_runs_as_of_a_day_to_come(uow: UnitOfWork, database: Database) -> None:
+    # Run as of tomorrow, the expiry would take today the points whose last day is today.
+    t = town(uow)
+    w = wallet(uow, t)
+    today = tokyo_date(database.clock.now)
+    grant(uow, t, w, 300, expires_on=today)
+    transfers = database.count("ledger_transfers")
+
+    with pytest.raises(MyKeyError) as early:
+        ledger.expire_lots(uow, as_of=today + timedelta(days=1))
+    assert early.value.code == "as_of_in_future"
+    assert early.value.details == {
+        "as_of": (today + timedelta(days=1)).isoformat(),
+        "today": today.isoformat(),
+    }
+    assert database.count("ledger_transfers") == transfers
+    assert ledger.balance(uow, w.id).available == 300
+    assert ledger.expire_lots(uow, as_of=today).lots == 0  # still spendable today
+    database.clock.advance(days=1)
+    assert ledger.expire_lots(uow, as_of=today + timedelta(days=1)).points == 300
+    assert_ok(uow)
+
+
 def test_a_refund_into_a_lapsed_lot_lapses_again_at_the_next_sweep(
     uow: UnitOfWork, database: Database
 ) -> None:
@@ -522,6 +546,7 @@ def test_a_refund_into_a_lapsed_lot_lapses_again_at_the_next_sweep(
 
     ledger.reverse(uow, transfer_id=paid.transfer_id, actor="terminal:T1", reason="refund")
     assert ledger.balance(uow, w.id).available == 1
+    database.clock.advance(days=1)
     again = ledger.expire_lots(uow, as_of=date(2026, 11, 2))
 
     assert (again.lots, again.points) == (1, 1)

@@ -254,6 +254,9 @@ def test_redeemed_once_on_the_street_lapsing_to_breakage_and_settled(
     # valid 30 days counting the day of issue (Jan 5 … Feb 3, Tokyo)
     database.clock.now = datetime(2027, 2, 3, 14, 0, tzinfo=UTC)  # Feb 3, 23:00 Tokyo
     assert expire_vouchers(uow, as_of=tokyo_date(database.clock.now)).vouchers == 0
+    with pytest.raises(MyKeyError) as early:  # run as of tomorrow, it would lapse them today
+        expire_vouchers(uow, as_of=date(2027, 2, 4))
+    assert early.value.code == "as_of_in_future"
     use("showa-1", numbers[2], "r-5")
     database.clock.now = datetime(2027, 2, 3, 15, 0, tzinfo=UTC)  # Feb 4, 00:00 Tokyo
     with pytest.raises(MyKeyError) as late:
@@ -268,6 +271,7 @@ def test_redeemed_once_on_the_street_lapsing_to_breakage_and_settled(
     assert {who: _wallet(uow, who) for who in WALKERS} == wallets
     assert _points(uow, AccountKind.BUDGET, BUNGO) == -(GRANTED + 15_000)
     assert _budget_used(uow) == GRANTED + 15_000
+    database.clock.advance(days=1)
     assert expire_vouchers(uow, as_of=date(2027, 2, 5)).vouchers == 0
 
     # month end: January pays the two shops what they took; February pays showa-1 the

@@ -46,7 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
-from mykey.errors import ErrorKind, MyKeyError
+from mykey.errors import ErrorKind, MyKeyError, invalid
 from mykey.ledger import errors, idempotency
 from mykey.ledger.accounts import STRIPES, Account, AccountKind
 from mykey.ledger.lots import restore_lifo, take_fifo
@@ -1166,6 +1166,27 @@ def _expire_one(uow: UnitOfWork, lot_id: int, expired_account: Account) -> Recei
     )
 
 
+def as_of_day(uow: UnitOfWork, as_of: object, *, why: str, why_ja: str) -> date:
+    """`as_of` as the Tokyo day a daily job runs as of: a date, today or earlier by the unit of
+    work's clock. A day to come is refused (`as_of_in_future`, saying `why`): run early, a job
+    would take from residents what is still theirs to use on the days between."""
+    if isinstance(as_of, datetime) or not isinstance(as_of, date):
+        raise errors.bad_field(
+            "as_of", "as_of is a date (YYYY-MM-DD).", "基準日は日付で指定してください。"
+        )
+    today = tokyo_date(uow.now())
+    if as_of > today:
+        raise invalid(
+            "as_of_in_future",
+            f"This cannot run as of {as_of}, a day to come (today is {today} in Tokyo): {why}",
+            f"{as_of} はまだ来ていない日のため、その日付では実行できません（東京の今日は"
+            f" {today}）。{why_ja}",
+            as_of=as_of.isoformat(),
+            today=today.isoformat(),
+        )
+    return as_of
+
+
 def expire_lots(
     uow: UnitOfWork,
     *,
@@ -1176,9 +1197,16 @@ def expire_lots(
 ) -> ExpiryReport:
     """Move what is left of every lot whose last day is before `as_of` to the ledger's
     `expired` account. Safe to run again (each lot's expiry has its own derived key); runs in
-    batches, each its own transaction, and reports progress per lot."""
+    batches, each its own transaction, and reports progress per lot. `as_of` is today or
+    earlier (`as_of_day`): a lot is spendable through its last day."""
     from mykey.ledger.accounts import open_account
 
+    as_of = as_of_day(
+        uow,
+        as_of,
+        why="points are spendable through their last day.",
+        why_ja="ポイントは有効期限の日まで使えます。",
+    )
     lots = points = 0
     while True:
 

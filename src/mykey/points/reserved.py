@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mykey import ledger
 from mykey.db import TOKYO, RetryTransaction, UnitOfWork, tokyo_date
-from mykey.errors import MAX_POINTS, POINTS, MyKeyError, invalid, not_found, refused
+from mykey.errors import MAX_POINTS, POINTS, MyKeyError, not_found, refused
 from mykey.identity.models import Resident
 from mykey.identity.residents import normalise_mykey_id
 from mykey.ledger import AccountKind, LotTerms
@@ -403,20 +403,12 @@ def sweep_reserved(
     to repeat: the key of each assignment derives from the resident and the oldest lot it
     takes, and a second run finds nothing old left. `progress` is called once per resident
     who ever had reserved points (`sweep_candidates`)."""
-    today = tokyo_date(uow.now())
-    day = today if as_of is None else as_of
-    if isinstance(day, datetime) or not isinstance(day, date):
-        raise invalid(
-            "invalid_as_of", "as_of is a date (YYYY-MM-DD).", "基準日は日付で指定してください。"
-        )
-    if day > today:
-        raise invalid(
-            "as_of_in_future",
-            f"The sweep cannot run as of {day}, a day to come (today is {today} in Tokyo):"
-            " residents may still assign those points.",
-            f"{day} はまだ来ていない日のため、その日付で振り分けはできません（東京の今日は"
-            f" {today}）。住民がまだ自分で振り分けできるポイントです。",
-        )
+    day = ledger.as_of_day(
+        uow,
+        tokyo_date(uow.now()) if as_of is None else as_of,
+        why="residents may still assign those points.",
+        why_ja="住民がまだ自分で振り分けできるポイントです。",
+    )
     holders = uow.run(
         lambda: list(
             uow.session.scalars(

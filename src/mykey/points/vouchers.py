@@ -748,8 +748,15 @@ def _expire_one(uow: UnitOfWork, number: str, today: date) -> int:
 def expire_vouchers(
     uow: UnitOfWork, *, as_of: date, progress: Callable[[int], None] | None = None
 ) -> VoucherExpiryReport:
-    """Send back every issued voucher whose last day is before `as_of`. Each voucher is its
-    own transaction with its own idempotency key, so a run can stop half way and run again."""
+    """Send back every issued voucher whose last day is before `as_of` (today or earlier: a
+    voucher is good through its last day). Each voucher is its own transaction with its own
+    idempotency key, so a run can stop half way and run again."""
+    as_of = ledger.as_of_day(
+        uow,
+        as_of,
+        why="a voucher is good through its last day.",
+        why_ja="ポイント券は有効期限の日まで使えます。",
+    )
     numbers = uow.run(
         lambda: list(
             uow.session.scalars(
