@@ -71,7 +71,13 @@ def _fail(error: MyKeyError) -> NoReturn:
     raise typer.Exit(1)
 
 
-def _as_of(value: str | None) -> date:
+_USABLE = (
+    "points and vouchers are usable through their last day",
+    "ポイントやポイント券は有効期限の日まで使えます",
+)
+
+
+def _as_of(value: str | None, why: tuple[str, str] = _USABLE) -> date:
     """A daily job's `--as-of`: a Tokyo date, today when not given; a day to come is refused
     (exit 2) before anything runs, since run early a job would take what is still usable."""
     today = tokyo_date(utcnow())
@@ -85,9 +91,8 @@ def _as_of(value: str | None) -> date:
         raise typer.Exit(2) from None
     if day > today:
         err.print(
-            f"--as-of {day} is a day to come (today is {today} in Tokyo): points and vouchers are"
-            f" usable through their last day. / {day} はまだ来ていない日です（東京の今日は"
-            f" {today}）。ポイントやポイント券は有効期限の日まで使えます。"
+            f"--as-of {day} is a day to come (today is {today} in Tokyo): {why[0]}."
+            f" / {day} はまだ来ていない日です（東京の今日は {today}）。{why[1]}。"
         )
         raise typer.Exit(2)
     return day
@@ -886,7 +891,10 @@ def points_sweep_reserved(
     their conversion to each resident's default municipality (safe to run again)."""
     from mykey.points.reserved import sweep_candidates, sweep_reserved
 
-    day = _as_of(as_of)
+    day = _as_of(
+        as_of,
+        ("residents may still assign those points", "住民がまだ自分で振り分けできるポイントです"),
+    )
     uow = _uow()
     try:
         with _progress() as progress:
