@@ -15,29 +15,38 @@ N (1, 8, 32):
 2. starts N client processes (forked: nothing to import); each fetches its challenges from
    the server, signs them with its card, prepares every request body and makes one
    untimed payment (the server's pool and caches warm), then waits at a barrier;
-3. runs `pgbench -b tpcb-like -c N` on its own database of the same server (scale 10),
-   which is also the quiet period after which PostgreSQL has reported every count;
-4. reads the counters; the clients open their HTTP connections (keep-alive) and wait at a
-   second barrier; then the timed window: all clients POST /api/v1/terminal/payments back to
-   back (closed loop), each with its prepared proofs;
-5. stops the server (its database connections close, their counts are reported), reads the
-   counters again;
-6. counts round trips: N clients make a few more payments through a second, idle server
-   connected to PostgreSQL through a counting proxy (bench/pgproxy.py).
+3. runs `pgbench -b tpcb-like -c N` on its own database of the same server (scale 10) while
+   the clients wait and the server idles; then reads pg_stat_database;
+4. the clients open their HTTP connections (keep-alive) and wait at a second barrier; then
+   the timed window: all clients POST /api/v1/terminal/payments back to back (closed loop),
+   each with its prepared proofs;
+5. stops the server (its database connections close, so their backends report their counts)
+   and reads pg_stat_database again;
+6. counts commits and round trips: N clients make a few more payments (`--counted`, same
+   preparation and barriers) through a second, otherwise idle server connected to
+   PostgreSQL through a counting proxy (bench/pgproxy.py).
 
 Each run reports, from the timed window: `payments_per_s` (successful payments / seconds
 from the start signal to the last client's last answer), `p50_ms` / `p99_ms` (per request, as
 the client sees it), `server_cpu_ms_per_payment` (utime + stime of the `mykey serve` process
 tree, /proc), `db_cpu_ms_per_payment` (the same for the PostgreSQL backends of the bench
 database: the postmaster's children whose process title names it, sampled every 0.2 s),
-`client_cpu_ms_per_payment` (the client processes' own CPU); between the two counter reads:
-`commits_per_payment` (pg_stat_database.xact_commit, every transaction that committed,
-read-only ones included) and `connections_opened_per_s` (pg_stat_database.sessions); from
-the counting pass: `round_trips_per_payment` (the times a server connection sends after
-PostgreSQL has answered, pipelined statements once) and the messages by type. `ratio` is
+`client_cpu_ms_per_payment` (the client processes' own CPU), `connections_opened_per_s`
+(pg_stat_database.sessions between the two reads); from the counting pass:
+`commits_per_payment` (transactions that ended in a commit, read from PostgreSQL's answers:
+an explicit COMMIT or a statement in its own implicit transaction, read-only ones included,
+which is what pg_stat_database.xact_commit counts) and `round_trips_per_payment` (the times
+a server connection speaks after PostgreSQL has answered: pipelined statements count once;
+a connection opened counts its start-up), with the messages by type. `ratio` is
 payments_per_s / pgbench_tps. The load average is read before and after each window, and
 `machine_busy_cores` says how many cores the whole machine kept busy during it (other
 people's work included): on a shared machine, compare runs only at similar load.
+
+Why commits are counted on the wire, not from pg_stat_database around the window: a
+PostgreSQL 15 backend reports its counts at a transaction's end only if its last report is a
+second old, and at exit; the server's pooled connections, idle after the preparation, were
+measured keeping unreported commits for minutes, which the window's first transactions then
+report. Sessions do not suffer from this (a backend's first report is immediate).
 """
 
 from __future__ import annotations
@@ -121,11 +130,10 @@ def options() -> argparse.Namespace:
         help="payments per run through the counting proxy (default 60)",
     )
     parser.add_argument(
-        "--quiet",
+        "--pgbench-seconds",
         type=float,
-        default=float(os.environ.get("MYKEY_BENCH_QUIET", "11")),
-        help="seconds of pgbench (and quiet for the bench database) before each window;"
-        " at least 10.5, PostgreSQL's longest delay in reporting an idle backend's counts",
+        default=float(os.environ.get("MYKEY_BENCH_PGBENCH_SECONDS", "10")),
+        help="seconds of pgbench at each client count (default 10)",
     )
     parser.add_argument(
         "--workers",
@@ -448,10 +456,10 @@ def timed_run(
     server = Server(env, opts.workers, logfile)
     try:
         clients = Clients(server.port, keys, cards, n, opts.payments, f"timed{n}")
-        quiet_from = time.monotonic()
         log(f"  {n} client(s): pgbench tpcb-like ...")
-        bench = pgref.run_pgbench(anchor, anchor["dbname"], n, opts.quiet, pm, os.cpu_count() or 1)
-        time.sleep(max(0.0, opts.quiet - (time.monotonic() - quiet_from)))
+        bench = pgref.run_pgbench(
+            anchor, anchor["dbname"], n, opts.pgbench_seconds, pm, os.cpu_count() or 1
+        )
         before = pgref.counters(admin, database)
         clients.connect()
         log(f"  {n} client(s): payments ...")
