@@ -60,6 +60,7 @@ import multiprocessing as mp
 import os
 import platform
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -106,8 +107,11 @@ ORDER = (
 COUNTING_APP = "mykey-bench-counting"
 
 
+BEGAN = time.monotonic()
+
+
 def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(f"[{time.monotonic() - BEGAN:5.0f} s] {message}", file=sys.stderr, flush=True)
 
 
 def options() -> argparse.Namespace:
@@ -591,6 +595,7 @@ def measure(url: str, opts: argparse.Namespace, counts: list[int]) -> dict[str, 
         try:
             log("pgbench -i -s 10 ...")
             pgref.pgbench_init(anchor, anchor["dbname"])
+            log("starting the counting server ...")
             pm = pgref.postmaster(admin)
             counting = Server(counting_env, None, tmp / "counting-server.log")
             runs = []
@@ -617,6 +622,7 @@ def measure(url: str, opts: argparse.Namespace, counts: list[int]) -> dict[str, 
                     shown = ("payments_per_s", "pgbench_tps", "ratio", "p99_ms")
                     log(f"  {json.dumps({k: run[k] for k in shown})}")
             finally:
+                log("stopping ...")
                 counting.stop()
             server_info = {
                 "command": "mykey serve" + (f" --workers {workers}" if workers else ""),
@@ -631,7 +637,9 @@ def measure(url: str, opts: argparse.Namespace, counts: list[int]) -> dict[str, 
             }
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{anchor["dbname"]}" WITH (FORCE)')
+    log("ledger check ...")
     ok = ledger_check(url)
+    shutil.rmtree(tmp, ignore_errors=True)  # kept if the run failed: the servers' logs
     return {
         "server": server_info,
         "postgresql": {"version": version, "settings": settings, "db_cpu_visible": pm is not None},

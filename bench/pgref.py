@@ -91,19 +91,12 @@ def pgbench_command(conninfo: dict[str, str]) -> list[str]:
 
 
 def pgbench_init(conninfo: dict[str, str], database: str, scale: int = 10) -> None:
+    """`pgbench -i` (which ends with VACUUM ANALYZE of its tables)."""
     subprocess.run(
         [*pgbench_command(conninfo), "-i", "-q", "-s", str(scale), database],
         check=True,
         capture_output=True,
     )
-    with psycopg.connect(
-        host=conninfo["host"],
-        port=conninfo["port"],
-        user=conninfo["user"],
-        dbname=database,
-        autocommit=True,
-    ) as conn:
-        conn.execute("VACUUM ANALYZE")
 
 
 def run_pgbench(
