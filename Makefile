@@ -47,8 +47,8 @@ bench: install ## ledger benchmarks against pgbench on the same PostgreSQL; prin
 bench-bulk: install ## bulk grant of 80,000 residents against one-by-one grants; prints JSON
 	@$(BIN)/python bench/bulk_grants.py
 
-bench-counter: install ## counter payments per second over HTTP beside ledger.transfer; prints JSON
-	@$(BIN)/python bench/counter.py
+bench-counter: install ## counter payments over HTTP (`mykey serve`) beside pgbench; prints JSON
+	@$(BIN)/python bench/counter.py $(if $(WORKERS),--workers $(WORKERS))
 
 bench-settle: install ## close and check a month of 1,000,000 transfers (settlement); prints JSON
 	@$(BIN)/python bench/settle.py

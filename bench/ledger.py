@@ -10,7 +10,15 @@ database with 10,000 resident wallets (three lots each, opened by real grant tra
 - pgbench -b tpcb-like -c N (pgbench's default simple protocol) on its own database, scale 10;
 - N worker processes, each a closed loop calling `mykey.ledger.transfer` (wallet -> shop, a
   spend that takes lots FIFO, with an idempotency key; 1 % of requests are retries of a key
-  already sent, which must replay and must not pay again).
+  already sent, which must replay and must not pay again). Each worker imports and connects
+  first; the timed window opens when all are ready (a start event), so no worker's start-up
+  falls inside another's window, and lasts from that signal to the last worker's last call.
+
+Beside each: CPU per call of the workers (their own process time: the "server side" here) and
+of PostgreSQL's backends of the bench database (/proc, bench/procstat.py), and the commits per
+call counted by pg_stat_database (read after the workers disconnected, so every count is in);
+pgbench's figures get the same CPU measures per transaction. The load average is read before
+and after each window, `machine_busy_cores` is the whole machine's (other work included).
 
 Then the same workers on SQLite (WAL, synchronous=FULL), where no pgbench anchor applies.
 After every run `ledger.check` must pass. Prints one JSON object.
@@ -23,7 +31,6 @@ import multiprocessing as mp
 import os
 import platform
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +46,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+import pgref  # noqa: E402
+import procstat  # noqa: E402
 from mykey import ledger  # noqa: E402
 from mykey.db import UnitOfWork, make_engine  # noqa: E402
 from mykey.errors import MyKeyError  # noqa: E402
@@ -46,6 +55,7 @@ from mykey.history.checkpoints import Signer  # noqa: E402
 from mykey.history.log import HistoryLog  # noqa: E402
 from mykey.ledger import AccountKind, LotTerms  # noqa: E402
 from mykey.migrations import upgrade  # noqa: E402
+from pgref import percentile  # noqa: E402 -- bench/pgref.py, beside this file
 
 PG_URL = os.environ.get(
     "MYKEY_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -62,13 +72,6 @@ LOG = HistoryLog(Signer("bench.mykey.invalid/history", bytes(range(32))))
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def seed(url: str) -> tuple[list[int], list[int]]:
@@ -108,17 +111,28 @@ def seed(url: str) -> tuple[list[int], list[int]]:
     return wallets, shops
 
 
-def worker(args: tuple[str, int, list[int], list[int], float, Any]) -> None:
-    url, n, wallets, shops, seconds, queue = args
+def worker(args: tuple[str, int, list[int], list[int], float, Any, Any, Any]) -> None:
+    """One closed-loop client: imports and connects, says ready, waits for the start
+    signal, then calls `ledger.transfer` for `seconds` and reports."""
+    url, n, wallets, shops, seconds, ready, start, queue = args
     engine = make_engine(url, pool_size=1)
     uow = UnitOfWork(engine, log=LOG)
+    with engine.connect() as conn:  # the first connection runs SQLAlchemy's dialect set-up
+        conn.exec_driver_sql("SELECT 1")
+    # ... whose counts a PostgreSQL backend may report only at exit (bench/pgref.py): close
+    # it, and keep a fresh connection, which has run nothing, for the timed window
+    engine.dispose()
+    engine.connect().close()
     rng = random.Random(n)
     sent: list[dict[str, Any]] = []
     latencies: list[float] = []
     done = refused = replays = 0
-    deadline = time.perf_counter() + seconds
+    ready.put(n)
+    start.wait()
+    cpu = time.process_time()
+    deadline = time.monotonic() + seconds
     i = 0
-    while time.perf_counter() < deadline:
+    while time.monotonic() < deadline:
         i += 1
         if sent and rng.random() < 0.01:
             request = rng.choice(sent)
@@ -145,32 +159,84 @@ def worker(args: tuple[str, int, list[int], list[int], float, Any]) -> None:
             replays += 1
         else:
             done += 1
+    finished = time.monotonic()
+    cpu = time.process_time() - cpu
     engine.dispose()
-    queue.put({"done": done, "refused": refused, "replays": replays, "latencies": latencies})
+    queue.put(
+        {
+            "done": done,
+            "refused": refused,
+            "replays": replays,
+            "latencies": latencies,
+            "finished": finished,
+            "cpu": cpu,
+        }
+    )
 
 
-def run_ours(url: str, clients: int, wallets: list[int], shops: list[int]) -> dict[str, Any]:
+def run_ours(
+    url: str,
+    clients: int,
+    wallets: list[int],
+    shops: list[int],
+    pg: tuple[psycopg.Connection[Any], str, int | None] | None = None,
+) -> dict[str, Any]:
+    """N worker processes, started together after all are ready; with `pg` (an admin
+    connection, the database, the postmaster's pid) also PostgreSQL's side: the backends' CPU
+    and the commits counted by pg_stat_database (read after the workers have disconnected)."""
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
+    ready, start, queue = ctx.Queue(), ctx.Event(), ctx.Queue()
     procs = [
-        ctx.Process(target=worker, args=((url, n, wallets, shops, SECONDS, queue),))
+        ctx.Process(target=worker, args=((url, n, wallets, shops, SECONDS, ready, start, queue),))
         for n in range(clients)
     ]
     for p in procs:
         p.start()
+    for _ in procs:
+        ready.get(timeout=120)
+    before = None
+    db_watch = None
+    if pg is not None:
+        admin, database, pm = pg
+        time.sleep(0.5)  # the closed set-up connections have reported as they exited
+        before = pgref.counters(admin, database)
+        if pm is not None:
+            db_watch = procstat.CpuWatch(lambda: procstat.backends_of(pm, database)).start()
+    load_before = procstat.load_average()
+    busy = procstat.busy_seconds()
+    started = time.monotonic()
+    start.set()
     results = [queue.get(timeout=SECONDS + 120) for _ in procs]
+    ended = max(r["finished"] for r in results)
+    db_cpu = db_watch.stop() if db_watch else None
+    busy = procstat.busy_seconds() - busy
+    load_after = procstat.load_average()
     for p in procs:
         p.join()
+    seconds = ended - started
     latencies = [x for r in results for x in r["latencies"]]
     done = sum(r["done"] for r in results)
-    return {
-        "transfers_per_s": round(done / SECONDS, 1),
+    calls = len(latencies)
+    out: dict[str, Any] = {
+        "transfers_per_s": round(done / seconds, 1),
         "transfers": done,
         "replays": sum(r["replays"] for r in results),
         "refused": sum(r["refused"] for r in results),
+        "seconds": round(seconds, 2),
         "p50_ms": round(percentile(latencies, 50) * 1000, 3),
         "p99_ms": round(percentile(latencies, 99) * 1000, 3),
+        "worker_cpu_ms_per_call": round(sum(r["cpu"] for r in results) * 1000 / calls, 3),
     }
+    if pg is not None and before is not None:
+        admin, database, _ = pg
+        pgref.wait_for_no_backends(admin, database)
+        delta = pgref.counters(admin, database) - before
+        out["db_cpu_ms_per_call"] = round(db_cpu * 1000 / calls, 3) if db_cpu else None
+        out["commits_per_call"] = round(delta.commits / calls, 3)
+        out["rollbacks_per_call"] = round(delta.rollbacks / calls, 3)
+    out["machine_busy_cores"] = round(busy / seconds, 2)
+    out["load_average"] = {"before": load_before, "after": load_after}
+    return out
 
 
 def check(url: str) -> bool:
@@ -180,46 +246,6 @@ def check(url: str) -> bool:
     if not report.ok:
         log(f"LEDGER CHECK FAILED: {report.problems[:5]}")
     return report.ok
-
-
-def run_pgbench(conninfo: dict[str, str], clients: int) -> dict[str, Any]:
-    workdir = tempfile.mkdtemp(prefix="pgbench-")
-    cmd = [
-        "pgbench",
-        "-h",
-        conninfo["host"],
-        "-p",
-        conninfo["port"],
-        "-U",
-        conninfo["user"],
-        "-b",
-        "tpcb-like",
-        "-n",
-        "-c",
-        str(clients),
-        "-j",
-        str(min(clients, os.cpu_count() or 1)),
-        "-T",
-        str(int(SECONDS)),
-        "-l",
-        "--log-prefix",
-        f"{workdir}/log",
-        conninfo["dbname"],
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    tps = float(re.search(r"tps = ([0-9.]+)", out).group(1))  # type: ignore[union-attr]
-    latencies = []
-    for path in Path(workdir).glob("log*"):
-        for line in path.read_text().splitlines():
-            fields = line.split()
-            if len(fields) >= 3:
-                latencies.append(int(fields[2]) / 1e6)
-    shutil.rmtree(workdir, ignore_errors=True)
-    return {
-        "tps": round(tps, 1),
-        "p50_ms": round(percentile(latencies, 50) * 1000, 3),
-        "p99_ms": round(percentile(latencies, 99) * 1000, 3),
-    }
 
 
 def postgres_part() -> dict[str, Any]:
@@ -239,43 +265,29 @@ def postgres_part() -> dict[str, Any]:
         "host": url.host or "127.0.0.1",
         "port": str(url.port or 5432),
         "user": url.username or "postgres",
-        "dbname": anchor_db,
     }
-    subprocess.run(
-        [
-            "pgbench",
-            "-i",
-            "-q",
-            "-s",
-            "10",
-            "-h",
-            conninfo["host"],
-            "-p",
-            conninfo["port"],
-            "-U",
-            conninfo["user"],
-            anchor_db,
-        ],
-        check=True,
-        capture_output=True,
-    )
+    pgref.pgbench_init(conninfo, anchor_db)
     ours_url = url.set(database=ours_db).render_as_string(hide_password=False)
     wallets, shops = seed(ours_url)
     with psycopg.connect(admin.rsplit("/", 1)[0] + f"/{ours_db}", autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
-    with psycopg.connect(admin.rsplit("/", 1)[0] + f"/{anchor_db}", autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
     runs: dict[str, Any] = {}
-    for clients in CLIENTS:
-        log(f"postgres, {clients} client(s): pgbench tpcb-like ...")
-        anchor = run_pgbench(conninfo, clients)
-        log(f"postgres, {clients} client(s): mykey spend ...")
-        ours = run_ours(ours_url, clients, wallets, shops)
-        runs[str(clients)] = {
-            "ours": ours,
-            "pgbench_tpcb_like": anchor,
-            "ratio": round(ours["transfers_per_s"] / anchor["tps"], 3) if anchor["tps"] else None,
-        }
+    with psycopg.connect(admin, autocommit=True) as monitor:
+        pm = pgref.postmaster(monitor)
+        for clients in CLIENTS:
+            log(f"postgres, {clients} client(s): pgbench tpcb-like ...")
+            anchor = pgref.run_pgbench(
+                conninfo, anchor_db, clients, SECONDS, pm, os.cpu_count() or 1
+            )
+            log(f"postgres, {clients} client(s): mykey spend ...")
+            ours = run_ours(ours_url, clients, wallets, shops, (monitor, ours_db, pm))
+            runs[str(clients)] = {
+                "ours": ours,
+                "pgbench_tpcb_like": anchor,
+                "ratio": round(ours["transfers_per_s"] / anchor["tps"], 3)
+                if anchor["tps"]
+                else None,
+            }
     ok = check(ours_url)
     with psycopg.connect(admin, autocommit=True) as conn:
         for name in (ours_db, anchor_db):
