@@ -213,7 +213,7 @@ def _check_log_key(settings: Settings) -> None:
     log = history_log(settings)
     uow = UnitOfWork(make_engine(settings.database_url))
     try:
-        uow.run(lambda: check_log_identity(uow.connection, log.signer, log.salt_key))
+        uow.read(lambda: check_log_identity(uow.connection, log.signer, log.salt_key))
     except MyKeyError as error:
         _fail(error)
     except SQLAlchemyError:  # no database yet, or not migrated: the first leaf checks again
@@ -1848,7 +1848,7 @@ def _witnessed(settings: Settings, size: int, seconds: float) -> bool:
         return {str(r[0]) for r in uow.connection.execute(query)}
 
     while True:
-        seen = uow.run(cosigners)
+        seen = uow.read(cosigners)
         if wanted <= seen or time.monotonic() > deadline:
             break
         time.sleep(0.5)

@@ -11,6 +11,13 @@
   failure, a deadlock, a busy SQLite or a lost idempotency race (`RetryTransaction`), and once
   on a connection that turned out to be dead before the commit was sent (a database restart:
   the pool is then invalidated, so the second try takes a new connection).
+- `uow.read(fn)`: the same for a use case that only reads, in a read-only transaction that
+  takes no write lock: SQLite says `BEGIN` (deferred; WAL gives it a snapshot, so it never
+  waits for a writer) with `PRAGMA query_only` on for that transaction, PostgreSQL says
+  `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`: on both, every statement of the read sees
+  the same snapshot. A write inside it fails loudly on both ("attempt to write a readonly
+  database", SQLSTATE 25006), also from a use case it calls: a nested `uow.run` joins the read
+  transaction. A read inside a write joins the write.
 - `is_unavailable(exc)`: the database cannot serve now (down, restarting, out of connections,
   locked past the busy timeout); the web answers such errors with 503 and Retry-After.
 """
@@ -102,6 +109,9 @@ def is_sqlite(url_or_engine: str | Engine) -> bool:
     return url.startswith("sqlite")
 
 
+READONLY_OPTION = "mykey_readonly"  # execution option of a read-only transaction (`uow.read`)
+QUERY_ONLY = "mykey_query_only"  # in a pooled SQLite connection's info: PRAGMA query_only is on
+
 BUSY_TIMEOUT = 60.0  # seconds SQLite waits for another writer before "database is locked"
 CONNECT_TIMEOUT = 10  # seconds to reach PostgreSQL before a request gives up (503)
 
@@ -140,8 +150,20 @@ def make_engine(url: str, *, pool_size: int = 10, busy_timeout: float = BUSY_TIM
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            readonly = conn.get_execution_options().get("mykey_readonly", False)
+            # A read (`uow.read`) begins deferred: in WAL mode it reads a snapshot and waits for
+            # no writer. `query_only` makes a write inside it fail instead of taking the lock.
+            readonly = conn.get_execution_options().get(READONLY_OPTION, False)
+            info = conn.info  # the pooled DBAPI connection's own dict: lives as long as it does
+            if bool(info.get(QUERY_ONLY, False)) != readonly:
+                conn.exec_driver_sql(f"PRAGMA query_only={'ON' if readonly else 'OFF'}")
+                info[QUERY_ONLY] = readonly
             conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+        @event.listens_for(engine, "checkin")
+        def _sqlite_checkin(dbapi_connection: Any, record: Any) -> None:
+            # Back in the pool a connection is writable again, whoever takes it next.
+            if record.info.pop(QUERY_ONLY, False) and dbapi_connection is not None:
+                dbapi_connection.execute("PRAGMA query_only=OFF")
 
         return engine
     connect_args: dict[str, Any] = {}
@@ -152,6 +174,19 @@ def make_engine(url: str, *, pool_size: int = 10, busy_timeout: float = BUSY_TIM
     return create_engine(
         url, pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args
     )
+
+
+def read_only(connection: Connection) -> Connection:
+    """Make the transactions of `connection` read-only; call it before one begins.
+
+    SQLite's begin event then says `BEGIN` with `PRAGMA query_only` on, and psycopg says
+    `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY` (no extra round trip: one snapshot for the
+    whole read, as SQLite's WAL gives). All of it is undone when the connection goes back to
+    the pool."""
+    options: dict[str, Any] = {READONLY_OPTION: True}
+    if connection.dialect.name == "postgresql":
+        options.update(postgresql_readonly=True, isolation_level="REPEATABLE READ")
+    return connection.execution_options(**options)
 
 
 class HistoryLog(Protocol):
@@ -248,6 +283,10 @@ class UnitOfWork:
 
     The transaction lives on a plain connection (`uow.connection`, for Core statements on the
     hot path); the ORM session (`uow.session`) is made on first use and joins it.
+
+    A use case that only reads runs with `uow.read(body)`, one that may write with
+    `uow.run(body)`; `readonly=True` makes every transaction of this unit of work read-only
+    (a copy that must not be changed, a replica).
     """
 
     def __init__(
@@ -262,7 +301,7 @@ class UnitOfWork:
         self.clock = clock
         self.log: HistoryLog = log or NullLog()
         self.readonly = readonly
-        self._bind = engine.execution_options(mykey_readonly=True) if readonly else engine
+        self._reading = False  # the transaction being opened or open is read-only
         self._connection: Connection | None = None
         self._transaction: RootTransaction | None = None
         self._session: Session | None = None
@@ -294,6 +333,11 @@ class UnitOfWork:
     def in_transaction(self) -> bool:
         return self._depth > 0
 
+    @property
+    def reading(self) -> bool:
+        """The open transaction is read-only (`uow.read`, or a `readonly` unit of work)."""
+        return self._depth > 0 and (self._reading or self.readonly)
+
     def now(self) -> datetime:
         moment = self.clock()
         if moment.tzinfo is None:
@@ -302,7 +346,9 @@ class UnitOfWork:
 
     def __enter__(self) -> UnitOfWork:
         if self._depth == 0:
-            connection = self._bind.connect()
+            connection = self.engine.connect()
+            if self._reading or self.readonly:
+                read_only(connection)
             try:
                 # SQLite's BEGIN IMMEDIATE waits here for another writer and may give up
                 self._transaction = connection.begin()
@@ -344,15 +390,28 @@ class UnitOfWork:
     def run(self, fn: Callable[[], T], *, attempts: int = 8) -> T:
         """Run `fn` in a transaction that commits when it returns; retry lost races, and once
         a connection that was dead before the commit was sent."""
+        return self._run(fn, attempts=attempts, reading=False)
+
+    def read(self, fn: Callable[[], T], *, attempts: int = 8) -> T:
+        """Run `fn`, which only reads, in a read-only transaction that takes no write lock and
+        sees one snapshot (SQLite: deferred `BEGIN` with `PRAGMA query_only`; PostgreSQL:
+        `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`).
+
+        A write inside it fails (a defect: 500, never a silent write); retries as `run` does.
+        Inside an open transaction `fn` just joins it, read-only or not."""
+        return self._run(fn, attempts=attempts, reading=True)
+
+    def _run(self, fn: Callable[[], T], *, attempts: int, reading: bool) -> T:
         if self._depth > 0:
             return fn()
         reconnected = False
         for attempt in range(attempts):
             began = time.monotonic()
+            self._reading = reading
             try:
                 with self:
                     result = fn()
-                    self.commit()
+                    self.commit()  # a read commits too: its session's flush must find nothing
                     return result
             except Exception as exc:
                 if attempt == attempts - 1:
@@ -361,7 +420,8 @@ class UnitOfWork:
                     # Before COMMIT was sent the server has rolled the transaction back, so
                     # running it again on a new connection is safe; during the commit nobody
                     # knows whether it happened: the caller retries with its idempotency key.
-                    if reconnected or self._committing:
+                    # A read has nothing to lose: it is run again even then.
+                    if reconnected or (self._committing and not reading):
                         raise
                     reconnected = True
                     continue
@@ -370,6 +430,8 @@ class UnitOfWork:
                 if is_locked(exc) and time.monotonic() - began >= self._busy_timeout() / 2:
                     raise  # SQLite already waited the busy timeout: another wait won't help
                 time.sleep(min(0.002 * 2**attempt, 0.2))
+            finally:
+                self._reading = False
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _busy_timeout(self) -> float:

@@ -125,9 +125,10 @@ def _expected_leaf(log: HistoryLog, row: RawRow | None, kind: str) -> bytes | No
 
 
 def verify(uow: UnitOfWork, log: HistoryLog) -> AuditReport:
-    """Audit the whole history (read only; run it on a quiet database or a copy)."""
-    report = AuditReport()
-    with uow:
+    """Audit the whole history, in one read-only transaction: one snapshot, no write lock."""
+
+    def body() -> AuditReport:
+        report = AuditReport()
         conn = uow.connection
         hashes: tuple[list[bytes], list[bytes]] = ([], [])
 
@@ -147,7 +148,9 @@ def verify(uow: UnitOfWork, log: HistoryLog) -> AuditReport:
             lambda: _check_checkpoint(conn, log, from_records, from_leaves, report),
         )
         _guard(conn, report, "triggers", lambda: _check_triggers(conn, report))
-    return report
+        return report
+
+    return uow.read(body)
 
 
 def _guard(conn: Connection, report: AuditReport, what: str, part: Callable[[], None]) -> None:

@@ -284,7 +284,7 @@ def integrate(uow: UnitOfWork, *, chunk: int = 20_000) -> int:
 
 
 def current_size(uow: UnitOfWork) -> int:
-    return uow.run(lambda: tree_size(uow.connection))
+    return uow.read(lambda: tree_size(uow.connection))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,7 +361,7 @@ def latest_checkpoint(uow: UnitOfWork) -> SignedCheckpoint:
             raise _no_checkpoint()
         return cast(SignedCheckpoint, signed)
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def checkpoint_at(uow: UnitOfWork, size: int) -> SignedCheckpoint | None:
@@ -370,7 +370,7 @@ def checkpoint_at(uow: UnitOfWork, size: int) -> SignedCheckpoint | None:
             "SignedCheckpoint | None", _stored_checkpoint(uow.connection, "size = :s", {"s": size})
         )
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def make_checkpoint(uow: UnitOfWork, signer: Signer | HistoryLog) -> SignedCheckpoint:
@@ -379,7 +379,7 @@ def make_checkpoint(uow: UnitOfWork, signer: Signer | HistoryLog) -> SignedCheck
     signed with a key that is not the log's current key (`log_key_mismatch`)."""
     log = signer if isinstance(signer, HistoryLog) else HistoryLog(signer)
     signer = log.signer
-    uow.run(lambda: check_log_identity(uow.connection, log.signer, log.salt_key))
+    uow.read(lambda: check_log_identity(uow.connection, log.signer, log.salt_key))
     integrate(uow)
 
     def body() -> SignedCheckpoint:
@@ -464,7 +464,7 @@ def entries(uow: UnitOfWork, *, start: int, end: int) -> list[Entry]:
             "1〜1,000 件の範囲を指定してください (0 <= start < end <= start + 1000)。",
         )
 
-    return uow.run(lambda: checked_entries(uow.connection, start, end))
+    return uow.read(lambda: checked_entries(uow.connection, start, end))
 
 
 def entry_damaged(index: int, why: str) -> MyKeyError:
@@ -581,7 +581,7 @@ def index_of(uow: UnitOfWork, kind: str, record_id: str) -> int:
             )
         return int(idx[0])
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def inclusion(uow: UnitOfWork, *, index: int, size: int | None = None) -> InclusionProof:
@@ -602,7 +602,7 @@ def inclusion(uow: UnitOfWork, *, index: int, size: int | None = None) -> Inclus
         hashes = _hashes([*ranges, (0, tree)], read)
         return InclusionProof(entry, tree, hashes[-1], hashes[:-1])
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def consistency(uow: UnitOfWork, *, first: int, second: int | None = None) -> ConsistencyProof:
@@ -621,7 +621,7 @@ def consistency(uow: UnitOfWork, *, first: int, second: int | None = None) -> Co
         hashes = _hashes([*ranges, (0, first), (0, second_size)], read)
         return ConsistencyProof(first, second_size, hashes[-2], hashes[-1], hashes[:-2])
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 # ---------------------------------------------------------------------------------------------

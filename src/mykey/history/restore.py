@@ -106,7 +106,7 @@ def _local_cosignatures(uow: UnitOfWork, size: int) -> list[str]:
         )
         return [str(r.get("line")) for r in rows if isinstance(r.get("line"), str)]
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def fetch_copy(
@@ -201,7 +201,7 @@ def _log_keys(uow: UnitOfWork, log: HistoryLog, entries: list[dict[str, Any]]) -
                 continue
     if rotations and not chain_problems(rotations):
         chains.append([rotations[0].old_key, *(r.new_key for r in rotations)])
-    history = uow.run(lambda: key_history(uow.connection))
+    history = uow.read(lambda: key_history(uow.connection))
     if history.steps and not history.problems:
         chains.append(history.keys())
     keys = {mine}
@@ -359,7 +359,7 @@ def _record_difference(
 
 def compare(uow: UnitOfWork, log: HistoryLog, copy: WitnessCopy) -> list[Finding]:
     """Every entry of the cosigned tree whose stored leaf or record differs from the copy."""
-    return uow.run(lambda: _plan(uow.connection, log, copy).findings)
+    return uow.read(lambda: _plan(uow.connection, log, copy).findings)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -247,7 +247,7 @@ def follow_once(uow: UnitOfWork, config: WitnessConfig) -> Round:
     origin = config.origin
     for _ in range(MAX_ROTATIONS_PER_ROUND):
         key, previous, why = followed_key(uow, config)
-        current = uow.run(lambda: state(uow.connection, origin))
+        current = uow.read(lambda: state(uow.connection, origin))
         evidence = "" if current is None else str(current.note)
         if key is None:
             return _alarm(uow, origin, "unknown_key", why, evidence, note)
@@ -346,7 +346,7 @@ def followed_key(
         )
         return [_rotation_of(r[0]) for r in rows], state(conn, origin)
 
-    rotations, current = uow.run(body)
+    rotations, current = uow.read(body)
     if rotations:
         chain = [r for r in rotations if r is not None]
         if len(chain) != len(rotations) or chain_problems(chain):
@@ -391,7 +391,7 @@ def _round(
     base = config.log_url.rstrip("/")
     log_note = log_only(note, config.log_key.name)
     origin = config.origin
-    current = uow.run(lambda: state(uow.connection, origin))
+    current = uow.read(lambda: state(uow.connection, origin))
     size = 0 if current is None else int(current.size)
     if current is not None and checkpoint.size == size:
         if checkpoint.root != bytes(current.root):
@@ -407,7 +407,7 @@ def _round(
             _deliver(config, current.note)
         return Round("unchanged", size)
     if current is not None and checkpoint.size < size:
-        own = uow.run(
+        own = uow.read(
             lambda: merkle.root_from(checkpoint.size, node_reader(uow.connection, origin))
         )
         if own != checkpoint.root:
@@ -476,7 +476,7 @@ def _rotation_problem(
         )
         return [_rotation_of(r[0]) for r in rows]
 
-    rotations = uow.run(body) + [_rotation_of(e["row"]) for e in added]
+    rotations = uow.read(body) + [_rotation_of(e["row"]) for e in added]
     if any(r is None for r in rotations):
         return "a key rotation entry without a readable record (its bytes do not match its leaf)"
     chain = [r for r in rotations if r is not None]
@@ -610,7 +610,7 @@ def origin_hash(origin: str) -> str:
 
 
 def latest(uow: UnitOfWork, origin: str) -> Any:
-    return uow.run(lambda: state(uow.connection, origin))
+    return uow.read(lambda: state(uow.connection, origin))
 
 
 def cosigned_at_size(uow: UnitOfWork, origin: str, size: int) -> str | None:
@@ -620,7 +620,7 @@ def cosigned_at_size(uow: UnitOfWork, origin: str, size: int) -> str | None:
         ).first()
         return None if row is None else str(row[0])
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def alarms(uow: UnitOfWork, origin: str | None = None) -> list[dict[str, Any]]:
@@ -641,7 +641,7 @@ def alarms(uow: UnitOfWork, origin: str | None = None) -> list[dict[str, Any]]:
             for r in uow.connection.execute(q)
         ]
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def copy_entries(
@@ -668,11 +668,13 @@ def copy_entries(
             out.append(item)
         return out
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def inclusion_path(uow: UnitOfWork, origin: str, *, index: int, size: int) -> list[bytes]:
-    return uow.run(lambda: merkle.inclusion_proof(index, size, node_reader(uow.connection, origin)))
+    return uow.read(
+        lambda: merkle.inclusion_proof(index, size, node_reader(uow.connection, origin))
+    )
 
 
 # ---------------------------------------------------------------------------------------------

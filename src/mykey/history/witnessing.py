@@ -186,7 +186,7 @@ def witness_entries(
             out.append(item)
         return out
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def _bad_cosignature(message: str, message_ja: str) -> MyKeyError:
@@ -260,7 +260,7 @@ def with_cosignatures(uow: UnitOfWork, signed: SignedCheckpoint) -> str:
         )
         return [str(r[0]) for r in rows]
 
-    return add_signatures(signed.note, uow.run(body))
+    return add_signatures(signed.note, uow.read(body))
 
 
 def key_rotations(uow: UnitOfWork) -> list[dict[str, Any]]:
@@ -281,7 +281,7 @@ def key_rotations(uow: UnitOfWork) -> list[dict[str, Any]]:
             for step in key_history(uow.connection).steps
         ]
 
-    out = uow.run(body)
+    out = uow.read(body)
     for item in out:
         signed = None if item["handoff_size"] is None else checkpoint_at(uow, item["handoff_size"])
         item["checkpoint"] = None if signed is None else with_cosignatures(uow, signed)

@@ -137,7 +137,7 @@ def authenticate(uow: UnitOfWork, presented: str) -> Principal:
             raise bad_key()
         return Principal(row.id, Role(row.role), row.provider_id, row.municipality)
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def revoke_key(uow: UnitOfWork, key_id: str) -> None:
@@ -179,4 +179,4 @@ def list_keys(uow: UnitOfWork, *, limit: int = 200) -> list[KeyView]:
             for r in rows
         ]
 
-    return uow.run(body)
+    return uow.read(body)

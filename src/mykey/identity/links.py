@@ -306,7 +306,7 @@ def links_of(uow: UnitOfWork, mykey_id: str) -> list[LinkView]:
         )
         return [LinkView(r.mykey_id, r.provider_id, r.user_number, r.linked_at) for r in rows]
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 @dataclass(frozen=True)
@@ -396,7 +396,7 @@ def register_service_id(uow: UnitOfWork, *, mykey_id: str, service: str, externa
 
 
 def service_ids_of(uow: UnitOfWork, mykey_id: str) -> list[tuple[str, str]]:
-    return uow.run(
+    return uow.read(
         lambda: [
             (r.service, r.external_id)
             for r in uow.session.scalars(
@@ -419,7 +419,7 @@ def mykey_id_for_service(uow: UnitOfWork, *, service: str, external_id: str) -> 
             )
         return row.mykey_id
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def get_provider(uow: UnitOfWork, provider_id: str) -> ProviderView:
@@ -429,4 +429,4 @@ def get_provider(uow: UnitOfWork, provider_id: str) -> ProviderView:
         row = _provider(uow, provider_id)
         return ProviderView(row.id, row.name, row.kind, row.municipality, row.zone_id)
 
-    return uow.run(body)
+    return uow.read(body)

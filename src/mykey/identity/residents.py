@@ -113,7 +113,7 @@ def _suggest(uow: UnitOfWork) -> str:
 
 def suggest_mykey_ids(uow: UnitOfWork, *, count: int = 3) -> list[str]:
     """Free MyKey IDs to offer a resident who has no wish of their own."""
-    return uow.run(lambda: [_suggest(uow) for _ in range(max(1, min(count, 10)))])
+    return uow.read(lambda: [_suggest(uow) for _ in range(max(1, min(count, 10)))])
 
 
 def create_mykey_id(
@@ -262,7 +262,7 @@ def _session_row(uow: UnitOfWork, token: str) -> ResidentSession:
 
 def resident_for_session(uow: UnitOfWork, token: str) -> str:
     """The MyKey ID of a live session, or `invalid_session`."""
-    return uow.run(lambda: _session_row(uow, token).mykey_id)
+    return uow.read(lambda: _session_row(uow, token).mykey_id)
 
 
 def logout(uow: UnitOfWork, token: str) -> None:
@@ -314,7 +314,7 @@ def cards_of(uow: UnitOfWork, mykey_id: str, *, grace: timedelta = timedelta(0))
             for card, revoked, replacement in rows
         ]
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def _replace_older_cards(

@@ -162,7 +162,7 @@ def add_staff(
 
 
 def staff_exists(uow: UnitOfWork, username: str) -> bool:
-    return uow.run(lambda: uow.session.get(StaffAccount, username) is not None)
+    return uow.read(lambda: uow.session.get(StaffAccount, username) is not None)
 
 
 def _throttle(uow: UnitOfWork, username: str, client: str) -> None:
@@ -298,7 +298,7 @@ def page_session(uow: UnitOfWork, token: str) -> PageSessionView | None:
             mykey_id = resident.mykey_id
         return PageSessionView(row.token_hash, row.csrf_token, staff, mykey_id, row.notes)
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def set_page_notes(uow: UnitOfWork, token_hash: str, notes: str | None) -> None:

@@ -81,4 +81,4 @@ def history(
             for r in uow.session.scalars(stmt)
         ]
 
-    return uow.run(body)
+    return uow.read(body)

@@ -178,7 +178,7 @@ def find_account(uow: UnitOfWork, *, ledger: str, kind: AccountKind | str, owner
             raise errors.unknown_account(f"{ledger}/{kind}/{owner}")
         return Account(row.id, row.ledger, AccountKind(row.kind), row.owner)
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def get_account(uow: UnitOfWork, account_id: int) -> Account:
@@ -188,7 +188,7 @@ def get_account(uow: UnitOfWork, account_id: int) -> Account:
             raise errors.unknown_account(account_id)
         return Account(row.id, row.ledger, AccountKind(row.kind), row.owner)
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def balance(uow: UnitOfWork, account_id: int) -> Balance:
@@ -215,4 +215,4 @@ def balance(uow: UnitOfWork, account_id: int) -> Balance:
             row.credits_pending + int(sums[3]),
         )
 
-    return uow.run(body)
+    return uow.read(body)

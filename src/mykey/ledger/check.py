@@ -148,4 +148,4 @@ def check(uow: UnitOfWork) -> CheckReport:
             int(counts[0]), accounts, int(counts[1]), int(counts[2]), tuple(problems)
         )
 
-    return uow.run(body)
+    return uow.read(body)

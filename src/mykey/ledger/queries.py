@@ -85,7 +85,7 @@ def wallet_lots(uow: UnitOfWork, account_id: int, *, include_used: bool = False)
             for r in uow.session.execute(stmt).all()
         ]
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def _signed(incoming: bool, row: Any) -> int:
@@ -152,12 +152,12 @@ def history_of(
         )
         return HistoryPage(entries, entries[-1].seq if len(rows) > limit else None)
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def accounts_of(uow: UnitOfWork, *, owner: str, kind: str) -> list[tuple[int, str]]:
     """(account id, ledger) of every account of this owner and kind, by ledger."""
-    return uow.run(
+    return uow.read(
         lambda: [
             (int(r.id), str(r.ledger))
             for r in uow.session.execute(

@@ -1117,13 +1117,13 @@ def reverse(
 def get_transfer(uow: UnitOfWork, transfer_id: UUID | str) -> Receipt:
     """A stored transfer, as its receipt (with the lot it made, if it credited a wallet)."""
     tid = _transfer_id(transfer_id)
-    return uow.run(lambda: receipt_of(uow.session, _transfer_row(uow.session, tid)))
+    return uow.read(lambda: receipt_of(uow.session, _transfer_row(uow.session, tid)))
 
 
 def reversal_of(uow: UnitOfWork, transfer_id: UUID | str) -> UUID | None:
     """The id of the transfer that reversed this one, if any."""
     tid = _transfer_id(transfer_id)
-    return uow.run(
+    return uow.read(
         lambda: uow.session.execute(select(T.c.id).where(T.c.reverses_id == tid)).scalar()
     )
 

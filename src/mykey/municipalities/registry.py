@@ -252,7 +252,7 @@ def get(uow: UnitOfWork, code: str) -> MunicipalityRecord:
             )
         return _record(row)
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def _record(row: Municipality) -> MunicipalityRecord:
@@ -290,4 +290,4 @@ def search(
         rows = uow.session.scalars(stmt.order_by(Municipality.code).limit(limit).offset(offset))
         return int(total), [_record(r) for r in rows]
 
-    return uow.run(body)
+    return uow.read(body)

@@ -206,7 +206,7 @@ def accruals_of(uow: UnitOfWork, mykey_id: str) -> ResidentAccruals:
             tuple(_closing(r) for _, r in sorted(closed.items(), key=lambda item: item[0])),
         )
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,7 +244,7 @@ def accruals_to_close(uow: UnitOfWork, *, municipality: str, fiscal_year: int) -
     """How many residents accrued points in the program's fiscal year (for a progress bar)."""
     code = parse_code(municipality)
     year = _check_year(fiscal_year)
-    return uow.run(
+    return uow.read(
         lambda: len(
             uow.session.scalars(
                 select(Accrual.mykey_id).where(Accrual.code == code, Accrual.fiscal_year == year)
@@ -284,7 +284,7 @@ def close_accrual_year(
             )
         return program.accrual_default
 
-    default = uow.run(check)
+    default = uow.read(check)
     totals = {"payout": [0, 0], "donation": [0, 0]}
     already = empty = 0
 
@@ -411,7 +411,7 @@ def closings(
         )
         return [_closing(r) for r in rows]
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def points_of(uow: UnitOfWork, mykey_id: str) -> Points:
             )
         return Points(tuple(holdings), reserved)
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def history_of(

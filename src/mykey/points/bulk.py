@@ -679,7 +679,7 @@ def get_job(uow: UnitOfWork, municipality: str, job_id: str) -> JobView:
             )
         return _view(row)
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def list_jobs(uow: UnitOfWork, municipality: str, *, limit: int = 50) -> list[JobView]:
@@ -694,7 +694,7 @@ def list_jobs(uow: UnitOfWork, municipality: str, *, limit: int = 50) -> list[Jo
         ).all()
         return [_view(r) for r in rows]
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def refusals_of(
@@ -712,7 +712,7 @@ def refusals_of(
         ).all()
         return [RowRefusal(int(r.line), r.mykey_id, r.code) for r in rows]
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def refusals_csv(refusals: Sequence[RowRefusal]) -> str:

@@ -551,7 +551,7 @@ def receivables(
                 out.append(Receivable(name, target, b.debits_posted - b.credits_posted))
         return out
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def conversions_of(
@@ -578,4 +578,4 @@ def conversions_of(
         rows = uow.session.scalars(stmt.order_by(Conversion.created_at, Conversion.id))
         return [_receipt(uow, r, replayed=False) for r in rows]
 
-    return uow.run(body)
+    return uow.read(body)

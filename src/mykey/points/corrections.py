@@ -202,7 +202,7 @@ def get_correction(uow: UnitOfWork, *, case_id: str, municipality: str | None = 
     """One case; with `municipality`, only if it is that municipality's."""
     code = parse_code(municipality) if municipality is not None else None
     cid = _case_id(case_id)
-    return uow.run(lambda: _view(uow, _load(uow, code, cid)))
+    return uow.read(lambda: _view(uow, _load(uow, code, cid)))
 
 
 def list_corrections(
@@ -230,7 +230,7 @@ def list_corrections(
             stmt = stmt.where(CorrectionCase.status == wanted)
         return [_view(uow, row) for row in uow.session.scalars(stmt.limit(limit)).all()]
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def corrections_of(uow: UnitOfWork, mykey_id: str) -> list[ResidentCase]:
@@ -264,7 +264,7 @@ def corrections_of(uow: UnitOfWork, mykey_id: str) -> list[ResidentCase]:
             )
         return seen
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -358,7 +358,7 @@ def _batch_of(uow: UnitOfWork, partner: str, batch_id: UUID) -> CouponBatch:
 def get_batch(uow: UnitOfWork, *, partner: str, batch_id: UUID) -> BatchView:
     """A batch and how many of its coupons are issued, redeemed, expired."""
     check_partner_id(partner)
-    return uow.run(lambda: _view(uow, _batch_of(uow, partner, batch_id)))
+    return uow.read(lambda: _view(uow, _batch_of(uow, partner, batch_id)))
 
 
 def batch_codes(
@@ -371,7 +371,7 @@ def batch_codes(
         row = _batch_of(uow, partner, batch_id)
         return _view(uow, row), _codes(uow, row.id, secret_key)
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def csv_text(batch: BatchView, coupons: list[IssuedCoupon], *, base_url: str = "") -> str:
@@ -532,4 +532,4 @@ def list_batches(uow: UnitOfWork, *, partner: str, limit: int = 50) -> list[Batc
         )
         return [_view(uow, row) for row in rows]
 
-    return uow.run(body)
+    return uow.read(body)

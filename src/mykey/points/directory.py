@@ -97,7 +97,7 @@ def programs(uow: UnitOfWork, *, prefecture: str | None = None) -> list[ProgramE
             for program, town in rows
         ]
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def recommended(uow: UnitOfWork, *, limit: int = 4) -> list[ProgramEntry]:
@@ -128,7 +128,7 @@ def libraries(uow: UnitOfWork, *, prefecture: str) -> list[Library]:
             for p, town, zone in rows
         ]
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def members(uow: UnitOfWork) -> list[Member]:
@@ -140,4 +140,4 @@ def members(uow: UnitOfWork) -> list[Member]:
         )
         return [Member(m.code, m.prefecture_code, m.prefecture, m.name) for m in rows]
 
-    return uow.run(body)
+    return uow.read(body)

@@ -55,7 +55,7 @@ def count_lapsed(uow: UnitOfWork, *, as_of: date, municipality: str | None = Non
     )
     if municipality is not None:
         stmt = stmt.where(LotRow.ledger == municipality)
-    return uow.run(lambda: int(uow.session.execute(stmt).scalar_one()))
+    return uow.read(lambda: int(uow.session.execute(stmt).scalar_one()))
 
 
 def expiring_soon(

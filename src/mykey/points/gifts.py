@@ -153,12 +153,12 @@ def _program(uow: UnitOfWork, program_id: str) -> GiftProgram:
 
 
 def get_gift_program(uow: UnitOfWork, program_id: str) -> GiftProgramView:
-    return uow.run(lambda: _out(uow, _program(uow, program_id)))
+    return uow.read(lambda: _out(uow, _program(uow, program_id)))
 
 
 def list_gift_programs(uow: UnitOfWork, *, municipality: str) -> list[GiftProgramView]:
     code = parse_code(municipality)
-    return uow.run(
+    return uow.read(
         lambda: [
             _out(uow, row)
             for row in uow.session.scalars(
@@ -183,7 +183,7 @@ def exchange(
     terminal (which must take the municipality's points). Idempotent per (actor, key);
     refused with `wrong_card` if `expected_holder` names someone else."""
     _whole("sheets", sheets, 1, MAX_PIECES)
-    gift = uow.run(lambda: _program(uow, program_id))
+    gift = uow.read(lambda: _program(uow, program_id))
     _whole("sheets", sheets, 1, gift.max_sheets or MAX_PIECES)
     request = FromWallet(gift.code, [gift.denomination] * sheets, {"gift_program": gift.id})
 

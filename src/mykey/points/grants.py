@@ -221,7 +221,7 @@ def grant_points_by_card(
     right card may follow)."""
     code = parse_code(municipality)
     _check_request(activity, points, reason)
-    who = uow.run(lambda: holder_of(uow, claimed_card_key(card)))
+    who = uow.read(lambda: holder_of(uow, claimed_card_key(card)))
     if who is None:  # no MyKey ID to look a key up for: the proof's refusal, or this one
         return proofs.with_card(uow, card, lambda verified: _unregistered(uow, verified))
     try:

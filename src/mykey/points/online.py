@@ -699,4 +699,4 @@ def get_order(uow: UnitOfWork, *, shop_id: str, authorization_id: UUID | str) ->
         _online_shop(uow, shop_id)
         return _view(uow, _row(uow, shop_id, authorization_id), False)
 
-    return uow.run(body)
+    return uow.read(body)

@@ -122,7 +122,7 @@ def partner_of_key(uow: UnitOfWork, key_id: str) -> str:
             )
         return row.partner
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def verify_signature(

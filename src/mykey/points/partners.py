@@ -254,11 +254,11 @@ def agreement_on(uow: UnitOfWork, partner: str, day: date) -> Agreement:
 
 def get_partner(uow: UnitOfWork, partner: str) -> PartnerView:
     check_partner_id(partner)
-    return uow.run(lambda: _view(uow, partner_row(uow, partner)))
+    return uow.read(lambda: _view(uow, partner_row(uow, partner)))
 
 
 def list_partners(uow: UnitOfWork) -> list[PartnerView]:
-    return uow.run(
+    return uow.read(
         lambda: [
             _view(uow, row) for row in uow.session.scalars(select(Partner).order_by(Partner.id))
         ]

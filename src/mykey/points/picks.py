@@ -92,11 +92,11 @@ def set_picks(uow: UnitOfWork, *, code: str, picks: Sequence[Pick], actor: str) 
 
 def picks_of(uow: UnitOfWork, code: str) -> list[Pick]:
     code = parse_code(code)
-    return uow.run(lambda: _rows(uow, [code]).get(code, []))
+    return uow.read(lambda: _rows(uow, [code]).get(code, []))
 
 
 def picks_by_municipality(uow: UnitOfWork, codes: Sequence[str]) -> dict[str, list[Pick]]:
-    return uow.run(lambda: _rows(uow, codes))
+    return uow.read(lambda: _rows(uow, codes))
 
 
 def _rows(uow: UnitOfWork, codes: Sequence[str]) -> dict[str, list[Pick]]:

@@ -197,7 +197,7 @@ def program_of(uow: UnitOfWork, code: str) -> Program:
 
 def get_program(uow: UnitOfWork, municipality: str) -> Program:
     code = parse_code(municipality)
-    return uow.run(lambda: program_of(uow, code))
+    return uow.read(lambda: program_of(uow, code))
 
 
 def list_programs(uow: UnitOfWork) -> list[Program]:
@@ -205,4 +205,4 @@ def list_programs(uow: UnitOfWork) -> list[Program]:
         codes = uow.session.scalars(select(PointProgram.code).order_by(PointProgram.code)).all()
         return [program_of(uow, code) for code in codes]
 
-    return uow.run(body)
+    return uow.read(body)

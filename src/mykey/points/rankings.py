@@ -178,7 +178,7 @@ def rank(
     dates, both included), of `activity` (or of every grant), with at least `minimum`."""
     municipality = parse_code(code)
     _check_query(activity, start, end, top, minimum)
-    return uow.run(lambda: _rank(uow, municipality, activity, start, end, top, minimum))
+    return uow.read(lambda: _rank(uow, municipality, activity, start, end, top, minimum))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -498,7 +498,7 @@ def saved_ranking(uow: UnitOfWork, award_id: str) -> Ranking:
             rows=tuple(Ranked(e.rank, e.mykey_id, e.earned, e.reached_at) for e in entries),
         )
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -593,7 +593,7 @@ def get_award(uow: UnitOfWork, award_id: str, *, municipality: str) -> AwardView
         )
         return _award_view(uow, row, winners)
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def list_awards(uow: UnitOfWork, *, municipality: str, limit: int = 20) -> list[AwardView]:
@@ -609,4 +609,4 @@ def list_awards(uow: UnitOfWork, *, municipality: str, limit: int = 20) -> list[
         )
         return [_award_view(uow, row, ()) for row in rows]
 
-    return uow.run(body)
+    return uow.read(body)

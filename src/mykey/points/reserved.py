@@ -190,7 +190,7 @@ def reserved_of(uow: UnitOfWork, mykey_id: str) -> ReservedView:
             lots=lots,
         )
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def _digest(who: str, code: str, points: int | None, reason: str) -> str:
@@ -409,7 +409,7 @@ def sweep_reserved(
         why="residents may still assign those points.",
         why_ja="住民がまだ自分で振り分けできるポイントです。",
     )
-    holders = uow.run(
+    holders = uow.read(
         lambda: list(
             uow.session.scalars(
                 select(Conversion.mykey_id)
@@ -460,7 +460,7 @@ def sweep_reserved(
 
 def sweep_candidates(uow: UnitOfWork) -> int:
     """How many residents have ever had reserved points (for a progress bar's total)."""
-    return uow.run(
+    return uow.read(
         lambda: len(
             list(
                 uow.session.scalars(

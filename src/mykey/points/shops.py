@@ -92,7 +92,7 @@ def street_of(uow: UnitOfWork, street_id: str) -> StreetView:
             )
         return StreetView(row.id, row.name, row.municipality)
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def _view(uow: UnitOfWork, row: Shop) -> ShopView:
@@ -203,7 +203,7 @@ def get_shop(uow: UnitOfWork, shop_id: str) -> ShopView:
             )
         return _view(uow, row)
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def list_shops(uow: UnitOfWork, *, municipality: str | None = None) -> list[ShopView]:
@@ -218,13 +218,13 @@ def list_shops(uow: UnitOfWork, *, municipality: str | None = None) -> list[Shop
             )
         return [_view(uow, row) for row in uow.session.scalars(stmt)]
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def list_streets(uow: UnitOfWork, *, municipality: str) -> list[StreetView]:
     """The municipality's shopping streets, by id (a prize voucher may be valid at one)."""
     code = parse_code(municipality)
-    return uow.run(
+    return uow.read(
         lambda: [
             StreetView(row.id, row.name, row.municipality)
             for row in uow.session.scalars(

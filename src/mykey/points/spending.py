@@ -616,7 +616,7 @@ def payments_today(uow: UnitOfWork, *, shop_id: str, limit: int = 50) -> list[To
             if tokyo_date(r.created_at) == today
         ]
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def payment_at(uow: UnitOfWork, *, shop_id: str, payment_id: UUID | str) -> TodaysPayment:
@@ -642,4 +642,4 @@ def payment_at(uow: UnitOfWork, *, shop_id: str, payment_id: UUID | str) -> Toda
             row.created_at,
         )
 
-    return uow.run(body)
+    return uow.read(body)

@@ -484,7 +484,7 @@ def _find(uow: UnitOfWork, number: str) -> Voucher:
 
 
 def get_voucher(uow: UnitOfWork, number: str) -> VoucherView:
-    return uow.run(lambda: _view(uow, _find(uow, number)))
+    return uow.read(lambda: _view(uow, _find(uow, number)))
 
 
 def _valid_here(row: Voucher, shop: Shop) -> bool:
@@ -571,7 +571,7 @@ def redemption_at(uow: UnitOfWork, *, shop_id: str, transfer_id: UUID | str) -> 
             )
         return Redemption(str(tid), _view(uow, row), False)
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def issue_at(uow: UnitOfWork, *, shop_id: str, transfer_id: UUID | str) -> list[VoucherView]:
@@ -602,7 +602,7 @@ def issue_at(uow: UnitOfWork, *, shop_id: str, transfer_id: UUID | str) -> list[
             )
         return [_view(uow, r) for r in rows]
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def redeem(
@@ -757,7 +757,7 @@ def expire_vouchers(
         why="a voucher is good through its last day.",
         why_ja="ポイント券は有効期限の日まで使えます。",
     )
-    numbers = uow.run(
+    numbers = uow.read(
         lambda: list(
             uow.session.scalars(
                 select(Voucher.number)
@@ -777,7 +777,7 @@ def expire_vouchers(
 
 
 def count_expiring(uow: UnitOfWork, *, as_of: date) -> int:
-    return uow.run(
+    return uow.read(
         lambda: len(
             list(
                 uow.session.scalars(
@@ -1049,7 +1049,7 @@ def issue_prize(
 def vouchers_of(uow: UnitOfWork, mykey_id: str, *, limit: int = 300) -> list[VoucherView]:
     """A resident's vouchers (from their wallet, gift certificates, ranking prizes), the
     newest issue first and in order within an issue (My Page)."""
-    return uow.run(
+    return uow.read(
         lambda: [
             _view(uow, row)
             for row in uow.session.scalars(

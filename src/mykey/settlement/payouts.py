@@ -216,7 +216,7 @@ def payout_account(uow: UnitOfWork, shop_id: str) -> PayoutAccount:
             )
         return _payout_view(row)
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def payout_account_history(uow: UnitOfWork, shop_id: str) -> list[PayoutAccount]:
@@ -232,7 +232,7 @@ def payout_account_history(uow: UnitOfWork, shop_id: str) -> list[PayoutAccount]
         )
         return [_payout_view(row) for row in rows]
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def _municipality(uow: UnitOfWork, code: str) -> None:
@@ -313,7 +313,7 @@ def paying_account(uow: UnitOfWork, municipality: str) -> PayingAccount:
             )
         return _paying_view(row)
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def payout_file(
@@ -418,7 +418,7 @@ def payout_file(
             )
         return zengin.transfer_file(payer, lines, transfer_date, crlf=crlf)
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 @dataclass(frozen=True)

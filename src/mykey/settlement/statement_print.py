@@ -55,7 +55,7 @@ def names_of(uow: UnitOfWork, view: StatementView) -> Names:
             party=party or view.party_id,
         )
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def _direction(view: StatementView) -> tuple[str, str]:

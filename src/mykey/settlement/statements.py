@@ -328,7 +328,7 @@ def compute(
                     found[party_row].via_association += int(total)
         return found
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,11 +362,11 @@ def municipality_ledgers(uow: UnitOfWork) -> list[str]:
         codes = uow.session.scalars(select(LedgerRow.code).order_by(LedgerRow.code)).all()
         return [c for c in codes if MUNICIPALITY_LEDGER.fullmatch(c)]
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def is_closed(uow: UnitOfWork, month: str) -> bool:
-    return uow.run(lambda: uow.session.get(SettlementMonth, month) is not None)
+    return uow.read(lambda: uow.session.get(SettlementMonth, month) is not None)
 
 
 def close_month(
@@ -387,13 +387,13 @@ def close_month(
     `now` (default: the clock) must be after the month's end."""
     m = parse_month(month)
     moment = now or uow.now()
-    if uow.run(lambda: uow.session.get(SettlementMonth, m.label)) is not None:
-        count = uow.run(
+    if uow.read(lambda: uow.session.get(SettlementMonth, m.label)) is not None:
+        count = uow.read(
             lambda: uow.session.scalar(
                 select(func.count()).select_from(Statement).where(Statement.month == m.label)
             )
         )
-        closed = uow.run(
+        closed = uow.read(
             lambda: uow.session.scalar(
                 select(func.count())
                 .select_from(SettlementLedgerClose)
@@ -602,7 +602,7 @@ def list_statements(
         order = (Statement.municipality, Statement.party_kind, Statement.party_id)
         return [_view(r) for r in uow.session.scalars(stmt.order_by(*order)).all()]
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def unknown_statement(value: object) -> MyKeyError:
@@ -629,14 +629,14 @@ def get_statement(uow: UnitOfWork, statement: UUID | str) -> StatementView:
         ).all()
         return _view(row, days)
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def covered_transfers(uow: UnitOfWork, statement: StatementView) -> Iterator[CoveredTransfer]:
     """The transfers a statement covers, in booking order. Stable, since closed months never
     change: the statement's own seq range on the account's (debit or credit) seq indexes."""
     m = parse_month(statement.month)
-    row = uow.run(lambda: uow.session.get(Statement, statement.id))
+    row = uow.read(lambda: uow.session.get(Statement, statement.id))
     if row is None or row.first_seq is None or row.last_seq is None:
         return
     account = statement.account_id
@@ -675,7 +675,7 @@ def covered_transfers(uow: UnitOfWork, statement: StatementView) -> Iterator[Cov
             )
         return out
 
-    yield from uow.run(body)
+    yield from uow.read(body)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -728,7 +728,7 @@ def _internal_movement(uow: UnitOfWork, month: Month) -> dict[str, int]:
                     total[code] += sign * int(amount)
         return total
 
-    return uow.run(body)
+    return uow.read(body)
 
 
 def check_month(uow: UnitOfWork, *, month: str) -> CheckResult:
@@ -762,7 +762,7 @@ def check_month(uow: UnitOfWork, *, month: str) -> CheckResult:
             days[d.statement_id].append(d)
         return [(r, days[r.id]) for r in rows]
 
-    stored = uow.run(stored_rows)
+    stored = uow.read(stored_rows)
     diffs: list[Difference] = []
     seen: set[tuple[str, str, str]] = set()
     stored_movement: dict[str, int] = defaultdict(int)

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from mykey import __version__
 from mykey.config import Settings, get_settings
-from mykey.db import Clock, make_engine, make_uow_factory, utcnow
+from mykey.db import Clock, make_engine, make_uow_factory, read_only, utcnow
 from mykey.history.log import CheckpointJob, history_log
 from mykey.identity.proofs import TrustAnchors
 from mykey.migrations import head
@@ -176,7 +176,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         """Is the service up, and is its database reachable and migrated?"""
         body: dict[str, Any] = {"status": "ok", "version": __version__}
         try:
-            with engine.connect() as conn:
+            with read_only(engine.connect()) as conn:  # never queues behind a writer
                 conn.execute(text("SELECT 1"))
                 try:
                     revision = conn.execute(
