@@ -16,6 +16,7 @@ process per database:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -75,6 +76,11 @@ class LeaderLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+        if self._held and self._connection is not None:
+            # at once: the server ends a closed session's backend a moment later (if the
+            # connection is gone, the lock went with it)
+            with contextlib.suppress(SQLAlchemyError):
+                self._connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
         self._drop_connection()
         if self._engine is not None:
             self._engine.dispose()
@@ -141,8 +147,6 @@ class LeaderLock:
         connection, self._connection = self._connection, None
         self._backend_pid = None
         if connection is not None:
-            try:
+            with contextlib.suppress(SQLAlchemyError):
                 connection.invalidate()  # closing the session releases a lock it held
                 connection.close()
-            except SQLAlchemyError:
-                pass
