@@ -11,7 +11,8 @@ server processes:
 
 - `h11`: uvicorn with h11 and asyncio's loop (what `mykey serve` ran before issue #14);
 - `httptools`: uvicorn with httptools and uvloop (`uvicorn[standard]`);
-- `granian`: granian's ASGI server (Rust HTTP), if installed.
+- `granian`: granian's ASGI server (Rust HTTP), if installed;
+- `httptools-log`: `httptools` with uvicorn's access log on, as `mykey serve` logs.
 
 With MYKEY_BENCH_POOLER_PORT (PgBouncer in transaction mode on that port of the same host, its
 `*` entry passing any database on), the servers reach the database through it, with
@@ -40,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,8 @@ PG_URL = os.environ.get(
 STACKS = os.environ.get("MYKEY_BENCH_STACKS", "h11,httptools,granian").split(",")
 WORKERS = [int(w) for w in os.environ.get("MYKEY_BENCH_WORKERS", "1,2").split(",")]
 CLIENTS = int(os.environ.get("MYKEY_BENCH_CLIENTS", "32"))
+KINDS = os.environ.get("MYKEY_BENCH_KINDS", "get,payment").split(",")
+REPEAT = int(os.environ.get("MYKEY_BENCH_REPEAT", "1"))  # rounds over the stacks, interleaved
 SECONDS = float(os.environ.get("MYKEY_BENCH_SECONDS", "8"))
 PAYMENTS = int(os.environ.get("MYKEY_BENCH_PAYMENTS", "1600"))  # proofs made per payment run
 CARDS = 16
@@ -154,7 +158,12 @@ def command(stack: str, workers: int, port: int) -> list[str]:
             "warning",
             app,
         ]
-    http, loop = {"h11": ("h11", "asyncio"), "httptools": ("httptools", "uvloop")}[stack]
+    http, loop = {
+        "h11": ("h11", "asyncio"),
+        "httptools": ("httptools", "uvloop"),
+        "httptools-log": ("httptools", "uvloop"),
+    }[stack]
+    access_log = "--access-log" if stack.endswith("-log") else "--no-access-log"
     return [
         sys.executable,
         "-m",
@@ -170,9 +179,9 @@ def command(stack: str, workers: int, port: int) -> list[str]:
         "127.0.0.1",
         "--port",
         str(port),
-        "--no-access-log",
+        access_log,
         "--log-level",
-        "warning",
+        "info" if stack.endswith("-log") else "warning",
         app,
     ]
 
@@ -235,6 +244,7 @@ def client(
     barrier.wait()
     done = failed = 0
     latencies: list[float] = []
+    statuses: dict[int, int] = {}
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         if kind == "get":
@@ -251,7 +261,9 @@ def client(
             ok = status == 201
         latencies.append(time.perf_counter() - started)
         done, failed = done + ok, failed + (not ok)
-    results.put((done, failed, latencies))
+        if not ok:
+            statuses[status] = statuses.get(status, 0) + 1
+    results.put((done, failed, latencies, statuses))
 
 
 def make_payment_bodies(port: int, cards: list[SimulatedCard], n: int, tag: str) -> list[bytes]:
@@ -269,10 +281,25 @@ def make_payment_bodies(port: int, cards: list[SimulatedCard], n: int, tag: str)
     return bodies
 
 
-def run(port: int, server: int, kind: str, keys: list[str], cards: list[SimulatedCard]) -> dict:
+def sessions(url: str) -> int:
+    """Connections ever opened to the database (PostgreSQL's pg_stat_database.sessions)."""
+    import psycopg
+
+    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def run(
+    url: str, port: int, server: int, kind: str, keys: list[str], cards: list[SimulatedCard]
+) -> dict:
     per_client: list[list[bytes]] = [[] for _ in range(CLIENTS)]
     if kind == "payment":
-        bodies = make_payment_bodies(port, cards, PAYMENTS, f"pay-{port}")
+        bodies = make_payment_bodies(port, cards, PAYMENTS, f"pay-{uuid.uuid4().hex[:12]}")
         for i, body in enumerate(bodies):
             per_client[i % CLIENTS].append(body)
     ctx = mp.get_context("fork")
@@ -287,16 +314,22 @@ def run(port: int, server: int, kind: str, keys: list[str], cards: list[Simulate
     for p in procs:
         p.start()
     pids, db = tree(server), postgres_backends()
+    opened0 = sessions(url)
     barrier.wait()
     cpu0, db0, t0 = cpu_seconds(pids), cpu_seconds(db), time.perf_counter()
     outcomes = [results.get() for _ in procs]
     elapsed = time.perf_counter() - t0
     cpu1, db1 = cpu_seconds(pids), cpu_seconds(db)
+    opened = sessions(url) - opened0 - 1  # less the count's own connection
     for p in procs:
         p.join()
     done = sum(o[0] for o in outcomes)
     failed = sum(o[1] for o in outcomes)
     latencies = sorted(x for o in outcomes for x in o[2])
+    refused: dict[str, int] = {}
+    for o in outcomes:
+        for status, count in o[3].items():
+            refused[str(status)] = refused.get(str(status), 0) + count
 
     def pct(q: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)
@@ -304,13 +337,15 @@ def run(port: int, server: int, kind: str, keys: list[str], cards: list[Simulate
     return {
         "requests": done,
         "failed": failed,
+        "failed_statuses": refused,
         "per_s": round(done / elapsed, 1),
         "p50_ms": pct(0.5),
         "p99_ms": pct(0.99),
         "server_cpu_ms_per_request": round((cpu1 - cpu0) * 1000 / max(done, 1), 3),
         "server_cores_busy": round((cpu1 - cpu0) / elapsed, 2),
         "db_cpu_ms_per_request": round((db1 - db0) * 1000 / max(done, 1), 3),
-        "load_average": os.getloadavg()[0],
+        "db_connections_opened": opened,
+        "load_average": round(os.getloadavg()[0], 2),
     }
 
 
@@ -333,7 +368,11 @@ def serve(url: str, stack: str, workers: int, ca_dir: Path) -> tuple[subprocess.
         "MYKEY_LOG_CHECKPOINT_SECONDS": "0",
     }
     proc = subprocess.Popen(
-        command(stack, workers, port), env=env, cwd=ca_dir.parent, start_new_session=True
+        command(stack, workers, port),
+        env=env,
+        cwd=ca_dir.parent,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,  # the access log, where asked for, is written and dropped
     )
     deadline = time.monotonic() + 60
     while True:
@@ -361,20 +400,20 @@ def measure(url: str) -> dict[str, Any]:
         ca_dir = Path(tmp) / "ca"
         ca.save(ca_dir)
         keys = prepare(url, cards)
-        for workers in WORKERS:
-            for stack in STACKS:
-                if stack == "granian" and not (BIN / "granian").exists():
-                    continue
-                proc, port = serve(url, stack, workers, ca_dir)
-                try:
-                    for kind in ("get", "payment"):
-                        log(f"{stack}, {workers} worker(s), {kind} …")
-                        result = run(port, proc.pid, kind, keys, cards)
-                        runs.append({"stack": stack, "workers": workers, "kind": kind} | result)
-                        log(json.dumps(runs[-1]))
-                finally:
-                    os.killpg(proc.pid, signal.SIGTERM)
-                    proc.wait(timeout=30)
+        rounds = [(w, s) for w in WORKERS for _ in range(REPEAT) for s in STACKS]
+        for workers, stack in rounds:
+            if stack == "granian" and not (BIN / "granian").exists():
+                continue
+            proc, port = serve(url, stack, workers, ca_dir)
+            try:
+                for kind in KINDS:
+                    log(f"{stack}, {workers} worker(s), {kind} …")
+                    result = run(url, port, proc.pid, kind, keys, cards)
+                    runs.append({"stack": stack, "workers": workers, "kind": kind} | result)
+                    log(json.dumps(runs[-1]))
+            finally:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
     return {"runs": runs}
 
 
