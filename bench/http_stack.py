@@ -76,6 +76,10 @@ REPEAT = int(os.environ.get("MYKEY_BENCH_REPEAT", "1"))  # rounds over the stack
 SECONDS = float(os.environ.get("MYKEY_BENCH_SECONDS", "8"))
 PAYMENTS = int(os.environ.get("MYKEY_BENCH_PAYMENTS", "1600"))  # proofs made per payment run
 CARDS = 16
+# PostgreSQL counts a new session when the backend reports its statistics: within 10 s of going
+# idle (PGSTAT_IDLE_INTERVAL). Waiting that long before each reading puts every connection in
+# the run it was opened in.
+SETTLE = float(os.environ.get("MYKEY_BENCH_SETTLE", "11"))
 TENRI = "292044"
 BIN = Path(sys.executable).parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -302,6 +306,8 @@ def run(
         bodies = make_payment_bodies(port, cards, PAYMENTS, f"pay-{uuid.uuid4().hex[:12]}")
         for i, body in enumerate(bodies):
             per_client[i % CLIENTS].append(body)
+    time.sleep(SETTLE)  # before the clients connect (uvicorn closes idle connections after 5 s)
+    opened0 = sessions(url)
     ctx = mp.get_context("fork")
     barrier, results = ctx.Barrier(CLIENTS + 1), ctx.Queue()
     procs = [
@@ -314,12 +320,12 @@ def run(
     for p in procs:
         p.start()
     pids, db = tree(server), postgres_backends()
-    opened0 = sessions(url)
     barrier.wait()
     cpu0, db0, t0 = cpu_seconds(pids), cpu_seconds(db), time.perf_counter()
     outcomes = [results.get() for _ in procs]
     elapsed = time.perf_counter() - t0
     cpu1, db1 = cpu_seconds(pids), cpu_seconds(db)
+    time.sleep(SETTLE)
     opened = sessions(url) - opened0 - 1  # less the count's own connection
     for p in procs:
         p.join()
