@@ -165,26 +165,45 @@ def demo() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="server processes, e.g. one per core; the background work runs in one of them",
+        ),
+    ] = 1,
+    http: Annotated[
+        str, typer.Option(help="HTTP parser: auto (httptools if installed), httptools, h11")
+    ] = "auto",
 ) -> None:
     """Serve the app (API, /docs, /healthz) / サーバを起動."""
     import uvicorn
 
-    from mykey.web.app import create_app
-
+    if http not in ("auto", "httptools", "h11"):
+        err.print(f"--http: auto, httptools or h11, not {http!r} / --http の値が不正です")
+        raise typer.Exit(2)
+    # Serving: expire lapsed points once a day and sign a checkpoint every 10 s, unless the
+    # environment says otherwise. Put in the environment, so every worker process reads them.
+    os.environ.setdefault("MYKEY_DAILY_EXPIRY", "true")
+    os.environ.setdefault("MYKEY_LOG_CHECKPOINT_SECONDS", "10")
+    get_settings.cache_clear()
     settings = get_settings()
-    if "MYKEY_DAILY_EXPIRY" not in os.environ:  # serving: expire lapsed points once a day
-        settings = settings.model_copy(update={"daily_expiry": True})
-    if "MYKEY_LOG_CHECKPOINT_SECONDS" not in os.environ:  # serving: a checkpoint every 10 s
-        settings = settings.model_copy(update={"log_checkpoint_seconds": 10.0})
     _check_log_key(settings)
     trusted = settings.trusted_proxy_list()
     out.print(f"MyKey on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    if workers > 1:
+        out.print(f"{workers} server processes / サーバプロセス {workers} 個")
     if trusted:
         out.print(f"Forwarded client addresses believed from: {', '.join(trusted)}")
     uvicorn.run(
-        create_app(settings),
+        "mykey.web.app:serving_app",
+        factory=True,
+        workers=workers,
         host=host,
         port=port,
+        http=http,
+        loop="auto",  # uvloop where installed
         log_level="info",
         log_config=_serve_log_config(),
         # X-Forwarded-* only from MYKEY_TRUSTED_PROXIES (uvicorn would trust 127.0.0.1 by

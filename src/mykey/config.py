@@ -6,7 +6,7 @@ import ipaddress
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +27,23 @@ class Settings(BaseSettings):
     # Seconds a SQLite write waits for another writer before giving up ("database is locked",
     # answered 503 with Retry-After). PostgreSQL waits for row locks as long as they are held.
     database_busy_timeout: float = Field(default=60.0, gt=0)
+    # Connections each web process keeps open to the database (its pool), and as many threads
+    # serve its requests, so a request never waits for a connection and none is opened per
+    # request. A few more (overflow) may be opened for the background work of the process that
+    # leads it; they are closed again when returned. A request that finds no connection free
+    # within the pool timeout answers 503 with Retry-After. docs/deploy.md: processes × (pool +
+    # overflow + 1) must stay under PostgreSQL's max_connections.
+    database_pool_size: int = Field(default=10, ge=1, le=1000)
+    database_pool_overflow: int = Field(default=2, ge=0, le=1000)
+    database_pool_timeout: float = Field(default=10.0, gt=0)
+    # psycopg prepares a statement on the server after its fifth use. Turn off behind a
+    # connection pooler in transaction mode that does not track prepared statements
+    # (PgBouncer before 1.21, or max_prepared_statements = 0).
+    database_prepared_statements: bool = True
+    # The connection that holds the lock on the background work (one process runs it) needs a
+    # session of its own: behind PgBouncer in transaction mode, point this at PostgreSQL itself
+    # (or a session-mode pool). Default: MYKEY_DATABASE_URL.
+    database_session_url: str = ""
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: comma-separated
     # IP addresses or networks (CIDR), e.g. "127.0.0.1" or "10.0.0.0/8, ::1". Default: none, so
     # a client cannot choose the address its login failures are counted under.
@@ -56,6 +73,16 @@ class Settings(BaseSettings):
     # The log's witnesses (R8.2): their cosignature verifier keys, comma-separated. Only they
     # may read record bytes (GET /api/v1/log/witness/entries) and have cosignatures kept.
     log_witnesses: str = ""
+
+    def engine_options(self) -> dict[str, Any]:
+        """`make_engine`'s keyword arguments for a serving process."""
+        return {
+            "busy_timeout": self.database_busy_timeout,
+            "pool_size": self.database_pool_size,
+            "max_overflow": self.database_pool_overflow,
+            "pool_timeout": self.database_pool_timeout,
+            "prepared_statements": self.database_prepared_statements,
+        }
 
     def trusted_proxy_list(self) -> list[str]:
         """The trusted proxies, each an IP address or a network in its normal form (a network

@@ -116,12 +116,28 @@ BUSY_TIMEOUT = 60.0  # seconds SQLite waits for another writer before "database 
 CONNECT_TIMEOUT = 10  # seconds to reach PostgreSQL before a request gives up (503)
 
 
-def make_engine(url: str, *, pool_size: int = 10, busy_timeout: float = BUSY_TIMEOUT) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    pool_timeout: float = 30.0,
+    prepared_statements: bool = True,
+    busy_timeout: float = BUSY_TIMEOUT,
+) -> Engine:
     """An engine for `url`, configured for the ledger's concurrency rules.
+
+    The pool keeps `pool_size` connections open; `max_overflow` more (default: as many again)
+    are opened when all are in use and closed when given back, so a serving process sizes it to
+    its threads with a small overflow (`Settings.engine_options`, docs/deploy.md). A checkout
+    that waits longer than `pool_timeout` raises, and the web answers 503. Without
+    `prepared_statements`, psycopg prepares nothing on the server (PgBouncer in transaction
+    mode).
 
     Pooled connections are not pinged before use (`pool_pre_ping` would cost a round trip per
     transaction); a connection found dead invalidates the whole pool and `UnitOfWork.run` tries
     again on a new one (docs/operators.md, "Database outages")."""
+    overflow = pool_size if max_overflow is None else max_overflow
     if is_sqlite(url):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
@@ -130,7 +146,8 @@ def make_engine(url: str, *, pool_size: int = 10, busy_timeout: float = BUSY_TIM
             url,
             connect_args={"timeout": busy_timeout, "check_same_thread": False},
             pool_size=pool_size,
-            max_overflow=pool_size,
+            max_overflow=overflow,
+            pool_timeout=pool_timeout,
         )
         engine.update_execution_options(mykey_busy_timeout=busy_timeout)
 
@@ -171,8 +188,14 @@ def make_engine(url: str, *, pool_size: int = 10, busy_timeout: float = BUSY_TIM
         # A server that does not answer (a host down, packets dropped) would otherwise hold
         # every request for the operating system's TCP timeout, about two minutes.
         connect_args["connect_timeout"] = CONNECT_TIMEOUT
+    if not prepared_statements:
+        connect_args["prepare_threshold"] = None
     return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args
+        url,
+        pool_size=pool_size,
+        max_overflow=overflow,
+        pool_timeout=pool_timeout,
+        connect_args=connect_args,
     )
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
@@ -18,6 +20,7 @@ from mykey.config import Settings, get_settings
 from mykey.db import Clock, make_engine, make_uow_factory, read_only, utcnow
 from mykey.history.log import CheckpointJob, history_log
 from mykey.identity.proofs import TrustAnchors
+from mykey.leader import LeaderLock
 from mykey.migrations import head
 from mykey.points.expiry import DailyJobs
 from mykey.web import openapi, outage, pages, problems, proxies, security
@@ -32,6 +35,7 @@ from mykey.web.api.payouts import router as payouts_router
 from mykey.web.api.picks import router as picks_router
 from mykey.web.api.settlements import router as settlements_router
 from mykey.web.api.vouchers import router as vouchers_router
+from mykey.web.background import BackgroundWork, Job
 
 HOME = """<!doctype html>
 <html lang="ja"><head><meta charset="utf-8">
@@ -70,32 +74,47 @@ FAVICON = Path(__file__).parent / "static" / "favicon.ico"
 CACHED = {"Cache-Control": "public, max-age=86400"}
 
 
+def _background_jobs(app: FastAPI) -> list[Job]:
+    """The background work the settings ask for, not started: the daily expiry of lapsed points
+    (and the sweep of reserved points older than 14 days), and the checkpoints."""
+    settings: Settings = app.state.settings
+    jobs: list[Job] = []
+    if settings.daily_expiry:
+        jobs.append(DailyJobs(app.state.uow_factory, app.state.clock))
+    if settings.log_checkpoint_seconds > 0:
+        jobs.append(
+            CheckpointJob(
+                app.state.uow_factory,
+                app.state.history_log,
+                seconds=settings.log_checkpoint_seconds,
+            )
+        )
+    return jobs
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Background work while serving, if enabled: the daily expiry of lapsed points and the
-    sweep of reserved points older than 14 days."""
-    daily = None
-    if app.state.settings.daily_expiry:
-        daily = DailyJobs(app.state.uow_factory, app.state.clock)
-        daily.start()
-    checkpoints = None
-    if app.state.settings.log_checkpoint_seconds > 0:
-        checkpoints = CheckpointJob(
-            app.state.uow_factory,
-            app.state.history_log,
-            seconds=app.state.settings.log_checkpoint_seconds,
+    """While serving: as many threads for the (sync) routes as the pool has connections, so a
+    request waits for a thread, never for a connection; and the background work, if enabled,
+    in the one process that holds the leader lock (`mykey.web.background`)."""
+    settings: Settings = app.state.settings
+    to_thread.current_default_thread_limiter().total_tokens = settings.database_pool_size
+    work = None
+    if _background_jobs(app):
+        work = BackgroundWork(
+            LeaderLock(settings.database_session_url or settings.database_url),
+            lambda: _background_jobs(app),
         )
-        checkpoints.start()
+        work.start()
+    app.state.background = work
     yield
-    if daily is not None:
-        daily.stop()
-    if checkpoints is not None:
-        checkpoints.stop()
+    if work is not None:
+        work.stop()
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> FastAPI:
     settings = settings or get_settings()
-    engine = make_engine(settings.database_url, busy_timeout=settings.database_busy_timeout)
+    engine = make_engine(settings.database_url, **settings.engine_options())
     # Swagger UI from the installed package, not a CDN: /docs works on a closed network.
     app: FastAPI = FastAPIOffline(
         docs_url=None,  # our own /docs below: the same Swagger UI, started by a script file
@@ -112,6 +131,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         lifespan=_lifespan,
     )
     app.state.settings = settings
+    app.state.background = None
     app.state.engine = engine
     app.state.history_log = history_log(settings)
     app.state.uow_factory = make_uow_factory(engine, clock=clock, log=app.state.history_log)
@@ -174,7 +194,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     )
     def healthz(request: Request) -> JSONResponse:
         """Is the service up, and is its database reachable and migrated?"""
-        body: dict[str, Any] = {"status": "ok", "version": __version__}
+        work: BackgroundWork | None = request.app.state.background
+        body: dict[str, Any] = {
+            "status": "ok",
+            "version": __version__,
+            # which serving process answered, and whether it runs the background work
+            "process": {"pid": os.getpid(), "background": work.role if work else "off"},
+        }
         try:
             with read_only(engine.connect()) as conn:  # never queues behind a writer
                 conn.execute(text("SELECT 1"))
@@ -203,6 +229,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         return JSONResponse(body)
 
     return app
+
+
+def serving_app() -> FastAPI:
+    """The app of one `mykey serve` process (uvicorn's factory, called in each worker): its
+    settings from the environment, which `mykey serve` fills in before starting them."""
+    return create_app(get_settings())
 
 
 def _include_witnessing(app: FastAPI) -> None:
