@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     # a client cannot choose the address its login failures are counted under.
     trusted_proxies: str = ""
     secret_key: str = DEV_SECRET
+    # Seconds a verified API key is kept in the serving process (no transaction to authenticate
+    # it again): a key revoked by another process stops working within this many seconds; one
+    # revoked in this process at once. 0 turns the cache off.
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     timezone: str = "Asia/Tokyo"
     # Card proofs: a PEM bundle of the CAs whose cards are accepted, and CRL files (comma-
     # separated). Development falls back to the simulator CA in var/cards (`mykey cards new-ca`).

@@ -17,6 +17,7 @@ from mykey import __version__
 from mykey.config import Settings, get_settings
 from mykey.db import Clock, make_engine, make_uow_factory, utcnow
 from mykey.history.log import CheckpointJob, history_log
+from mykey.identity import auth_cache
 from mykey.identity.proofs import TrustAnchors
 from mykey.migrations import head
 from mykey.points.expiry import DailyJobs
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     )
     app.state.settings = settings
     app.state.engine = engine
+    auth_cache.configure(engine, seconds=settings.auth_cache_seconds)
     app.state.history_log = history_log(settings)
     app.state.uow_factory = make_uow_factory(engine, clock=clock, log=app.state.history_log)
     app.state.clock = clock
