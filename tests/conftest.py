@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
+from mykey import caching as caches
 from mykey.db import UnitOfWork, make_engine
 from mykey.history.checkpoints import Signer
 from mykey.history.log import HistoryLog
@@ -148,6 +149,7 @@ class Database:
     def reset(self) -> None:
         """Empty every table (PostgreSQL) or start from a fresh migrated file (SQLite)."""
         self.clock = Clock()
+        caches.clear_all()  # what the process kept of the old rows (API keys, shops)
         if self.kind == "postgres":
             with self.engine.begin() as conn:
                 conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))

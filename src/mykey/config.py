@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     # a client cannot choose the address its login failures are counted under.
     trusted_proxies: str = ""
     secret_key: str = DEV_SECRET
+    # Seconds a verified API key is kept in the serving process (no transaction to authenticate
+    # it again): a key revoked by another process stops working within this many seconds; one
+    # revoked in this process at once. 0 turns the cache off.
+    auth_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # Seconds a serving process keeps a shop and the municipalities whose points it accepts: a
+    # change made by another process is seen within this many seconds (a shop that stops
+    # accepting a municipality's points may take them there that long); one made in this process
+    # at once. A refusal is always read from the database. 0 turns the cache off.
+    shop_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     timezone: str = "Asia/Tokyo"
     # Card proofs: a PEM bundle of the CAs whose cards are accepted, and CRL files (comma-
     # separated). Development falls back to the simulator CA in var/cards (`mykey cards new-ca`).

@@ -14,6 +14,7 @@ from mykey.errors import MAX_POINTS, MONTHS, PERMILLE, POINTS, invalid, not_foun
 from mykey.ledger import AccountKind
 from mykey.municipalities.codes import parse_code
 from mykey.municipalities.models import Municipality
+from mykey.points import shop_cache
 from mykey.points.models import GrantRule, PointProgram
 from mykey.points.programs import FUNDING_SOURCES, PLACE_KINDS
 
@@ -166,7 +167,9 @@ def set_up_program(
         s.flush()
         return program_of(uow, code)
 
-    return uow.run(body)
+    program = uow.run(body)
+    shop_cache.forget(uow.engine)  # the points' name, as counters show it: every shop's entry
+    return program
 
 
 def program_of(uow: UnitOfWork, code: str) -> Program:

@@ -20,6 +20,7 @@ from mykey.identity import links
 from mykey.identity.models import Provider
 from mykey.ledger import AccountKind
 from mykey.municipalities.codes import parse_code
+from mykey.points import shop_cache
 from mykey.points.models import Shop, ShopAccept, ShoppingStreet
 from mykey.points.program_setup import program_of
 from mykey.points.programs import PLACE_KINDS
@@ -191,7 +192,9 @@ def set_shop(
         s.flush()
         return _view(uow, row)
 
-    return uow.run(body)
+    view = uow.run(body)
+    shop_cache.forget(uow.engine, shop_id)  # after the commit: counters here see it at once
+    return view
 
 
 def get_shop(uow: UnitOfWork, shop_id: str) -> ShopView:

@@ -37,8 +37,9 @@ from mykey.identity.models import ResidentCard
 from mykey.identity.proofs import Card, VerifiedCard
 from mykey.ledger import AccountKind, LotTerms
 from mykey.municipalities.codes import parse_code
-from mykey.points import counter
+from mykey.points import counter, shop_cache
 from mykey.points.models import PointProgram, Shop, ShopAccept, ShopPayment
+from mykey.points.shop_cache import Accepted, TerminalShop
 
 SPEND = "spend"
 REFUND = "refund"
@@ -95,15 +96,28 @@ class Refund:
     replayed: bool
 
 
+def _not_a_shop() -> MyKeyError:
+    return refused(
+        "not_a_shop",
+        "This terminal does not belong to a registered shop or facility.",
+        "この端末は登録された店舗・施設の端末ではありません。",
+    )
+
+
 def _shop(uow: UnitOfWork, shop_id: str | None) -> Shop:
     row = uow.session.get(Shop, shop_id) if shop_id else None
     if row is None:
-        raise refused(
-            "not_a_shop",
-            "This terminal does not belong to a registered shop or facility.",
-            "この端末は登録された店舗・施設の端末ではありません。",
-        )
+        raise _not_a_shop()
     return row
+
+
+def _here(uow: UnitOfWork, shop_id: str | None) -> TerminalShop:
+    """The terminal's shop and what it accepts, from the process's cache (`shop_cache`: a
+    "no such shop" is always read from the database)."""
+    found = shop_cache.shop_of(uow, shop_id) if shop_id else None
+    if found is None:
+        raise _not_a_shop()
+    return found
 
 
 def _resident(uow: UnitOfWork, card: VerifiedCard) -> str:
@@ -117,18 +131,31 @@ def _resident(uow: UnitOfWork, card: VerifiedCard) -> str:
     return link.mykey_id
 
 
+def _not_accepted(uow: UnitOfWork, code: str) -> MyKeyError:
+    name = uow.session.get(PointProgram, code)
+    label = name.point_name if name else code
+    return refused(
+        "not_accepted_here",
+        f"{label} cannot be used at this shop.",
+        f"この店舗では{label}は使えません。",
+        municipality=code,
+    )
+
+
 def _accept(uow: UnitOfWork, shop: Shop, code: str) -> ShopAccept:
     row = uow.session.get(ShopAccept, (shop.id, code))
     if row is None:
-        name = uow.session.get(PointProgram, code)
-        label = name.point_name if name else code
-        raise refused(
-            "not_accepted_here",
-            f"{label} cannot be used at this shop.",
-            f"この店舗では{label}は使えません。",
-            municipality=code,
-        )
+        raise _not_accepted(uow, code)
     return row
+
+
+def _accepted_here(uow: UnitOfWork, shop: TerminalShop, code: str) -> Accepted:
+    """Whether the shop accepts `code`'s points: a "yes" from the cache (at most
+    `MYKEY_SHOP_CACHE_SECONDS` old), a "no" read again from the database before refusing."""
+    found = shop_cache.accepted(uow, shop, code)
+    if found is None:
+        raise _not_accepted(uow, code)
+    return found
 
 
 def _usable(uow: UnitOfWork, account_id: int, today: date) -> list[ledger.LotView]:
@@ -144,11 +171,6 @@ def _wallet(uow: UnitOfWork, code: str, mykey_id: str) -> ledger.Account | None:
         raise
 
 
-def _point_name(uow: UnitOfWork, code: str) -> str:
-    program = uow.session.get(PointProgram, code)
-    return program.point_name if program else code
-
-
 def balances_here(
     uow: UnitOfWork,
     *,
@@ -161,21 +183,18 @@ def balances_here(
     of the MyKey ID (usage history: `balances`). A refusal leaves the card's challenge."""
 
     def operation(verified: VerifiedCard) -> HolderBalances:
-        shop = _shop(uow, shop_id)
+        shop = _here(uow, shop_id)
         who = _resident(uow, verified)
         today = tokyo_date(uow.now())
         out = []
-        accepted = uow.session.scalars(
-            select(ShopAccept.code).where(ShopAccept.shop_id == shop.id).order_by(ShopAccept.code)
-        )
-        for code in list(accepted):
+        for code in shop.codes:
             wallet = _wallet(uow, code, who)
             lots = _usable(uow, wallet.id, today) if wallet else []
             first = lots[0].expires_on if lots else None
             out.append(
                 AcceptedBalance(
                     municipality=code,
-                    point_name=_point_name(uow, code),
+                    point_name=shop.accepts[code].point_name,
                     balance=sum(lot.remaining for lot in lots),
                     earliest_expiry=first,
                     earliest_expiry_points=sum(
@@ -257,7 +276,7 @@ def pay(
     metadata = {"shop": shop_id, "receipt_ref": receipt_ref or ""}
 
     def digest() -> str | None:
-        if not shop_id or uow.session.get(Shop, shop_id) is None:
+        if not shop_id or shop_cache.shop_of(uow, shop_id) is None:
             return None
         return counter.request_digest(
             "pay",
@@ -270,11 +289,11 @@ def pay(
 
     def body() -> Payment:
         s = uow.session
-        shop = _shop(uow, shop_id)
+        shop = _here(uow, shop_id)
         counter.check_holder(uow, expected_holder, card=card, place=shop.id, expiry=True)
         verified = proofs.verify_in_transaction(uow, card)
         who = _resident(uow, verified)
-        accept = _accept(uow, shop, code)
+        accept = _accepted_here(uow, shop, code)
         wallet = _wallet(uow, code, who)
         today = tokyo_date(uow.now())
         if wallet is None:
@@ -322,7 +341,7 @@ def pay(
             action="pay",
             actor=actor,
             provider_id=shop.id,
-            purpose=f"{points:,} pt · {_point_name(uow, code)}",
+            purpose=f"{points:,} pt · {accept.point_name}",
         )
         return _payment_answer(uow, receipt.transfer_id, replayed=False)
 
@@ -339,7 +358,7 @@ def pay(
     )
 
 
-def _payment(uow: UnitOfWork, shop: Shop, payment_id: UUID | str) -> ShopPayment:
+def _payment(uow: UnitOfWork, shop: TerminalShop, payment_id: UUID | str) -> ShopPayment:
     try:
         pid = payment_id if isinstance(payment_id, UUID) else UUID(str(payment_id))
     except ValueError:
@@ -411,7 +430,7 @@ def cancel(
         )
 
     def body() -> Cancellation:
-        shop = _shop(uow, shop_id)
+        shop = _here(uow, shop_id)
         row = _payment(uow, shop, payment_id)
         pid = row.transfer_id
         if tokyo_date(row.created_at) != tokyo_date(uow.now()):
@@ -510,12 +529,12 @@ def refund(
     pid = _payment_id(payment_id)
 
     def digest() -> str | None:
-        if pid is None or not shop_id or uow.session.get(Shop, shop_id) is None:
+        if pid is None or not shop_id or shop_cache.shop_of(uow, shop_id) is None:
             return None
         return counter.request_digest("refund", shop=shop_id, payment=str(pid), points=points)
 
     def body() -> Refund:
-        shop = _shop(uow, shop_id)
+        shop = _here(uow, shop_id)
         row = _payment(uow, shop, payment_id)
         pid = row.transfer_id
         paid = ledger.get_transfer(uow, pid)

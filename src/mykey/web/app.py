@@ -19,9 +19,11 @@ from mykey import __version__
 from mykey.config import Settings, get_settings
 from mykey.db import Clock, make_engine, make_uow_factory, read_only, utcnow
 from mykey.history.log import CheckpointJob, history_log
+from mykey.identity import auth_cache
 from mykey.identity.proofs import TrustAnchors
 from mykey.leader import LeaderLock
 from mykey.migrations import head
+from mykey.points import shop_cache
 from mykey.points.expiry import DailyJobs
 from mykey.web import openapi, outage, pages, problems, proxies, security
 from mykey.web.api import cards, grant_jobs, partners, points, public, resident, services
@@ -133,6 +135,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.state.settings = settings
     app.state.background = None
     app.state.engine = engine
+    auth_cache.configure(engine, seconds=settings.auth_cache_seconds)
+    shop_cache.configure(engine, seconds=settings.shop_cache_seconds)
     app.state.history_log = history_log(settings)
     app.state.uow_factory = make_uow_factory(engine, clock=clock, log=app.state.history_log)
     app.state.clock = clock
