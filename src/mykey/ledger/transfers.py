@@ -631,6 +631,7 @@ def _keyed(
     make_plan: Callable[[UUID, str | None], _Plan],
     in_one_call: Callable[[UUID, str | None], Receipt | MyKeyError] | None = None,
     request_digest: str | None = None,
+    key_looked_up: bool = False,
 ) -> Receipt:
     """Run one write with the idempotency protocol, as its own transaction or inside one.
 
@@ -649,7 +650,7 @@ def _keyed(
         if in_one_call is not None:
             tid = idempotency.derive_id(actor, key) if key is not None else uuid4()
             return in_one_call(tid, digest)
-        if key is not None:
+        if key is not None and not key_looked_up:
             assert digest is not None
             found = idempotency.lookup(uow.connection, actor, key, digest)
             if isinstance(found, MyKeyError):
@@ -743,6 +744,7 @@ def transfer(
     from_lot: int | None = None,
     request_digest: str | None = None,
     alongside: Alongside | None = None,
+    key_looked_up: bool = False,
 ) -> Receipt:
     """Move `amount` points from `debit` to `credit` now.
 
@@ -750,7 +752,10 @@ def transfer(
     takes its earliest-expiring lots, or exactly the lot `from_lot` names (a correction moving
     what is left of one credit). Refused with `insufficient_points` if a guarded account would
     go below zero, or if the named lot holds less than `amount`. `alongside` (PostgreSQL only):
-    the use case's rows, written in the same statement (see `Alongside`).
+    the use case's rows, written in the same statement (see `Alongside`). `key_looked_up`:
+    the caller looked this key up with this request's hash in this very transaction and found
+    nothing (on SQLite the writer's lock holds from BEGIN IMMEDIATE, so nothing can have used
+    the key since): the Python path does not look again. PostgreSQL's function always does.
     """
     amount = _amount(amount)
     kind = _kind(kind)
@@ -825,6 +830,7 @@ def transfer(
         make_plan=make_plan,
         in_one_call=in_one_call,
         request_digest=request_digest,
+        key_looked_up=key_looked_up,
     )
 
 

@@ -501,6 +501,7 @@ def pay(
                 metadata=metadata,
                 request_digest=digest(),
                 alongside=alongside,
+                key_looked_up=True,  # in `first`, in this transaction
             )
         except MyKeyError as error:
             if error.code == "insufficient_points":
