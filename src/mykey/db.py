@@ -221,11 +221,23 @@ class HistoryLog(Protocol):
 
     def append(self, connection: Connection, kind: str, payload: Mapping[str, Any]) -> None: ...
 
+    def leaf_row(
+        self, connection: Connection, kind: str, payload: Mapping[str, Any]
+    ) -> tuple[str, str, bytes, datetime] | None:
+        """The row `append` would insert (kind, record id, leaf, queued at), for a write that
+        inserts it in its own statement; None: this log keeps nothing."""
+        ...
+
 
 class NullLog:
     """A log that keeps nothing: the default until the history domain plugs its log in."""
 
     def append(self, connection: Connection, kind: str, payload: Mapping[str, Any]) -> None:
+        return None
+
+    def leaf_row(
+        self, connection: Connection, kind: str, payload: Mapping[str, Any]
+    ) -> tuple[str, str, bytes, datetime] | None:
         return None
 
 

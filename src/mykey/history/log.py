@@ -164,26 +164,33 @@ class HistoryLog:
         with _CHECKED_LOCK:
             _CHECKED.add(token)
 
-    def append(self, connection: Connection, kind: str, payload: Mapping[str, Any]) -> None:
+    def leaf_row(
+        self, connection: Connection, kind: str, payload: Mapping[str, Any]
+    ) -> tuple[str, str, bytes, datetime]:
+        """The row `append` inserts: for a write that inserts it in its own statement (a
+        counter payment on PostgreSQL writes its rows and their leaves in one)."""
         self.check(connection)
         record = record_of(kind, payload)
         leaf = leaf_bytes(record, salt(self.salt_key, kind, record.record_id))
-        queued_at = EPOCH + timedelta(microseconds=record.at_micros)
+        return kind, record.record_id, leaf, EPOCH + timedelta(microseconds=record.at_micros)
+
+    def append(self, connection: Connection, kind: str, payload: Mapping[str, Any]) -> None:
+        _, record_id, leaf, queued_at = self.leaf_row(connection, kind, payload)
         # The driver's own cursor, in the unit of work's transaction: on the hot path (a bulk
         # grant logs 100,000 transfers) SQLAlchemy's statement handling costs more than the
         # insert itself.
         driver = connection.connection.driver_connection
         if connection.dialect.name == "postgresql":
             assert driver is not None
-            driver.execute(PG_INSERT_LEAF, (kind, record.record_id, leaf, queued_at))
+            driver.execute(PG_INSERT_LEAF, (kind, record_id, leaf, queued_at))
         elif connection.dialect.name == "sqlite":
             assert driver is not None
             stamp = queued_at.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-            driver.execute(SQLITE_INSERT_LEAF, (kind, record.record_id, leaf, stamp))
+            driver.execute(SQLITE_INSERT_LEAF, (kind, record_id, leaf, stamp))
         else:  # pragma: no cover -- other engines are not supported yet
             connection.execute(
                 INSERT_LEAF,
-                {"kind": kind, "record_id": record.record_id, "leaf": leaf, "queued_at": queued_at},
+                {"kind": kind, "record_id": record_id, "leaf": leaf, "queued_at": queued_at},
             )
 
 

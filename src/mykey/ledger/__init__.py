@@ -13,6 +13,7 @@ from mykey.ledger.accounts import (
     get_account,
     open_account,
     open_ledger,
+    wallet_id_column,
 )
 from mykey.ledger.check import CheckReport, Problem, check
 from mykey.ledger.queries import (
@@ -22,9 +23,11 @@ from mykey.ledger.queries import (
     accounts_of,
     history,
     history_of,
+    usable_balance,
     wallet_lots,
 )
 from mykey.ledger.transfers import (
+    Alongside,
     ExpiryReport,
     LotTerms,
     LotUse,
@@ -46,6 +49,7 @@ from mykey.ledger.transfers import (
 __all__ = [
     "Account",
     "AccountKind",
+    "Alongside",
     "Balance",
     "CheckReport",
     "ExpiryReport",
@@ -76,7 +80,9 @@ __all__ = [
     "reverse_request_hash",
     "transfer",
     "transfer_request_hash",
+    "usable_balance",
     "void",
     "void_expired",
+    "wallet_id_column",
     "wallet_lots",
 ]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, func, select
 from sqlalchemy.exc import IntegrityError
 
 from mykey.db import RetryTransaction, UnitOfWork
@@ -179,6 +180,20 @@ def find_account(uow: UnitOfWork, *, ledger: str, kind: AccountKind | str, owner
         return Account(row.id, row.ledger, AccountKind(row.kind), row.owner)
 
     return uow.read(body)
+
+
+def wallet_id_column(ledger: Any, owner: Any) -> ScalarSelect[Any]:
+    """The id of `owner`'s wallet in `ledger` (NULL: none yet), as a scalar subquery: for a use
+    case that reads it with its other look-ups in one statement."""
+    return (
+        select(AccountRow.id)
+        .where(
+            AccountRow.ledger == ledger,
+            AccountRow.kind == str(AccountKind.WALLET),
+            AccountRow.owner == owner,
+        )
+        .scalar_subquery()
+    )
 
 
 def get_account(uow: UnitOfWork, account_id: int) -> Account:

@@ -19,6 +19,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 from uuid import UUID, uuid5
@@ -99,8 +100,12 @@ def stored_refusal(conn: Connection, actor: str, key: str, digest: str) -> MyKey
     rejection = conn.execute(PRIOR_REJECTION, {"p_actor": actor, "p_key": key}).first()
     if rejection is None:
         return None
-    ensure_same_request(rejection.request_hash, digest)
-    stored = MyKeyError.from_dict(json.loads(rejection.error))
+    return _replayed_refusal(rejection.error, rejection.request_hash, digest)
+
+
+def _replayed_refusal(error: str, request_hash: str | None, digest: str) -> MyKeyError:
+    ensure_same_request(request_hash, digest)
+    stored = MyKeyError.from_dict(json.loads(error))
     stored.details["replayed"] = True
     return stored
 
@@ -113,6 +118,41 @@ def lookup(conn: Connection, actor: str, key: str, digest: str) -> UUID | MyKeyE
         ensure_same_request(prior[1], digest)
         return prior[0]
     return stored_refusal(conn, actor, key, digest)
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What a key made, as read with other look-ups in one statement (`prior_columns`): the
+    transfer's id and request hash, or the stored refusal and its request hash."""
+
+    transfer_id: object
+    transfer_hash: str | None
+    error: str | None
+    error_hash: str | None
+
+    def outcome(self, digest: str) -> UUID | MyKeyError | None:
+        """What `lookup` answers for these rows."""
+        if self.transfer_id is not None:
+            ensure_same_request(self.transfer_hash, digest)
+            return UUID(str(self.transfer_id))
+        if self.error is not None:
+            return _replayed_refusal(self.error, self.error_hash, digest)
+        return None
+
+
+def prior_columns(actor: Any, key: Any) -> list[Any]:
+    """Four scalar subqueries (a transfer's id and hash, a refusal and its hash under this
+    client's key) to read with other look-ups in one statement; `Prior(*row[...])` reads them."""
+    return [
+        select(_T.c.id).where(_T.c.actor == actor, _T.c.client_key == key).scalar_subquery(),
+        select(_T.c.request_hash)
+        .where(_T.c.actor == actor, _T.c.client_key == key)
+        .scalar_subquery(),
+        select(_R.c.error).where(_R.c.actor == actor, _R.c.client_key == key).scalar_subquery(),
+        select(_R.c.request_hash)
+        .where(_R.c.actor == actor, _R.c.client_key == key)
+        .scalar_subquery(),
+    ]
 
 
 def record_rejection(

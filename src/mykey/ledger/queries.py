@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import Table, or_, select
+from sqlalchemy import Connection, Table, bindparam, func, or_, select
 
 from mykey.db import UnitOfWork
 from mykey.ledger import errors
@@ -86,6 +86,21 @@ def wallet_lots(uow: UnitOfWork, account_id: int, *, include_used: bool = False)
         ]
 
     return uow.read(body)
+
+
+USABLE_BALANCE = select(func.coalesce(func.sum(L.c.remaining), 0)).where(
+    L.c.account_id == bindparam("p_account"),
+    L.c.remaining > 0,
+    L.c.expires_on >= bindparam("p_today"),
+)
+
+
+def usable_balance(conn: Connection, account_id: int, today: date) -> int:
+    """What a wallet can spend on `today`: the sum of its lots not past their last day, in
+    one statement of the caller's transaction (the rows are not read into Python)."""
+    return int(
+        conn.execute(USABLE_BALANCE, {"p_account": account_id, "p_today": today}).scalar_one()
+    )
 
 
 def _signed(incoming: bool, row: Any) -> int:

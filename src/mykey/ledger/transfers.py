@@ -103,6 +103,29 @@ class Receipt:
     client_key: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     replayed: bool = False
+    alongside: Any = None  # the value `Alongside.value` read, when the transfer was made with it
+
+
+@dataclass(frozen=True)
+class Alongside:
+    """Rows a use case writes in the transfer's own statement, on PostgreSQL (one round trip
+    for the transfer, its history leaf and the use case's rows: `transfer(…, alongside=…)`).
+
+    `ctes` are data-modifying common table expressions, `name AS (INSERT … SELECT … FROM
+    made)`: `made` has one row if the transfer was made and none otherwise (a replay, a
+    refusal), so they write only with it. Their parameters, in `params`, are named
+    `%(a_…)s` (the transfer's own are not). `leaves` are history records (kind, payload) to
+    append with the transfer's own leaf, only with it too. `value` is a scalar SQL expression
+    returned in `Receipt.alongside`; it reads the database as it was before the statement.
+    `ledger` is the transfer's ledger and `at` its moment, both known beforehand (its leaf is
+    made before the call)."""
+
+    ledger: str
+    at: datetime
+    ctes: tuple[str, ...] = ()
+    params: Mapping[str, Any] = field(default_factory=dict)
+    leaves: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    value: str = "NULL"
 
 
 @dataclass(frozen=True)
@@ -514,25 +537,68 @@ def _execute(uow: UnitOfWork, plan: _Plan) -> Receipt:
     return receipt
 
 
+def _leaf_payload(receipt: Receipt) -> dict[str, Any]:
+    return {
+        "id": str(receipt.transfer_id),
+        "ledger": receipt.ledger,
+        "kind": receipt.kind,
+        "phase": receipt.phase,
+        "debit": receipt.debit_account_id,
+        "credit": receipt.credit_account_id,
+        "amount": receipt.amount,
+        "actor": receipt.actor,
+        "at": receipt.created_at.isoformat(),
+        "pending_id": str(receipt.pending_id) if receipt.pending_id else None,
+        "reverses_id": str(receipt.reverses_id) if receipt.reverses_id else None,
+    }
+
+
 def _log(uow: UnitOfWork, receipt: Receipt) -> None:
     """The history leaf of a committed transfer, written in the same transaction."""
-    uow.log.append(
-        uow.connection,
-        "transfer",
-        {
-            "id": str(receipt.transfer_id),
-            "ledger": receipt.ledger,
-            "kind": receipt.kind,
-            "phase": receipt.phase,
-            "debit": receipt.debit_account_id,
-            "credit": receipt.credit_account_id,
-            "amount": receipt.amount,
-            "actor": receipt.actor,
-            "at": receipt.created_at.isoformat(),
-            "pending_id": str(receipt.pending_id) if receipt.pending_id else None,
-            "reverses_id": str(receipt.reverses_id) if receipt.reverses_id else None,
-        },
+    uow.log.append(uow.connection, "transfer", _leaf_payload(receipt))
+
+
+PG_MADE = (
+    "WITH t AS MATERIALIZED ({call}),"
+    " made AS MATERIALIZED (SELECT 1 AS one FROM t WHERE (t.r ->> 'status') = 'ok'),"
+    " leaves AS (INSERT INTO history_leaves (kind, record_id, leaf, queued_at)"
+    " SELECT l.kind, l.record_id, l.leaf, l.queued_at FROM made,"
+    " unnest(%(l_kinds)s::text[], %(l_ids)s::text[], %(l_leaves)s::bytea[],"
+    " %(l_at)s::timestamptz[]) AS l(kind, record_id, leaf, queued_at))"
+    "{ctes} SELECT t.r, {value} FROM t"
+)
+
+
+def _with_alongside(
+    uow: UnitOfWork,
+    alongside: Alongside,
+    *,
+    tid: UUID,
+    debit: int,
+    credit: int,
+    amount: int,
+    kind: str,
+    actor: str,
+    now: datetime,
+) -> tuple[str, dict[str, Any]]:
+    """The statement of a transfer with `alongside`, and the parameters it adds."""
+    own = Receipt(tid, alongside.ledger, kind, "single", debit, credit, amount, actor, now)
+    records = [("transfer", _leaf_payload(own)), *alongside.leaves]
+    rows = [uow.log.leaf_row(uow.connection, k, p) for k, p in records]
+    kept = [r for r in rows if r is not None]
+    sql = PG_MADE.format(
+        call=PG_TRANSFER.replace("SELECT mykey_transfer(", "SELECT mykey_transfer(", 1) + " AS r",
+        ctes="".join(f", {cte}" for cte in alongside.ctes),
+        value=alongside.value,
     )
+    extra: dict[str, Any] = {
+        "l_kinds": [r[0] for r in kept],
+        "l_ids": [r[1] for r in kept],
+        "l_leaves": [r[2] for r in kept],
+        "l_at": [r[3] for r in kept],
+        **alongside.params,
+    }
+    return sql, extra
 
 
 def _refuse(
@@ -565,6 +631,7 @@ def _keyed(
     make_plan: Callable[[UUID, str | None], _Plan],
     in_one_call: Callable[[UUID, str | None], Receipt | MyKeyError] | None = None,
     request_digest: str | None = None,
+    key_looked_up: bool = False,
 ) -> Receipt:
     """Run one write with the idempotency protocol, as its own transaction or inside one.
 
@@ -583,7 +650,7 @@ def _keyed(
         if in_one_call is not None:
             tid = idempotency.derive_id(actor, key) if key is not None else uuid4()
             return in_one_call(tid, digest)
-        if key is not None:
+        if key is not None and not key_looked_up:
             assert digest is not None
             found = idempotency.lookup(uow.connection, actor, key, digest)
             if isinstance(found, MyKeyError):
@@ -676,13 +743,19 @@ def transfer(
     metadata: Mapping[str, Any] | None = None,
     from_lot: int | None = None,
     request_digest: str | None = None,
+    alongside: Alongside | None = None,
+    key_looked_up: bool = False,
 ) -> Receipt:
     """Move `amount` points from `debit` to `credit` now.
 
     A credit to a wallet makes a lot (`lot`: funding source and expiry); a debit from a wallet
     takes its earliest-expiring lots, or exactly the lot `from_lot` names (a correction moving
     what is left of one credit). Refused with `insufficient_points` if a guarded account would
-    go below zero, or if the named lot holds less than `amount`.
+    go below zero, or if the named lot holds less than `amount`. `alongside` (PostgreSQL only):
+    the use case's rows, written in the same statement (see `Alongside`). `key_looked_up`:
+    the caller looked this key up with this request's hash in this very transaction and found
+    nothing (on SQLite the writer's lock holds from BEGIN IMMEDIATE, so nothing can have used
+    the key since): the Python path does not look again. PostgreSQL's function always does.
     """
     amount = _amount(amount)
     kind = _kind(kind)
@@ -694,6 +767,8 @@ def transfer(
         )
     fields = _transfer_fields(debit, credit, amount, kind, lot, meta, from_lot)
     in_one_call: Callable[[UUID, str | None], Receipt | MyKeyError] | None = None
+    if alongside is not None and (uow.dialect != "postgresql" or from_lot is not None):
+        raise ValueError("alongside is for a transfer in one call, on PostgreSQL")
     if uow.dialect == "postgresql" and from_lot is None:
         _check_ids(debit, credit)
 
@@ -710,6 +785,7 @@ def transfer(
                 key=key,
                 lot=lot,
                 meta=meta,
+                alongside=alongside,
             )
 
     def make_plan(tid: UUID, digest: str | None) -> _Plan:
@@ -754,6 +830,7 @@ def transfer(
         make_plan=make_plan,
         in_one_call=in_one_call,
         request_digest=request_digest,
+        key_looked_up=key_looked_up,
     )
 
 
@@ -776,33 +853,47 @@ def _transfer_in_one_call(
     key: str | None,
     lot: LotTerms | None,
     meta: dict[str, Any],
+    alongside: Alongside | None = None,
 ) -> Receipt | MyKeyError:
-    """`transfer` on PostgreSQL: the same steps in one round trip (migration 0002)."""
-    now = uow.now()
+    """`transfer` on PostgreSQL: the same steps in one round trip (migration 0002); with
+    `alongside`, its leaf and the use case's rows in the same round trip."""
+    now = alongside.at if alongside is not None else uow.now()
     # The driver's own cursor: on the hot path SQLAlchemy's result machinery costs more client
     # CPU than the call itself (it still runs in the unit of work's transaction).
     driver = uow.connection.connection.driver_connection
     assert driver is not None
     try:
-        row = driver.execute(
-            PG_TRANSFER,
-            {
-                "id": tid,
-                "actor": actor,
-                "key": key,
-                "hash": digest,
-                "debit": debit,
-                "credit": credit,
-                "amount": amount,
-                "kind": kind,
-                "meta": json.dumps(meta, sort_keys=True, ensure_ascii=False),
-                "funding": lot.funding if lot else None,
-                "expires": lot.expires_on if lot else None,
-                "today": tokyo_date(now),
-                "now": now,
-                "stripe": _stripe(tid),
-            },
-        ).fetchone()
+        params: dict[str, Any] = {
+            "id": tid,
+            "actor": actor,
+            "key": key,
+            "hash": digest,
+            "debit": debit,
+            "credit": credit,
+            "amount": amount,
+            "kind": kind,
+            "meta": json.dumps(meta, sort_keys=True, ensure_ascii=False),
+            "funding": lot.funding if lot else None,
+            "expires": lot.expires_on if lot else None,
+            "today": tokyo_date(now),
+            "now": now,
+            "stripe": _stripe(tid),
+        }
+        sql = PG_TRANSFER
+        if alongside is not None:
+            sql, extra = _with_alongside(
+                uow,
+                alongside,
+                tid=tid,
+                debit=debit,
+                credit=credit,
+                amount=amount,
+                kind=kind,
+                actor=actor,
+                now=now,
+            )
+            params.update(extra)
+        row = driver.execute(sql, params).fetchone()
     except psycopg_errors.UniqueViolation as exc:  # a twin with this key committed first
         raise RetryTransaction from exc
     assert row is not None
@@ -826,8 +917,12 @@ def _transfer_in_one_call(
             lots_used=tuple(sorted(LotUse(int(i), int(t)) for i, t in takes)),
             client_key=key,
             metadata=meta,
+            alongside=row[1] if alongside is not None else None,
         )
-        _log(uow, receipt)
+        if alongside is None:
+            _log(uow, receipt)
+        elif receipt.ledger != alongside.ledger:  # pragma: no cover -- the caller's mistake
+            raise ValueError("the transfer's ledger is not the one its leaf was made for")
         return receipt
     if status == "replay":
         return _replay(uow, UUID(result["id"]))

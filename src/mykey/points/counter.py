@@ -63,6 +63,7 @@ def run_keyed(
     replay: Callable[[UUID], T],
     body: Callable[[], T],
     first: Callable[[], None] | None = None,
+    known: Callable[[str], UUID | MyKeyError | None] | None = None,
 ) -> T:
     """One keyed counter operation (see the module docstring), as one transaction.
 
@@ -70,15 +71,21 @@ def run_keyed(
     been made before, e.g. the shop is unknown); `replay` the stored answer of the transfer
     an earlier request made; `body` does the operation, checking the card with
     `proofs.verify_in_transaction`. `first` runs before the key is looked up (the holder
-    check: a wrong card is refused in words even with a known key)."""
+    check: a wrong card is refused in words even with a known key). `known`, given the
+    request's hash, answers what the key made from rows `first` read in this very transaction
+    (a payment reads them with its other look-ups in one statement); without it, or in a
+    later transaction (keeping a refusal, a twin's answer), the key is looked up anew."""
     idempotency.validate_actor(actor)
     idempotency.validate_key(key)
 
-    def earlier() -> T | MyKeyError | None:
+    def earlier(prefetched: bool = False) -> T | MyKeyError | None:
         hashed = digest()
         if hashed is None:
             return None
-        found = idempotency.lookup(uow.connection, actor, key, hashed)
+        if prefetched and known is not None:
+            found = known(hashed)
+        else:
+            found = idempotency.lookup(uow.connection, actor, key, hashed)
         if isinstance(found, UUID):
             return replay(found)
         return found
@@ -86,7 +93,7 @@ def run_keyed(
     def transaction() -> T | MyKeyError:
         if first is not None:
             first()
-        found = earlier()
+        found = earlier(prefetched=True)
         return found if found is not None else body()
 
     try:

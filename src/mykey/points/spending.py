@@ -25,8 +25,18 @@ from datetime import date, datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import CursorResult, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    BindParameter,
+    CursorResult,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    null,
+    select,
+    update,
+)
 
 from mykey import ledger
 from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
@@ -35,7 +45,7 @@ from mykey.identity import proofs, usage
 from mykey.identity.binding import Binder, ExpectedHolder, HolderBinding, mask
 from mykey.identity.models import ResidentCard
 from mykey.identity.proofs import Card, VerifiedCard
-from mykey.ledger import AccountKind, LotTerms
+from mykey.ledger import AccountKind, LotTerms, idempotency
 from mykey.municipalities.codes import parse_code
 from mykey.points import counter, shop_cache
 from mykey.points.models import PointProgram, Shop, ShopAccept, ShopPayment
@@ -123,23 +133,13 @@ def _here(uow: UnitOfWork, shop_id: str | None) -> TerminalShop:
 def _resident(uow: UnitOfWork, card: VerifiedCard) -> str:
     link = uow.session.get(ResidentCard, card.card_key)
     if link is None:
-        raise not_found(
-            "card_not_registered",
-            "This card is not registered for points (no MyKey ID yet).",
-            "このカードはポイントに登録されていません（マイキーIDがありません）。",
-        )
+        raise _card_not_registered()
     return link.mykey_id
 
 
 def _not_accepted(uow: UnitOfWork, code: str) -> MyKeyError:
     name = uow.session.get(PointProgram, code)
-    label = name.point_name if name else code
-    return refused(
-        "not_accepted_here",
-        f"{label} cannot be used at this shop.",
-        f"この店舗では{label}は使えません。",
-        municipality=code,
-    )
+    return _not_accepted_named(name.point_name if name else code, code)
 
 
 def _accept(uow: UnitOfWork, shop: Shop, code: str) -> ShopAccept:
@@ -248,6 +248,160 @@ def _payment_answer(uow: UnitOfWork, transfer_id: UUID, *, replayed: bool) -> Pa
     )
 
 
+_SHOPS = cast(Table, Shop.__table__)
+_ACCEPTS = cast(Table, ShopAccept.__table__)
+_PROGRAMS = cast(Table, PointProgram.__table__)
+_CARDS = cast(Table, ResidentCard.__table__)
+_PAYMENTS = cast(Table, ShopPayment.__table__)
+# A plain Core insert: on the hot path the ORM's unit of work cost more than the statement.
+INSERT_PAYMENT = insert(_PAYMENTS)
+
+
+def _facts_query(*, usage_id: bool = False) -> Select[Any]:
+    """Everything a payment looks up before it writes, in one statement: the shop, the MyKey
+    ID of the card key the proof names (the proof is checked after, in the same transaction:
+    a good proof proves this very key), the shop's account for the municipality's points if
+    it accepts them, the program's point name, the holder's wallet, and what the terminal's
+    key made before (`idempotency.Prior`); on PostgreSQL (`usage_id`) also the id of the
+    usage entry the payment will write, so that the entry's history leaf is made before the
+    one statement that writes it (a replay or a refusal leaves a gap in those ids)."""
+    shop: BindParameter[str] = bindparam("p_shop")
+    card: BindParameter[str] = bindparam("p_card")
+    code: BindParameter[str] = bindparam("p_code")
+    holder = select(_CARDS.c.mykey_id).where(_CARDS.c.card_key == card).scalar_subquery()
+    return select(
+        select(_SHOPS.c.id).where(_SHOPS.c.id == shop).scalar_subquery(),
+        holder,
+        select(_ACCEPTS.c.account_id)
+        .where(_ACCEPTS.c.shop_id == shop, _ACCEPTS.c.code == code)
+        .scalar_subquery(),
+        select(_PROGRAMS.c.point_name).where(_PROGRAMS.c.code == code).scalar_subquery(),
+        ledger.wallet_id_column(code, holder),
+        *idempotency.prior_columns(bindparam("p_actor"), bindparam("p_key")),
+        func.nextval(func.pg_get_serial_sequence("mykey_usage", "id")) if usage_id else null(),
+    )
+
+
+PAYMENT_FACTS = _facts_query()
+PAYMENT_FACTS_PG = _facts_query(usage_id=True)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    shop: str | None
+    holder: str | None
+    shop_account: int | None
+    point_name: str | None
+    wallet: int | None
+    prior: idempotency.Prior
+    usage_id: int | None
+
+    @classmethod
+    def read(
+        cls, uow: UnitOfWork, *, shop: str | None, card: str | None, code: str, actor: str, key: str
+    ) -> _Facts:
+        row = uow.connection.execute(
+            PAYMENT_FACTS_PG if uow.dialect == "postgresql" else PAYMENT_FACTS,
+            {"p_shop": shop, "p_card": card, "p_code": code, "p_actor": actor, "p_key": key},
+        ).one()
+        return cls(
+            row[0],
+            row[1],
+            None if row[2] is None else int(row[2]),
+            row[3],
+            None if row[4] is None else int(row[4]),
+            idempotency.Prior(*row[5:9]),
+            None if row[9] is None else int(row[9]),
+        )
+
+
+def _card_not_registered() -> MyKeyError:
+    return not_found(
+        "card_not_registered",
+        "This card is not registered for points (no MyKey ID yet).",
+        "このカードはポイントに登録されていません（マイキーIDがありません）。",
+    )
+
+
+def _not_accepted_named(label: str, code: str) -> MyKeyError:
+    return refused(
+        "not_accepted_here",
+        f"{label} cannot be used at this shop.",
+        f"この店舗では{label}は使えません。",
+        municipality=code,
+    )
+
+
+PG_PAYMENT_ROWS = (
+    "payment AS (INSERT INTO shop_payments (transfer_id, shop_id, code, mykey_id,"
+    " wallet_account_id, points, refunded, cancelled, receipt_ref, created_at)"
+    " SELECT %(id)s, %(a_shop)s, %(a_code)s, %(a_who)s, %(debit)s, %(amount)s, 0, false,"
+    " %(a_receipt)s, %(now)s FROM made)",
+    "entry AS (INSERT INTO mykey_usage (id, mykey_id, action, actor, provider_id, purpose, at)"
+    " SELECT %(a_usage)s, %(a_who)s, 'pay', %(actor)s, %(a_shop)s, %(a_purpose)s, %(now)s"
+    " FROM made)",
+)
+# read before the statement's transfer: the caller takes the payment off
+PG_USABLE_BEFORE = (
+    "(SELECT coalesce(sum(remaining), 0) FROM ledger_lots WHERE account_id = %(debit)s"
+    " AND remaining > 0 AND expires_on >= %(today)s)"
+)
+
+
+def _alongside(
+    row: dict[str, Any], usage_id: int, actor: str, purpose: str, today: date
+) -> ledger.Alongside:
+    """On PostgreSQL, the payment's `shop_payments` row, its usage entry and that entry's
+    history leaf, written in the transfer's own statement, and the usable balance read in it
+    (before the transfer: the spend takes only usable lots, so the rest is that less the
+    points). `today` is the transfer's own (`%(today)s`)."""
+    at: datetime = row["created_at"]
+    actor, purpose = actor[:128], purpose[:200]
+    assert tokyo_date(at) == today
+    return ledger.Alongside(
+        ledger=row["code"],
+        at=at,
+        ctes=PG_PAYMENT_ROWS,
+        params={
+            "a_shop": row["shop_id"],
+            "a_code": row["code"],
+            "a_who": row["mykey_id"],
+            "a_receipt": row["receipt_ref"],
+            "a_usage": usage_id,
+            "a_purpose": purpose,
+        },
+        leaves=(
+            (
+                "mykey_usage",
+                usage.entry_payload(
+                    entry_id=usage_id,
+                    mykey_id=row["mykey_id"],
+                    action="pay",
+                    actor=actor,
+                    provider_id=row["shop_id"],
+                    purpose=purpose,
+                    at=at,
+                ),
+            ),
+        ),
+        value=PG_USABLE_BEFORE,
+    )
+
+
+def _check_expected(
+    expected: ExpectedHolder | None,
+    *,
+    card_key: str | None,
+    holder: str | None,
+    place: str,
+    now: datetime | None,
+) -> None:
+    """`counter.check_holder` with the holder already read (`_Facts`)."""
+    if expected is None or card_key is None:
+        return
+    expected.binder.check(expected.token, mykey_id=holder, place=place, now=now)
+
+
 def pay(
     uow: UnitOfWork,
     *,
@@ -264,7 +418,13 @@ def pay(
 
     Idempotent per (actor, key), looked up before the card proof is checked; refused with
     `wrong_card` if `expected_holder` (the binding of the balances shown) names someone else.
-    A use of the MyKey ID (usage history: `pay`)."""
+    A use of the MyKey ID (usage history: `pay`).
+
+    One transaction: one statement reads everything the payment needs (`_Facts`), the card's
+    proof is checked (`proofs.verify_in_transaction`: the use of its challenge), the ledger
+    transfer (on PostgreSQL one call, `mykey_transfer`) with its history leaf, then plain
+    inserts of the `shop_payments` row and the usage entry with its leaf, and the balance
+    after, summed in SQL."""
     code = parse_code(municipality)
     _check_points(points)
     if receipt_ref is not None and not (0 < len(receipt_ref) <= 64):
@@ -274,76 +434,107 @@ def pay(
             "レシート番号は1〜64文字です。",
         )
     metadata = {"shop": shop_id, "receipt_ref": receipt_ref or ""}
+    card_key = proofs.claimed_card_key(card)  # unverified: to look up, never to act on
+    seen: list[_Facts] = []  # what this attempt's transaction read first
+
+    def first() -> None:
+        seen[:] = [_Facts.read(uow, shop=shop_id, card=card_key, code=code, actor=actor, key=key)]
+        _check_expected(
+            expected_holder, card_key=card_key, holder=seen[0].holder, place=shop_id or "", now=None
+        )
 
     def digest() -> str | None:
-        if not shop_id or shop_cache.shop_of(uow, shop_id) is None:
+        facts = seen[0]
+        if not shop_id or facts.shop is None:
             return None
         return counter.request_digest(
             "pay",
             shop=shop_id,
-            holder=counter.claimed_holder(uow, card),
+            holder=facts.holder,
             municipality=code,
             points=points,
             receipt_ref=receipt_ref or "",
         )
 
     def body() -> Payment:
-        s = uow.session
-        shop = _here(uow, shop_id)
-        counter.check_holder(uow, expected_holder, card=card, place=shop.id, expiry=True)
+        facts = seen[0]
+        if facts.shop is None:
+            raise _not_a_shop()
+        now = uow.now()
+        _check_expected(
+            expected_holder, card_key=card_key, holder=facts.holder, place=facts.shop, now=now
+        )
         verified = proofs.verify_in_transaction(uow, card)
-        who = _resident(uow, verified)
-        accept = _accepted_here(uow, shop, code)
-        wallet = _wallet(uow, code, who)
-        today = tokyo_date(uow.now())
+        who = facts.holder if verified.card_key == card_key else _resident(uow, verified)
+        if who is None:
+            raise _card_not_registered()
+        if facts.shop_account is None:
+            raise _not_accepted_named(facts.point_name or code, code)
+        wallet = facts.wallet
+        today = tokyo_date(now)
         if wallet is None:
             raise _insufficient(code, 0, points)
+        purpose = f"{points:,} pt · {facts.point_name or code}"
+        row: dict[str, Any] = {
+            "transfer_id": None,  # known from the receipt (derived from the key)
+            "shop_id": facts.shop,
+            "code": code,
+            "mykey_id": who,
+            "wallet_account_id": wallet,
+            "points": points,
+            "refunded": 0,
+            "cancelled": False,
+            "receipt_ref": receipt_ref,
+            "created_at": now,
+        }
+        alongside = None
+        if facts.usage_id is not None:  # PostgreSQL: the rows with the transfer, one call
+            alongside = _alongside(row, facts.usage_id, actor, purpose, today)
         try:
             receipt = ledger.transfer(
                 uow,
-                debit=wallet.id,
-                credit=accept.account_id,
+                debit=wallet,
+                credit=facts.shop_account,
                 amount=points,
                 kind=SPEND,
                 actor=actor,
                 key=key,
                 metadata=metadata,
                 request_digest=digest(),
+                alongside=alongside,
+                key_looked_up=True,  # in `first`, in this transaction
             )
         except MyKeyError as error:
             if error.code == "insufficient_points":
-                usable = sum(lot.remaining for lot in _usable(uow, wallet.id, today))
+                usable = ledger.usable_balance(uow.connection, wallet, today)
                 raise _insufficient(code, usable, points) from error
             raise
-        if receipt.replayed:
+        if receipt.replayed:  # a twin with this key committed first: its answer
             return _payment_answer(uow, receipt.transfer_id, replayed=True)
-        s.add(
-            ShopPayment(
-                transfer_id=receipt.transfer_id,
-                shop_id=shop.id,
-                code=code,
+        if alongside is not None:  # written with the transfer; the balance read before it
+            balance = int(receipt.alongside) - points
+        else:
+            row |= {"transfer_id": receipt.transfer_id, "created_at": receipt.created_at}
+            uow.connection.execute(INSERT_PAYMENT, row)
+            usage.record(
+                uow,
                 mykey_id=who,
-                wallet_account_id=wallet.id,
-                points=points,
-                refunded=0,
-                cancelled=False,
-                receipt_ref=receipt_ref,
-                created_at=receipt.created_at,
+                action="pay",
+                actor=actor,
+                provider_id=facts.shop,
+                purpose=purpose,
             )
+            balance = ledger.usable_balance(uow.connection, wallet, today)
+        return Payment(
+            transfer_id=receipt.transfer_id,
+            shop_id=facts.shop,
+            municipality=code,
+            points=points,
+            balance=balance,
+            receipt_ref=receipt_ref,
+            created_at=receipt.created_at,
+            replayed=False,
         )
-        try:
-            s.flush()
-        except IntegrityError as exc:  # pragma: no cover -- the ledger's key already decides
-            raise RetryTransaction from exc
-        usage.record(
-            uow,
-            mykey_id=who,
-            action="pay",
-            actor=actor,
-            provider_id=shop.id,
-            purpose=f"{points:,} pt · {accept.point_name}",
-        )
-        return _payment_answer(uow, receipt.transfer_id, replayed=False)
 
     return counter.run_keyed(
         uow,
@@ -352,9 +543,8 @@ def pay(
         digest=digest,
         replay=lambda tid: _payment_answer(uow, tid, replayed=True),
         body=body,
-        first=lambda: counter.check_holder(
-            uow, expected_holder, card=card, place=shop_id or "", expiry=False
-        ),
+        first=first,
+        known=lambda hashed: seen[0].prior.outcome(hashed),
     )
 
 
@@ -380,8 +570,7 @@ def _payment(uow: UnitOfWork, shop: TerminalShop, payment_id: UUID | str) -> Sho
 
 
 def _rest(uow: UnitOfWork, row: ShopPayment) -> int:
-    today = tokyo_date(uow.now())
-    return sum(lot.remaining for lot in _usable(uow, row.wallet_account_id, today))
+    return ledger.usable_balance(uow.connection, row.wallet_account_id, tokyo_date(uow.now()))
 
 
 def _guarded(uow: UnitOfWork, *conditions: Any, **values: Any) -> bool:
