@@ -17,7 +17,7 @@ from mykey import __version__
 from mykey.config import Settings, get_settings
 from mykey.db import Clock, make_engine, make_uow_factory, utcnow
 from mykey.history.log import CheckpointJob, history_log
-from mykey.identity.proofs import TrustAnchors
+from mykey.identity.proofs import ChallengeKey, TrustAnchors
 from mykey.migrations import head
 from mykey.points.expiry import DailyJobs
 from mykey.web import openapi, outage, pages, problems, proxies, security
@@ -117,8 +117,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.state.uow_factory = make_uow_factory(engine, clock=clock, log=app.state.history_log)
     app.state.clock = clock
     bundle, crls = settings.card_anchor_paths()
+    app.state.challenge_key = ChallengeKey.from_secret(settings.secret_key)  # all processes'
     app.state.card_anchors = (
-        TrustAnchors.from_files(bundle, crls, replaced_card_grace=settings.replaced_card_grace())
+        TrustAnchors.from_files(
+            bundle,
+            crls,
+            replaced_card_grace=settings.replaced_card_grace(),
+            challenge_key=app.state.challenge_key,
+        )
         if bundle
         else None
     )
