@@ -7,13 +7,17 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, cast
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event
 
-from mykey.identity.simulator import SimulatedCard
+from mykey.config import Settings
+from mykey.identity.simulator import SimulatedCard, SimulatorCA
+from mykey.web.app import create_app
 from tests.api.conftest import bearer
 from tests.api.test_counter import MAEBASHI, keys, town  # noqa: F401 -- fixtures used here
 from tests.conftest import Database
@@ -134,3 +138,39 @@ def test_forged_expired_another_terminals_and_used_challenges_are_refused(
     assert _balance(c, museum, alice) == before - 300  # k-paid, k-once, k-anyone; nothing else
     attempts = database.count("card_proof_attempts")
     assert attempts == 7  # stolen, two forged, late, again (expired), reused, anyone-again
+
+
+def test_web_processes_sharing_the_key_accept_each_others_challenges_and_a_rotation_ends_them(
+    database: Database, ca: SimulatorCA, cards: list[SimulatedCard], tmp_path: Path
+) -> None:
+    ca.save(tmp_path / "ca")
+
+    def process(**secrets: str) -> FastAPI:
+        return create_app(
+            Settings(
+                database_url=database.url,
+                environment="test",
+                card_trust_anchors=str(tmp_path / "ca" / "ca.pem"),
+                **secrets,  # type: ignore[arg-type] -- secret_key and challenge_key, strings
+            ),
+            clock=database.clock,
+        )
+
+    shared = {"secret_key": "one secret " * 4, "challenge_key": "challenge key one " * 2}
+    apps = [process(**shared), process(**shared), process(**shared | {"challenge_key": "2" * 32})]
+    first, second, rotated = (TestClient(app) for app in apps)
+    try:
+        a, b = _tap(first, cards[0], None), _tap(first, cards[0], None)
+        assert second.post("/api/v1/card/verifications", json=a).status_code == 200
+        assert first.post("/api/v1/card/verifications", json=a).json()["code"] == "challenge_used"
+        refused = rotated.post("/api/v1/card/verifications", json=b)
+        assert (refused.status_code, refused.json()["code"]) == (404, "unknown_challenge")
+        assert _tap(rotated, cards[0], None)  # the new key's challenges are good
+    finally:
+        for app in apps:
+            app.state.engine.dispose()
+
+
+def test_a_short_challenge_key_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="MYKEY_CHALLENGE_KEY must be at least 32 characters"):
+        Settings(environment="test", challenge_key="too short")

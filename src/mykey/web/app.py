@@ -117,7 +117,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.state.uow_factory = make_uow_factory(engine, clock=clock, log=app.state.history_log)
     app.state.clock = clock
     bundle, crls = settings.card_anchor_paths()
-    app.state.challenge_key = ChallengeKey.from_secret(settings.secret_key)  # all processes'
+    # the same in every web process (docs/identity.md, "Stateless challenges")
+    app.state.challenge_key = ChallengeKey.from_secret(
+        settings.challenge_key or settings.secret_key
+    )
     app.state.card_anchors = (
         TrustAnchors.from_files(
             bundle,
