@@ -442,9 +442,14 @@ _USES = cast(Table, CardChallengeUse.__table__)
 def use_challenge(uow: UnitOfWork, challenge_id: str, now: datetime) -> bool:
     """Use the challenge (its `use_id`) once, in the caller's transaction; False if it was used
     already (by a twin request that committed first: the insert waits for it, then finds its
-    row). One statement; the unique key is the whole check."""
+    row). One statement; the unique key is the whole check.
+
+    Sent through the session's connection: inside `session.begin_nested()` (as
+    `idempotency.keyed_write` runs an operation) that emits the SAVEPOINT first, which the
+    session otherwise leaves until its own first statement, so that a refused operation's
+    rollback to the savepoint takes the use back too."""
     insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
-    done = uow.connection.execute(
+    done = uow.session.connection().execute(
         insert(_USES)
         .values(challenge_id=challenge_id, used_at=now)
         .on_conflict_do_nothing(index_elements=["challenge_id"])
