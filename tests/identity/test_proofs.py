@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -348,3 +350,27 @@ def test_an_expired_challenge_is_used_up_and_recorded_with_its_id(
         (36, card.card_key, "challenge_expired"),
         (36, card.card_key, "challenge_used"),
     ]
+
+
+def test_twin_proofs_sent_at_once_use_the_challenge_once(
+    database: Database, card: SimulatedCard, anchors: TrustAnchors
+) -> None:
+    """The unique key is the whole single-use check: twins that both pass every check in
+    memory are settled by the insert (the second waits for the first, then finds its row)."""
+    proof = prove(database.uow(), card, anchors)
+    start = threading.Barrier(2)
+
+    def verify() -> str:
+        uow = database.uow()
+        start.wait()
+        try:
+            verify_card_proof(uow, proof=proof, anchors=anchors, actor="terminal:T1")
+        except MyKeyError as error:
+            return error.code
+        return "ok"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(lambda _: verify(), range(2)))
+
+    assert outcomes == ["challenge_used", "ok"]
+    assert database.count("card_challenge_uses") == 1
