@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     # accepting a municipality's points may take them there that long); one made in this process
     # at once. A refusal is always read from the database. 0 turns the cache off.
     shop_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # The key card challenges are signed with (issue #14): every web process must have the same.
+    # Unset, it is derived from the secret key. Set on its own, it can be rotated alone: that
+    # invalidates only the challenges outstanding (they last 60 s).
+    challenge_key: str = Field(default="", repr=False)
     timezone: str = "Asia/Tokyo"
     # Card proofs: a PEM bundle of the CAs whose cards are accepted, and CRL files (comma-
     # separated). Development falls back to the simulator CA in var/cards (`mykey cards new-ca`).
@@ -133,6 +137,8 @@ class Settings(BaseSettings):
             self.database_url = default_database_url()
         if self.environment == "production" and self.secret_key == DEV_SECRET:
             raise ValueError("MYKEY_SECRET_KEY must be set to a real secret in production")
+        if self.challenge_key and len(self.challenge_key) < 32:
+            raise ValueError("MYKEY_CHALLENGE_KEY must be at least 32 characters")
         if self.environment == "production" and not self.log_signing_key:
             raise ValueError("MYKEY_LOG_SIGNING_KEY must be set in production")
         return self

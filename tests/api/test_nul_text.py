@@ -25,7 +25,7 @@ REQUESTS = [
         "POST",
         "/api/v1/card/verifications",
         {"certificate": "AAAA", "challenge_id": "a\x00b", "signature": "AAAA"},
-        "invalid_text",
+        "invalid_card_proof",  # a challenge id is read without the database (issue #14)
     ),
 ]
 

@@ -17,6 +17,9 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class CardChallenge(Base):
+    """Challenges as they were issued before issue #14: kept, no longer written (a challenge is
+    now a signed token, `identity.proofs.ChallengeKey`)."""
+
     __tablename__ = "card_challenges"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -27,13 +30,13 @@ class CardChallenge(Base):
 
 
 class CardChallengeUse(Base):
-    """A challenge is used once: the row's primary key makes a second use impossible."""
+    """A challenge is used once: the row's primary key makes a second use impossible. The key
+    is the challenge's id (the UUID inside its token; before issue #14, a `card_challenges` id),
+    the row inserted in the transaction of the operation the challenge proves."""
 
     __tablename__ = "card_challenge_uses"
 
-    challenge_id: Mapped[str] = mapped_column(
-        String(36), ForeignKey("card_challenges.id"), primary_key=True
-    )
+    challenge_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     used_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

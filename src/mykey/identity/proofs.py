@@ -3,12 +3,24 @@
 A terminal asks for a challenge (`issue_challenge`: a 32-byte nonce, single use, valid 60 s);
 the card signs the nonce with its user-authentication key (RSASSA-PKCS1-v1_5, SHA-256); the
 terminal sends the certificate, the challenge id and the signature. `verify_card_proof`
-checks, in this order: the proof is well formed; the challenge exists, is unexpired and
-unused; the certificate chains to a trust anchor; it is within its validity dates; it is not
+checks, in this order: the proof is well formed; the challenge is one this server issued, to
+the one presenting it; it is unused (its use recorded now, in the caller's transaction) and
+unexpired; the certificate chains to a trust anchor; it is within its validity dates; it is not
 revoked (the CRL of its issuer, or the revocations table); the signature over the nonce; the
-card is not replaced by a newer card of its MyKey ID (after the grace period). The card is then
-known by its card key, the SHA-256 of its SubjectPublicKeyInfo; nothing else of the
+card is not replaced by a newer card of its MyKey ID (after the grace period). The card is
+then known by its card key, the SHA-256 of its SubjectPublicKeyInfo; nothing else of the
 certificate is kept.
+
+A challenge is **stateless** (issue #14): issuing one touches no database. Its id is a token,
+base64url of `version | id (16 random bytes) | expiry (ms) | asker tag (8 bytes) | MAC`, the
+MAC an HMAC-SHA256 under a key derived from the server's secret (`ChallengeKey`, shared by every
+web process; rotating the secret invalidates only the challenges outstanding, 60 s at most).
+The nonce the card signs is the MAC itself: unpredictable, and read back from the token. The
+asker tag binds the challenge to who asked for it: the credential (API key, session) the
+request for it carried, or the clerk of a page tap; a challenge asked for without one is
+anyone's, as every challenge was before. Single use is the row `card_challenge_uses` keyed by
+the challenge's id (the UUID of its 16 random bytes), inserted in the operation's own
+transaction; `card_challenges` is no longer written.
 
 A good proof's challenge is used **in the transaction of the operation it proves**
 (`with_card`, or `verify_in_transaction` inside `run_with_card_proofs`): an operation refused
@@ -23,26 +35,27 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import secrets
+import struct
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from sqlalchemy import CursorResult, Table
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mykey.db import UnitOfWork
 from mykey.errors import MyKeyError, invalid, not_found, refused
 from mykey.identity import usage
 from mykey.identity.models import (
-    CardChallenge,
     CardChallengeUse,
     CardProofAttempt,
     CardReplacement,
@@ -55,6 +68,14 @@ T = TypeVar("T")
 CHALLENGE_LIFETIME = timedelta(seconds=60)
 NONCE_BYTES = 32
 MAX_CERTIFICATE = 8192
+_VERSION = 1
+_HEADER = struct.Struct(">B16sq8s")  # version, id, expiry (Unix ms), asker tag
+_TOKEN_BYTES = _HEADER.size + NONCE_BYTES  # + the MAC (HMAC-SHA256), which is the nonce
+TOKEN_LENGTH = (_TOKEN_BYTES * 4 + 2) // 3  # base64url without padding: 87 characters
+_LABEL = b"mykey/card-challenge/v1"
+_ANYONE = bytes(8)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def card_key_of(certificate: x509.Certificate) -> str:
@@ -67,9 +88,74 @@ def card_key_of(certificate: x509.Certificate) -> str:
 
 @dataclass(frozen=True)
 class Challenge:
-    id: str
+    id: str  # the token the terminal sends back as `challenge_id`
     nonce: bytes
     expires_at: datetime
+
+
+@dataclass(frozen=True)
+class OpenedChallenge:
+    """What a challenge token says, its MAC checked: the id its single use is recorded under
+    (a UUID, 36 characters), the nonce the card signed, its expiry, and whom it was issued to."""
+
+    use_id: str
+    nonce: bytes
+    expires_at: datetime
+    asker_tag: bytes
+
+    def issued_to(self, tag: bytes) -> bool:
+        return self.asker_tag == _ANYONE or hmac.compare_digest(self.asker_tag, tag)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True)
+class ChallengeKey:
+    """Signs and reads challenge tokens. Every web process must hold the same key: it is derived
+    from the settings' secret key (`from_secret`); `random` makes a key of one process only."""
+
+    key: bytes = field(repr=False)
+
+    @classmethod
+    def from_secret(cls, secret_key: str) -> ChallengeKey:
+        return cls(hmac.new(secret_key.encode(), _LABEL, hashlib.sha256).digest())
+
+    @classmethod
+    def random(cls) -> ChallengeKey:
+        return cls(secrets.token_bytes(32))
+
+    def asker_tag(self, asker: str | None) -> bytes:
+        """Who may use a challenge: a keyed tag of the asker, or anyone (None)."""
+        if asker is None:
+            return _ANYONE
+        return hmac.new(self.key, b"asker\x1f" + asker.encode(), hashlib.sha256).digest()[:8]
+
+    def issue(self, *, now: datetime, asker: str | None) -> Challenge:
+        millis = (now + CHALLENGE_LIFETIME - _EPOCH) // _MS
+        header = _HEADER.pack(_VERSION, uuid.uuid4().bytes, millis, self.asker_tag(asker))
+        mac = hmac.new(self.key, header, hashlib.sha256).digest()
+        return Challenge(_b64(header + mac), mac, _EPOCH + millis * _MS)
+
+    def open(self, token: str) -> OpenedChallenge | None:
+        """The challenge a token names, if this key issued it (None: forged, altered, from
+        another server or a rotated key, or no token at all)."""
+        if len(token) != TOKEN_LENGTH:
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(token + "=")
+        except (binascii.Error, ValueError):
+            return None
+        if len(raw) != _TOKEN_BYTES or _b64(raw) != token:  # one spelling per token
+            return None
+        header, mac = raw[: _HEADER.size], raw[_HEADER.size :]
+        if not hmac.compare_digest(mac, hmac.new(self.key, header, hashlib.sha256).digest()):
+            return None
+        version, ident, millis, tag = _HEADER.unpack(header)
+        if version != _VERSION:  # pragma: no cover -- signed by this key, so made by this code
+            return None
+        return OpenedChallenge(str(uuid.UUID(bytes=ident)), mac, _EPOCH + millis * _MS, tag)
 
 
 @dataclass(frozen=True)
@@ -90,12 +176,14 @@ class VerifiedCard:
 
 @dataclass(frozen=True)
 class TrustAnchors:
-    """The CAs whose cards the platform accepts, the CRLs they published, and how long a card
-    replaced by a newer card of the same MyKey ID is still accepted (none by default)."""
+    """The CAs whose cards the platform accepts, the CRLs they published, how long a card
+    replaced by a newer card of the same MyKey ID is still accepted (none by default), and the
+    key that signed the challenges (the app's, from its secret; by default one of its own)."""
 
     certificates: tuple[x509.Certificate, ...]
     crls: tuple[x509.CertificateRevocationList, ...] = ()
     replaced_card_grace: timedelta = timedelta(0)
+    challenge_key: ChallengeKey = field(default_factory=ChallengeKey.random)
 
     @classmethod
     def from_files(
@@ -104,6 +192,7 @@ class TrustAnchors:
         crls: Iterable[Path] = (),
         *,
         replaced_card_grace: timedelta = timedelta(0),
+        challenge_key: ChallengeKey | None = None,
     ) -> TrustAnchors:
         anchors = tuple(x509.load_pem_x509_certificates(bundle.read_bytes()))
         lists = []
@@ -114,17 +203,21 @@ class TrustAnchors:
                 if data.lstrip().startswith(b"-----")
                 else x509.load_der_x509_crl(data)
             )
-        return cls(anchors, tuple(lists), replaced_card_grace)
+        return cls(
+            anchors, tuple(lists), replaced_card_grace, challenge_key or ChallengeKey.random()
+        )
 
 
 @dataclass(frozen=True)
 class PresentedCard:
-    """A card proof as a terminal sent it, not checked yet: what to check it against, and who
-    presents it (the terminal or clerk, recorded with a failure)."""
+    """A card proof as a terminal sent it, not checked yet: what to check it against, who
+    presents it (the terminal or clerk, recorded with a failure), and the asker its challenge
+    must have been issued to (`issue_challenge`'s; None: only a challenge issued to anyone)."""
 
     proof: CardProof
     anchors: TrustAnchors
     actor: str
+    asker: str | None = None
 
     @property
     def claimed_card_key(self) -> str | None:
@@ -165,27 +258,55 @@ def malformed(why: str) -> MyKeyError:
     )
 
 
-def issue_challenge(uow: UnitOfWork, *, actor: str) -> Challenge:
-    """A fresh single-use challenge for a card to sign, valid for 60 seconds."""
+def issue_challenge(uow: UnitOfWork, *, key: ChallengeKey, asker: str | None) -> Challenge:
+    """A fresh single-use challenge for a card to sign, valid for 60 seconds, usable only by
+    `asker` (None: by anyone). Nothing is written, nor read: the challenge is its token."""
+    return key.issue(now=uow.now(), asker=asker)
 
-    def body() -> Challenge:
-        now = uow.now()
-        challenge = Challenge(
-            str(uuid.uuid4()), secrets.token_bytes(NONCE_BYTES), now + CHALLENGE_LIFETIME
-        )
-        uow.session.add(
-            CardChallenge(
-                id=challenge.id,
-                nonce=challenge.nonce,
-                actor=actor,
-                created_at=now,
-                expires_at=challenge.expires_at,
-            )
-        )
-        uow.session.flush()
-        return challenge
 
-    return uow.run(body)
+def unknown_challenge() -> MyKeyError:
+    return not_found(
+        "unknown_challenge",
+        "There is no such challenge; ask for a new one.",
+        "このチャレンジは存在しません。新しいチャレンジを取得してください。",
+    )
+
+
+def challenge_not_yours() -> MyKeyError:
+    return _error(
+        "challenge_not_yours",
+        "This challenge was issued to another terminal or session; ask for a new one.",
+        "このチャレンジは別の端末またはセッションに発行されたものです。"
+        "新しいチャレンジを取得してください。",
+    )
+
+
+def challenge_expired() -> MyKeyError:
+    return _error(
+        "challenge_expired",
+        "The challenge expired (they last 60 seconds); ask for a new one.",
+        "チャレンジの有効期限（60 秒）が切れました。新しいチャレンジを取得してください。",
+    )
+
+
+def open_challenge(
+    key: ChallengeKey, challenge_id: object, *, asker: str | None, now: datetime | None
+) -> OpenedChallenge:
+    """The challenge a proof names, checked in memory (no database): issued by this server,
+    to `asker` (or to anyone), and, given `now`, unexpired. Its single use is the caller's
+    (`use_challenge`)."""
+    if not isinstance(challenge_id, str) or not 0 < len(challenge_id) <= 2 * TOKEN_LENGTH:
+        raise malformed("challenge_id is not a challenge id")
+    opened = key.open(challenge_id)
+    if opened is None:
+        if len(challenge_id) not in (36, TOKEN_LENGTH):  # a challenge's token, or an old id
+            raise malformed("challenge_id is not a challenge id")
+        raise unknown_challenge()
+    if not opened.issued_to(key.asker_tag(asker)):
+        raise challenge_not_yours()
+    if now is not None and now >= opened.expires_at:
+        raise challenge_expired()
+    return opened
 
 
 def _decode(value: object, what: str) -> bytes:
@@ -229,28 +350,22 @@ def _check_chain(certificate: x509.Certificate, anchors: TrustAnchors, now: date
     raise untrusted
 
 
-def _check(uow: UnitOfWork, proof: CardProof, anchors: TrustAnchors) -> tuple[VerifiedCard, str]:
-    """Everything but the bookkeeping; returns the card and the challenge id it used."""
-    if not isinstance(proof.challenge_id, str) or len(proof.challenge_id) != 36:
+def _check(uow: UnitOfWork, presented: PresentedCard) -> VerifiedCard:
+    """The whole check, in the order of the module docstring, the challenge's use included (in
+    the caller's transaction: a refusal rolls it back, and `record_failure` uses it up)."""
+    proof, anchors = presented.proof, presented.anchors
+    if not isinstance(proof.challenge_id, str) or not proof.challenge_id:
         raise malformed("challenge_id is not a challenge id")
     der = _decode(proof.certificate, "certificate")
     signature = _decode(proof.signature, "signature")
-    challenge = uow.session.get(CardChallenge, proof.challenge_id)
-    if challenge is None:
-        raise not_found(
-            "unknown_challenge",
-            "There is no such challenge; ask for a new one.",
-            "このチャレンジは存在しません。新しいチャレンジを取得してください。",
-        )
-    if uow.session.get(CardChallengeUse, proof.challenge_id) is not None:
-        raise challenge_used()
     now = uow.now()
+    challenge = open_challenge(
+        anchors.challenge_key, proof.challenge_id, asker=presented.asker, now=None
+    )
+    if not use_challenge(uow, challenge.use_id, now):  # the one statement about challenges
+        raise challenge_used()
     if now >= challenge.expires_at:
-        raise _error(
-            "challenge_expired",
-            "The challenge expired (they last 60 seconds); ask for a new one.",
-            "チャレンジの有効期限（60 秒）が切れました。新しいチャレンジを取得してください。",
-        )
+        raise challenge_expired()
     try:
         certificate = x509.load_der_x509_certificate(der)
     except ValueError:
@@ -298,7 +413,7 @@ def _check(uow: UnitOfWork, proof: CardProof, anchors: TrustAnchors) -> tuple[Ve
             "カードの署名がチャレンジと一致しません。",
         ) from None
     _check_not_replaced(uow, card_key, now, anchors.replaced_card_grace)
-    return VerifiedCard(card_key, certificate.not_valid_after_utc), challenge.id
+    return VerifiedCard(card_key, certificate.not_valid_after_utc)
 
 
 def _check_not_replaced(uow: UnitOfWork, card_key: str, now: datetime, grace: timedelta) -> None:
@@ -324,16 +439,23 @@ def _card_key_if_readable(proof: CardProof) -> str | None:
 _USES = cast(Table, CardChallengeUse.__table__)
 
 
-def _use(uow: UnitOfWork, challenge_id: str, now: datetime) -> bool:
-    """Use the challenge once, in the caller's transaction; False if it was used already (by a
-    twin request that committed first: the insert waits for it, then finds its row)."""
+def use_challenge(uow: UnitOfWork, challenge_id: str, now: datetime) -> bool:
+    """Use the challenge (its `use_id`) once, in the caller's transaction; False if it was used
+    already (by a twin request that committed first: the insert waits for it, then finds its
+    row). One statement; the unique key is the whole check.
+
+    Sent through the session's connection: inside `session.begin_nested()` (as
+    `idempotency.keyed_write` runs an operation) that emits the SAVEPOINT first, which the
+    session otherwise leaves until its own first statement, so that a refused operation's
+    rollback to the savepoint takes the use back too."""
     insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
-    done = uow.connection.execute(
+    done = uow.session.connection().execute(
         insert(_USES)
         .values(challenge_id=challenge_id, used_at=now)
         .on_conflict_do_nothing(index_elements=["challenge_id"])
+        .returning(_USES.c.challenge_id)  # a row only if inserted (psycopg's rowcount is -1)
     )
-    return bool(cast(CursorResult[Any], done).rowcount)
+    return done.first() is not None
 
 
 def challenge_used() -> MyKeyError:
@@ -351,12 +473,9 @@ def verify_in_transaction(uow: UnitOfWork, card: Card) -> VerifiedCard:
     if isinstance(card, VerifiedCard):
         return card
     try:
-        verified, challenge_id = _check(uow, card.proof, card.anchors)
+        return _check(uow, card)
     except MyKeyError as error:
         raise CardProofError(error, card) from None
-    if not _use(uow, challenge_id, uow.now()):
-        raise CardProofError(challenge_used(), card)
-    return verified
 
 
 def record_failure(uow: UnitOfWork, failed: CardProofError) -> None:
@@ -364,20 +483,21 @@ def record_failure(uow: UnitOfWork, failed: CardProofError) -> None:
     with its code, and a failed use of a known card in its MyKey ID's usage history. Done by
     `run_with_card_proofs`; a use case that checks a proof inside a runner of its own (e.g.
     `idempotency.keyed_write`) calls it after that runner has rolled back."""
-    proof, actor = failed.presented.proof, failed.presented.actor
+    presented = failed.presented
+    proof, actor, key = presented.proof, presented.actor, presented.anchors.challenge_key
+    opened = key.open(proof.challenge_id) if isinstance(proof.challenge_id, str) else None
 
     def body() -> None:
         s = uow.session
         now = uow.now()
-        known = isinstance(proof.challenge_id, str) and (
-            s.get(CardChallenge, proof.challenge_id) is not None
-        )
-        if known and s.get(CardChallengeUse, proof.challenge_id) is None:
-            s.add(CardChallengeUse(challenge_id=proof.challenge_id, used_at=now))
+        # A challenge this server issued is used up, unless it was another's to use: a
+        # terminal holding someone else's challenge cannot spoil it for them.
+        if opened is not None and opened.issued_to(key.asker_tag(presented.asker)):
+            use_challenge(uow, opened.use_id, now)
         card_key = _card_key_if_readable(proof)
         s.add(
             CardProofAttempt(
-                challenge_id=proof.challenge_id if known else None,
+                challenge_id=opened.use_id if opened is not None else None,
                 card_key=card_key,
                 actor=actor,
                 outcome=failed.code,
@@ -422,12 +542,17 @@ def with_card(uow: UnitOfWork, card: Card, operation: Callable[[VerifiedCard], T
 
 
 def verify_card_proof(
-    uow: UnitOfWork, *, proof: CardProof, anchors: TrustAnchors, actor: str
+    uow: UnitOfWork,
+    *,
+    proof: CardProof,
+    anchors: TrustAnchors,
+    actor: str,
+    asker: str | None = None,
 ) -> VerifiedCard:
     """Check a card proof and use its challenge now (see the module docstring); a failure is
     recorded, then raised. For an operation, prefer `with_card`: its refusal keeps the
     challenge."""
-    return with_card(uow, PresentedCard(proof, anchors, actor), lambda card: card)
+    return with_card(uow, PresentedCard(proof, anchors, actor, asker), lambda card: card)
 
 
 def revoke_card(uow: UnitOfWork, *, card_key: str, reason: str, actor: str) -> None:

@@ -20,7 +20,7 @@ from mykey.config import Settings, get_settings
 from mykey.db import Clock, make_engine, make_uow_factory, read_only, utcnow
 from mykey.history.log import CheckpointJob, history_log
 from mykey.identity import auth_cache
-from mykey.identity.proofs import TrustAnchors
+from mykey.identity.proofs import ChallengeKey, TrustAnchors
 from mykey.leader import LeaderLock
 from mykey.migrations import head
 from mykey.points import shop_cache
@@ -141,8 +141,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.state.uow_factory = make_uow_factory(engine, clock=clock, log=app.state.history_log)
     app.state.clock = clock
     bundle, crls = settings.card_anchor_paths()
+    # the same in every web process (docs/identity.md, "Stateless challenges")
+    app.state.challenge_key = ChallengeKey.from_secret(
+        settings.challenge_key or settings.secret_key
+    )
     app.state.card_anchors = (
-        TrustAnchors.from_files(bundle, crls, replaced_card_grace=settings.replaced_card_grace())
+        TrustAnchors.from_files(
+            bundle,
+            crls,
+            replaced_card_grace=settings.replaced_card_grace(),
+            challenge_key=app.state.challenge_key,
+        )
         if bundle
         else None
     )

@@ -13,7 +13,7 @@ from mykey.errors import ErrorKind, MyKeyError
 from mykey.identity import links, residents, usage
 from mykey.identity.proofs import CardProof, VerifiedCard, verify_card_proof, with_card
 from mykey.web import openapi
-from mykey.web.api.cards import CardProofIn, anchors_of, presented
+from mykey.web.api.cards import CardProofIn, anchors_of, asker_of, presented
 from mykey.web.api.numbers import MAX_ID
 from mykey.web.auth import bearer_token
 from mykey.web.deps import Uow
@@ -92,6 +92,7 @@ def verify_proof(
         proof=CardProof(proof.certificate, proof.challenge_id, proof.signature),
         anchors=anchors_of(request),
         actor=actor or f"client:{_client(request)}",
+        asker=asker_of(request),
     )
 
 

@@ -75,10 +75,13 @@ def present(page: Page, name: str | None, *, actor: str) -> PresentedCard:
             "カードを確認できません（信頼点が設定されていません）。",
         )
     card = SimulatedCard.from_json((_folder() / f"{name}.json").read_text(encoding="utf-8"))
-    challenge = issue_challenge(page.uow, actor=actor)
+    challenge = issue_challenge(page.uow, key=anchors.challenge_key, asker=actor)
     proof = card.proof(challenge.id, challenge.nonce)
     return PresentedCard(
-        CardProof(proof["certificate"], proof["challenge_id"], proof["signature"]), anchors, actor
+        CardProof(proof["certificate"], proof["challenge_id"], proof["signature"]),
+        anchors,
+        actor,
+        actor,
     )
 
 
