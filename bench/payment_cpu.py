@@ -101,7 +101,7 @@ def measure(url: str) -> dict[str, Any]:
     while done < PAYMENTS:  # rounds of 200: a challenge lives 60 s
         batch = []
         for _ in range(min(200, PAYMENTS - done)):
-            challenge = issue_challenge(uow(), actor=ACTOR)
+            challenge = issue_challenge(uow(), key=anchors.challenge_key, asker=None)
             signed = card.proof(challenge.id, challenge.nonce)
             batch.append(
                 PresentedCard(
