@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import procstat  # noqa: E402
 from mykey.db import UnitOfWork, make_engine  # noqa: E402
 from mykey.demo import MUNICIPALITIES  # noqa: E402
 from mykey.identity.keys import create_key  # noqa: E402
@@ -82,7 +83,6 @@ CARDS = 16
 SETTLE = float(os.environ.get("MYKEY_BENCH_SETTLE", "11"))
 TENRI = "292044"
 BIN = Path(sys.executable).parent
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def log(message: str) -> None:
@@ -190,34 +190,9 @@ def command(stack: str, workers: int, port: int) -> list[str]:
     ]
 
 
-def tree(pid: int) -> list[int]:
-    """`pid` and its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        found.append(p)
-        todo.extend(children.get(p, []))
-    return found
-
-
 def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICKS
+    """utime + stime of these processes now (those gone count 0)."""
+    return sum(procstat.cpu_seconds(pid) or 0.0 for pid in pids)
 
 
 def postgres_backends() -> list[int]:
@@ -319,7 +294,7 @@ def run(
     ]
     for p in procs:
         p.start()
-    pids, db = tree(server), postgres_backends()
+    pids, db = procstat.tree(server), postgres_backends()
     barrier.wait()
     cpu0, db0, t0 = cpu_seconds(pids), cpu_seconds(db), time.perf_counter()
     outcomes = [results.get() for _ in procs]
