@@ -58,42 +58,17 @@ def record(
             "at": now,
         },
     ).scalar_one()
-    log_entry(
-        uow,
-        entry_id=int(entry_id),
-        mykey_id=mykey_id,
-        action=action,
-        actor=actor,
-        provider_id=provider_id,
-        purpose=purpose,
-        at=now,
-    )
-
-
-def log_entry(
-    uow: UnitOfWork,
-    *,
-    entry_id: int,
-    mykey_id: str,
-    action: str,
-    actor: str,
-    provider_id: str | None,
-    purpose: str,
-    at: datetime,
-) -> None:
-    """The history leaf of an entry inserted (as `record` does) by a use case that writes the
-    entry with its other rows in one statement."""
     uow.log.append(
         uow.connection,
         "mykey_usage",
         entry_payload(
-            entry_id=entry_id,
+            entry_id=int(entry_id),
             mykey_id=mykey_id,
             action=action,
             actor=actor,
             provider_id=provider_id,
             purpose=purpose,
-            at=at,
+            at=now,
         ),
     )
 
