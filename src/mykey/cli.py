@@ -77,6 +77,16 @@ _USABLE = (
 )
 
 
+# `--as-of` of the two lot expiries (`ledger expire`, `points expire`)
+LapsedBefore = Annotated[
+    str | None,
+    typer.Option(
+        help="YYYY-MM-DD (Tokyo), today or earlier: lots whose last day is before it expire"
+        " (default: today)"
+    ),
+]
+
+
 def _as_of(value: str | None, why: tuple[str, str] = _USABLE) -> date:
     """A daily job's `--as-of`: a Tokyo date, today when not given; a day to come is refused
     (exit 2) before anything runs, since run early a job would take what is still usable."""
@@ -400,13 +410,7 @@ def ledger_history(account: int, limit: int = 20, before: int | None = None) -> 
 
 @ledger_app.command("expire")
 def ledger_expire(
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            help="YYYY-MM-DD (Tokyo), today or earlier: lots whose last day is before it expire"
-            " (default: today)"
-        ),
-    ] = None,
+    as_of: LapsedBefore = None,
 ) -> None:
     """Move the rest of every lapsed lot to its ledger's expired account (safe to re-run)."""
     from mykey import ledger
@@ -1268,13 +1272,7 @@ def shops_online_key(
 
 @points_app.command("expire")
 def points_expire(
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            help="YYYY-MM-DD (Tokyo), today or earlier: lots whose last day is before it expire"
-            " (default: today)"
-        ),
-    ] = None,
+    as_of: LapsedBefore = None,
     municipality: Annotated[str | None, typer.Option(help="only this ledger")] = None,
     batch: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
 ) -> None:
