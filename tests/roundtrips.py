@@ -136,3 +136,24 @@ def counting(engine: Engine) -> Iterator[Count]:
                 print(f"trace: {path}", file=sys.stderr)
             else:
                 path.unlink(missing_ok=True)
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """The SQL of every statement SQLAlchemy sends on `engine` inside the block, and a
+    "checkout" for every connection taken from its pool (the lighter count: no driver trace)."""
+    seen: list[str] = []
+
+    def statement(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    def checkout(*args: object) -> None:
+        seen.append("checkout")
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine.pool, "checkout", checkout)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine.pool, "checkout", checkout)

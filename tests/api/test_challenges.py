@@ -5,15 +5,13 @@ nothing is paid."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 
 from mykey.config import Settings
 from mykey.identity.simulator import SimulatedCard, SimulatorCA
@@ -21,26 +19,7 @@ from mykey.web.app import create_app
 from tests.api.conftest import bearer
 from tests.api.test_counter import MAEBASHI, keys, town  # noqa: F401 -- fixtures used here
 from tests.conftest import Database
-
-
-@contextmanager
-def _statements(engine: Engine) -> Iterator[list[str]]:
-    """Every statement sent on `engine` in the block, and every connection taken from its pool."""
-    seen: list[str] = []
-
-    def statement(*args: object) -> None:
-        seen.append(str(args[2]))
-
-    def checkout(*args: object) -> None:
-        seen.append("checkout")
-
-    event.listen(engine, "before_cursor_execute", statement)
-    event.listen(engine.pool, "checkout", checkout)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", statement)
-        event.remove(engine.pool, "checkout", checkout)
+from tests.roundtrips import statements as _statements
 
 
 def _tap(c: TestClient, card: SimulatedCard, terminal: str | None) -> dict[str, str]:

@@ -13,18 +13,16 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event
 
 from mykey.identity.simulator import SimulatedCard
 from mykey.points import shop_cache
 from tests.api.test_counter import MAEBASHI, TENRI, _pay, keys, town  # noqa: F401 -- fixtures
 from tests.conftest import Database
+from tests.roundtrips import statements
 
 MYKEY = Path(sys.executable).parent / "mykey"
 SHOP_TABLES = ("api_keys", "shops", "shop_accepts", "point_programs")
@@ -45,20 +43,6 @@ def ticks(database: Database, card_client: TestClient) -> Iterator[Ticks]:
     shop_cache.configure(database.engine, seconds=5, clock=clock)
     yield clock
     shop_cache.configure(database.engine)
-
-
-@contextmanager
-def statements(engine: Engine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def on_execute(*args: Any) -> None:
-        seen.append(str(args[2]))
-
-    event.listen(engine, "before_cursor_execute", on_execute)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", on_execute)
 
 
 def reading(seen: list[str], *tables: str) -> list[str]:

@@ -11,13 +11,10 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event
 
 from mykey.config import Settings
 from mykey.errors import MyKeyError
@@ -25,6 +22,7 @@ from mykey.identity import auth_cache
 from mykey.identity.keys import Principal, authenticate, create_key, revoke_key
 from mykey.web.app import create_app
 from tests.conftest import Database
+from tests.roundtrips import statements
 
 MYKEY = Path(sys.executable).parent / "mykey"
 
@@ -37,26 +35,6 @@ class Ticks:
 
     def __call__(self) -> float:
         return self.now
-
-
-@contextmanager
-def statements(engine: Engine) -> Iterator[list[str]]:
-    """The SQL statements sent on `engine` (and connections checked out) meanwhile."""
-    seen: list[str] = []
-
-    def on_execute(*args: Any) -> None:
-        seen.append(str(args[2]))
-
-    def on_checkout(*args: Any) -> None:
-        seen.append("<checkout>")
-
-    event.listen(engine, "before_cursor_execute", on_execute)
-    event.listen(engine.pool, "checkout", on_checkout)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", on_execute)
-        event.remove(engine.pool, "checkout", on_checkout)
 
 
 def refused(database: Database, key: str) -> bool:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Engine, event
 
 from mykey.db import UnitOfWork
 from mykey.errors import ErrorKind, MyKeyError
@@ -28,6 +25,7 @@ from mykey.identity.proofs import (
 )
 from mykey.identity.simulator import SimulatedCard, SimulatorCA
 from tests.conftest import Database
+from tests.roundtrips import statements as _statements
 
 START = datetime(2026, 10, 15, 3, 0, tzinfo=UTC)  # the test clock's start
 
@@ -230,27 +228,6 @@ def test_keys_are_bound_as_their_role_requires(uow: UnitOfWork) -> None:
     with pytest.raises(MyKeyError) as caught:
         authenticate(uow, key)
     assert caught.value.code == "invalid_api_key"
-
-
-@contextmanager
-def _statements(engine: Engine) -> Iterator[list[str]]:
-    """Every statement sent on `engine` inside the block, and every connection taken from its
-    pool (as "checkout")."""
-    seen: list[str] = []
-
-    def statement(*args: object) -> None:
-        seen.append(str(args[2]))
-
-    def checkout(*args: object) -> None:
-        seen.append("checkout")
-
-    event.listen(engine, "before_cursor_execute", statement)
-    event.listen(engine.pool, "checkout", checkout)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", statement)
-        event.remove(engine.pool, "checkout", checkout)
 
 
 def test_issuing_a_challenge_makes_no_database_statement(
