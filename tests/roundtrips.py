@@ -140,20 +140,39 @@ def counting(engine: Engine) -> Iterator[Count]:
 
 @contextmanager
 def statements(engine: Engine) -> Iterator[list[str]]:
-    """The SQL of every statement SQLAlchemy sends on `engine` inside the block, and a
-    "checkout" for every connection taken from its pool (the lighter count: no driver trace)."""
+    """The SQL of every statement sent on `engine`'s connections inside the block, and a
+    "checkout" for every connection taken from its pool (the lighter count: no driver trace).
+
+    On PostgreSQL they are read at psycopg's cursor, so that statements sent past SQLAlchemy
+    (the ledger's and the payment's own, `db.send_together`) are seen too; on SQLite at
+    SQLAlchemy's."""
     seen: list[str] = []
+    postgres = engine.dialect.name == "postgresql"
+    mine: set[int] = set()
+    original_execute = psycopg.Cursor.execute
 
     def statement(*args: object) -> None:
         seen.append(str(args[2]))
 
-    def checkout(*args: object) -> None:
+    def checkout(dbapi: Any, *_args: object) -> None:
+        mine.add(id(dbapi))
         seen.append("checkout")
 
-    event.listen(engine, "before_cursor_execute", statement)
+    def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        if id(self.connection) in mine:
+            seen.append(query if isinstance(query, str) else repr(query))
+        return original_execute(self, query, *args, **kwargs)
+
     event.listen(engine.pool, "checkout", checkout)
+    if postgres:
+        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+    else:
+        event.listen(engine, "before_cursor_execute", statement)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", statement)
         event.remove(engine.pool, "checkout", checkout)
+        if postgres:
+            psycopg.Cursor.execute = original_execute  # type: ignore[method-assign]
+        else:
+            event.remove(engine, "before_cursor_execute", statement)

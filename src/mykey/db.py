@@ -18,6 +18,11 @@
   the same snapshot. A write inside it fails loudly on both ("attempt to write a readonly
   database", SQLSTATE 25006), also from a use case it calls: a nested `uow.run` joins the read
   transaction. A read inside a write joins the write.
+- `uow.run(fn, statement_begin=True)` (PostgreSQL; elsewhere a plain `run`): psycopg sends no
+  BEGIN of its own; `fn` opens the transaction in its first round trip and may commit it in its
+  last (`send_together`, psycopg's pipeline mode: several statements, one wait for the
+  server), so that a use case of two statements costs two round trips, not four. A statement
+  sent any other way before the BEGIN is refused (it would run outside the transaction).
 - `is_unavailable(exc)`: the database cannot serve now (down, restarting, out of connections,
   locked past the busy timeout); the web answers such errors with 503 and Retry-After.
 """
@@ -31,6 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
+from psycopg.pq import TransactionStatus
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -55,6 +61,7 @@ from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.types import TypeDecorator
 
 TOKYO = ZoneInfo("Asia/Tokyo")
+_IDLE = TransactionStatus.IDLE
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -343,6 +350,7 @@ class UnitOfWork:
         self._depth = 0
         self._committed = False
         self._committing = False
+        self._statement_begin = False  # the transaction opening or open is begun by `fn`
 
     @property
     def connection(self) -> Connection:
@@ -373,6 +381,12 @@ class UnitOfWork:
         """The open transaction is read-only (`uow.read`, or a `readonly` unit of work)."""
         return self._depth > 0 and (self._reading or self.readonly)
 
+    @property
+    def statement_begin(self) -> bool:
+        """The open transaction is begun by the use case's own statements (`send_together`):
+        run with `statement_begin=True`, on PostgreSQL, outermost."""
+        return self._statement_begin and self._depth == 1 and self.dialect == "postgresql"
+
     def now(self) -> datetime:
         moment = self.clock()
         if moment.tzinfo is None:
@@ -384,6 +398,11 @@ class UnitOfWork:
             connection = self.engine.connect()
             if self._reading or self.readonly:
                 read_only(connection)
+            elif self._statement_begin and self.dialect == "postgresql":
+                # psycopg in autocommit sends no BEGIN of its own (`send_together` does); its
+                # commit and rollback still end the transaction the server reports open.
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+                event.listen(connection, "before_cursor_execute", _inside_transaction)
             try:
                 # SQLite's BEGIN IMMEDIATE waits here for another writer and may give up
                 self._transaction = connection.begin()
@@ -422,10 +441,14 @@ class UnitOfWork:
             self._transaction.commit()
             self._committed = True
 
-    def run(self, fn: Callable[[], T], *, attempts: int = 8) -> T:
+    def run(self, fn: Callable[[], T], *, attempts: int = 8, statement_begin: bool = False) -> T:
         """Run `fn` in a transaction that commits when it returns; retry lost races, and once
-        a connection that was dead before the commit was sent."""
-        return self._run(fn, attempts=attempts, reading=False)
+        a connection that was dead before the commit was sent.
+
+        `statement_begin` (PostgreSQL): `fn` begins the transaction itself with its first
+        statements, and may commit it with its last (`send_together`); see the module
+        docstring. Elsewhere, or inside an open transaction, it changes nothing."""
+        return self._run(fn, attempts=attempts, reading=False, statement_begin=statement_begin)
 
     def read(self, fn: Callable[[], T], *, attempts: int = 8) -> T:
         """Run `fn`, which only reads, in a read-only transaction that takes no write lock and
@@ -436,13 +459,16 @@ class UnitOfWork:
         Inside an open transaction `fn` just joins it, read-only or not."""
         return self._run(fn, attempts=attempts, reading=True)
 
-    def _run(self, fn: Callable[[], T], *, attempts: int, reading: bool) -> T:
+    def _run(
+        self, fn: Callable[[], T], *, attempts: int, reading: bool, statement_begin: bool = False
+    ) -> T:
         if self._depth > 0:
             return fn()
         reconnected = False
         for attempt in range(attempts):
             began = time.monotonic()
             self._reading = reading
+            self._statement_begin = statement_begin
             try:
                 with self:
                     result = fn()
@@ -467,11 +493,52 @@ class UnitOfWork:
                 time.sleep(min(0.002 * 2**attempt, 0.2))
             finally:
                 self._reading = False
+                self._statement_begin = False
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _busy_timeout(self) -> float:
         value = self.engine.get_execution_options().get("mykey_busy_timeout", BUSY_TIMEOUT)
         return float(value)
+
+
+def _inside_transaction(connection: Connection, *_args: object) -> None:
+    """A unit of work whose use case begins its transaction itself (`statement_begin`) sends
+    nothing before that BEGIN: in autocommit it would run, and commit, on its own."""
+    driver = connection.connection.driver_connection
+    if driver is not None and driver.info.transaction_status == _IDLE:
+        raise RuntimeError("a statement before the use case's BEGIN (statement_begin)")
+
+
+def send_together(
+    uow: UnitOfWork,
+    statements: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    begin: bool = False,
+    commit: bool = False,
+) -> list[tuple[Any, ...] | None]:
+    """PostgreSQL: send `statements` (driver SQL, `%(name)s` parameters) in one round trip,
+    psycopg's pipeline mode, with `BEGIN` before them and `COMMIT` after them if asked; the
+    first row of each (None: no row, or a statement that returns none). In a unit of work run
+    with `statement_begin=True`.
+
+    A statement that fails aborts the transaction (the COMMIT sent with it does nothing) and
+    its error is raised. Once a COMMIT is sent a lost connection is not retried by the unit of
+    work (whether it committed is unknown): the caller retries with its idempotency key."""
+    driver = uow.connection.connection.driver_connection
+    assert driver is not None
+    assert uow.dialect == "postgresql"
+    if commit:
+        uow._committing = True  # the unit of work's own module
+    with driver.pipeline():
+        if begin:
+            driver.execute("BEGIN")
+        cursors = [driver.execute(sql, params) for sql, params in statements]
+        if commit:
+            driver.execute("COMMIT")
+    rows = [cursor.fetchone() if cursor.description else None for cursor in cursors]
+    if commit:
+        uow._committed = True
+    return rows
 
 
 def make_uow_factory(

@@ -43,13 +43,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from sqlalchemy import Table
+from sqlalchemy import Table, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mykey.db import UnitOfWork
@@ -350,20 +350,62 @@ def _check_chain(certificate: x509.Certificate, anchors: TrustAnchors, now: date
     raise untrusted
 
 
+@dataclass(frozen=True)
+class CardStanding:
+    """What the database holds of a card key: revoked (`card_revocations`), replaced by a
+    newer card of its MyKey ID since (`card_replacements`); and whether the proof's challenge
+    was used already (read with them; its use is still the write's, `CHALLENGE_USE_GATE`)."""
+
+    revoked: bool
+    replaced_at: datetime | None
+    challenge_used: bool = False
+
+
 def _check(uow: UnitOfWork, presented: PresentedCard) -> VerifiedCard:
     """The whole check, in the order of the module docstring, the challenge's use included (in
     the caller's transaction: a refusal rolls it back, and `record_failure` uses it up)."""
-    proof, anchors = presented.proof, presented.anchors
+    now = uow.now()
+    opened = _opened(presented)
+    if not use_challenge(uow, opened.challenge.use_id, now):  # the one statement about challenges
+        raise challenge_used()
+
+    def standing(card_key: str) -> CardStanding:
+        replaced = uow.session.get(CardReplacement, card_key)
+        return CardStanding(
+            uow.session.get(CardRevocation, card_key) is not None,
+            replaced.replaced_at if replaced is not None else None,
+        )
+
+    return _check_card(presented.anchors, opened, now, standing)
+
+
+@dataclass(frozen=True)
+class _Opened:
+    challenge: OpenedChallenge
+    der: bytes
+    signature: bytes
+
+
+def _opened(presented: PresentedCard) -> _Opened:
+    proof = presented.proof
     if not isinstance(proof.challenge_id, str) or not proof.challenge_id:
         raise malformed("challenge_id is not a challenge id")
     der = _decode(proof.certificate, "certificate")
     signature = _decode(proof.signature, "signature")
-    now = uow.now()
     challenge = open_challenge(
-        anchors.challenge_key, proof.challenge_id, asker=presented.asker, now=None
+        presented.anchors.challenge_key, proof.challenge_id, asker=presented.asker, now=None
     )
-    if not use_challenge(uow, challenge.use_id, now):  # the one statement about challenges
-        raise challenge_used()
+    return _Opened(challenge, der, signature)
+
+
+def _check_card(
+    anchors: TrustAnchors,
+    opened: _Opened,
+    now: datetime,
+    standing: Callable[[str], CardStanding],
+) -> VerifiedCard:
+    """Everything of the check after the challenge's use (see `_check`)."""
+    challenge, der, signature = opened.challenge, opened.der, opened.signature
     if now >= challenge.expires_at:
         raise challenge_expired()
     try:
@@ -398,7 +440,8 @@ def _check(uow: UnitOfWork, presented: PresentedCard) -> VerifiedCard:
             "このカードの電子証明書は有効期限切れです。更新が必要です。",
         )
     card_key = card_key_of(certificate)
-    if uow.session.get(CardRevocation, card_key) is not None:
+    held = standing(card_key)
+    if held.revoked:
         raise _error(
             "card_revoked",
             "This card has been suspended or revoked.",
@@ -412,20 +455,74 @@ def _check(uow: UnitOfWork, presented: PresentedCard) -> VerifiedCard:
             "The card's signature does not match the challenge.",
             "カードの署名がチャレンジと一致しません。",
         ) from None
-    _check_not_replaced(uow, card_key, now, anchors.replaced_card_grace)
-    return VerifiedCard(card_key, certificate.not_valid_after_utc)
-
-
-def _check_not_replaced(uow: UnitOfWork, card_key: str, now: datetime, grace: timedelta) -> None:
-    """A card replaced by a newer card of its MyKey ID (renewal, reissue) is refused once the
-    grace period after the newer card's linking has passed."""
-    replacement = uow.session.get(CardReplacement, card_key)
-    if replacement is not None and now >= replacement.replaced_at + grace:
+    if held.replaced_at is not None and now >= held.replaced_at + anchors.replaced_card_grace:
         raise _error(
             "card_replaced",
             "This card was replaced by a newer card; use the new card.",
             "このカードは新しいカードに切り替えられています。新しいカードをお使いください。",
         )
+    return VerifiedCard(card_key, certificate.not_valid_after_utc)
+
+
+def standing_columns(card_key: Any, challenge_use_id: Any) -> list[Any]:
+    """Three scalar subqueries, whether `card_key` is revoked, when it was replaced and whether
+    the challenge `challenge_use_id` (`claimed_use_id`) was used, to read with a use case's
+    other look-ups in one statement (`CardStanding(*row[...])`)."""
+    return [
+        exists().where(_REVOKED.c.card_key == card_key),
+        select(_REPLACED.c.replaced_at).where(_REPLACED.c.card_key == card_key).scalar_subquery(),
+        exists().where(_USES.c.challenge_id == challenge_use_id),
+    ]
+
+
+def claimed_use_id(card: Card) -> str | None:
+    """The use id of the challenge a proof names, if it is one this server issued (unchecked
+    otherwise: to look its use up with other facts, `standing_columns`)."""
+    if isinstance(card, VerifiedCard) or not isinstance(card.proof.challenge_id, str):
+        return None
+    opened = card.anchors.challenge_key.open(card.proof.challenge_id)
+    return opened.use_id if opened is not None else None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A proof checked by `check_with_standing`: the card, and the id of the challenge use the
+    caller must insert in its write (`CHALLENGE_USE_GATE`); None for a card verified before."""
+
+    card: VerifiedCard
+    use_id: str | None
+
+
+def check_with_standing(card: Card, now: datetime, standing: CardStanding) -> Checked:
+    """The check without a statement of its own: the card key's standing was read with the use
+    case's other look-ups (`standing_columns`, for the card key the proof claims), and the
+    challenge is used by the use case's write (`CHALLENGE_USE_GATE`: nothing is written if it
+    was used already). Raises `CardProofError` as `verify_in_transaction` does; a standing read
+    for another card key than the proof's is a defect (ValueError)."""
+    if isinstance(card, VerifiedCard):
+        return Checked(card, None)
+    claimed = card.claimed_card_key
+
+    def held(card_key: str) -> CardStanding:
+        if card_key != claimed:  # pragma: no cover -- the same certificate's bytes
+            raise ValueError("the card's standing was read for another card key")
+        return standing
+
+    try:
+        opened = _opened(card)
+        if standing.challenge_used:  # in the order of `_check`: before everything else
+            raise challenge_used()
+        checked = _check_card(card.anchors, opened, now, held)
+        return Checked(checked, opened.challenge.use_id)
+    except MyKeyError as error:
+        raise CardProofError(error, card) from None
+
+
+# The use of a checked proof's challenge, as `Alongside.gate`: a row only if not used before.
+CHALLENGE_USE_GATE = (
+    "gate AS (INSERT INTO card_challenge_uses (challenge_id, used_at)"
+    " VALUES (%(g_challenge)s, %(g_at)s) ON CONFLICT (challenge_id) DO NOTHING RETURNING 1)"
+)
 
 
 def _card_key_if_readable(proof: CardProof) -> str | None:
@@ -437,6 +534,8 @@ def _card_key_if_readable(proof: CardProof) -> str | None:
 
 
 _USES = cast(Table, CardChallengeUse.__table__)
+_REVOKED = cast(Table, CardRevocation.__table__)
+_REPLACED = cast(Table, CardReplacement.__table__)
 
 
 def use_challenge(uow: UnitOfWork, challenge_id: str, now: datetime) -> bool:
@@ -518,14 +617,16 @@ def record_failure(uow: UnitOfWork, failed: CardProofError) -> None:
     uow.run(body)
 
 
-def run_with_card_proofs(uow: UnitOfWork, body: Callable[[], T | MyKeyError]) -> T:
+def run_with_card_proofs(
+    uow: UnitOfWork, body: Callable[[], T | MyKeyError], *, statement_begin: bool = False
+) -> T:
     """Run `body` as one transaction in which card proofs are checked and their challenges
     used (`verify_in_transaction`). A refusal raised by `body` rolls everything back, the
     challenge's use included; a refusal *returned* by `body` is raised after the commit (for
     an operation that must keep a record of its refusal). A failed proof is recorded in a
-    transaction of its own, then raised."""
+    transaction of its own, then raised. `statement_begin`: see `UnitOfWork.run`."""
     try:
-        outcome = uow.run(body)
+        outcome = uow.run(body, statement_begin=statement_begin)
     except CardProofError as failed:
         if not uow.in_transaction:  # the outermost runner records it, after the rollback
             record_failure(uow, failed)

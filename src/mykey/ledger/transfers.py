@@ -45,7 +45,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
+from mykey.db import RetryTransaction, UnitOfWork, send_together, tokyo_date
 from mykey.errors import ErrorKind, MyKeyError, invalid
 from mykey.ledger import errors, idempotency
 from mykey.ledger.accounts import STRIPES, Account, AccountKind
@@ -118,7 +118,16 @@ class Alongside:
     append with the transfer's own leaf, only with it too. `value` is a scalar SQL expression
     returned in `Receipt.alongside`; it reads the database as it was before the statement.
     `ledger` is the transfer's ledger and `at` its moment, both known beforehand (its leaf is
-    made before the call)."""
+    made before the call).
+
+    `gate`, a data-modifying CTE named `gate` that comes before the transfer (e.g. `gate AS
+    (INSERT … ON CONFLICT DO NOTHING RETURNING 1)`, the use of a card challenge): the transfer
+    is tried only if it yields a row; if not, nothing is done and `GateClosed` is raised.
+    `commit`: the statement is sent with `COMMIT` in one round trip (`db.send_together`, in a
+    unit of work run with `statement_begin=True`), and fails unless the transfer is made
+    (`mykey_transfer_ok`, migration 0029), so the COMMIT keeps nothing of a refused one; a
+    refusal is then raised as `RefusedInStatement`, not stored under the key (the caller
+    keeps it, after the rollback, as `points.counter.run_keyed` does)."""
 
     ledger: str
     at: datetime
@@ -126,6 +135,22 @@ class Alongside:
     params: Mapping[str, Any] = field(default_factory=dict)
     leaves: tuple[tuple[str, Mapping[str, Any]], ...] = ()
     value: str = "NULL"
+    gate: str | None = None
+    commit: bool = False
+
+
+class GateClosed(Exception):  # noqa: N818 -- a signal to the caller, not an error a user sees
+    """The `Alongside.gate` of a transfer yielded no row: nothing was done."""
+
+
+class RefusedInStatement(Exception):  # noqa: N818 -- carries the refusal and the value read
+    """A transfer sent with its COMMIT (`Alongside.commit`) was refused; the transaction is
+    aborted. `error` is the refusal, `value` what `Alongside.value` read."""
+
+    def __init__(self, error: MyKeyError, value: Any) -> None:
+        super().__init__(error.code)
+        self.error = error
+        self.value = value
 
 
 @dataclass(frozen=True)
@@ -559,14 +584,16 @@ def _log(uow: UnitOfWork, receipt: Receipt) -> None:
 
 
 PG_MADE = (
-    "WITH t AS MATERIALIZED ({call}),"
+    "WITH {gate}t AS MATERIALIZED ({call}{gate_from}),"
     " made AS MATERIALIZED (SELECT 1 AS one FROM t WHERE (t.r ->> 'status') = 'ok'),"
     " leaves AS (INSERT INTO history_leaves (kind, record_id, leaf, queued_at)"
     " SELECT l.kind, l.record_id, l.leaf, l.queued_at FROM made,"
     " unnest(%(l_kinds)s::text[], %(l_ids)s::text[], %(l_leaves)s::bytea[],"
     " %(l_at)s::timestamptz[]) AS l(kind, record_id, leaf, queued_at))"
-    "{ctes} SELECT t.r, {value} FROM t"
+    "{ctes} SELECT {result}, x.v FROM t, (SELECT {value} AS v) AS x"
 )
+# with its COMMIT: the statement fails unless the transfer was made (migration 0029)
+PG_MADE_COMMIT_RESULT = "mykey_transfer_ok(t.r, to_jsonb(x.v))"
 
 
 def _with_alongside(
@@ -587,8 +614,11 @@ def _with_alongside(
     rows = [uow.log.leaf_row(uow.connection, k, p) for k, p in records]
     kept = [r for r in rows if r is not None]
     sql = PG_MADE.format(
-        call=PG_TRANSFER.replace("SELECT mykey_transfer(", "SELECT mykey_transfer(", 1) + " AS r",
+        gate=f"{alongside.gate}, " if alongside.gate else "",
+        call=PG_TRANSFER + " AS r",
+        gate_from=" FROM gate" if alongside.gate else "",
         ctes="".join(f", {cte}" for cte in alongside.ctes),
+        result=PG_MADE_COMMIT_RESULT if alongside.commit else "t.r",
         value=alongside.value,
     )
     extra: dict[str, Any] = {
@@ -893,10 +923,19 @@ def _transfer_in_one_call(
                 now=now,
             )
             params.update(extra)
-        row = driver.execute(sql, params).fetchone()
+        if alongside is not None and alongside.commit:
+            row = send_together(uow, [(sql, params)], commit=True)[0]
+        else:
+            row = driver.execute(sql, params).fetchone()
     except psycopg_errors.UniqueViolation as exc:  # a twin with this key committed first
         raise RetryTransaction from exc
-    assert row is not None
+    except psycopg_errors.RaiseException as exc:
+        if exc.diag.message_primary != "mykey_transfer_refused" or not exc.diag.message_detail:
+            raise
+        refused_with = json.loads(exc.diag.message_detail)  # aborted: the COMMIT did nothing
+        raise _refused_in_statement(refused_with, debit, credit, amount) from None
+    if row is None:  # the gate yielded no row: nothing was done
+        raise GateClosed
     result: dict[str, Any] = row[0]
     status = result["status"]
     if status == "ok":
@@ -933,7 +972,30 @@ def _transfer_in_one_call(
     if status == "insufficient":
         refusal = errors.insufficient(debit, int(result["available"]), amount)
         return _refuse(uow, actor, key, digest, refusal)
-    raise {
+    raise _status_error(result, credit)
+
+
+def _refused_in_statement(
+    result: dict[str, Any], debit: int, credit: int, amount: int
+) -> RefusedInStatement | RetryTransaction:
+    """A transfer sent with its COMMIT and refused (`Alongside.commit`): the refusal, or, if a
+    twin with the same key made the transfer first, a retry (which will find it)."""
+    status, value = result["status"], result.get("value")
+    if status == "replay":
+        return RetryTransaction()
+    if status == "replay_rejected":
+        stored = MyKeyError.from_dict(json.loads(result["error"]))
+        stored.details["replayed"] = True
+        return RefusedInStatement(stored, value)
+    if status == "insufficient":
+        return RefusedInStatement(
+            errors.insufficient(debit, int(result["available"]), amount), value
+        )
+    return RefusedInStatement(_status_error(result, credit), value)
+
+
+def _status_error(result: dict[str, Any], credit: int) -> MyKeyError:
+    return {
         "key_reused": lambda: errors.key_reused(),
         "same_account": lambda: errors.same_account(),
         "unknown_account": lambda: errors.unknown_account(result.get("account")),
@@ -943,7 +1005,7 @@ def _transfer_in_one_call(
         "lot_terms_required": lambda: errors.lot_terms_required(credit),
         "lot_not_applicable": lambda: errors.lot_not_applicable(credit, str(result.get("kind"))),
         "lot_expired": lambda: errors.lot_expired(result.get("expires_on")),
-    }[status]()
+    }[result["status"]]()
 
 
 def pending(

@@ -64,6 +64,7 @@ def run_keyed(
     body: Callable[[], T],
     first: Callable[[], None] | None = None,
     known: Callable[[str], UUID | MyKeyError | None] | None = None,
+    statement_begin: bool = False,
 ) -> T:
     """One keyed counter operation (see the module docstring), as one transaction.
 
@@ -74,7 +75,9 @@ def run_keyed(
     check: a wrong card is refused in words even with a known key). `known`, given the
     request's hash, answers what the key made from rows `first` read in this very transaction
     (a payment reads them with its other look-ups in one statement); without it, or in a
-    later transaction (keeping a refusal, a twin's answer), the key is looked up anew."""
+    later transaction (keeping a refusal, a twin's answer), the key is looked up anew.
+    `statement_begin`: the operation's transaction is begun by `first`'s statement and may be
+    committed by `body`'s last (`UnitOfWork.run`)."""
     idempotency.validate_actor(actor)
     idempotency.validate_key(key)
 
@@ -97,7 +100,7 @@ def run_keyed(
         return found if found is not None else body()
 
     try:
-        return proofs.run_with_card_proofs(uow, transaction)
+        return proofs.run_with_card_proofs(uow, transaction, statement_begin=statement_begin)
     except proofs.CardProofError as failed:
         if failed.code != "challenge_used":
             raise

@@ -20,8 +20,8 @@ balances and paying are uses of the MyKey ID: each is in its usage history (R1.5
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
 
@@ -37,14 +37,15 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg as psycopg_dialect
 
 from mykey import ledger
-from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
+from mykey.db import RetryTransaction, UnitOfWork, send_together, tokyo_date
 from mykey.errors import MAX_POINTS, POINTS, MyKeyError, invalid, not_found, refused
 from mykey.identity import proofs, usage
 from mykey.identity.binding import Binder, ExpectedHolder, HolderBinding, mask
 from mykey.identity.models import ResidentCard
-from mykey.identity.proofs import Card, VerifiedCard
+from mykey.identity.proofs import Card, PresentedCard, VerifiedCard
 from mykey.ledger import AccountKind, LotTerms, idempotency
 from mykey.municipalities.codes import parse_code
 from mykey.points import counter, shop_cache
@@ -232,7 +233,34 @@ def _check_points(points: object) -> int:
     return POINTS.check(points, 1, MAX_POINTS, "points")
 
 
+# A replayed payment's answer in one statement, sent with the COMMIT (`db.send_together`).
+PG_PAYMENT_ANSWER = (
+    "SELECT p.transfer_id, p.shop_id, p.code, p.points, p.receipt_ref, p.created_at,"
+    " (SELECT coalesce(sum(l.remaining), 0) FROM ledger_lots l"
+    " WHERE l.account_id = p.wallet_account_id AND l.remaining > 0"
+    " AND l.expires_on >= %(today)s)"
+    " FROM shop_payments p WHERE p.transfer_id = %(id)s"
+)
+
+
 def _payment_answer(uow: UnitOfWork, transfer_id: UUID, *, replayed: bool) -> Payment:
+    if uow.statement_begin:  # one round trip, which ends the transaction
+        today = tokyo_date(uow.now())
+        found = send_together(
+            uow, [(PG_PAYMENT_ANSWER, {"id": transfer_id, "today": today})], commit=True
+        )[0]
+        if found is None:  # pragma: no cover -- a spend under a counter's key has its row
+            raise RetryTransaction
+        return Payment(
+            transfer_id=found[0],
+            shop_id=found[1],
+            municipality=found[2],
+            points=int(found[3]),
+            balance=int(found[6]),
+            receipt_ref=found[4],
+            created_at=found[5].astimezone(UTC),
+            replayed=replayed,
+        )
     row = uow.session.get(ShopPayment, transfer_id)
     if row is None:  # pragma: no cover -- a spend under a counter's key always has its row
         raise RetryTransaction
@@ -261,8 +289,9 @@ def _facts_query(*, usage_id: bool = False) -> Select[Any]:
     """Everything a payment looks up before it writes, in one statement: the shop, the MyKey
     ID of the card key the proof names (the proof is checked after, in the same transaction:
     a good proof proves this very key), the shop's account for the municipality's points if
-    it accepts them, the program's point name, the holder's wallet, and what the terminal's
-    key made before (`idempotency.Prior`); on PostgreSQL (`usage_id`) also the id of the
+    it accepts them, the program's point name, the holder's wallet, what the terminal's key
+    made before (`idempotency.Prior`), the card key's standing and whether the proof's
+    challenge was used (`proofs.CardStanding`); on PostgreSQL (`usage_id`) also the id of the
     usage entry the payment will write, so that the entry's history leaf is made before the
     one statement that writes it (a replay or a refusal leaves a gap in those ids)."""
     shop: BindParameter[str] = bindparam("p_shop")
@@ -278,12 +307,19 @@ def _facts_query(*, usage_id: bool = False) -> Select[Any]:
         select(_PROGRAMS.c.point_name).where(_PROGRAMS.c.code == code).scalar_subquery(),
         ledger.wallet_id_column(code, holder),
         *idempotency.prior_columns(bindparam("p_actor"), bindparam("p_key")),
+        *proofs.standing_columns(card, bindparam("p_challenge")),
         func.nextval(func.pg_get_serial_sequence("mykey_usage", "id")) if usage_id else null(),
     )
 
 
 PAYMENT_FACTS = _facts_query()
 PAYMENT_FACTS_PG = _facts_query(usage_id=True)
+# The same for the driver's own cursor (`db.send_together`): its SQL and the literals' values.
+_FACTS_PG_COMPILED = PAYMENT_FACTS_PG.compile(dialect=psycopg_dialect())  # type: ignore[no-untyped-call]
+PAYMENT_FACTS_PG_SQL = str(_FACTS_PG_COMPILED)
+PAYMENT_FACTS_PG_LITERALS = {
+    k: v for k, v in _FACTS_PG_COMPILED.params.items() if not k.startswith("p_")
+}
 
 
 @dataclass(frozen=True)
@@ -294,16 +330,42 @@ class _Facts:
     point_name: str | None
     wallet: int | None
     prior: idempotency.Prior
+    standing: proofs.CardStanding  # of the card key the proof claims
     usage_id: int | None
 
     @classmethod
     def read(
-        cls, uow: UnitOfWork, *, shop: str | None, card: str | None, code: str, actor: str, key: str
+        cls,
+        uow: UnitOfWork,
+        *,
+        shop: str | None,
+        card: str | None,
+        challenge: str | None,
+        code: str,
+        actor: str,
+        key: str,
     ) -> _Facts:
-        row = uow.connection.execute(
-            PAYMENT_FACTS_PG if uow.dialect == "postgresql" else PAYMENT_FACTS,
-            {"p_shop": shop, "p_card": card, "p_code": code, "p_actor": actor, "p_key": key},
-        ).one()
+        """One statement; in a unit of work that begins in its statements (PostgreSQL), sent
+        with the BEGIN in one round trip."""
+        params = {
+            "p_shop": shop,
+            "p_card": card,
+            "p_challenge": challenge,
+            "p_code": code,
+            "p_actor": actor,
+            "p_key": key,
+        }
+        row: Any
+        if uow.statement_begin:
+            sent = {**PAYMENT_FACTS_PG_LITERALS, **params}
+            row = send_together(uow, [(PAYMENT_FACTS_PG_SQL, sent)], begin=True)[0]
+        else:
+            row = uow.connection.execute(
+                PAYMENT_FACTS_PG if uow.dialect == "postgresql" else PAYMENT_FACTS, params
+            ).one()
+        replaced = row[10]
+        if replaced is not None and replaced.tzinfo is None:  # SQLite keeps no zone
+            replaced = replaced.replace(tzinfo=UTC)
         return cls(
             row[0],
             row[1],
@@ -311,7 +373,8 @@ class _Facts:
             row[3],
             None if row[4] is None else int(row[4]),
             idempotency.Prior(*row[5:9]),
-            None if row[9] is None else int(row[9]),
+            proofs.CardStanding(bool(row[9]), replaced, bool(row[11])),
+            None if row[12] is None else int(row[12]),
         )
 
 
@@ -435,10 +498,21 @@ def pay(
         )
     metadata = {"shop": shop_id, "receipt_ref": receipt_ref or ""}
     card_key = proofs.claimed_card_key(card)  # unverified: to look up, never to act on
+    challenge_id = proofs.claimed_use_id(card)
     seen: list[_Facts] = []  # what this attempt's transaction read first
 
     def first() -> None:
-        seen[:] = [_Facts.read(uow, shop=shop_id, card=card_key, code=code, actor=actor, key=key)]
+        seen[:] = [
+            _Facts.read(
+                uow,
+                shop=shop_id,
+                card=card_key,
+                challenge=challenge_id,
+                code=code,
+                actor=actor,
+                key=key,
+            )
+        ]
         _check_expected(
             expected_holder, card_key=card_key, holder=seen[0].holder, place=shop_id or "", now=None
         )
@@ -464,7 +538,14 @@ def pay(
         _check_expected(
             expected_holder, card_key=card_key, holder=facts.holder, place=facts.shop, now=now
         )
-        verified = proofs.verify_in_transaction(uow, card)
+        # The proof, against the card's standing read with the facts; the challenge is used
+        # in the write (PostgreSQL: the transfer's gate) or just before it (SQLite).
+        checked = proofs.check_with_standing(card, now, facts.standing)
+        in_one = uow.statement_begin and facts.usage_id is not None
+        used = checked.use_id is not None and not in_one
+        if used and not proofs.use_challenge(uow, str(checked.use_id), now):
+            raise proofs.CardProofError(proofs.challenge_used(), cast(PresentedCard, card))
+        verified = checked.card
         who = facts.holder if verified.card_key == card_key else _resident(uow, verified)
         if who is None:
             raise _card_not_registered()
@@ -490,6 +571,8 @@ def pay(
         alongside = None
         if facts.usage_id is not None:  # PostgreSQL: the rows with the transfer, one call
             alongside = _alongside(row, facts.usage_id, actor, purpose, today)
+            if in_one:  # with the challenge's use as its gate, and the COMMIT
+                alongside = _gated(alongside, checked.use_id, now)
         try:
             receipt = ledger.transfer(
                 uow,
@@ -504,6 +587,14 @@ def pay(
                 alongside=alongside,
                 key_looked_up=True,  # in `first`, in this transaction
             )
+        except ledger.GateClosed:  # a twin of this request used the challenge first
+            raise proofs.CardProofError(
+                proofs.challenge_used(), cast(PresentedCard, card)
+            ) from None
+        except ledger.RefusedInStatement as refusal:  # nothing committed
+            if refusal.error.code == "insufficient_points":  # the value: usable before
+                raise _insufficient(code, int(refusal.value), points) from None
+            raise refusal.error from None
         except MyKeyError as error:
             if error.code == "insufficient_points":
                 usable = ledger.usable_balance(uow.connection, wallet, today)
@@ -545,6 +636,20 @@ def pay(
         body=body,
         first=first,
         known=lambda hashed: seen[0].prior.outcome(hashed),
+        statement_begin=True,
+    )
+
+
+def _gated(alongside: ledger.Alongside, use_id: str | None, now: datetime) -> ledger.Alongside:
+    """`alongside` sent with the COMMIT, and, for a proof checked now, with the use of its
+    challenge as the transfer's gate: a challenge used already makes nothing."""
+    if use_id is None:
+        return replace(alongside, commit=True)
+    return replace(
+        alongside,
+        gate=proofs.CHALLENGE_USE_GATE,
+        params={**alongside.params, "g_challenge": use_id, "g_at": now},
+        commit=True,
     )
 
 
