@@ -515,11 +515,11 @@ def send_together(
     *,
     begin: bool = False,
     commit: bool = False,
-) -> list[tuple[Any, ...] | None]:
+) -> list[list[tuple[Any, ...]]]:
     """PostgreSQL: send `statements` (driver SQL, `%(name)s` parameters) in one round trip,
     psycopg's pipeline mode, with `BEGIN` before them and `COMMIT` after them if asked; the
-    first row of each (None: no row, or a statement that returns none). In a unit of work run
-    with `statement_begin=True`.
+    rows of each (none for a statement that returns none). In a unit of work run with
+    `statement_begin=True`.
 
     A statement that fails aborts the transaction (the COMMIT sent with it does nothing) and
     its error is raised. Once a COMMIT is sent a lost connection is not retried by the unit of
@@ -535,7 +535,7 @@ def send_together(
         cursors = [driver.execute(sql, params) for sql, params in statements]
         if commit:
             driver.execute("COMMIT")
-    rows = [cursor.fetchone() if cursor.description else None for cursor in cursors]
+    rows = [cursor.fetchall() if cursor.description else [] for cursor in cursors]
     if commit:
         uow._committed = True
     return rows

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from mykey.db import UnitOfWork
 from mykey.errors import ErrorKind, MyKeyError, invalid, not_found
@@ -121,20 +121,35 @@ def create_key(
     return f"mk_{key_id}_{secret}", principal
 
 
-def authenticate(uow: UnitOfWork, presented: str) -> Principal:
-    """The principal of a presented key, or `invalid_api_key`. A key verified in the last few
-    seconds is answered from the process's cache, without a transaction (`auth_cache`)."""
+def _parts(presented: str) -> tuple[str, str]:
     parts = presented.split("_", 2) if presented.startswith("mk_") else []
     if len(parts) != 3:
         raise bad_key()
-    _, key_id, secret = parts
-    hashed = _hash(secret)
+    return parts[1], _hash(parts[2])
+
+
+def known_principal(engine: Engine, presented: str) -> Principal | None:
+    """The principal of a presented key verified in the last few seconds (`auth_cache`), with
+    no statement; None if the cache does not know the key; `invalid_api_key` for a malformed
+    key or a secret that is not the known key's. For a caller that must not block (the web's
+    event loop): on None it calls `authenticate`, which reads the database."""
+    key_id, hashed = _parts(presented)
+    cached = auth_cache.of(engine).get(key_id)
+    if cached is None:
+        return None
+    if not hmac.compare_digest(cached[0], hashed):
+        raise bad_key()
+    return cached[1]
+
+
+def authenticate(uow: UnitOfWork, presented: str) -> Principal:
+    """The principal of a presented key, or `invalid_api_key`. A key verified in the last few
+    seconds is answered from the process's cache, without a transaction (`auth_cache`)."""
+    known = known_principal(uow.engine, presented)
+    if known is not None:
+        return known
+    key_id, hashed = _parts(presented)
     cache = auth_cache.of(uow.engine)
-    cached = cache.get(key_id)
-    if cached is not None:
-        if not hmac.compare_digest(cached[0], hashed):
-            raise bad_key()
-        return cached[1]
     generation = cache.generation()
 
     def body() -> Principal:

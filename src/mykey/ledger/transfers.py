@@ -924,7 +924,8 @@ def _transfer_in_one_call(
             )
             params.update(extra)
         if alongside is not None and alongside.commit:
-            row = send_together(uow, [(sql, params)], commit=True)[0]
+            rows = send_together(uow, [(sql, params)], commit=True)[0]
+            row = rows[0] if rows else None
         else:
             row = driver.execute(sql, params).fetchone()
     except psycopg_errors.UniqueViolation as exc:  # a twin with this key committed first

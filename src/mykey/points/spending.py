@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any, cast
 from uuid import UUID
 
@@ -30,6 +31,7 @@ from sqlalchemy import (
     CursorResult,
     Select,
     Table,
+    and_,
     bindparam,
     func,
     insert,
@@ -47,6 +49,7 @@ from mykey.identity.binding import Binder, ExpectedHolder, HolderBinding, mask
 from mykey.identity.models import ResidentCard
 from mykey.identity.proofs import Card, PresentedCard, VerifiedCard
 from mykey.ledger import AccountKind, LotTerms, idempotency
+from mykey.ledger.models import AccountRow, LotRow
 from mykey.municipalities.codes import parse_code
 from mykey.points import counter, shop_cache
 from mykey.points.models import PointProgram, Shop, ShopAccept, ShopPayment
@@ -181,7 +184,11 @@ def balances_here(
     binder: Binder | None = None,
 ) -> HolderBalances:
     """The resident's points that this shop accepts, per municipality (0 where none); a use
-    of the MyKey ID (usage history: `balances`). A refusal leaves the card's challenge."""
+    of the MyKey ID (usage history: `balances`). A refusal leaves the card's challenge.
+
+    One transaction; on PostgreSQL two round trips (`_balances_in_two`)."""
+    if uow.dialect == "postgresql" and not uow.in_transaction:
+        return _balances_in_two(uow, shop_id=shop_id, card=card, actor=actor, binder=binder)
 
     def operation(verified: VerifiedCard) -> HolderBalances:
         shop = _here(uow, shop_id)
@@ -208,6 +215,186 @@ def balances_here(
         return HolderBalances(mask(who), bound, out)
 
     return proofs.with_card(uow, card, operation)
+
+
+def _balances_facts() -> Select[Any]:
+    """Everything the balances at a counter read, in one statement on PostgreSQL: one row per
+    usable lot of each municipality the shop accepts (a row with no lot for one with none),
+    each with the shop, the card key's MyKey ID, its standing (`proofs.CardStanding`) and the
+    id of the usage entry the look-up will write."""
+    shop: BindParameter[str] = bindparam("p_shop")
+    card: BindParameter[str] = bindparam("p_card")
+    holder = select(_CARDS.c.mykey_id).where(_CARDS.c.card_key == card).scalar_subquery()
+    standing = proofs.standing_columns(card, bindparam("p_challenge"))
+    f = select(
+        select(_SHOPS.c.id).where(_SHOPS.c.id == shop).scalar_subquery().label("shop"),
+        holder.label("holder"),
+        *(
+            column.label(name)
+            for column, name in zip(standing, ("revoked", "replaced", "used"), strict=True)
+        ),
+        func.nextval(func.pg_get_serial_sequence("mykey_usage", "id")).label("usage_id"),
+    ).cte("f")
+    a, p, w, lot = _ACCEPTS, _PROGRAMS, _ACCOUNTS, _LOTS
+    joined = (
+        f.outerjoin(a, a.c.shop_id == f.c.shop)
+        .outerjoin(p, p.c.code == a.c.code)
+        .outerjoin(w, and_(w.c.ledger == a.c.code, w.c.kind == "wallet", w.c.owner == f.c.holder))
+        .outerjoin(
+            lot,
+            and_(
+                lot.c.account_id == w.c.id,
+                lot.c.remaining > 0,
+                lot.c.expires_on >= bindparam("p_today"),
+            ),
+        )
+    )
+    return (
+        select(
+            *f.c,
+            a.c.code,
+            func.coalesce(p.c.point_name, a.c.code),
+            lot.c.expires_on,
+            lot.c.remaining,
+        )
+        .select_from(joined)
+        .order_by(a.c.code, lot.c.expires_on, lot.c.id)
+    )
+
+
+@cache
+def _balances_facts_pg() -> tuple[str, dict[str, Any]]:
+    """`_balances_facts` for the driver's own cursor: its SQL and its literals' values."""
+    compiled = _balances_facts().compile(dialect=psycopg_dialect())  # type: ignore[no-untyped-call]
+    return str(compiled), {k: v for k, v in compiled.params.items() if not k.startswith("p_")}
+
+
+# The look-up's usage entry and its leaf, written only if the challenge's use is new (`gate`).
+PG_LOOKUP_WRITE = (
+    "WITH {gate},"
+    " entry AS (INSERT INTO mykey_usage (id, mykey_id, action, actor, provider_id, purpose, at)"
+    " SELECT %(u_id)s, %(u_who)s, %(u_action)s, %(u_actor)s, %(u_provider)s, %(u_purpose)s,"
+    " %(u_at)s FROM gate){leaf}"
+    " SELECT count(*) FROM gate"
+)
+PG_LOOKUP_LEAF = (
+    ", leaf AS (INSERT INTO history_leaves (kind, record_id, leaf, queued_at)"
+    " SELECT %(l_kind)s, %(l_id)s, %(l_leaf)s, %(l_at)s FROM gate)"
+)
+NO_GATE = "gate AS (SELECT 1 AS one)"
+
+
+def _record_with_commit(
+    uow: UnitOfWork,
+    *,
+    use_id: str | None,
+    usage_id: int,
+    mykey_id: str,
+    action: str,
+    actor: str,
+    provider_id: str,
+    purpose: str = "",
+) -> bool:
+    """PostgreSQL, in a statement-begun transaction: the challenge's use (if any), a usage
+    entry and its history leaf, in one statement sent with the COMMIT. False if the challenge
+    was used already (nothing is written)."""
+    now = uow.now()
+    actor, purpose = actor[:128], purpose[:200]
+    payload = usage.entry_payload(
+        entry_id=usage_id,
+        mykey_id=mykey_id,
+        action=action,
+        actor=actor,
+        provider_id=provider_id,
+        purpose=purpose,
+        at=now,
+    )
+    leaf = uow.log.leaf_row(uow.connection, "mykey_usage", payload)
+    params: dict[str, Any] = {
+        "g_challenge": use_id,
+        "g_at": now,
+        "u_id": usage_id,
+        "u_who": mykey_id,
+        "u_action": action,
+        "u_actor": actor,
+        "u_provider": provider_id,
+        "u_purpose": purpose,
+        "u_at": now,
+    }
+    if leaf is not None:
+        params |= dict(zip(("l_kind", "l_id", "l_leaf", "l_at"), leaf, strict=True))
+    sql = PG_LOOKUP_WRITE.format(
+        gate=proofs.CHALLENGE_USE_GATE if use_id is not None else NO_GATE,
+        leaf=PG_LOOKUP_LEAF if leaf is not None else "",
+    )
+    written = send_together(uow, [(sql, params)], commit=True)[0]
+    return bool(written[0][0])
+
+
+def _balances_in_two(
+    uow: UnitOfWork, *, shop_id: str | None, card: Card, actor: str, binder: Binder | None
+) -> HolderBalances:
+    """`balances_here` on PostgreSQL in two round trips: BEGIN with one look-up of everything
+    (`_balances_facts`), the card's proof checked against what it read, then the challenge's
+    use, the usage entry and its leaf in one statement with the COMMIT."""
+    card_key = proofs.claimed_card_key(card)
+    use_id = proofs.claimed_use_id(card)
+
+    def body() -> HolderBalances:
+        now = uow.now()
+        sql, literals = _balances_facts_pg()
+        params = {
+            **literals,
+            "p_shop": shop_id,
+            "p_card": card_key,
+            "p_challenge": use_id,
+            "p_today": tokyo_date(now),
+        }
+        rows = send_together(uow, [(sql, params)], begin=True)[0]
+        shop, holder, revoked, replaced, used, usage_id = rows[0][:6]
+        if replaced is not None:
+            replaced = replaced.astimezone(UTC)
+        checked = proofs.check_with_standing(
+            card, now, proofs.CardStanding(bool(revoked), replaced, bool(used))
+        )
+        if shop is None or not shop_id:
+            raise _not_a_shop()
+        who = holder if checked.card.card_key == card_key else _resident(uow, checked.card)
+        if who is None:
+            raise _card_not_registered()
+        lots: dict[str, tuple[str, list[tuple[date, int]]]] = {}
+        for row in rows:
+            if row[6] is None:  # the shop accepts no points
+                continue
+            _, held = lots.setdefault(row[6], (row[7], []))
+            if row[8] is not None:
+                held.append((row[8], int(row[9])))
+        out = []
+        for code, (point_name, held) in lots.items():
+            first = held[0][0] if held else None
+            out.append(
+                AcceptedBalance(
+                    municipality=code,
+                    point_name=point_name,
+                    balance=sum(points for _, points in held),
+                    earliest_expiry=first,
+                    earliest_expiry_points=sum(p for day, p in held if day == first),
+                )
+            )
+        if not _record_with_commit(
+            uow,
+            use_id=checked.use_id,
+            usage_id=int(usage_id),
+            mykey_id=who,
+            action="balances",
+            actor=actor,
+            provider_id=shop,
+        ):
+            raise proofs.CardProofError(proofs.challenge_used(), cast(PresentedCard, card))
+        bound = binder.bind(mykey_id=who, place=shop, now=now) if binder else None
+        return HolderBalances(mask(who), bound, out)
+
+    return proofs.run_with_card_proofs(uow, body, statement_begin=True)
 
 
 def _insufficient(code: str, usable: int, points: int) -> MyKeyError:
@@ -246,11 +433,12 @@ PG_PAYMENT_ANSWER = (
 def _payment_answer(uow: UnitOfWork, transfer_id: UUID, *, replayed: bool) -> Payment:
     if uow.statement_begin:  # one round trip, which ends the transaction
         today = tokyo_date(uow.now())
-        found = send_together(
+        rows = send_together(
             uow, [(PG_PAYMENT_ANSWER, {"id": transfer_id, "today": today})], commit=True
         )[0]
-        if found is None:  # pragma: no cover -- a spend under a counter's key has its row
+        if not rows:  # pragma: no cover -- a spend under a counter's key has its row
             raise RetryTransaction
+        found = rows[0]
         return Payment(
             transfer_id=found[0],
             shop_id=found[1],
@@ -281,6 +469,8 @@ _ACCEPTS = cast(Table, ShopAccept.__table__)
 _PROGRAMS = cast(Table, PointProgram.__table__)
 _CARDS = cast(Table, ResidentCard.__table__)
 _PAYMENTS = cast(Table, ShopPayment.__table__)
+_ACCOUNTS = cast(Table, AccountRow.__table__)
+_LOTS = cast(Table, LotRow.__table__)
 # A plain Core insert: on the hot path the ORM's unit of work cost more than the statement.
 INSERT_PAYMENT = insert(_PAYMENTS)
 
@@ -358,7 +548,7 @@ class _Facts:
         row: Any
         if uow.statement_begin:
             sent = {**PAYMENT_FACTS_PG_LITERALS, **params}
-            row = send_together(uow, [(PAYMENT_FACTS_PG_SQL, sent)], begin=True)[0]
+            row = send_together(uow, [(PAYMENT_FACTS_PG_SQL, sent)], begin=True)[0][0]
         else:
             row = uow.connection.execute(
                 PAYMENT_FACTS_PG if uow.dialect == "postgresql" else PAYMENT_FACTS, params

@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 from mykey.db import UnitOfWork
 
 
-def get_uow(request: Request) -> UnitOfWork:
+async def get_uow(request: Request) -> UnitOfWork:
+    """On the event loop (it touches no database): a sync dependency would cost a thread
+    hand-off on every request."""
     factory = request.app.state.uow_factory
     uow: UnitOfWork = factory()
     return uow
