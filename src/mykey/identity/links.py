@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import BindParameter, Table, bindparam, delete, func, select
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg as psycopg_dialect
 from sqlalchemy.exc import IntegrityError
 
-from mykey.db import RetryTransaction, UnitOfWork
+from mykey.db import RetryTransaction, UnitOfWork, send_together
 from mykey.errors import MyKeyError, conflict, invalid, not_found
 from mykey.identity import proofs, usage
 from mykey.identity.binding import Binder, ExpectedHolder, HolderBinding, check_holder, mask
 from mykey.identity.models import Provider, ProviderLink, Resident, ResidentCard, ServiceId, Zone
-from mykey.identity.proofs import Card, VerifiedCard
+from mykey.identity.proofs import Card, PresentedCard, VerifiedCard
 from mykey.municipalities.codes import parse_code
 
 KINDS = (
@@ -150,14 +153,18 @@ def _provider(uow: UnitOfWork, provider_id: str) -> Provider:
     return row
 
 
+def _no_mykey_id() -> MyKeyError:
+    return not_found(
+        "card_not_registered",
+        "This card has no MyKey ID yet.",
+        "このカードにはまだマイキーIDがありません。",
+    )
+
+
 def mykey_id_of_card(uow: UnitOfWork, card: VerifiedCard) -> str:
     link = uow.session.get(ResidentCard, card.card_key)
     if link is None:
-        raise not_found(
-            "card_not_registered",
-            "This card has no MyKey ID yet.",
-            "このカードにはまだマイキーIDがありません。",
-        )
+        raise _no_mykey_id()
     return link.mykey_id
 
 
@@ -331,7 +338,19 @@ def lookup(
 ) -> Lookup:
     """At a provider's counter: the user number of the card's holder at this provider. The
     card's proof is checked in the same transaction; `wrong_card` if `expected_holder` names
-    someone else. A card not linked here is refused (`not_linked`) and recorded."""
+    someone else. A card not linked here is refused (`not_linked`) and recorded.
+
+    One transaction; on PostgreSQL two round trips (`_lookup_in_two`)."""
+    if uow.dialect == "postgresql" and not uow.in_transaction:
+        return _lookup_in_two(
+            uow,
+            provider_id=provider_id,
+            card=card,
+            actor=actor,
+            purpose=purpose,
+            binder=binder,
+            expected_holder=expected_holder,
+        )
 
     def body() -> Lookup | MyKeyError:
         check_holder(uow, expected_holder, card=card, place=provider_id, expiry=True)
@@ -346,15 +365,101 @@ def lookup(
             purpose=purpose,
         )
         if link is None:
-            return not_found(
-                "not_linked",
-                "This card is not linked at this provider yet.",
-                "このカードはこの事業者とまだ連携していません。",
-            )
+            return _not_linked()
         bound = binder.bind(mykey_id=who, place=provider_id, now=uow.now()) if binder else None
         return Lookup(link.user_number, mask(who), bound)
 
     return proofs.run_with_card_proofs(uow, body)
+
+
+def _not_linked() -> MyKeyError:
+    return not_found(
+        "not_linked",
+        "This card is not linked at this provider yet.",
+        "このカードはこの事業者とまだ連携していません。",
+    )
+
+
+_CARDS = cast(Table, ResidentCard.__table__)
+_LINKS = cast(Table, ProviderLink.__table__)
+
+
+@cache
+def _lookup_facts_pg() -> tuple[str, dict[str, Any]]:
+    """What a look-up reads, in one statement for the driver's own cursor (`send_together`):
+    the card key's MyKey ID, its user number here, the card's standing (`proofs.CardStanding`)
+    and the id of the usage entry the look-up will write; the SQL and its literals' values."""
+    card: BindParameter[str] = bindparam("p_card")
+    holder = select(_CARDS.c.mykey_id).where(_CARDS.c.card_key == card).scalar_subquery()
+    number = (
+        select(_LINKS.c.user_number)
+        .where(_LINKS.c.mykey_id == holder, _LINKS.c.provider_id == bindparam("p_provider"))
+        .scalar_subquery()
+    )
+    query = select(
+        holder,
+        number,
+        *proofs.standing_columns(card, bindparam("p_challenge")),
+        func.nextval(func.pg_get_serial_sequence("mykey_usage", "id")),
+    )
+    compiled = query.compile(dialect=psycopg_dialect())  # type: ignore[no-untyped-call]
+    return str(compiled), {k: v for k, v in compiled.params.items() if not k.startswith("p_")}
+
+
+def _lookup_in_two(
+    uow: UnitOfWork,
+    *,
+    provider_id: str,
+    card: Card,
+    actor: str,
+    purpose: str,
+    binder: Binder | None,
+    expected_holder: ExpectedHolder | None,
+) -> Lookup:
+    """`lookup` on PostgreSQL: BEGIN with one look-up of everything (`_lookup_facts_pg`), the
+    holder and the card's proof checked against it, then the challenge's use, the usage entry
+    and its leaf in one statement with the COMMIT (`usage.record_with_commit`)."""
+    card_key = proofs.claimed_card_key(card)
+    use_id = proofs.claimed_use_id(card)
+
+    def body() -> Lookup | MyKeyError:
+        now = uow.now()
+        sql, literals = _lookup_facts_pg()
+        params = {**literals, "p_card": card_key, "p_challenge": use_id, "p_provider": provider_id}
+        holder, number, revoked, replaced, used, usage_id = send_together(
+            uow, [(sql, params)], begin=True
+        )[0][0]
+        if expected_holder is not None and card_key is not None:  # as `check_holder`
+            expected_holder.binder.check(
+                expected_holder.token, mykey_id=holder, place=provider_id, now=now
+            )
+        checked = proofs.check_with_standing(
+            card,
+            now,
+            proofs.CardStanding(
+                bool(revoked), replaced.astimezone(UTC) if replaced else None, bool(used)
+            ),
+        )
+        who = holder if checked.card.card_key == card_key else mykey_id_of_card(uow, checked.card)
+        if who is None:
+            raise _no_mykey_id()
+        if not usage.record_with_commit(
+            uow,
+            gate=proofs.use_gate(checked.use_id, now),
+            usage_id=int(usage_id),
+            mykey_id=who,
+            action="lookup" if number is not None else "lookup_not_linked",
+            actor=actor,
+            provider_id=provider_id,
+            purpose=purpose,
+        ):
+            raise proofs.CardProofError(proofs.challenge_used(), cast(PresentedCard, card))
+        if number is None:
+            return _not_linked()
+        bound = binder.bind(mykey_id=who, place=provider_id, now=now) if binder else None
+        return Lookup(number, mask(who), bound)
+
+    return proofs.run_with_card_proofs(uow, body, statement_begin=True)
 
 
 def register_service_id(uow: UnitOfWork, *, mykey_id: str, service: str, external_id: str) -> None:

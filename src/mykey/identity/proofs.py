@@ -523,6 +523,15 @@ CHALLENGE_USE_GATE = (
     "gate AS (INSERT INTO card_challenge_uses (challenge_id, used_at)"
     " VALUES (%(g_challenge)s, %(g_at)s) ON CONFLICT (challenge_id) DO NOTHING RETURNING 1)"
 )
+OPEN_GATE = "gate AS (SELECT 1 AS one)"  # a card verified before: no challenge to use
+
+
+def use_gate(use_id: str | None, now: datetime) -> tuple[str, dict[str, Any]]:
+    """The gate CTE of a write that uses a checked proof's challenge (`Checked.use_id`), and
+    its parameters; for a card verified before, a gate that always opens."""
+    if use_id is None:
+        return OPEN_GATE, {}
+    return CHALLENGE_USE_GATE, {"g_challenge": use_id, "g_at": now}
 
 
 def _card_key_if_readable(proof: CardProof) -> str | None:

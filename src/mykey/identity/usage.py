@@ -6,13 +6,14 @@ transaction as the use it records.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
 
-from mykey.db import UnitOfWork
+from mykey.db import UnitOfWork, send_together
 from mykey.identity.models import UsageEntry
 
 _USAGE = cast(Table, UsageEntry.__table__)
@@ -71,6 +72,65 @@ def record(
             at=now,
         ),
     )
+
+
+# An entry and its leaf, written only if the caller's gate CTE (`proofs.use_gate`) yields a row.
+PG_WRITE_GATED = (
+    "WITH {gate},"
+    " entry AS (INSERT INTO mykey_usage (id, mykey_id, action, actor, provider_id, purpose, at)"
+    " SELECT %(u_id)s, %(u_who)s, %(u_action)s, %(u_actor)s, %(u_provider)s, %(u_purpose)s,"
+    " %(u_at)s FROM gate){leaf}"
+    " SELECT count(*) FROM gate"
+)
+PG_LEAF_GATED = (
+    ", leaf AS (INSERT INTO history_leaves (kind, record_id, leaf, queued_at)"
+    " SELECT %(l_kind)s, %(l_id)s, %(l_leaf)s, %(l_at)s FROM gate)"
+)
+
+
+def record_with_commit(
+    uow: UnitOfWork,
+    *,
+    gate: tuple[str, Mapping[str, Any]],
+    usage_id: int,
+    mykey_id: str,
+    action: str,
+    actor: str,
+    provider_id: str | None = None,
+    purpose: str = "",
+) -> bool:
+    """PostgreSQL, in a transaction its use case began itself (`UnitOfWork.run(…,
+    statement_begin=True)`): the entry `usage_id` (a number the caller took from the sequence
+    with its look-ups) and its history leaf, behind `gate` (the card challenge's use), in one
+    statement sent with the COMMIT (`db.send_together`). False if the gate stayed shut (the
+    challenge was used already): nothing is written."""
+    now = uow.now()
+    actor, purpose = actor[:128], purpose[:200]
+    payload = entry_payload(
+        entry_id=usage_id,
+        mykey_id=mykey_id,
+        action=action,
+        actor=actor,
+        provider_id=provider_id,
+        purpose=purpose,
+        at=now,
+    )
+    leaf = uow.log.leaf_row(uow.connection, "mykey_usage", payload)
+    params: dict[str, Any] = {
+        **gate[1],
+        "u_id": usage_id,
+        "u_who": mykey_id,
+        "u_action": action,
+        "u_actor": actor,
+        "u_provider": provider_id,
+        "u_purpose": purpose,
+        "u_at": now,
+    }
+    if leaf is not None:
+        params |= dict(zip(("l_kind", "l_id", "l_leaf", "l_at"), leaf, strict=True))
+    sql = PG_WRITE_GATED.format(gate=gate[0], leaf=PG_LEAF_GATED if leaf is not None else "")
+    written = send_together(uow, [(sql, params)], commit=True)[0]
+    return bool(written[0][0])
 
 
 def entry_payload(

@@ -269,68 +269,6 @@ def _balances_facts_pg() -> tuple[str, dict[str, Any]]:
     return str(compiled), {k: v for k, v in compiled.params.items() if not k.startswith("p_")}
 
 
-# The look-up's usage entry and its leaf, written only if the challenge's use is new (`gate`).
-PG_LOOKUP_WRITE = (
-    "WITH {gate},"
-    " entry AS (INSERT INTO mykey_usage (id, mykey_id, action, actor, provider_id, purpose, at)"
-    " SELECT %(u_id)s, %(u_who)s, %(u_action)s, %(u_actor)s, %(u_provider)s, %(u_purpose)s,"
-    " %(u_at)s FROM gate){leaf}"
-    " SELECT count(*) FROM gate"
-)
-PG_LOOKUP_LEAF = (
-    ", leaf AS (INSERT INTO history_leaves (kind, record_id, leaf, queued_at)"
-    " SELECT %(l_kind)s, %(l_id)s, %(l_leaf)s, %(l_at)s FROM gate)"
-)
-NO_GATE = "gate AS (SELECT 1 AS one)"
-
-
-def _record_with_commit(
-    uow: UnitOfWork,
-    *,
-    use_id: str | None,
-    usage_id: int,
-    mykey_id: str,
-    action: str,
-    actor: str,
-    provider_id: str,
-    purpose: str = "",
-) -> bool:
-    """PostgreSQL, in a statement-begun transaction: the challenge's use (if any), a usage
-    entry and its history leaf, in one statement sent with the COMMIT. False if the challenge
-    was used already (nothing is written)."""
-    now = uow.now()
-    actor, purpose = actor[:128], purpose[:200]
-    payload = usage.entry_payload(
-        entry_id=usage_id,
-        mykey_id=mykey_id,
-        action=action,
-        actor=actor,
-        provider_id=provider_id,
-        purpose=purpose,
-        at=now,
-    )
-    leaf = uow.log.leaf_row(uow.connection, "mykey_usage", payload)
-    params: dict[str, Any] = {
-        "g_challenge": use_id,
-        "g_at": now,
-        "u_id": usage_id,
-        "u_who": mykey_id,
-        "u_action": action,
-        "u_actor": actor,
-        "u_provider": provider_id,
-        "u_purpose": purpose,
-        "u_at": now,
-    }
-    if leaf is not None:
-        params |= dict(zip(("l_kind", "l_id", "l_leaf", "l_at"), leaf, strict=True))
-    sql = PG_LOOKUP_WRITE.format(
-        gate=proofs.CHALLENGE_USE_GATE if use_id is not None else NO_GATE,
-        leaf=PG_LOOKUP_LEAF if leaf is not None else "",
-    )
-    written = send_together(uow, [(sql, params)], commit=True)[0]
-    return bool(written[0][0])
-
-
 def _balances_in_two(
     uow: UnitOfWork, *, shop_id: str | None, card: Card, actor: str, binder: Binder | None
 ) -> HolderBalances:
@@ -381,9 +319,9 @@ def _balances_in_two(
                     earliest_expiry_points=sum(p for day, p in held if day == first),
                 )
             )
-        if not _record_with_commit(
+        if not usage.record_with_commit(
             uow,
-            use_id=checked.use_id,
+            gate=proofs.use_gate(checked.use_id, now),
             usage_id=int(usage_id),
             mykey_id=who,
             action="balances",
