@@ -949,6 +949,16 @@ def refund(
     per (actor, key): a retry answers the first refund, even on another day."""
     _check_points(points)
     pid = _payment_id(payment_id)
+    if uow.dialect == "postgresql" and not uow.in_transaction:
+        return _refund_in_two(
+            uow,
+            shop_id=shop_id,
+            payment_id=pid,
+            named=payment_id,
+            points=points,
+            actor=actor,
+            key=key,
+        )
 
     def digest() -> str | None:
         if pid is None or not shop_id or shop_cache.shop_of(uow, shop_id) is None:
@@ -1015,6 +1025,181 @@ def refund(
         digest=digest,
         replay=lambda tid: _refund_answer(uow, tid),
         body=body,
+    )
+
+
+def _unknown_payment(payment_id: object) -> MyKeyError:
+    return not_found(
+        "unknown_payment",
+        f"There is no payment {payment_id}.",
+        f"支払い {payment_id} は見つかりません。",
+    )
+
+
+def _other_shops() -> MyKeyError:
+    return refused(
+        "wrong_shop",
+        "This payment was made at another shop; only that shop can cancel or refund it.",
+        "この支払いは別の店舗でのものです。その店舗でのみ取消・返金できます。",
+    )
+
+
+def _cancelled() -> MyKeyError:
+    return refused(
+        "payment_cancelled",
+        "This payment was cancelled; there is nothing to refund.",
+        "この支払いは取り消し済みのため、返金はできません。",
+    )
+
+
+def _exceeds(left: int) -> MyKeyError:
+    return refused(
+        "refund_exceeds_payment",
+        f"At most {left:,} points of this payment can still be refunded.",
+        f"この支払いで返金できるのは残り {left:,} ポイントまでです。",
+        refundable=left,
+    )
+
+
+# Everything a refund reads, in one statement: the shop, the payment, the shop's account it
+# was paid into, the latest-expiring lot it used (the refund's funding and last day), and what
+# the terminal's key made before (`idempotency.prior_columns`, as %(p_actor)s, %(p_key)s).
+PG_REFUND_FACTS = (
+    "SELECT (SELECT id FROM shops WHERE id = %(p_shop)s),"
+    " p.shop_id, p.wallet_account_id, p.points, p.refunded, p.cancelled, p.code,"
+    " (SELECT credit_account_id FROM ledger_transfers WHERE id = p.transfer_id),"
+    " (SELECT l.funding FROM ledger_lot_uses u JOIN ledger_lots l ON l.id = u.lot_id"
+    "  WHERE u.transfer_id = p.transfer_id ORDER BY l.expires_on DESC, l.id DESC LIMIT 1),"
+    " (SELECT l.expires_on FROM ledger_lot_uses u JOIN ledger_lots l ON l.id = u.lot_id"
+    "  WHERE u.transfer_id = p.transfer_id ORDER BY l.expires_on DESC, l.id DESC LIMIT 1),"
+    " {prior}"
+    " FROM (SELECT 1) AS one LEFT JOIN shop_payments p ON p.transfer_id = %(p_payment)s"
+)
+# The refund's own guard, as the transfer's gate: only while the payment still covers it.
+REFUND_GATE = (
+    "gate AS (UPDATE shop_payments SET refunded = refunded + %(g_points)s"
+    " WHERE transfer_id = %(g_payment)s AND NOT cancelled"
+    " AND refunded + %(g_points)s <= points RETURNING refunded)"
+)
+# the payment's refunded total after, and the wallet's usable points before the refund
+REFUND_VALUE = (
+    "jsonb_build_array((SELECT refunded FROM gate),"
+    " (SELECT coalesce(sum(remaining), 0) FROM ledger_lots WHERE account_id = %(a_wallet)s"
+    " AND remaining > 0 AND expires_on >= %(a_today)s))"
+)
+
+
+@cache
+def _refund_facts_pg() -> tuple[str, dict[str, Any]]:
+    columns = select(*idempotency.prior_columns(bindparam("p_actor"), bindparam("p_key")))
+    compiled = columns.compile(dialect=psycopg_dialect())  # type: ignore[no-untyped-call]
+    prior = str(compiled).removeprefix("SELECT ")
+    literals = {k: v for k, v in compiled.params.items() if not k.startswith("p_")}
+    return PG_REFUND_FACTS.format(prior=prior), literals
+
+
+def _refund_in_two(
+    uow: UnitOfWork,
+    *,
+    shop_id: str | None,
+    payment_id: UUID | None,
+    named: object,
+    points: int,
+    actor: str,
+    key: str,
+) -> Refund:
+    """`refund` on PostgreSQL in two round trips: BEGIN with one look-up of everything
+    (`PG_REFUND_FACTS`), then the payment's guarded update as the gate of the transfer back,
+    with its leaf and the COMMIT (`ledger.Alongside`)."""
+    seen: list[tuple[Any, ...]] = []
+
+    def first() -> None:
+        sql, literals = _refund_facts_pg()
+        params = {
+            **literals,
+            "p_shop": shop_id,
+            "p_payment": payment_id,
+            "p_actor": actor,
+            "p_key": key,
+        }
+        seen[:] = [send_together(uow, [(sql, params)], begin=True)[0][0]]
+
+    def digest() -> str | None:
+        if payment_id is None or not shop_id or seen[0][0] is None:
+            return None
+        return counter.request_digest(
+            "refund", shop=shop_id, payment=str(payment_id), points=points
+        )
+
+    def body() -> Refund:
+        shop, paid_at, wallet, paid, refunded, cancelled, code = seen[0][:7]
+        shop_account, funding, last = seen[0][7:10]
+        if shop is None or not shop_id:
+            raise _not_a_shop()
+        if payment_id is None or paid_at is None:
+            raise _unknown_payment(named)
+        if paid_at != shop:
+            raise _other_shops()
+        if cancelled:
+            raise _cancelled()
+        if points > paid - refunded:
+            raise _exceeds(paid - refunded)
+        now = uow.now()
+        today = tokyo_date(now)
+        lot = LotTerms(funding, max(last, today))
+        alongside = ledger.Alongside(
+            ledger=code,
+            at=now,
+            params={
+                "g_points": points,
+                "g_payment": payment_id,
+                "a_wallet": wallet,
+                "a_today": today,
+            },
+            value=REFUND_VALUE,
+            gate=REFUND_GATE,
+            commit=True,
+        )
+        try:
+            receipt = ledger.transfer(
+                uow,
+                debit=shop_account,
+                credit=wallet,
+                amount=points,
+                kind=REFUND,
+                actor=actor,
+                key=key,
+                lot=lot,
+                metadata={"shop": shop, "payment": str(payment_id)},
+                request_digest=digest(),
+                alongside=alongside,
+                key_looked_up=True,
+            )
+        except ledger.GateClosed:  # another refund or a cancellation came first: look again
+            raise RetryTransaction from None
+        except ledger.RefusedInStatement as refusal:
+            raise refusal.error from None
+        refunded_total, usable_before = receipt.alongside
+        return Refund(
+            transfer_id=receipt.transfer_id,
+            payment_id=payment_id,
+            points=receipt.amount,
+            refunded_total=int(refunded_total),
+            balance=int(usable_before) + points,
+            expires_on=lot.expires_on,
+            replayed=False,
+        )
+
+    return counter.run_keyed(
+        uow,
+        actor=actor,
+        key=key,
+        digest=digest,
+        replay=lambda tid: _refund_answer(uow, tid),
+        body=body,
+        first=first,
+        known=lambda hashed: idempotency.Prior(*seen[0][10:14]).outcome(hashed),
+        statement_begin=True,
     )
 
 
