@@ -28,6 +28,12 @@ before it does anything (bad input, not enough points) rolls the use back with e
 else, so the resident need not tap again. A failed proof (bad signature, unknown, used or
 expired challenge, untrusted, expired, revoked or replaced card) uses the challenge up and is
 recorded with its stable code, in a transaction of its own, whatever the operation.
+
+A counter operation on PostgreSQL checks the proof without a statement of its own
+(`check_with_standing`, issue #14): the card key's standing (revoked, replaced) and whether
+the challenge was used are read with the operation's other look-ups (`standing_columns`), in
+the same order of checks, and the challenge's use is the gate of the operation's one write
+(`CHALLENGE_USE_GATE`: nothing is written if a twin used it first).
 """
 
 from __future__ import annotations

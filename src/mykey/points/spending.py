@@ -771,14 +771,8 @@ def pay(
 def _gated(alongside: ledger.Alongside, use_id: str | None, now: datetime) -> ledger.Alongside:
     """`alongside` sent with the COMMIT, and, for a proof checked now, with the use of its
     challenge as the transfer's gate: a challenge used already makes nothing."""
-    if use_id is None:
-        return replace(alongside, commit=True)
-    return replace(
-        alongside,
-        gate=proofs.CHALLENGE_USE_GATE,
-        params={**alongside.params, "g_challenge": use_id, "g_at": now},
-        commit=True,
-    )
+    gate, params = proofs.use_gate(use_id, now)
+    return replace(alongside, gate=gate, params={**alongside.params, **params}, commit=True)
 
 
 def _payment(uow: UnitOfWork, shop: TerminalShop, payment_id: UUID | str) -> ShopPayment:
