@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
@@ -433,13 +433,8 @@ def _lookup_in_two(
             expected_holder.binder.check(
                 expected_holder.token, mykey_id=holder, place=provider_id, now=now
             )
-        checked = proofs.check_with_standing(
-            card,
-            now,
-            proofs.CardStanding(
-                bool(revoked), replaced.astimezone(UTC) if replaced else None, bool(used)
-            ),
-        )
+        standing = proofs.CardStanding.of_row(revoked, replaced, used)
+        checked = proofs.check_with_standing(card, now, standing)
         who = holder if checked.card.card_key == card_key else mykey_id_of_card(uow, checked.card)
         if who is None:
             raise _no_mykey_id()

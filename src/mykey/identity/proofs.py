@@ -366,6 +366,18 @@ class CardStanding:
     replaced_at: datetime | None
     challenge_used: bool = False
 
+    @classmethod
+    def of_row(cls, revoked: object, replaced_at: datetime | None, used: object) -> CardStanding:
+        """From the three columns of `standing_columns` as a driver returns them (SQLite keeps
+        no time zone: its times are UTC)."""
+        if replaced_at is not None:
+            replaced_at = (
+                replaced_at.replace(tzinfo=UTC)
+                if replaced_at.tzinfo is None
+                else replaced_at.astimezone(UTC)
+            )
+        return cls(bool(revoked), replaced_at, bool(used))
+
 
 def _check(uow: UnitOfWork, presented: PresentedCard) -> VerifiedCard:
     """The whole check, in the order of the module docstring, the challenge's use included (in
@@ -473,7 +485,7 @@ def _check_card(
 def standing_columns(card_key: Any, challenge_use_id: Any) -> list[Any]:
     """Three scalar subqueries, whether `card_key` is revoked, when it was replaced and whether
     the challenge `challenge_use_id` (`claimed_use_id`) was used, to read with a use case's
-    other look-ups in one statement (`CardStanding(*row[...])`)."""
+    other look-ups in one statement (`CardStanding.of_row(*row[...])`)."""
     return [
         exists().where(_REVOKED.c.card_key == card_key),
         select(_REPLACED.c.replaced_at).where(_REPLACED.c.card_key == card_key).scalar_subquery(),

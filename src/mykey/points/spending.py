@@ -290,11 +290,8 @@ def _balances_in_two(
         }
         rows = send_together(uow, [(sql, params)], begin=True)[0]
         shop, holder, revoked, replaced, used, usage_id = rows[0][:6]
-        if replaced is not None:
-            replaced = replaced.astimezone(UTC)
-        checked = proofs.check_with_standing(
-            card, now, proofs.CardStanding(bool(revoked), replaced, bool(used))
-        )
+        standing = proofs.CardStanding.of_row(revoked, replaced, used)
+        checked = proofs.check_with_standing(card, now, standing)
         if shop is None or not shop_id:
             raise _not_a_shop()
         who = holder if checked.card.card_key == card_key else _resident(uow, checked.card)
@@ -491,9 +488,6 @@ class _Facts:
             row = uow.connection.execute(
                 PAYMENT_FACTS_PG if uow.dialect == "postgresql" else PAYMENT_FACTS, params
             ).one()
-        replaced = row[10]
-        if replaced is not None and replaced.tzinfo is None:  # SQLite keeps no zone
-            replaced = replaced.replace(tzinfo=UTC)
         return cls(
             row[0],
             row[1],
@@ -501,7 +495,7 @@ class _Facts:
             row[3],
             None if row[4] is None else int(row[4]),
             idempotency.Prior(*row[5:9]),
-            proofs.CardStanding(bool(row[9]), replaced, bool(row[11])),
+            proofs.CardStanding.of_row(*row[9:12]),
             None if row[12] is None else int(row[12]),
         )
 
@@ -782,17 +776,9 @@ def _payment(uow: UnitOfWork, shop: TerminalShop, payment_id: UUID | str) -> Sho
         pid = None
     row = uow.session.get(ShopPayment, pid) if pid else None
     if row is None:
-        raise not_found(
-            "unknown_payment",
-            f"There is no payment {payment_id}.",
-            f"支払い {payment_id} は見つかりません。",
-        )
+        raise _unknown_payment(payment_id)
     if row.shop_id != shop.id:
-        raise refused(
-            "wrong_shop",
-            "This payment was made at another shop; only that shop can cancel or refund it.",
-            "この支払いは別の店舗でのものです。その店舗でのみ取消・返金できます。",
-        )
+        raise _other_shops()
     return row
 
 
@@ -981,18 +967,9 @@ def refund(
             return _refund_answer(uow, receipt.transfer_id)
         left = row.points - row.refunded
         if row.cancelled:
-            raise refused(
-                "payment_cancelled",
-                "This payment was cancelled; there is nothing to refund.",
-                "この支払いは取り消し済みのため、返金はできません。",
-            )
+            raise _cancelled()
         if points > left:
-            raise refused(
-                "refund_exceeds_payment",
-                f"At most {left:,} points of this payment can still be refunded.",
-                f"この支払いで返金できるのは残り {left:,} ポイントまでです。",
-                refundable=left,
-            )
+            raise _exceeds(left)
         if not _guarded(
             uow,
             ShopPayment.transfer_id == pid,
