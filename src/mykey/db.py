@@ -509,6 +509,21 @@ def _inside_transaction(connection: Connection, *_args: object) -> None:
         raise RuntimeError("a statement before the use case's BEGIN (statement_begin)")
 
 
+def driver_sql(statement: ClauseElement) -> tuple[str, dict[str, Any]]:
+    """A Core statement for psycopg's own cursor (`send_together`): its SQL, with `%(name)s`
+    parameters, and the values SQLAlchemy bound for its literals. The caller's own parameters
+    are the statement's `bindparam`s, named `p_…`, given at each call."""
+    compiled = statement.compile(dialect=_psycopg_dialect())
+    literals = {k: v for k, v in compiled.params.items() if not k.startswith("p_")}
+    return str(compiled), literals
+
+
+def _psycopg_dialect() -> Dialect:
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+    return PGDialect_psycopg()  # type: ignore[no-untyped-call]
+
+
 def send_together(
     uow: UnitOfWork,
     statements: Sequence[tuple[str, Mapping[str, Any]]],

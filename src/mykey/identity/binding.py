@@ -200,11 +200,25 @@ def check_holder(
     if expected is None:
         return
     key = claimed_card_key(card)
-    if key is None:  # an unreadable certificate: the proof's own check refuses it in words
-        return
-    expected.binder.check(
-        expected.token,
-        mykey_id=holder_of(uow, key),
+    check_expected(
+        expected,
+        card_key=key,
+        holder=holder_of(uow, key),
         place=place,
         now=uow.now() if expiry else None,
     )
+
+
+def check_expected(
+    expected: ExpectedHolder | None,
+    *,
+    card_key: str | None,
+    holder: str | None,
+    place: str,
+    now: datetime | None,
+) -> None:
+    """`check_holder` with the holder of the card key the proof claims already read (by a use
+    case that reads it with its other look-ups); `now`: check the binding's lifetime too."""
+    if expected is None or card_key is None:  # unreadable: the proof's check refuses it
+        return
+    expected.binder.check(expected.token, mykey_id=holder, place=place, now=now)

@@ -18,13 +18,19 @@ from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import BindParameter, Table, bindparam, delete, func, select
-from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg as psycopg_dialect
 from sqlalchemy.exc import IntegrityError
 
-from mykey.db import RetryTransaction, UnitOfWork, send_together
+from mykey.db import RetryTransaction, UnitOfWork, driver_sql, send_together
 from mykey.errors import MyKeyError, conflict, invalid, not_found
 from mykey.identity import proofs, usage
-from mykey.identity.binding import Binder, ExpectedHolder, HolderBinding, check_holder, mask
+from mykey.identity.binding import (
+    Binder,
+    ExpectedHolder,
+    HolderBinding,
+    check_expected,
+    check_holder,
+    mask,
+)
 from mykey.identity.models import Provider, ProviderLink, Resident, ResidentCard, ServiceId, Zone
 from mykey.identity.proofs import Card, PresentedCard, VerifiedCard
 from mykey.municipalities.codes import parse_code
@@ -402,8 +408,7 @@ def _lookup_facts_pg() -> tuple[str, dict[str, Any]]:
         *proofs.standing_columns(card, bindparam("p_challenge")),
         func.nextval(func.pg_get_serial_sequence("mykey_usage", "id")),
     )
-    compiled = query.compile(dialect=psycopg_dialect())  # type: ignore[no-untyped-call]
-    return str(compiled), {k: v for k, v in compiled.params.items() if not k.startswith("p_")}
+    return driver_sql(query)
 
 
 def _lookup_in_two(
@@ -429,10 +434,9 @@ def _lookup_in_two(
         holder, number, revoked, replaced, used, usage_id = send_together(
             uow, [(sql, params)], begin=True
         )[0][0]
-        if expected_holder is not None and card_key is not None:  # as `check_holder`
-            expected_holder.binder.check(
-                expected_holder.token, mykey_id=holder, place=provider_id, now=now
-            )
+        check_expected(
+            expected_holder, card_key=card_key, holder=holder, place=provider_id, now=now
+        )
         standing = proofs.CardStanding.of_row(revoked, replaced, used)
         checked = proofs.check_with_standing(card, now, standing)
         who = holder if checked.card.card_key == card_key else mykey_id_of_card(uow, checked.card)

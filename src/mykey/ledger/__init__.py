@@ -24,6 +24,7 @@ from mykey.ledger.queries import (
     history,
     history_of,
     usable_balance,
+    usable_sql,
     wallet_lots,
 )
 from mykey.ledger.transfers import (
@@ -85,6 +86,7 @@ __all__ = [
     "transfer",
     "transfer_request_hash",
     "usable_balance",
+    "usable_sql",
     "void",
     "void_expired",
     "wallet_id_column",

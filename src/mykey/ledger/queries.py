@@ -95,6 +95,19 @@ USABLE_BALANCE = select(func.coalesce(func.sum(L.c.remaining), 0)).where(
 )
 
 
+USABLE_SQL = (
+    "(SELECT coalesce(sum(remaining), 0) FROM ledger_lots WHERE account_id = {account}"
+    " AND remaining > 0 AND expires_on >= {today})"
+)
+
+
+def usable_sql(account: str, today: str) -> str:
+    """`USABLE_BALANCE` as a scalar SQL expression, for a statement written as SQL (a driver
+    statement, `Alongside.value`): `account` and `today` are SQL written in the code (a
+    parameter's placeholder, a column), never a value."""
+    return USABLE_SQL.format(account=account, today=today)
+
+
 def usable_balance(conn: Connection, account_id: int, today: date) -> int:
     """What a wallet can spend on `today`: the sum of its lots not past their last day, in
     one statement of the caller's transaction (the rows are not read into Python)."""

@@ -35,21 +35,21 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    literal_column,
     null,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg as psycopg_dialect
 
 from mykey import ledger
-from mykey.db import RetryTransaction, UnitOfWork, send_together, tokyo_date
+from mykey.db import RetryTransaction, UnitOfWork, driver_sql, send_together, tokyo_date
 from mykey.errors import MAX_POINTS, POINTS, MyKeyError, invalid, not_found, refused
 from mykey.identity import proofs, usage
-from mykey.identity.binding import Binder, ExpectedHolder, HolderBinding, mask
+from mykey.identity.binding import Binder, ExpectedHolder, HolderBinding, check_expected, mask
 from mykey.identity.models import ResidentCard
 from mykey.identity.proofs import Card, PresentedCard, VerifiedCard
 from mykey.ledger import AccountKind, LotTerms, idempotency
-from mykey.ledger.models import AccountRow, LotRow
+from mykey.ledger.models import AccountRow, LotRow, LotUseRow, TransferRow
 from mykey.municipalities.codes import parse_code
 from mykey.points import counter, shop_cache
 from mykey.points.models import PointProgram, Shop, ShopAccept, ShopPayment
@@ -264,9 +264,7 @@ def _balances_facts() -> Select[Any]:
 
 @cache
 def _balances_facts_pg() -> tuple[str, dict[str, Any]]:
-    """`_balances_facts` for the driver's own cursor: its SQL and its literals' values."""
-    compiled = _balances_facts().compile(dialect=psycopg_dialect())  # type: ignore[no-untyped-call]
-    return str(compiled), {k: v for k, v in compiled.params.items() if not k.startswith("p_")}
+    return driver_sql(_balances_facts())
 
 
 def _balances_in_two(
@@ -356,13 +354,10 @@ def _check_points(points: object) -> int:
 
 
 # A replayed payment's answer in one statement, sent with the COMMIT (`db.send_together`).
-PG_PAYMENT_ANSWER = (
-    "SELECT p.transfer_id, p.shop_id, p.code, p.points, p.receipt_ref, p.created_at,"
-    " (SELECT coalesce(sum(l.remaining), 0) FROM ledger_lots l"
-    " WHERE l.account_id = p.wallet_account_id AND l.remaining > 0"
-    " AND l.expires_on >= %(today)s)"
+PG_PAYMENT_ANSWER = (  # noqa: S608 -- our SQL, the values are parameters
+    "SELECT p.transfer_id, p.shop_id, p.code, p.points, p.receipt_ref, p.created_at, {usable}"
     " FROM shop_payments p WHERE p.transfer_id = %(id)s"
-)
+).format(usable=ledger.usable_sql("p.wallet_account_id", "%(today)s"))
 
 
 def _payment_answer(uow: UnitOfWork, transfer_id: UUID, *, replayed: bool) -> Payment:
@@ -406,6 +401,8 @@ _CARDS = cast(Table, ResidentCard.__table__)
 _PAYMENTS = cast(Table, ShopPayment.__table__)
 _ACCOUNTS = cast(Table, AccountRow.__table__)
 _LOTS = cast(Table, LotRow.__table__)
+_LOT_USES = cast(Table, LotUseRow.__table__)
+_TRANSFERS = cast(Table, TransferRow.__table__)
 # A plain Core insert: on the hot path the ORM's unit of work cost more than the statement.
 INSERT_PAYMENT = insert(_PAYMENTS)
 
@@ -439,12 +436,11 @@ def _facts_query(*, usage_id: bool = False) -> Select[Any]:
 
 PAYMENT_FACTS = _facts_query()
 PAYMENT_FACTS_PG = _facts_query(usage_id=True)
-# The same for the driver's own cursor (`db.send_together`): its SQL and the literals' values.
-_FACTS_PG_COMPILED = PAYMENT_FACTS_PG.compile(dialect=psycopg_dialect())  # type: ignore[no-untyped-call]
-PAYMENT_FACTS_PG_SQL = str(_FACTS_PG_COMPILED)
-PAYMENT_FACTS_PG_LITERALS = {
-    k: v for k, v in _FACTS_PG_COMPILED.params.items() if not k.startswith("p_")
-}
+
+
+@cache
+def _payment_facts_pg() -> tuple[str, dict[str, Any]]:
+    return driver_sql(PAYMENT_FACTS_PG)
 
 
 @dataclass(frozen=True)
@@ -482,8 +478,8 @@ class _Facts:
         }
         row: Any
         if uow.statement_begin:
-            sent = {**PAYMENT_FACTS_PG_LITERALS, **params}
-            row = send_together(uow, [(PAYMENT_FACTS_PG_SQL, sent)], begin=True)[0][0]
+            sql, literals = _payment_facts_pg()
+            row = send_together(uow, [(sql, {**literals, **params})], begin=True)[0][0]
         else:
             row = uow.connection.execute(
                 PAYMENT_FACTS_PG if uow.dialect == "postgresql" else PAYMENT_FACTS, params
@@ -527,10 +523,7 @@ PG_PAYMENT_ROWS = (
     " FROM made)",
 )
 # read before the statement's transfer: the caller takes the payment off
-PG_USABLE_BEFORE = (
-    "(SELECT coalesce(sum(remaining), 0) FROM ledger_lots WHERE account_id = %(debit)s"
-    " AND remaining > 0 AND expires_on >= %(today)s)"
-)
+PG_USABLE_BEFORE = ledger.usable_sql("%(debit)s", "%(today)s")
 
 
 def _alongside(
@@ -571,20 +564,6 @@ def _alongside(
         ),
         value=PG_USABLE_BEFORE,
     )
-
-
-def _check_expected(
-    expected: ExpectedHolder | None,
-    *,
-    card_key: str | None,
-    holder: str | None,
-    place: str,
-    now: datetime | None,
-) -> None:
-    """`counter.check_holder` with the holder already read (`_Facts`)."""
-    if expected is None or card_key is None:
-        return
-    expected.binder.check(expected.token, mykey_id=holder, place=place, now=now)
 
 
 def pay(
@@ -635,7 +614,7 @@ def pay(
                 key=key,
             )
         ]
-        _check_expected(
+        check_expected(
             expected_holder, card_key=card_key, holder=seen[0].holder, place=shop_id or "", now=None
         )
 
@@ -657,13 +636,13 @@ def pay(
         if facts.shop is None:
             raise _not_a_shop()
         now = uow.now()
-        _check_expected(
+        check_expected(
             expected_holder, card_key=card_key, holder=facts.holder, place=facts.shop, now=now
         )
         # The proof, against the card's standing read with the facts; the challenge is used
         # in the write (PostgreSQL: the transfer's gate) or just before it (SQLite).
         checked = proofs.check_with_standing(card, now, facts.standing)
-        in_one = uow.statement_begin and facts.usage_id is not None
+        in_one = uow.statement_begin  # PostgreSQL: the facts carry the usage entry's id
         used = checked.use_id is not None and not in_one
         if used and not proofs.use_challenge(uow, str(checked.use_id), now):
             raise proofs.CardProofError(proofs.challenge_used(), cast(PresentedCard, card))
@@ -1032,20 +1011,6 @@ def _exceeds(left: int) -> MyKeyError:
     )
 
 
-# Everything a refund reads, in one statement: the shop, the payment, the shop's account it
-# was paid into, the latest-expiring lot it used (the refund's funding and last day), and what
-# the terminal's key made before (`idempotency.prior_columns`, as %(p_actor)s, %(p_key)s).
-PG_REFUND_FACTS = (
-    "SELECT (SELECT id FROM shops WHERE id = %(p_shop)s),"
-    " p.shop_id, p.wallet_account_id, p.points, p.refunded, p.cancelled, p.code,"
-    " (SELECT credit_account_id FROM ledger_transfers WHERE id = p.transfer_id),"
-    " (SELECT l.funding FROM ledger_lot_uses u JOIN ledger_lots l ON l.id = u.lot_id"
-    "  WHERE u.transfer_id = p.transfer_id ORDER BY l.expires_on DESC, l.id DESC LIMIT 1),"
-    " (SELECT l.expires_on FROM ledger_lot_uses u JOIN ledger_lots l ON l.id = u.lot_id"
-    "  WHERE u.transfer_id = p.transfer_id ORDER BY l.expires_on DESC, l.id DESC LIMIT 1),"
-    " {prior}"
-    " FROM (SELECT 1) AS one LEFT JOIN shop_payments p ON p.transfer_id = %(p_payment)s"
-)
 # The refund's own guard, as the transfer's gate: only while the payment still covers it.
 REFUND_GATE = (
     "gate AS (UPDATE shop_payments SET refunded = refunded + %(g_points)s"
@@ -1053,20 +1018,43 @@ REFUND_GATE = (
     " AND refunded + %(g_points)s <= points RETURNING refunded)"
 )
 # the payment's refunded total after, and the wallet's usable points before the refund
-REFUND_VALUE = (
-    "jsonb_build_array((SELECT refunded FROM gate),"
-    " (SELECT coalesce(sum(remaining), 0) FROM ledger_lots WHERE account_id = %(a_wallet)s"
-    " AND remaining > 0 AND expires_on >= %(a_today)s))"
+REFUND_VALUE = "jsonb_build_array((SELECT refunded FROM gate), {usable})".format(  # noqa: S608
+    usable=ledger.usable_sql("%(a_wallet)s", "%(a_today)s")
 )
+
+
+def _refund_facts() -> Select[Any]:
+    """Everything a refund reads, in one statement: the shop, the payment, the shop's account
+    it was paid into, the latest-expiring lot it used (the refund's funding and last day), and
+    what the terminal's key made before (`idempotency.prior_columns`)."""
+    payment: BindParameter[UUID] = bindparam("p_payment")
+    p = _PAYMENTS
+    last_lot = (
+        select(_LOTS.c.funding, _LOTS.c.expires_on)
+        .join(_LOT_USES, _LOT_USES.c.lot_id == _LOTS.c.id)
+        .where(_LOT_USES.c.transfer_id == payment)
+        .order_by(_LOTS.c.expires_on.desc(), _LOTS.c.id.desc())
+        .limit(1)
+    )
+    one = select(literal_column("1").label("one")).subquery("one")
+    return select(
+        select(_SHOPS.c.id).where(_SHOPS.c.id == bindparam("p_shop")).scalar_subquery(),
+        p.c.shop_id,
+        p.c.wallet_account_id,
+        p.c.points,
+        p.c.refunded,
+        p.c.cancelled,
+        p.c.code,
+        select(_TRANSFERS.c.credit_account_id).where(_TRANSFERS.c.id == payment).scalar_subquery(),
+        last_lot.with_only_columns(_LOTS.c.funding).scalar_subquery(),
+        last_lot.with_only_columns(_LOTS.c.expires_on).scalar_subquery(),
+        *idempotency.prior_columns(bindparam("p_actor"), bindparam("p_key")),
+    ).select_from(one.outerjoin(p, p.c.transfer_id == payment))
 
 
 @cache
 def _refund_facts_pg() -> tuple[str, dict[str, Any]]:
-    columns = select(*idempotency.prior_columns(bindparam("p_actor"), bindparam("p_key")))
-    compiled = columns.compile(dialect=psycopg_dialect())  # type: ignore[no-untyped-call]
-    prior = str(compiled).removeprefix("SELECT ")
-    literals = {k: v for k, v in compiled.params.items() if not k.startswith("p_")}
-    return PG_REFUND_FACTS.format(prior=prior), literals
+    return driver_sql(_refund_facts())
 
 
 def _refund_in_two(
