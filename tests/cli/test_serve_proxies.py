@@ -34,16 +34,21 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(database: Database, cwd: Path, **env: str) -> Iterator[str]:
-    """`mykey serve` on a free port over the test's database, until the block ends."""
+def serving(
+    database: Database, cwd: Path, *args: str, background: bool = False, **env: str
+) -> Iterator[tuple[str, Path]]:
+    """`mykey serve ARGS` on a free port over the test's database, until the block ends: its
+    address and its log. Without `background`, no daily jobs and no log checkpoints."""
     port = _free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MYKEY_")}
-    environ |= {"MYKEY_DATABASE_URL": database.url, "MYKEY_DAILY_EXPIRY": "false"} | env
-    environ["MYKEY_LOG_CHECKPOINT_SECONDS"] = "0"
+    environ["MYKEY_DATABASE_URL"] = database.url
+    if not background:
+        environ |= {"MYKEY_DAILY_EXPIRY": "false", "MYKEY_LOG_CHECKPOINT_SECONDS": "0"}
+    environ |= env
     log = cwd / f"serve-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(MYKEY), "serve", "--port", str(port)],
+            [str(MYKEY), "serve", "--port", str(port), *args],
             env=environ,
             cwd=cwd,
             stdout=out,
@@ -60,10 +65,10 @@ def serving(database: Database, cwd: Path, **env: str) -> Iterator[str]:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise AssertionError(log.read_text()) from None
                 time.sleep(0.1)
-        yield base
+        yield base, log
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=20)
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
@@ -117,7 +122,7 @@ def page_statuses(base: str, names: str, addresses: list[str]) -> list[int]:
 def test_by_default_a_rotating_forwarded_address_does_not_escape_the_login_throttle(
     database: Database, tmp_path: Path
 ) -> None:
-    with serving(database, tmp_path) as base:
+    with serving(database, tmp_path) as (base, _):
         statuses = rotating_tries(base)
         # six IDs tried once each, all from 127.0.0.1: the address is slowed after three
         assert statuses[:3] == [401, 401, 401]
@@ -133,7 +138,7 @@ def test_by_default_a_rotating_forwarded_address_does_not_escape_the_login_throt
 def test_with_the_local_proxy_trusted_the_forwarded_address_counts(
     database: Database, tmp_path: Path
 ) -> None:
-    with serving(database, tmp_path, MYKEY_TRUSTED_PROXIES="127.0.0.1") as base:
+    with serving(database, tmp_path, MYKEY_TRUSTED_PROXIES="127.0.0.1") as (base, _):
         # every try comes from another client behind the proxy: none is throttled
         assert rotating_tries(base) == [401] * 6
         # one client behind the proxy, failing again and again, is throttled by its address

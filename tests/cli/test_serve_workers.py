@@ -8,53 +8,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.cli.test_serve_proxies import _free_port
+from tests.cli.test_serve_proxies import serving
 from tests.conftest import Database
 
 MYKEY = Path(sys.executable).parent / "mykey"
-
-
-@contextmanager
-def serving(database: Database, cwd: Path, workers: int) -> Iterator[tuple[str, Path]]:
-    """`mykey serve --workers N` with its own defaults for the background work."""
-    port = _free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MYKEY_")}
-    environ["MYKEY_DATABASE_URL"] = database.url
-    log = cwd / f"serve-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(MYKEY), "serve", "--port", str(port), "--workers", str(workers)],
-            env=environ,
-            cwd=cwd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=5)
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(log.read_text()) from None
-                time.sleep(0.1)
-        yield base, log
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def health(base: str) -> dict[str, Any]:
@@ -79,7 +44,7 @@ def processes(base: str, *, until: int, seconds: float = 30) -> dict[int, str]:
 def test_two_workers_answer_and_the_background_work_runs_in_one(
     database: Database, tmp_path: Path
 ) -> None:
-    with serving(database, tmp_path, workers=2) as (base, log):
+    with serving(database, tmp_path, "--workers", "2", background=True) as (base, log):
         seen = processes(base, until=2)
         assert len(seen) == 2, seen
         assert sorted(seen.values()) == ["leader", "standby"]
