@@ -597,25 +597,16 @@ PG_MADE_COMMIT_RESULT = "mykey_transfer_ok(t.r, to_jsonb(x.v))"
 
 
 def _with_alongside(
-    uow: UnitOfWork,
-    alongside: Alongside,
-    *,
-    tid: UUID,
-    debit: int,
-    credit: int,
-    amount: int,
-    kind: str,
-    actor: str,
-    now: datetime,
+    uow: UnitOfWork, alongside: Alongside, *, call: str, own: Receipt
 ) -> tuple[str, dict[str, Any]]:
-    """The statement of a transfer with `alongside`, and the parameters it adds."""
-    own = Receipt(tid, alongside.ledger, kind, "single", debit, credit, amount, actor, now)
+    """The statement of a ledger call (`call`, one `SELECT mykey_…(…)`) with `alongside`, and
+    the parameters it adds; `own` is the receipt the call will make, for its history leaf."""
     records = [("transfer", _leaf_payload(own)), *alongside.leaves]
     rows = [uow.log.leaf_row(uow.connection, k, p) for k, p in records]
     kept = [r for r in rows if r is not None]
     sql = PG_MADE.format(
         gate=f"{alongside.gate}, " if alongside.gate else "",
-        call=PG_TRANSFER + " AS r",
+        call=call + " AS r",
         gate_from=" FROM gate" if alongside.gate else "",
         ctes="".join(f", {cte}" for cte in alongside.ctes),
         result=PG_MADE_COMMIT_RESULT if alongside.commit else "t.r",
@@ -629,6 +620,40 @@ def _with_alongside(
         **alongside.params,
     }
     return sql, extra
+
+
+def _call(
+    uow: UnitOfWork,
+    sql: str,
+    params: Mapping[str, Any],
+    alongside: Alongside | None,
+    *,
+    debit: int,
+    credit: int,
+    amount: int,
+) -> tuple[dict[str, Any], Any]:
+    """Run a ledger function's statement (on the driver's own cursor: on the hot path
+    SQLAlchemy's result machinery costs more client CPU than the call itself; it still runs in
+    the unit of work's transaction), with its COMMIT if `alongside` says so. Returns the
+    function's JSON status and the value `alongside` read."""
+    driver = uow.connection.connection.driver_connection
+    assert driver is not None
+    try:
+        if alongside is not None and alongside.commit:
+            rows = send_together(uow, [(sql, params)], commit=True)[0]
+            row = rows[0] if rows else None
+        else:
+            row = driver.execute(sql, params).fetchone()
+    except psycopg_errors.UniqueViolation as exc:  # a twin with this key committed first
+        raise RetryTransaction from exc
+    except psycopg_errors.RaiseException as exc:
+        if exc.diag.message_primary != "mykey_transfer_refused" or not exc.diag.message_detail:
+            raise
+        refused_with = json.loads(exc.diag.message_detail)  # aborted: the COMMIT did nothing
+        raise _refused_in_statement(refused_with, debit, credit, amount) from None
+    if row is None:  # the gate yielded no row: nothing was done
+        raise GateClosed
+    return row[0], (row[1] if alongside is not None else None)
 
 
 def _refuse(
@@ -888,56 +913,28 @@ def _transfer_in_one_call(
     """`transfer` on PostgreSQL: the same steps in one round trip (migration 0002); with
     `alongside`, its leaf and the use case's rows in the same round trip."""
     now = alongside.at if alongside is not None else uow.now()
-    # The driver's own cursor: on the hot path SQLAlchemy's result machinery costs more client
-    # CPU than the call itself (it still runs in the unit of work's transaction).
-    driver = uow.connection.connection.driver_connection
-    assert driver is not None
-    try:
-        params: dict[str, Any] = {
-            "id": tid,
-            "actor": actor,
-            "key": key,
-            "hash": digest,
-            "debit": debit,
-            "credit": credit,
-            "amount": amount,
-            "kind": kind,
-            "meta": json.dumps(meta, sort_keys=True, ensure_ascii=False),
-            "funding": lot.funding if lot else None,
-            "expires": lot.expires_on if lot else None,
-            "today": tokyo_date(now),
-            "now": now,
-            "stripe": _stripe(tid),
-        }
-        sql = PG_TRANSFER
-        if alongside is not None:
-            sql, extra = _with_alongside(
-                uow,
-                alongside,
-                tid=tid,
-                debit=debit,
-                credit=credit,
-                amount=amount,
-                kind=kind,
-                actor=actor,
-                now=now,
-            )
-            params.update(extra)
-        if alongside is not None and alongside.commit:
-            rows = send_together(uow, [(sql, params)], commit=True)[0]
-            row = rows[0] if rows else None
-        else:
-            row = driver.execute(sql, params).fetchone()
-    except psycopg_errors.UniqueViolation as exc:  # a twin with this key committed first
-        raise RetryTransaction from exc
-    except psycopg_errors.RaiseException as exc:
-        if exc.diag.message_primary != "mykey_transfer_refused" or not exc.diag.message_detail:
-            raise
-        refused_with = json.loads(exc.diag.message_detail)  # aborted: the COMMIT did nothing
-        raise _refused_in_statement(refused_with, debit, credit, amount) from None
-    if row is None:  # the gate yielded no row: nothing was done
-        raise GateClosed
-    result: dict[str, Any] = row[0]
+    params: dict[str, Any] = {
+        "id": tid,
+        "actor": actor,
+        "key": key,
+        "hash": digest,
+        "debit": debit,
+        "credit": credit,
+        "amount": amount,
+        "kind": kind,
+        "meta": json.dumps(meta, sort_keys=True, ensure_ascii=False),
+        "funding": lot.funding if lot else None,
+        "expires": lot.expires_on if lot else None,
+        "today": tokyo_date(now),
+        "now": now,
+        "stripe": _stripe(tid),
+    }
+    sql = PG_TRANSFER
+    if alongside is not None:
+        own = Receipt(tid, alongside.ledger, kind, "single", debit, credit, amount, actor, now)
+        sql, extra = _with_alongside(uow, alongside, call=PG_TRANSFER, own=own)
+        params.update(extra)
+    result, value = _call(uow, sql, params, alongside, debit=debit, credit=credit, amount=amount)
     status = result["status"]
     if status == "ok":
         takes = zip(result["lot_ids"], result["takes"], strict=True)
@@ -957,13 +954,30 @@ def _transfer_in_one_call(
             lots_used=tuple(sorted(LotUse(int(i), int(t)) for i, t in takes)),
             client_key=key,
             metadata=meta,
-            alongside=row[1] if alongside is not None else None,
+            alongside=value,
         )
         if alongside is None:
             _log(uow, receipt)
         elif receipt.ledger != alongside.ledger:  # pragma: no cover -- the caller's mistake
             raise ValueError("the transfer's ledger is not the one its leaf was made for")
         return receipt
+    return _not_made(uow, result, actor, key, digest, debit=debit, credit=credit, amount=amount)
+
+
+def _not_made(
+    uow: UnitOfWork,
+    result: Mapping[str, Any],
+    actor: str,
+    key: str | None,
+    digest: str | None,
+    *,
+    debit: int,
+    credit: int,
+    amount: int,
+) -> Receipt | MyKeyError:
+    """What a ledger function's status other than `ok` answers: the first result of a known
+    key, or a refusal (stored under the key, as the Python path stores it), or an error."""
+    status = result["status"]
     if status == "replay":
         return _replay(uow, UUID(result["id"]))
     if status == "replay_rejected":
@@ -971,9 +985,14 @@ def _transfer_in_one_call(
         stored.details["replayed"] = True
         return stored
     if status == "insufficient":
-        refusal = errors.insufficient(debit, int(result["available"]), amount)
+        refusal = errors.insufficient(
+            int(result.get("account", debit)), int(result["available"]), amount
+        )
         return _refuse(uow, actor, key, digest, refusal)
-    raise _status_error(result, credit)
+    error = _status_error(result, credit)
+    if status in REVERSAL_REFUSALS:
+        return _refuse(uow, actor, key, digest, error)
+    raise error
 
 
 def _refused_in_statement(
@@ -995,8 +1014,24 @@ def _refused_in_statement(
     return RefusedInStatement(_status_error(result, credit), value)
 
 
-def _status_error(result: dict[str, Any], credit: int) -> MyKeyError:
+REVERSAL_REFUSALS = frozenset(
+    {"not_reversible_pending", "not_reversible_reversal", "already_reversed"}
+)
+
+
+def _status_error(result: Mapping[str, Any], credit: int) -> MyKeyError:
+    transfer = result.get("transfer")
     return {
+        "unknown_transfer": lambda: errors.unknown_transfer(transfer),
+        "not_reversible_pending": lambda: errors.not_reversible(
+            transfer,
+            "a pending transfer is voided, not reversed.",
+            "保留中の取引は取消（void）で扱います。",
+        ),
+        "not_reversible_reversal": lambda: errors.not_reversible(
+            transfer, "it is itself a reversal.", "取消の取引そのものは取り消せません。"
+        ),
+        "already_reversed": lambda: errors.already_reversed(transfer),
         "key_reused": lambda: errors.key_reused(),
         "same_account": lambda: errors.same_account(),
         "unknown_account": lambda: errors.unknown_account(result.get("account")),
@@ -1204,6 +1239,10 @@ def reverse(
     reason: str,
     key: str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    request_digest: str | None = None,
+    alongside: Alongside | None = None,
+    reversing: Reversing | None = None,
+    key_looked_up: bool = False,
 ) -> Receipt:
     """Undo a transfer with a new, opposite one (nothing is ever edited or deleted).
 
@@ -1211,6 +1250,10 @@ def reverse(
     wallet are taken back from the lot that credit made, and the reversal is refused if they
     have been spent. A transfer is reversed at most once. `metadata` is kept with the reason
     (a correction cites its case there).
+
+    On PostgreSQL one call (`mykey_reverse`, migration 0030) after one read of the transfer
+    reversed, or, given `reversing` (that transfer as the caller read it), the call alone, and
+    then `alongside` may come with it (see `Alongside`; `transfer`'s other arguments too).
     """
     extra = _metadata(metadata)
     tid_in = _transfer_id(transfer_id)
@@ -1219,6 +1262,24 @@ def reverse(
             "reason", "A reversal needs a reason.", "取消には理由の記入が必要です。"
         )
     fields = _reverse_fields(tid_in, reason, extra)
+    in_one_call: Callable[[UUID, str | None], Receipt | MyKeyError] | None = None
+    if alongside is not None and (uow.dialect != "postgresql" or reversing is None):
+        raise ValueError("alongside is for a reversal in one call, on PostgreSQL")
+    if uow.dialect == "postgresql":
+
+        def in_one_call(tid: UUID, digest: str | None) -> Receipt | MyKeyError:
+            return _reverse_in_one_call(
+                uow,
+                tid=tid,
+                digest=digest,
+                of=tid_in,
+                actor=actor,
+                key=key,
+                reason=reason,
+                extra=extra,
+                alongside=alongside,
+                reversing=reversing,
+            )
 
     def make_plan(tid: UUID, digest: str | None) -> _Plan:
         s = uow.session
@@ -1259,7 +1320,7 @@ def reverse(
             actor=actor,
             key=key,
             digest=digest,
-            meta={**extra, "reason": reason, "reverses_kind": t.kind},
+            meta=_reversal_meta(extra, reason, t.kind),
             debit_deltas={"debits_posted": amount},
             credit_deltas={"credits_posted": amount},
             guard=amount,
@@ -1269,7 +1330,114 @@ def reverse(
             reverses_id=tid_in,
         )
 
-    return _keyed(uow, verb="reverse", actor=actor, key=key, fields=fields, make_plan=make_plan)
+    return _keyed(
+        uow,
+        verb="reverse",
+        actor=actor,
+        key=key,
+        fields=fields,
+        make_plan=make_plan,
+        in_one_call=in_one_call,
+        request_digest=request_digest,
+        key_looked_up=key_looked_up,
+    )
+
+
+def _reversal_meta(extra: Mapping[str, Any], reason: str, kind: str) -> dict[str, Any]:
+    return {**extra, "reason": reason, "reverses_kind": kind}
+
+
+@dataclass(frozen=True)
+class Reversing:
+    """The transfer a reversal undoes, as read in the reversal's transaction (a transfer
+    never changes): the reversal's leaf is made before the call that writes it."""
+
+    ledger: str
+    kind: str
+    debit: int
+    credit: int
+    amount: int
+
+
+PG_REVERSE = (
+    "SELECT mykey_reverse(%(id)s, %(actor)s, %(key)s, %(hash)s, %(of)s, %(meta)s, %(now)s,"
+    " %(stripe)s)"
+)
+
+
+def _reverse_in_one_call(
+    uow: UnitOfWork,
+    *,
+    tid: UUID,
+    digest: str | None,
+    of: UUID,
+    actor: str,
+    key: str | None,
+    reason: str,
+    extra: Mapping[str, Any],
+    alongside: Alongside | None,
+    reversing: Reversing | None,
+) -> Receipt | MyKeyError:
+    """`reverse` on PostgreSQL: the same steps in one call (migration 0030)."""
+    now = alongside.at if alongside is not None else uow.now()
+    if reversing is None:
+        row = uow.connection.execute(
+            select(
+                T.c.ledger, T.c.kind, T.c.debit_account_id, T.c.credit_account_id, T.c.amount
+            ).where(T.c.id == of)
+        ).first()
+        if row is None:
+            raise errors.unknown_transfer(of)
+        reversing = Reversing(*row)
+    meta = _reversal_meta(extra, reason, reversing.kind)
+    back_from, back_to, amount = reversing.credit, reversing.debit, reversing.amount
+    params: dict[str, Any] = {
+        "id": tid,
+        "actor": actor,
+        "key": key,
+        "hash": digest,
+        "of": of,
+        "meta": json.dumps(meta, sort_keys=True, ensure_ascii=False),
+        "now": now,
+        "stripe": _stripe(tid),
+    }
+    sql = PG_REVERSE
+    if alongside is not None:
+        own = Receipt(
+            tid, reversing.ledger, "reverse", "single", back_from, back_to, amount, actor, now,
+            reverses_id=of,
+        )  # fmt: skip
+        sql, more = _with_alongside(uow, alongside, call=PG_REVERSE, own=own)
+        params.update(more)
+    result, value = _call(
+        uow, sql, params, alongside, debit=back_from, credit=back_to, amount=amount
+    )
+    if result["status"] != "ok":
+        return _not_made(
+            uow, result, actor, key, digest, debit=back_from, credit=back_to, amount=amount
+        )
+    uses = zip(result["lot_ids"], result["takes"], strict=True)
+    receipt = Receipt(
+        transfer_id=tid,
+        ledger=result["ledger"],
+        kind="reverse",
+        phase="single",
+        debit_account_id=int(result["debit"]),
+        credit_account_id=int(result["credit"]),
+        amount=int(result["amount"]),
+        actor=actor,
+        created_at=now,
+        debit_balance=result["debit_balance"],
+        credit_balance=result["credit_balance"],
+        lots_used=tuple(sorted(LotUse(int(i), int(t)) for i, t in uses)),
+        reverses_id=of,
+        client_key=key,
+        metadata=meta,
+        alongside=value,
+    )
+    if alongside is None:
+        _log(uow, receipt)
+    return receipt
 
 
 def get_transfer(uow: UnitOfWork, transfer_id: UUID | str) -> Receipt:
