@@ -3,6 +3,7 @@ cards; payments, retries, cancellations, refunds, refusals, races and expiry (HT
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -17,6 +18,7 @@ from mykey.errors import MyKeyError
 from mykey.identity.keys import create_key
 from mykey.identity.proofs import VerifiedCard
 from mykey.identity.simulator import SimulatedCard
+from mykey.ledger import check
 from mykey.municipalities.registry import upsert
 from mykey.points import spending
 from mykey.points.expiry import expire_points
@@ -720,3 +722,72 @@ def test_a_refusal_is_replayed_after_what_it_was_refused_on_has_changed(
         "/api/v1/terminal/refunds", headers=bearer(town["shop"]), json=refund | {"points": 400}
     )
     assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"
+
+
+def test_cancellations_and_refunds_of_one_payment_race(
+    town: dict[str, str], cards: list[SimulatedCard], database: Database
+) -> None:
+    """Two cancellations and two refunds of one payment at once, from two terminals (three
+    payments in turn): each is either cancelled once (all else refused in words) or refunded,
+    never both; the wallet gets back exactly what was answered; the ledger balances."""
+    alice = cards[0]  # 3,000 Maebashi points
+    card = VerifiedCard(alice.card_key, alice.certificate.not_valid_after_utc)
+    shop, balance = "tenri-shop1", 3000
+
+    def race(round_: int) -> list[tuple[str, int]]:
+        paid = spending.pay(
+            database.uow(),
+            shop_id=shop,
+            card=card,
+            municipality=MAEBASHI,
+            points=500,
+            actor="terminal:t0",
+            key=f"race-paid-{round_}",
+        )
+        start = threading.Barrier(4)
+
+        def attempt(i: int) -> tuple[str, int]:
+            actor, key = f"terminal:t{i % 2}", f"race-{round_}-{i}"
+            start.wait()
+            try:
+                if i % 2:
+                    done = spending.cancel(
+                        database.uow(),
+                        shop_id=shop,
+                        payment_id=paid.transfer_id,
+                        actor=actor,
+                        key=key,
+                    )
+                    return "cancelled", done.points
+                back = spending.refund(
+                    database.uow(),
+                    shop_id=shop,
+                    payment_id=paid.transfer_id,
+                    points=100,
+                    actor=actor,
+                    key=key,
+                )
+                return "refunded", back.points
+            except MyKeyError as error:
+                return error.code, 0
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return list(pool.map(attempt, range(4)))
+
+    for round_ in range(3):
+        outcomes = race(round_)
+        codes = sorted(code for code, _ in outcomes)
+        given_back = sum(points for _, points in outcomes)
+        if "cancelled" in codes:
+            expected = ["already_cancelled", "cancelled", "payment_cancelled", "payment_cancelled"]
+            assert codes == expected, outcomes
+            assert given_back == 500
+        else:
+            assert codes == ["payment_refunded", "payment_refunded", "refunded", "refunded"], (
+                outcomes
+            )
+            assert given_back == 200
+        balance += given_back - 500
+        rest = spending.balances_here(database.uow(), shop_id=shop, card=card, actor="terminal:t0")
+        assert {b.municipality: b.balance for b in rest.balances}[MAEBASHI] == balance
+    assert check(database.uow()).ok

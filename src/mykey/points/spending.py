@@ -20,6 +20,7 @@ balances and paying are uses of the MyKey ID: each is in its usage history (R1.5
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
@@ -800,7 +801,9 @@ def cancel(
     uow: UnitOfWork, *, shop_id: str | None, payment_id: UUID | str, actor: str, key: str
 ) -> Cancellation:
     """Cancel a payment of this shop on the day it was made (a reversal into the same lots).
-    Idempotent per (actor, key): a retry answers the first cancellation, even the next day."""
+    Idempotent per (actor, key): a retry answers the first cancellation, even the next day.
+
+    On PostgreSQL two round trips (`_cancel_in_two`)."""
     pid = _payment_id(payment_id)
 
     def digest() -> str | None:
@@ -810,16 +813,18 @@ def cancel(
             transfer_id=pid, reason=CANCEL_REASON, metadata={"shop": shop_id}
         )
 
+    if uow.dialect == "postgresql" and not uow.in_transaction:
+        return _cancel_in_two(
+            uow, shop_id=shop_id, payment_id=pid, named=payment_id, actor=actor, key=key,
+            digest=digest,
+        )  # fmt: skip
+
     def body() -> Cancellation:
         shop = _here(uow, shop_id)
         row = _payment(uow, shop, payment_id)
         pid = row.transfer_id
         if tokyo_date(row.created_at) != tokyo_date(uow.now()):
-            raise refused(
-                "cancel_not_same_day",
-                "A payment can be cancelled only on the day it was made; make a refund instead.",
-                "支払いの取消は当日のみです。返金の手続きをしてください。",
-            )
+            raise _not_same_day()
         if row.refunded and not row.cancelled:
             raise _partly_refunded()
         try:
@@ -833,11 +838,7 @@ def cancel(
             )
         except MyKeyError as error:
             if error.code == "already_reversed":
-                raise refused(
-                    "already_cancelled",
-                    "This payment has already been cancelled.",
-                    "この支払いはすでに取り消されています。",
-                ) from error
+                raise _already_cancelled() from error
             raise
         if not receipt.replayed and not _guarded(
             uow,
@@ -858,6 +859,105 @@ def cancel(
         digest=digest,
         replay=lambda tid: _cancellation_answer(uow, tid),
         body=body,
+    )
+
+
+def _not_same_day() -> MyKeyError:
+    return refused(
+        "cancel_not_same_day",
+        "A payment can be cancelled only on the day it was made; make a refund instead.",
+        "支払いの取消は当日のみです。返金の手続きをしてください。",
+    )
+
+
+def _already_cancelled() -> MyKeyError:
+    return refused(
+        "already_cancelled",
+        "This payment has already been cancelled.",
+        "この支払いはすでに取り消されています。",
+    )
+
+
+# The cancellation's own guard, as the reversal's gate: only a payment neither cancelled nor
+# partly refunded (a refund's gate takes the same row lock).
+CANCEL_GATE = (
+    "gate AS (UPDATE shop_payments SET cancelled = true"
+    " WHERE transfer_id = %(g_payment)s AND NOT cancelled AND refunded = 0 RETURNING 1)"
+)
+# the wallet's usable points before the cancellation gives the payment back
+CANCEL_VALUE = ledger.usable_sql("%(a_wallet)s", "%(a_today)s")
+
+
+def _cancel_in_two(
+    uow: UnitOfWork,
+    *,
+    shop_id: str | None,
+    payment_id: UUID | None,
+    named: object,
+    actor: str,
+    key: str,
+    digest: Callable[[], str | None],
+) -> Cancellation:
+    """`cancel` on PostgreSQL in two round trips: BEGIN with one look-up of everything
+    (`_paid_facts`), then the payment's guarded update as the gate of its reversal
+    (`mykey_reverse`), with the reversal's leaf and the COMMIT (`ledger.Alongside`)."""
+    seen: list[tuple[Any, ...]] = []
+
+    def first() -> None:
+        seen[:] = [_read_paid(uow, shop_id, payment_id, actor, key)]
+
+    def body() -> Cancellation:
+        _checked_paid(seen[0], shop_id, named)
+        shop, _, wallet, paid, refunded, cancelled, code, shop_account = seen[0][:8]
+        paid_on, kind = seen[0][14:16]
+        assert payment_id is not None  # else no payment was found
+        now = uow.now()
+        if tokyo_date(paid_on) != tokyo_date(now):
+            raise _not_same_day()
+        if cancelled:
+            raise _already_cancelled()
+        if refunded:
+            raise _partly_refunded()
+        alongside = ledger.Alongside(
+            ledger=code,
+            at=now,
+            params={"g_payment": payment_id, "a_wallet": wallet, "a_today": tokyo_date(now)},
+            value=CANCEL_VALUE,
+            gate=CANCEL_GATE,
+            commit=True,
+        )
+        try:
+            receipt = ledger.reverse(
+                uow,
+                transfer_id=payment_id,
+                actor=actor,
+                key=key,
+                reason=CANCEL_REASON,
+                metadata={"shop": shop},
+                request_digest=digest(),
+                alongside=alongside,
+                reversing=ledger.Reversing(code, kind, wallet, shop_account, paid),
+                key_looked_up=True,
+            )
+        except ledger.GateClosed:  # a refund or a cancellation came first: look again
+            raise RetryTransaction from None
+        except ledger.RefusedInStatement as refusal:
+            if refusal.error.code == "already_reversed":
+                raise _already_cancelled() from None
+            raise refusal.error from None
+        balance = int(receipt.alongside) + receipt.amount
+        return Cancellation(receipt.transfer_id, payment_id, receipt.amount, balance, False)
+
+    return counter.run_keyed(
+        uow,
+        actor=actor,
+        key=key,
+        digest=digest,
+        replay=lambda tid: _cancellation_answer(uow, tid),
+        body=body,
+        first=first,
+        known=lambda hashed: idempotency.Prior(*seen[0][10:14]).outcome(hashed),
+        statement_begin=True,
     )
 
 
@@ -1023,10 +1123,11 @@ REFUND_VALUE = "jsonb_build_array((SELECT refunded FROM gate), {usable})".format
 )
 
 
-def _refund_facts() -> Select[Any]:
-    """Everything a refund reads, in one statement: the shop, the payment, the shop's account
-    it was paid into, the latest-expiring lot it used (the refund's funding and last day), and
-    what the terminal's key made before (`idempotency.prior_columns`)."""
+def _paid_facts() -> Select[Any]:
+    """Everything a refund or a cancellation reads, in one statement: the shop, the payment,
+    the shop's account it was paid into, the latest-expiring lot it used (a refund's funding
+    and last day), what the terminal's key made before (`idempotency.prior_columns`), when the
+    payment was made and its transfer's kind."""
     payment: BindParameter[UUID] = bindparam("p_payment")
     p = _PAYMENTS
     last_lot = (
@@ -1049,12 +1150,41 @@ def _refund_facts() -> Select[Any]:
         last_lot.with_only_columns(_LOTS.c.funding).scalar_subquery(),
         last_lot.with_only_columns(_LOTS.c.expires_on).scalar_subquery(),
         *idempotency.prior_columns(bindparam("p_actor"), bindparam("p_key")),
+        p.c.created_at,
+        select(_TRANSFERS.c.kind).where(_TRANSFERS.c.id == payment).scalar_subquery(),
     ).select_from(one.outerjoin(p, p.c.transfer_id == payment))
 
 
 @cache
-def _refund_facts_pg() -> tuple[str, dict[str, Any]]:
-    return driver_sql(_refund_facts())
+def _paid_facts_pg() -> tuple[str, dict[str, Any]]:
+    return driver_sql(_paid_facts())
+
+
+def _read_paid(
+    uow: UnitOfWork, shop_id: str | None, payment_id: UUID | None, actor: str, key: str
+) -> tuple[Any, ...]:
+    """`_paid_facts`, sent with the BEGIN in one round trip."""
+    sql, literals = _paid_facts_pg()
+    params = {
+        **literals,
+        "p_shop": shop_id,
+        "p_payment": payment_id,
+        "p_actor": actor,
+        "p_key": key,
+    }
+    return tuple(send_together(uow, [(sql, params)], begin=True)[0][0])
+
+
+def _checked_paid(facts: tuple[Any, ...], shop_id: str | None, named: object) -> None:
+    """The refusals a refund and a cancellation share: an unknown shop or payment, another
+    shop's payment."""
+    shop, paid_at = facts[:2]
+    if shop is None or not shop_id:
+        raise _not_a_shop()
+    if paid_at is None:
+        raise _unknown_payment(named)
+    if paid_at != shop:
+        raise _other_shops()
 
 
 def _refund_in_two(
@@ -1073,15 +1203,7 @@ def _refund_in_two(
     seen: list[tuple[Any, ...]] = []
 
     def first() -> None:
-        sql, literals = _refund_facts_pg()
-        params = {
-            **literals,
-            "p_shop": shop_id,
-            "p_payment": payment_id,
-            "p_actor": actor,
-            "p_key": key,
-        }
-        seen[:] = [send_together(uow, [(sql, params)], begin=True)[0][0]]
+        seen[:] = [_read_paid(uow, shop_id, payment_id, actor, key)]
 
     def digest() -> str | None:
         if payment_id is None or not shop_id or seen[0][0] is None:
@@ -1091,14 +1213,10 @@ def _refund_in_two(
         )
 
     def body() -> Refund:
-        shop, paid_at, wallet, paid, refunded, cancelled, code = seen[0][:7]
+        _checked_paid(seen[0], shop_id, named)
+        shop, _, wallet, paid, refunded, cancelled, code = seen[0][:7]
         shop_account, funding, last = seen[0][7:10]
-        if shop is None or not shop_id:
-            raise _not_a_shop()
-        if payment_id is None or paid_at is None:
-            raise _unknown_payment(named)
-        if paid_at != shop:
-            raise _other_shops()
+        assert payment_id is not None  # else no payment was found
         if cancelled:
             raise _cancelled()
         if points > paid - refunded:
