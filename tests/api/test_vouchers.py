@@ -3,6 +3,8 @@ proof, redeem once at the right shop, refusals, denominations, expiry, Tenri's r
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -10,12 +12,19 @@ from fastapi.testclient import TestClient
 
 from mykey import ledger
 from mykey.db import tokyo_date
+from mykey.errors import MyKeyError
 from mykey.identity.keys import create_key
 from mykey.identity.simulator import SimulatedCard
 from mykey.ledger import AccountKind
 from mykey.points.expiry import DailyJobs
 from mykey.points.vouchers import TENRI as TENRI_RULES
-from mykey.points.vouchers import association_owner, check_digit, expire_vouchers, valid_number
+from mykey.points.vouchers import (
+    association_owner,
+    check_digit,
+    expire_vouchers,
+    redeem,
+    valid_number,
+)
 from tests.api.conftest import bearer, proof
 from tests.api.test_counter import MAEBASHI, TENRI, _grant, _program, _resident
 from tests.conftest import Database
@@ -317,3 +326,42 @@ def test_a_refused_redemption_is_kept_under_its_key(
     assert lost.json()["replayed"] is True
     assert lost.json()["transaction_id"] == taken.json()["transaction_id"]
     assert _shop_balance(database, MAEBASHI, "arts-maebashi") == 500
+
+
+def test_two_shops_racing_for_one_voucher_pay_once(
+    card_client: TestClient, shops: dict[str, str], cards: list[SimulatedCard], database: Database
+) -> None:
+    """Four terminals of two shops of the street redeem one voucher at once: one is paid, the
+    others are refused in words; the voucher names its street and the shop that took it."""
+    c = card_client
+    made = _issue(
+        c, shops["tenri-shop1"], cards[0], municipality=TENRI, points=400,
+        street_id="tenri-honten", key="race-v",
+    )  # fmt: skip
+    assert made.status_code == 201, made.json()
+    number = made.json()["vouchers"][0]["number"]
+    start = threading.Barrier(4)
+
+    def attempt(i: int) -> tuple[str, str | None]:
+        shop = ("tenri-shop1", "tenri-shop2")[i % 2]
+        start.wait()
+        try:
+            done = redeem(
+                database.uow(), shop_id=shop, number=number, actor=f"terminal:{i}", key=f"x-{i}"
+            )
+        except MyKeyError as error:
+            return error.code, None
+        assert done.voucher.status == "redeemed" and done.voucher.redeemed_shop_id == shop
+        assert done.voucher.street_name == "天理本通り商店街"
+        assert done.voucher.point_name == "天理市ポイント"
+        return "redeemed", shop
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(attempt, range(4)))
+    codes = sorted(code for code, _ in outcomes)
+    assert codes == ["redeemed"] + ["voucher_already_redeemed"] * 3, outcomes
+    [winner] = [shop for _, shop in outcomes if shop]
+    loser = "tenri-shop2" if winner == "tenri-shop1" else "tenri-shop1"
+    assert _shop_balance(database, TENRI, winner) == 400
+    assert _shop_balance(database, TENRI, loser) == 0
+    assert ledger.check(database.uow()).ok

@@ -33,19 +33,33 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from functools import cache
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import (
+    BindParameter,
+    CursorResult,
+    Select,
+    Table,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import IntegrityError
 
 from mykey import ledger
-from mykey.db import RetryTransaction, UnitOfWork, tokyo_date
+from mykey.db import RetryTransaction, UnitOfWork, driver_sql, send_together, tokyo_date
 from mykey.errors import COUNT, DAYS, POINTS, YEN, MyKeyError, invalid, not_found, refused
 from mykey.identity import proofs, usage
 from mykey.identity.binding import ExpectedHolder
 from mykey.identity.proofs import Card
-from mykey.ledger import AccountKind, LotTerms
+from mykey.ledger import AccountKind, LotTerms, idempotency
+from mykey.ledger.models import AccountRow, TransferRow
 from mykey.municipalities.codes import parse_code
 from mykey.points import counter
 from mykey.points.grants import _use_budget
@@ -60,7 +74,15 @@ from mykey.points.models import (
 )
 from mykey.points.program_setup import program_of
 from mykey.points.programs import fiscal_year_of
-from mykey.points.spending import _accept, _insufficient, _resident, _shop, _usable, _wallet
+from mykey.points.spending import (
+    _accept,
+    _insufficient,
+    _not_a_shop,
+    _resident,
+    _shop,
+    _usable,
+    _wallet,
+)
 
 ISSUE = "voucher_issue"
 REDEEM = "voucher_redeem"
@@ -152,25 +174,43 @@ def _view(uow: UnitOfWork, row: Voucher) -> VoucherView:
     program = s.get(PointProgram, row.code)
     shop = s.get(Shop, row.shop_id) if row.shop_id else None
     street = s.get(ShoppingStreet, row.street_id) if row.street_id else None
+    return _view_named(
+        row,
+        point_name=program.point_name if program else None,
+        shop_name=shop.name if shop else None,
+        street_name=street.name if street else None,
+        valid_shops=_prize_shop_names(uow, row),
+    )
+
+
+def _view_named(
+    row: Voucher,
+    *,
+    point_name: str | None,
+    shop_name: str | None,
+    street_name: str | None,
+    valid_shops: tuple[str, ...],
+) -> VoucherView:
+    """A voucher's view, with the names it shows as read (`_view` reads them)."""
     return VoucherView(
         number=row.number,
         municipality=row.code,
-        point_name=program.point_name if program else row.code,
+        point_name=point_name or row.code,
         program=row.program,
         face_value=row.face_value,
         issued_on=row.issued_on,
         valid_until=row.valid_until,
         shop_id=row.shop_id,
-        shop_name=shop.name if shop else None,
+        shop_name=shop_name,
         street_id=row.street_id,
-        street_name=street.name if street else None,
+        street_name=street_name,
         status=row.status,
         redeemed_shop_id=row.redeemed_shop_id,
         receipt_ref=row.receipt_ref,
         prints=row.prints,
         gift_program=row.gift_program_id,
         award_id=row.award_id,
-        valid_shops=_prize_shop_names(uow, row),
+        valid_shops=valid_shops,
         issue_id=str(row.issue_transfer_id),
     )
 
@@ -465,21 +505,36 @@ def _from_wallet(
     return Issued(receipt, [_view(uow, r) for r in rows], rest, receipt.replayed)
 
 
-def _find(uow: UnitOfWork, number: str) -> Voucher:
-    clean = number.strip().replace("-", "").replace(" ", "") if isinstance(number, str) else ""
+def _strip(number: object) -> str:
+    """A voucher number as typed, without its dashes and spaces."""
+    return number.strip().replace("-", "").replace(" ", "") if isinstance(number, str) else ""
+
+
+def _clean(number: object) -> str:
+    """`_strip`, refused unless well formed."""
+    clean = _strip(number)
     if not valid_number(clean):
         raise invalid(
             "invalid_voucher_number",
             "This is not a voucher number (13 digits with a check digit); check for a typo.",
             "ポイント券番号ではありません（13桁・チェックデジット）。入力を確認してください。",
         )
+    return clean
+
+
+def _unknown_voucher(clean: str) -> MyKeyError:
+    return not_found(
+        "unknown_voucher",
+        f"There is no voucher {clean}.",
+        f"ポイント券 {clean} は見つかりません。",
+    )
+
+
+def _find(uow: UnitOfWork, number: str) -> Voucher:
+    clean = _clean(number)
     row = uow.session.get(Voucher, clean)
     if row is None:
-        raise not_found(
-            "unknown_voucher",
-            f"There is no voucher {clean}.",
-            f"ポイント券 {clean} は見つかりません。",
-        )
+        raise _unknown_voucher(clean)
     return row
 
 
@@ -605,11 +660,40 @@ def issue_at(uow: UnitOfWork, *, shop_id: str, transfer_id: UUID | str) -> list[
     return uow.read(body)
 
 
+def _wrong_shop(where: str | None) -> MyKeyError:
+    return refused(
+        "voucher_wrong_shop",
+        f"This voucher cannot be used at this shop (it is valid at {where}).",
+        f"このポイント券はこの店舗では使えません（使える店舗：{where}）。",
+        valid_at=where,
+    )
+
+
+def _already_redeemed() -> MyKeyError:
+    return refused(
+        "voucher_already_redeemed",
+        "This voucher has already been used.",
+        "このポイント券はすでに使用済みです。",
+    )
+
+
+def _expired(valid_until: date) -> MyKeyError:
+    return refused(
+        "voucher_expired",
+        f"This voucher expired after {valid_until.isoformat()}.",
+        f"このポイント券の有効期限（{valid_until.isoformat()}）は過ぎています。",
+        valid_until=valid_until.isoformat(),
+    )
+
+
 def redeem(
     uow: UnitOfWork, *, shop_id: str | None, number: str, actor: str, key: str
 ) -> Redemption:
     """Pay this shop the voucher's face value, once. Idempotent per (actor, key): the key is
-    looked up first, and a refusal is kept under it (`points.counter`)."""
+    looked up first, and a refusal is kept under it (`points.counter`).
+
+    On PostgreSQL two round trips (`_redeem_in_two`), but for a receipt voucher cashed
+    through its street's association (two transfers)."""
 
     def digest() -> str | None:
         if not shop_id or uow.session.get(Shop, shop_id) is None:
@@ -617,77 +701,12 @@ def redeem(
         return counter.request_digest("redeem", shop=shop_id, voucher=_find(uow, number).number)
 
     def body() -> Redemption:
-        shop = _shop(uow, shop_id)
-        row = _find(uow, number)
-        here = _valid_here(row, shop) or _in_prize_shops(uow, row, shop)
-        if not here or uow.session.get(ShopAccept, (shop.id, row.code)) is None:
-            where = row.shop_id or row.street_id or _prize_shop_ids(uow, row)
-            raise refused(
-                "voucher_wrong_shop",
-                f"This voucher cannot be used at this shop (it is valid at {where}).",
-                f"このポイント券はこの店舗では使えません（使える店舗：{where}）。",
-                valid_at=where,
-            )
-        accept = _accept(uow, shop, row.code)
-        today = tokyo_date(uow.now())
-        via = _association(uow, row)
-        shop_key = f"{key}:shop" if via is not None else key
-        if row.status != ISSUED and row.closing_transfer_id is not None:
-            closing = ledger.get_transfer(uow, row.closing_transfer_id)
-            if row.status == REDEEMED and (closing.actor, closing.client_key) == (actor, shop_key):
-                return Redemption(str(closing.transfer_id), _view(uow, row), True)
-        if row.status == REDEEMED:
-            raise refused(
-                "voucher_already_redeemed",
-                "This voucher has already been used.",
-                "このポイント券はすでに使用済みです。",
-            )
-        if row.status == EXPIRED or today > row.valid_until:
-            raise refused(
-                "voucher_expired",
-                f"This voucher expired after {row.valid_until.isoformat()}.",
-                f"このポイント券の有効期限（{row.valid_until.isoformat()}）は過ぎています。",
-                valid_until=row.valid_until.isoformat(),
-            )
-        source = _float(uow, row.code).id
-        if via is not None:  # the city pays the association, the association pays the shop
-            ledger.transfer(
-                uow,
-                debit=source,
-                credit=via.id,
-                amount=row.face_value,
-                kind=REDEEM,
-                actor=actor,
-                key=f"{key}:association",
-                metadata={"shop": shop.id, "voucher": row.number},
-            )
-            source = via.id
-        receipt = ledger.transfer(
-            uow,
-            debit=source,
-            credit=accept.account_id,
-            amount=row.face_value,
-            kind=REDEEM,
-            actor=actor,
-            key=shop_key,
-            metadata={"shop": shop.id, "voucher": row.number},
-            request_digest=digest(),
+        return _redeem_body(
+            uow, shop_id=shop_id, number=number, actor=actor, key=key, digest=digest
         )
-        done = uow.session.execute(
-            update(Voucher)
-            .where(Voucher.number == row.number, Voucher.status == ISSUED)
-            .values(
-                status=REDEEMED,
-                redeemed_shop_id=shop.id,
-                closing_transfer_id=receipt.transfer_id,
-                closed_at=receipt.created_at,
-            )
-        )
-        if not receipt.replayed and not cast(CursorResult[Any], done).rowcount:
-            raise RetryTransaction  # another terminal raced us: the retry refuses in words
-        uow.session.refresh(row)
-        return Redemption(str(receipt.transfer_id), _view(uow, row), receipt.replayed)
 
+    if uow.dialect == "postgresql" and not uow.in_transaction:
+        return _redeem_in_two(uow, shop_id=shop_id, number=number, actor=actor, key=key)
     return counter.run_keyed(
         uow,
         actor=actor,
@@ -696,6 +715,264 @@ def redeem(
         replay=lambda tid: _redemption_answer(uow, tid),
         body=body,
     )
+
+
+_VOUCHERS = cast(Table, Voucher.__table__)
+_SHOPS = cast(Table, Shop.__table__)
+_AWARD_SHOPS = cast(Table, RankingAwardShop.__table__)
+_ACCOUNTS = cast(Table, AccountRow.__table__)
+_TRANSFERS = cast(Table, TransferRow.__table__)
+
+
+def _redeem_facts() -> Select[Any]:
+    """Everything a redemption reads, in one statement (PostgreSQL), by label: the shop and
+    its street, the voucher's row, the shop's account for its points, whether the shop is one
+    of a prize's shops, the voucher float, who closed the voucher, the names its view shows,
+    and what the terminal's key made before (`idempotency.prior_columns`)."""
+    shop: BindParameter[str] = bindparam("p_shop")
+    v, award_shops = _VOUCHERS, _AWARD_SHOPS
+    prize = (
+        select(_SHOPS.c.id)
+        .join(award_shops, award_shops.c.shop_id == _SHOPS.c.id)
+        .where(award_shops.c.award_id == v.c.award_id)
+    )
+    closing = select(_TRANSFERS.c.actor, _TRANSFERS.c.client_key).where(
+        _TRANSFERS.c.id == v.c.closing_transfer_id
+    )
+    one = select(literal_column("1").label("one")).subquery("one")
+    return select(
+        select(_SHOPS.c.id).where(_SHOPS.c.id == shop).scalar_subquery().label("here"),
+        select(_SHOPS.c.street_id)
+        .where(_SHOPS.c.id == shop)
+        .scalar_subquery()
+        .label("here_street"),
+        *v.c,
+        select(ShopAccept.account_id)
+        .where(ShopAccept.shop_id == shop, ShopAccept.code == v.c.code)
+        .scalar_subquery()
+        .label("accept"),
+        exists()
+        .where(award_shops.c.award_id == v.c.award_id, award_shops.c.shop_id == shop)
+        .label("in_prize"),
+        select(_ACCOUNTS.c.id)
+        .where(
+            _ACCOUNTS.c.ledger == v.c.code,
+            _ACCOUNTS.c.kind == str(AccountKind.VOUCHER_FLOAT),
+            _ACCOUNTS.c.owner == FLOAT_OWNER,
+        )
+        .scalar_subquery()
+        .label("float"),
+        closing.with_only_columns(_TRANSFERS.c.actor).scalar_subquery().label("closed_by"),
+        closing.with_only_columns(_TRANSFERS.c.client_key).scalar_subquery().label("closed_key"),
+        select(PointProgram.point_name)
+        .where(PointProgram.code == v.c.code)
+        .scalar_subquery()
+        .label("point_name"),
+        select(Shop.name).where(Shop.id == v.c.shop_id).scalar_subquery().label("shop_name"),
+        select(ShoppingStreet.name)
+        .where(ShoppingStreet.id == v.c.street_id)
+        .scalar_subquery()
+        .label("street_name"),
+        prize.with_only_columns(func.array_agg(aggregate_order_by(_SHOPS.c.id, _SHOPS.c.id)))
+        .scalar_subquery()
+        .label("prize_ids"),
+        prize.with_only_columns(func.array_agg(aggregate_order_by(_SHOPS.c.name, _SHOPS.c.id)))
+        .scalar_subquery()
+        .label("prize_names"),
+        *idempotency.prior_columns(bindparam("p_actor"), bindparam("p_key")),
+    ).select_from(one.outerjoin(v, v.c.number == bindparam("p_number")))
+
+
+@cache
+def _redeem_facts_pg() -> tuple[str, dict[str, Any], tuple[str, ...]]:
+    statement = _redeem_facts()
+    sql, literals = driver_sql(statement)
+    return sql, literals, tuple(c.key or "" for c in statement.selected_columns)
+
+
+VOUCHER_FIELDS = tuple(c.key for c in _VOUCHERS.c)
+# The redemption's own guard, as its transfer's gate: only a voucher still issued.
+REDEEM_GATE = (
+    "gate AS (UPDATE vouchers SET status = 'redeemed', redeemed_shop_id = %(g_shop)s,"
+    " closing_transfer_id = %(g_transfer)s, closed_at = %(g_at)s"
+    " WHERE number = %(g_number)s AND status = 'issued' RETURNING 1)"
+)
+
+
+def _redeem_in_two(
+    uow: UnitOfWork, *, shop_id: str | None, number: str, actor: str, key: str
+) -> Redemption:
+    """`redeem` on PostgreSQL in two round trips: BEGIN with one look-up of everything
+    (`_redeem_facts`), then the voucher's guarded update as the gate of the transfer that pays
+    the shop, with its leaf and the COMMIT (`ledger.Alongside`). A receipt voucher cashed
+    through its street's association (two transfers) goes on statement by statement."""
+    seen: list[dict[str, Any]] = []
+    prior: list[idempotency.Prior] = []
+
+    def first() -> None:
+        sql, literals, names = _redeem_facts_pg()
+        params = {
+            **literals,
+            "p_shop": shop_id,
+            "p_number": _strip(number),
+            "p_actor": actor,
+            "p_key": key,
+        }
+        row = send_together(uow, [(sql, params)], begin=True)[0][0]
+        seen[:] = [dict(zip(names, row, strict=True))]
+        prior[:] = [idempotency.Prior(*row[-4:])]
+
+    def digest() -> str | None:
+        facts = seen[0]
+        if not shop_id or facts["here"] is None:
+            return None
+        return counter.request_digest("redeem", shop=shop_id, voucher=_known(facts))
+
+    def _known(facts: dict[str, Any]) -> str:
+        if facts["number"] is None:
+            raise _unknown_voucher(_clean(number))
+        return str(facts["number"])
+
+    def body() -> Redemption:
+        facts = seen[0]
+        if facts["here"] is None:
+            raise _not_a_shop()
+        _known(facts)
+        row = Voucher(**{name: facts[name] for name in VOUCHER_FIELDS})
+        if facts["float"] is None or (row.program == RECEIPT_PROGRAM and row.street_id):
+            return _redeem_body(
+                uow, shop_id=shop_id, number=number, actor=actor, key=key, digest=digest
+            )
+        shop = Shop(id=facts["here"], street_id=facts["here_street"])
+        prize = row.program == PRIZE_PROGRAM and row.award_id is not None
+        in_prize = prize and row.shop_id is None and row.street_id is None and facts["in_prize"]
+        if not (_valid_here(row, shop) or in_prize) or facts["accept"] is None:
+            ids = ",".join(facts["prize_ids"] or ()) or None
+            raise _wrong_shop(row.shop_id or row.street_id or (ids if prize else None))
+        view = _view_named(
+            row,
+            point_name=facts["point_name"],
+            shop_name=facts["shop_name"],
+            street_name=facts["street_name"],
+            valid_shops=tuple(facts["prize_names"] or ())
+            if row.award_id and not (row.shop_id or row.street_id)
+            else (),
+        )
+        closed = (facts["closed_by"], facts["closed_key"])
+        if row.status == REDEEMED and row.closing_transfer_id and closed == (actor, key):
+            return Redemption(str(row.closing_transfer_id), view, True)
+        now = uow.now()
+        if row.status == REDEEMED:
+            raise _already_redeemed()
+        if row.status == EXPIRED or tokyo_date(now) > row.valid_until:
+            raise _expired(row.valid_until)
+        tid = idempotency.derive_id(actor, key)
+        alongside = ledger.Alongside(
+            ledger=row.code,
+            at=now,
+            params={"g_shop": shop.id, "g_transfer": tid, "g_at": now, "g_number": row.number},
+            gate=REDEEM_GATE,
+            commit=True,
+        )
+        try:
+            receipt = ledger.transfer(
+                uow,
+                debit=int(facts["float"]),
+                credit=int(facts["accept"]),
+                amount=row.face_value,
+                kind=REDEEM,
+                actor=actor,
+                key=key,
+                metadata={"shop": shop.id, "voucher": row.number},
+                request_digest=digest(),
+                alongside=alongside,
+                key_looked_up=True,
+            )
+        except ledger.GateClosed:  # another terminal redeemed it first: look again
+            raise RetryTransaction from None
+        except ledger.RefusedInStatement as refusal:
+            raise refusal.error from None
+        view = replace(view, status=REDEEMED, redeemed_shop_id=shop.id)
+        return Redemption(str(receipt.transfer_id), view, False)
+
+    return counter.run_keyed(
+        uow,
+        actor=actor,
+        key=key,
+        digest=digest,
+        replay=lambda tid: _redemption_answer(uow, tid),
+        body=body,
+        first=first,
+        known=lambda hashed: prior[0].outcome(hashed),
+        statement_begin=True,
+    )
+
+
+def _redeem_body(
+    uow: UnitOfWork,
+    *,
+    shop_id: str | None,
+    number: str,
+    actor: str,
+    key: str,
+    digest: Callable[[], str | None],
+) -> Redemption:
+    """`redeem` inside its transaction, statement by statement."""
+    shop = _shop(uow, shop_id)
+    row = _find(uow, number)
+    here = _valid_here(row, shop) or _in_prize_shops(uow, row, shop)
+    if not here or uow.session.get(ShopAccept, (shop.id, row.code)) is None:
+        raise _wrong_shop(row.shop_id or row.street_id or _prize_shop_ids(uow, row))
+    accept = _accept(uow, shop, row.code)
+    today = tokyo_date(uow.now())
+    via = _association(uow, row)
+    shop_key = f"{key}:shop" if via is not None else key
+    if row.status != ISSUED and row.closing_transfer_id is not None:
+        closing = ledger.get_transfer(uow, row.closing_transfer_id)
+        if row.status == REDEEMED and (closing.actor, closing.client_key) == (actor, shop_key):
+            return Redemption(str(closing.transfer_id), _view(uow, row), True)
+    if row.status == REDEEMED:
+        raise _already_redeemed()
+    if row.status == EXPIRED or today > row.valid_until:
+        raise _expired(row.valid_until)
+    source = _float(uow, row.code).id
+    if via is not None:  # the city pays the association, the association pays the shop
+        ledger.transfer(
+            uow,
+            debit=source,
+            credit=via.id,
+            amount=row.face_value,
+            kind=REDEEM,
+            actor=actor,
+            key=f"{key}:association",
+            metadata={"shop": shop.id, "voucher": row.number},
+        )
+        source = via.id
+    receipt = ledger.transfer(
+        uow,
+        debit=source,
+        credit=accept.account_id,
+        amount=row.face_value,
+        kind=REDEEM,
+        actor=actor,
+        key=shop_key,
+        metadata={"shop": shop.id, "voucher": row.number},
+        request_digest=digest(),
+    )
+    done = uow.session.execute(
+        update(Voucher)
+        .where(Voucher.number == row.number, Voucher.status == ISSUED)
+        .values(
+            status=REDEEMED,
+            redeemed_shop_id=shop.id,
+            closing_transfer_id=receipt.transfer_id,
+            closed_at=receipt.created_at,
+        )
+    )
+    if not receipt.replayed and not cast(CursorResult[Any], done).rowcount:
+        raise RetryTransaction  # another terminal raced us: the retry refuses in words
+    uow.session.refresh(row)
+    return Redemption(str(receipt.transfer_id), _view(uow, row), receipt.replayed)
 
 
 def _return_lot(uow: UnitOfWork, row: Voucher, today: date) -> LotTerms:
