@@ -88,6 +88,49 @@ PG_LEAF_GATED = (
 )
 
 
+# The entry written with a transfer, in its statement (`ledger.Alongside`): only if it is made.
+PG_ENTRY_WITH_TRANSFER = (
+    "entry AS (INSERT INTO mykey_usage (id, mykey_id, action, actor, provider_id, purpose, at)"
+    " SELECT %(u_id)s, %(u_who)s, %(u_action)s, %(u_actor)s, %(u_provider)s, %(u_purpose)s,"
+    " %(u_at)s FROM made)"
+)
+
+
+def with_transfer(
+    *,
+    usage_id: int,
+    mykey_id: str,
+    action: str,
+    actor: str,
+    provider_id: str | None,
+    purpose: str,
+    at: datetime,
+) -> tuple[str, dict[str, Any], tuple[str, dict[str, Any]]]:
+    """PostgreSQL: the entry `usage_id` (a number the caller took from the sequence with its
+    look-ups) to write in a transfer's own statement: its common table expression, its
+    parameters and its history leaf (kind, payload), for `ledger.Alongside`."""
+    actor, purpose = actor[:128], purpose[:200]
+    params: dict[str, Any] = {
+        "u_id": usage_id,
+        "u_who": mykey_id,
+        "u_action": action,
+        "u_actor": actor,
+        "u_provider": provider_id,
+        "u_purpose": purpose,
+        "u_at": at,
+    }
+    payload = entry_payload(
+        entry_id=usage_id,
+        mykey_id=mykey_id,
+        action=action,
+        actor=actor,
+        provider_id=provider_id,
+        purpose=purpose,
+        at=at,
+    )
+    return PG_ENTRY_WITH_TRANSFER, params, ("mykey_usage", payload)
+
+
 def record_with_commit(
     uow: UnitOfWork,
     *,

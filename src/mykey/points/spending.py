@@ -514,14 +514,11 @@ def _not_accepted_named(label: str, code: str) -> MyKeyError:
     )
 
 
-PG_PAYMENT_ROWS = (
+PG_PAYMENT_ROW = (
     "payment AS (INSERT INTO shop_payments (transfer_id, shop_id, code, mykey_id,"
     " wallet_account_id, points, refunded, cancelled, receipt_ref, created_at)"
     " SELECT %(id)s, %(a_shop)s, %(a_code)s, %(a_who)s, %(debit)s, %(amount)s, 0, false,"
-    " %(a_receipt)s, %(now)s FROM made)",
-    "entry AS (INSERT INTO mykey_usage (id, mykey_id, action, actor, provider_id, purpose, at)"
-    " SELECT %(a_usage)s, %(a_who)s, 'pay', %(actor)s, %(a_shop)s, %(a_purpose)s, %(now)s"
-    " FROM made)",
+    " %(a_receipt)s, %(now)s FROM made)"
 )
 # read before the statement's transfer: the caller takes the payment off
 PG_USABLE_BEFORE = ledger.usable_sql("%(debit)s", "%(today)s")
@@ -535,34 +532,28 @@ def _alongside(
     (before the transfer: the spend takes only usable lots, so the rest is that less the
     points). `today` is the transfer's own (`%(today)s`)."""
     at: datetime = row["created_at"]
-    actor, purpose = actor[:128], purpose[:200]
     assert tokyo_date(at) == today
+    entry, entry_params, leaf = usage.with_transfer(
+        usage_id=usage_id,
+        mykey_id=row["mykey_id"],
+        action="pay",
+        actor=actor,
+        provider_id=row["shop_id"],
+        purpose=purpose,
+        at=at,
+    )
     return ledger.Alongside(
         ledger=row["code"],
         at=at,
-        ctes=PG_PAYMENT_ROWS,
+        ctes=(PG_PAYMENT_ROW, entry),
         params={
             "a_shop": row["shop_id"],
             "a_code": row["code"],
             "a_who": row["mykey_id"],
             "a_receipt": row["receipt_ref"],
-            "a_usage": usage_id,
-            "a_purpose": purpose,
+            **entry_params,
         },
-        leaves=(
-            (
-                "mykey_usage",
-                usage.entry_payload(
-                    entry_id=usage_id,
-                    mykey_id=row["mykey_id"],
-                    action="pay",
-                    actor=actor,
-                    provider_id=row["shop_id"],
-                    purpose=purpose,
-                    at=at,
-                ),
-            ),
-        ),
+        leaves=(leaf,),
         value=PG_USABLE_BEFORE,
     )
 
