@@ -60,6 +60,9 @@ def test_each_counter_operation_commits_once(
     paid = answers["payment"].json()
     refunded = c.post("/api/v1/terminal/payments", headers=shop, json=refund_body).json()
     issued_body = {"municipality": TENRI, "points": 100, "key": "cost-v1"}
+    # the town's first vouchers open its voucher float (once, three more round trips)
+    first_vouchers = {"card_proof": proof(c, alice), **issued_body, "key": "cost-v0"}
+    assert c.post("/api/v1/terminal/vouchers", headers=shop, json=first_vouchers).status_code == 201
     more: dict[str, Callable[[], Any]] = {
         "cancellation": post(
             f"/api/v1/terminal/payments/{paid['transaction_id']}/cancellation", {"key": "cost-c1"}
@@ -89,9 +92,9 @@ def test_each_counter_operation_commits_once(
     }, {name: a.json() for name, a in answers.items()}
     assert answers["library look-up"].json()["user_number"] == "4711"
     listing = "\n".join(f"{n}: {c.listing()}" for n, c in costs.items())
-    if costs["balances"].dialect == "postgresql":  # a tap, as the payment: two round trips
-        for name in ("balances", "library look-up", "refund", "cancellation", "voucher redemption"):
-            assert costs[name].round_trips <= 2, costs[name].listing()
+    if costs["balances"].dialect == "postgresql":  # each as the payment: two round trips
+        for name, count in costs.items():
+            assert count.round_trips <= 2, f"{name}: {count.listing()}"
     assert {name: count.commits for name, count in costs.items()} == dict.fromkeys(costs, 1), (
         listing
     )

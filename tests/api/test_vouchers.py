@@ -14,6 +14,7 @@ from mykey import ledger
 from mykey.db import tokyo_date
 from mykey.errors import MyKeyError
 from mykey.identity.keys import create_key
+from mykey.identity.proofs import VerifiedCard
 from mykey.identity.simulator import SimulatedCard
 from mykey.ledger import AccountKind
 from mykey.points.expiry import DailyJobs
@@ -22,6 +23,7 @@ from mykey.points.vouchers import (
     association_owner,
     check_digit,
     expire_vouchers,
+    issue,
     redeem,
     valid_number,
 )
@@ -365,3 +367,78 @@ def test_two_shops_racing_for_one_voucher_pay_once(
     assert _shop_balance(database, TENRI, winner) == 400
     assert _shop_balance(database, TENRI, loser) == 0
     assert ledger.check(database.uow()).ok
+
+
+def test_terminals_issuing_from_one_wallet_at_once_never_overdraw_it(
+    card_client: TestClient, shops: dict[str, str], cards: list[SimulatedCard], database: Database
+) -> None:
+    """Four terminals turn 400 of the same 1,000 Tenri points into vouchers at once: two are
+    issued, two refused with what is left; each issue's vouchers and usage entry are written
+    with it, none for a refusal."""
+    alice = cards[0]
+    card = VerifiedCard(alice.card_key, alice.certificate.not_valid_after_utc)
+    entries = database.count("mykey_usage")
+    start = threading.Barrier(4)
+
+    def attempt(i: int) -> tuple[str, int]:
+        start.wait()
+        try:
+            made = issue(
+                database.uow(),
+                shop_id=("tenri-shop1", "tenri-shop2")[i % 2],
+                card=card,
+                municipality=TENRI,
+                points=400,
+                denomination=100,
+                actor=f"terminal:{i}",
+                key=f"w-{i}",
+            )
+        except MyKeyError as error:
+            return error.code, int(error.details.get("balance", -1))
+        assert [v.face_value for v in made.vouchers] == [100] * 4
+        assert {v.shop_name for v in made.vouchers} <= {"本通りの本屋", "本通りの茶店"}
+        return "issued", made.balance
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(attempt, range(4)))
+    assert sorted(code for code, _ in outcomes) == ["insufficient_points"] * 2 + ["issued"] * 2
+    assert sorted(b for code, b in outcomes if code == "issued") == [200, 600]
+    assert _wallet(database, TENRI) == 200
+    assert database.count("vouchers") == 8
+    assert database.count("mykey_usage") == entries + 2
+    assert ledger.check(database.uow()).ok
+
+
+def test_a_refused_issue_keeps_the_tap(
+    card_client: TestClient, shops: dict[str, str], cards: list[SimulatedCard], database: Database
+) -> None:
+    """Vouchers for more than the wallet holds, at a shop that does not take the points, or
+    for a street that does not exist: refused before the card's challenge is used, so the
+    same tap then issues them."""
+    c, alice = card_client, cards[0]  # 1,000 Tenri points
+    tapped = proof(c, alice)
+    uses = database.count("card_challenge_uses")
+
+    def vouchers(terminal: str, key: str, **body: Any) -> Any:
+        return c.post(
+            "/api/v1/terminal/vouchers",
+            headers=bearer(shops[terminal]),
+            json={"card_proof": tapped, "municipality": TENRI, "key": key, **body},
+        )
+
+    much = vouchers("tenri-shop1", "i-much", points=1500)
+    assert much.status_code == 409 and much.json()["code"] == "insufficient_points"
+    assert much.json()["details"]["balance"] == 1000
+    museum = vouchers("arts-maebashi", "i-museum", points=100)
+    assert museum.status_code == 409 and museum.json()["code"] == "not_accepted_here"
+    nowhere = vouchers("tenri-shop1", "i-street", points=100, street_id="nowhere")
+    assert nowhere.status_code == 404 and nowhere.json()["code"] == "unknown_street"
+    assert database.count("card_challenge_uses") == uses  # the tap is still good
+    made = vouchers("tenri-shop1", "i-right", points=300, street_id="tenri-honten")
+    assert made.status_code == 201, made.json()
+    assert made.json()["balance"] == 700
+    [voucher] = made.json()["vouchers"]
+    assert voucher["street_name"] == "天理本通り商店街" and voucher["shop_id"] is None
+    assert database.count("card_challenge_uses") == uses + 1
+    again = vouchers("tenri-shop1", "i-again", points=100)
+    assert again.json()["code"] == "challenge_used"

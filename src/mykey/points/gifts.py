@@ -27,14 +27,12 @@ from mykey.errors import invalid, not_found, refused
 from mykey.identity.binding import ExpectedHolder
 from mykey.identity.proofs import Card
 from mykey.municipalities.codes import parse_code
-from mykey.points.models import GiftProgram, PointProgram, Shop, ShoppingStreet
-from mykey.points.spending import _accept
+from mykey.points.models import GiftProgram, PointProgram, ShoppingStreet
 from mykey.points.vouchers import (
     GIFT_PROGRAM,
     MAX_PIECES,
     FromWallet,
     Issued,
-    _from_wallet,
     _whole,
     run_from_wallet,
 )
@@ -185,27 +183,17 @@ def exchange(
     _whole("sheets", sheets, 1, MAX_PIECES)
     gift = uow.read(lambda: _program(uow, program_id))
     _whole("sheets", sheets, 1, gift.max_sheets or MAX_PIECES)
-    request = FromWallet(gift.code, [gift.denomination] * sheets, {"gift_program": gift.id})
-
-    def operation(shop: Shop, who: str, digest: str | None) -> Issued:
-        _accept(uow, shop, gift.code)
-        return _from_wallet(
-            uow,
-            shop=shop,
-            who=who,
-            digest=digest,
-            code=gift.code,
-            pieces=request.pieces,
-            actor=actor,
-            key=key,
-            valid_days=gift.valid_days,
-            metadata=request.metadata,
-            program=GIFT_PROGRAM,
-            shop_id=None,
-            street_id=gift.street_id,
-            gift_program_id=gift.id,
-        )
-
+    request = FromWallet(
+        gift.code,
+        [gift.denomination] * sheets,
+        {"gift_program": gift.id},
+        program=GIFT_PROGRAM,
+        valid_days=gift.valid_days,
+        street_id=gift.street_id,
+        at_shop=False,
+        gift_program_id=gift.id,
+        gift_name=gift.name,
+    )
     return run_from_wallet(
         uow,
         shop_id=shop_id,
@@ -214,5 +202,4 @@ def exchange(
         actor=actor,
         key=key,
         expected_holder=expected_holder,
-        operation=operation,
     )

@@ -20,7 +20,7 @@ balances and paying are uses of the MyKey ID: each is in its usage history (R1.5
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
@@ -469,6 +469,25 @@ class _Facts:
     ) -> _Facts:
         """One statement; in a unit of work that begins in its statements (PostgreSQL), sent
         with the BEGIN in one round trip."""
+        return cls.read_with(
+            uow, shop=shop, card=card, challenge=challenge, code=code, actor=actor, key=key
+        )[0]
+
+    @classmethod
+    def read_with(
+        cls,
+        uow: UnitOfWork,
+        *,
+        shop: str | None,
+        card: str | None,
+        challenge: str | None,
+        code: str,
+        actor: str,
+        key: str,
+        also: tuple[str, Mapping[str, Any]] | None = None,
+    ) -> tuple[_Facts, tuple[Any, ...] | None]:
+        """`read`, and in the same round trip the one row of `also` (driver SQL and its
+        parameters; PostgreSQL, in a unit of work that begins in its statements)."""
         params = {
             "p_shop": shop,
             "p_card": card,
@@ -478,14 +497,19 @@ class _Facts:
             "p_key": key,
         }
         row: Any
+        more: tuple[Any, ...] | None = None
         if uow.statement_begin:
             sql, literals = _payment_facts_pg()
-            row = send_together(uow, [(sql, {**literals, **params})], begin=True)[0][0]
+            statements = [(sql, {**literals, **params}), *([also] if also else [])]
+            rows = send_together(uow, statements, begin=True)
+            row, more = rows[0][0], (tuple(rows[1][0]) if also else None)
         else:
+            if also is not None:
+                raise ValueError("`also` is for a transaction begun by its statements")
             row = uow.connection.execute(
                 PAYMENT_FACTS_PG if uow.dialect == "postgresql" else PAYMENT_FACTS, params
             ).one()
-        return cls(
+        facts = cls(
             row[0],
             row[1],
             None if row[2] is None else int(row[2]),
@@ -495,6 +519,7 @@ class _Facts:
             proofs.CardStanding.of_row(*row[9:12]),
             None if row[12] is None else int(row[12]),
         )
+        return facts, more
 
 
 def _card_not_registered() -> MyKeyError:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any, cast
 from uuid import UUID
@@ -56,15 +56,14 @@ from mykey import ledger
 from mykey.db import RetryTransaction, UnitOfWork, driver_sql, send_together, tokyo_date
 from mykey.errors import COUNT, DAYS, POINTS, YEN, MyKeyError, invalid, not_found, refused
 from mykey.identity import proofs, usage
-from mykey.identity.binding import ExpectedHolder
+from mykey.identity.binding import ExpectedHolder, check_expected
 from mykey.identity.proofs import Card
 from mykey.ledger import AccountKind, LotTerms, idempotency
 from mykey.ledger.models import AccountRow, TransferRow
 from mykey.municipalities.codes import parse_code
-from mykey.points import counter
+from mykey.points import counter, spending
 from mykey.points.grants import _use_budget
 from mykey.points.models import (
-    GiftProgram,
     PointProgram,
     RankingAwardShop,
     Shop,
@@ -266,17 +265,19 @@ def _pieces(points: int, denomination: int | None) -> list[int]:
     return [denomination] * count
 
 
-def _place(uow: UnitOfWork, shop: Shop, street_id: str | None) -> tuple[str | None, str | None]:
-    if street_id is None:
-        return shop.id, None
+def _unknown_street(street_id: str) -> MyKeyError:
+    return not_found(
+        "unknown_street",
+        f"There is no shopping street {street_id}.",
+        f"商店街 {street_id} はありません。",
+    )
+
+
+def _street(uow: UnitOfWork, street_id: str) -> ShoppingStreet:
     street = uow.session.get(ShoppingStreet, street_id)
     if street is None:
-        raise not_found(
-            "unknown_street",
-            f"There is no shopping street {street_id}.",
-            f"商店街 {street_id} はありません。",
-        )
-    return None, street.id
+        raise _unknown_street(street_id)
+    return street
 
 
 def _add(
@@ -322,23 +323,78 @@ def _days(valid_days: int) -> int:
 
 @dataclass(frozen=True)
 class FromWallet:
-    """A request to turn wallet points into vouchers: what its transfer's hash is made of."""
+    """A request to turn wallet points into vouchers: what its transfer's hash is made of
+    (`code`, `pieces`, `metadata`), and what the vouchers are."""
 
     code: str
     pieces: list[int]
     metadata: dict[str, Any]
+    program: str = WALLET_PROGRAM
+    valid_days: int = DEFAULT_VALID_DAYS
+    street_id: str | None = None  # valid at the shops of this street, or
+    at_shop: bool = True  # at the issuing shop only (neither: every shop taking the points)
+    gift_program_id: str | None = None  # gift certificates (商品券): their programme
+    gift_name: str | None = None
 
-    def digest(self, uow: UnitOfWork, shop_id: str | None, card: Card) -> str | None:
-        if not shop_id or uow.session.get(Shop, shop_id) is None:
+    @property
+    def points(self) -> int:
+        return sum(self.pieces)
+
+    @property
+    def action(self) -> str:
+        """The use of the MyKey ID this is, in the usage history."""
+        return "gift_exchange" if self.program == GIFT_PROGRAM else "voucher_issue"
+
+    def purpose(self, point_name: str | None) -> str:
+        name = self.gift_name or point_name or self.code
+        return f"{len(self.pieces)} × {self.pieces[0]:,} pt · {name}"
+
+    def digest_for(self, shop_id: str | None, holder: str | None) -> str | None:
+        """The request's hash; None for a terminal of no shop (`holder`: the MyKey ID of the
+        card key the request names, read before its proof is checked)."""
+        if not shop_id:
             return None
         return counter.request_digest(
             "vouchers",
             shop=shop_id,
-            holder=counter.claimed_holder(uow, card),
+            holder=holder,
             municipality=self.code,
             pieces=self.pieces,
             **self.metadata,
         )
+
+    def digest(self, uow: UnitOfWork, shop_id: str | None, card: Card) -> str | None:
+        if not shop_id or uow.session.get(Shop, shop_id) is None:
+            return None
+        return self.digest_for(shop_id, counter.claimed_holder(uow, card))
+
+    def rows(
+        self, *, tid: UUID, who: str, wallet: int, shop_id: str, at: datetime
+    ) -> list[Voucher]:
+        """The vouchers of this issue (transient), each with a new number."""
+        today = tokyo_date(at)
+        return [
+            Voucher(
+                number=new_number(),
+                code=self.code,
+                program=self.program,
+                mykey_id=who,
+                wallet_account_id=wallet,
+                issue_transfer_id=tid,
+                seq=seq,
+                face_value=value,
+                issued_on=today,
+                valid_until=today + timedelta(days=self.valid_days - 1),
+                issuer_shop_id=shop_id,
+                shop_id=shop_id if self.at_shop else None,
+                street_id=self.street_id,
+                status=ISSUED,
+                prints=0,
+                created_at=at,
+                gift_program_id=self.gift_program_id,
+            )
+            for seq, value in enumerate(self.pieces)
+        ]
 
 
 def issued_answer(uow: UnitOfWork, transfer_id: UUID) -> Issued:
@@ -359,17 +415,38 @@ def run_from_wallet(
     actor: str,
     key: str,
     expected_holder: ExpectedHolder | None,
-    operation: Callable[[Shop, str, str | None], Issued],
 ) -> Issued:
     """An issue from the card holder's wallet as a keyed counter operation: the key first, the
-    expected holder, the card checked in the transaction (then `operation(shop, mykey_id,
-    digest)`, the request's hash to store with its transfer)."""
+    expected holder, the card checked in the transaction, the shop must take the points (and
+    a street named must exist), then `_from_wallet`. On PostgreSQL two round trips
+    (`_from_wallet_in_two`)."""
+    if uow.dialect == "postgresql" and not uow.in_transaction:
+        return _from_wallet_in_two(
+            uow,
+            shop_id=shop_id,
+            card=card,
+            request=request,
+            actor=actor,
+            key=key,
+            expected_holder=expected_holder,
+        )
 
     def body() -> Issued:
         shop = _shop(uow, shop_id)
         counter.check_holder(uow, expected_holder, card=card, place=shop.id, expiry=True)
         who = _resident(uow, proofs.verify_in_transaction(uow, card))
-        return operation(shop, who, request.digest(uow, shop.id, card))
+        _accept(uow, shop, request.code)
+        if request.street_id is not None and request.program == WALLET_PROGRAM:
+            _street(uow, request.street_id)
+        return _from_wallet(
+            uow,
+            shop=shop,
+            who=who,
+            digest=request.digest(uow, shop.id, card),
+            request=request,
+            actor=actor,
+            key=key,
+        )
 
     return counter.run_keyed(
         uow,
@@ -404,27 +481,14 @@ def issue(
     code = parse_code(municipality)
     pieces = _pieces(points, denomination)
     days = _days(valid_days)
-    request = FromWallet(code, pieces, {"valid_days": days, "street": street_id or ""})
-
-    def operation(shop: Shop, who: str, digest: str | None) -> Issued:
-        _accept(uow, shop, code)
-        where_shop, where_street = _place(uow, shop, street_id)
-        return _from_wallet(
-            uow,
-            shop=shop,
-            who=who,
-            digest=digest,
-            code=code,
-            pieces=pieces,
-            actor=actor,
-            key=key,
-            valid_days=days,
-            metadata=request.metadata,
-            program=WALLET_PROGRAM,
-            shop_id=where_shop,
-            street_id=where_street,
-        )
-
+    request = FromWallet(
+        code,
+        pieces,
+        {"valid_days": days, "street": street_id or ""},
+        valid_days=days,
+        street_id=street_id,
+        at_shop=street_id is None,
+    )
     return run_from_wallet(
         uow,
         shop_id=shop_id,
@@ -433,7 +497,6 @@ def issue(
         actor=actor,
         key=key,
         expected_holder=expected_holder,
-        operation=operation,
     )
 
 
@@ -443,18 +506,14 @@ def _from_wallet(
     shop: Shop,
     who: str,
     digest: str | None,
-    code: str,
-    pieces: list[int],
+    request: FromWallet,
     actor: str,
     key: str,
-    valid_days: int,
-    metadata: dict[str, Any],
-    **fields: Any,
 ) -> Issued:
     """Inside a transaction: one transfer of sum(pieces) from the resident's wallet into the
     voucher float, and one voucher per piece (or, replayed, the vouchers of the first try);
     a use of the MyKey ID (usage history: `voucher_issue`)."""
-    points = sum(pieces)
+    code, points = request.code, request.points
     wallet = _wallet(uow, code, who)
     today = tokyo_date(uow.now())
     if wallet is None:
@@ -468,7 +527,7 @@ def _from_wallet(
             kind=ISSUE,
             actor=actor,
             key=key,
-            metadata={"shop": shop.id, "vouchers": len(pieces), **metadata},
+            metadata={"shop": shop.id, "vouchers": len(request.pieces), **request.metadata},
             request_digest=digest,
         )
     except MyKeyError as error:
@@ -478,31 +537,198 @@ def _from_wallet(
         raise
     if receipt.replayed:
         return issued_answer(uow, receipt.transfer_id)
-    rows = _add(
-        uow,
-        receipt,
-        pieces,
-        code=code,
-        mykey_id=who,
-        wallet_account_id=wallet.id,
-        issued_on=today,
-        valid_until=today + timedelta(days=valid_days - 1),
-        issuer_shop_id=shop.id,
-        **fields,
+    rows = request.rows(
+        tid=receipt.transfer_id, who=who, wallet=wallet.id, shop_id=shop.id, at=receipt.created_at
     )
-    gift = uow.session.get(GiftProgram, fields.get("gift_program_id") or "")
+    uow.session.add_all(rows)
+    try:
+        uow.session.flush()
+    except IntegrityError as exc:  # a number drawn twice: try again
+        raise RetryTransaction from exc
     program = uow.session.get(PointProgram, code)
-    name = gift.name if gift else (program.point_name if program else code)
     usage.record(
         uow,
         mykey_id=who,
-        action="gift_exchange" if fields.get("program") == GIFT_PROGRAM else "voucher_issue",
+        action=request.action,
         actor=actor,
         provider_id=shop.id,
-        purpose=f"{len(pieces)} × {pieces[0]:,} pt · {name}",
+        purpose=request.purpose(program.point_name if program else None),
     )
     rest = sum(lot.remaining for lot in _usable(uow, wallet.id, today))
     return Issued(receipt, [_view(uow, r) for r in rows], rest, receipt.replayed)
+
+
+# The vouchers of an issue, written with its transfer (numbers and face values in order).
+PG_VOUCHER_ROWS = (
+    "vouchers AS (INSERT INTO vouchers (number, code, program, mykey_id, wallet_account_id,"
+    " issue_transfer_id, seq, face_value, issued_on, valid_until, issuer_shop_id, shop_id,"
+    " street_id, status, prints, created_at, gift_program_id)"
+    " SELECT v.number, %(a_code)s, %(a_program)s, %(a_who)s, %(debit)s, %(id)s, v.seq - 1,"
+    " v.face_value, %(today)s, %(a_until)s, %(a_issuer)s, %(a_shop)s, %(a_street)s, 'issued',"
+    " 0, %(now)s, %(a_gift)s FROM made,"
+    " unnest(%(a_numbers)s::text[], %(a_values)s::bigint[]) WITH ORDINALITY"
+    " AS v(number, face_value, seq))"
+)
+
+
+def _issue_facts() -> Select[Any]:
+    """What an issue reads beside a payment's look-ups (`spending._Facts`): the voucher float,
+    the street named and the names the vouchers show."""
+    return select(
+        select(_ACCOUNTS.c.id)
+        .where(
+            _ACCOUNTS.c.ledger == bindparam("p_code"),
+            _ACCOUNTS.c.kind == str(AccountKind.VOUCHER_FLOAT),
+            _ACCOUNTS.c.owner == FLOAT_OWNER,
+        )
+        .scalar_subquery(),
+        select(ShoppingStreet.name)
+        .where(ShoppingStreet.id == bindparam("p_street"))
+        .scalar_subquery(),
+        select(Shop.name).where(Shop.id == bindparam("p_shop")).scalar_subquery(),
+    )
+
+
+@cache
+def _issue_facts_pg() -> tuple[str, dict[str, Any]]:
+    return driver_sql(_issue_facts())
+
+
+def _from_wallet_in_two(
+    uow: UnitOfWork,
+    *,
+    shop_id: str | None,
+    card: Card,
+    request: FromWallet,
+    actor: str,
+    key: str,
+    expected_holder: ExpectedHolder | None,
+) -> Issued:
+    """`run_from_wallet` on PostgreSQL in two round trips, as a payment (`spending.pay`):
+    BEGIN with the payment's look-ups and the issue's own (`_issue_facts`); the card's proof
+    checked against what was read; then one statement with the COMMIT: the challenge's use as
+    the gate of the transfer into the float, the vouchers, the usage entry and the leaves, the
+    usable balance. (A municipality's first issue opens its float in between.)"""
+    code, points = request.code, request.points
+    card_key = proofs.claimed_card_key(card)  # unverified: to look up, never to act on
+    seen: list[tuple[Any, ...]] = []
+
+    def first() -> None:
+        sql, literals = _issue_facts_pg()
+        also = (sql, {**literals, "p_code": code, "p_street": request.street_id, "p_shop": shop_id})
+        facts, more = spending._Facts.read_with(
+            uow,
+            shop=shop_id,
+            card=card_key,
+            challenge=proofs.claimed_use_id(card),
+            code=code,
+            actor=actor,
+            key=key,
+            also=also,
+        )
+        seen[:] = [(facts, more)]
+        check_expected(
+            expected_holder, card_key=card_key, holder=facts.holder, place=shop_id or "", now=None
+        )
+
+    def digest() -> str | None:
+        facts = seen[0][0]
+        return request.digest_for(shop_id, facts.holder) if facts.shop else None
+
+    def body() -> Issued:
+        facts, (float_id, street_name, shop_name) = seen[0]
+        if facts.shop is None:
+            raise _not_a_shop()
+        now = uow.now()
+        check_expected(
+            expected_holder, card_key=card_key, holder=facts.holder, place=facts.shop, now=now
+        )
+        checked = proofs.check_with_standing(card, now, facts.standing)
+        who = facts.holder if checked.card.card_key == card_key else _resident(uow, checked.card)
+        if who is None:
+            raise spending._card_not_registered()
+        if facts.shop_account is None:
+            raise spending._not_accepted_named(facts.point_name or code, code)
+        if request.street_id is not None and street_name is None:
+            raise _unknown_street(request.street_id)
+        if facts.wallet is None:
+            raise _insufficient(code, 0, points)
+        assert facts.usage_id is not None  # read on PostgreSQL
+        if float_id is None:  # the municipality's first vouchers
+            float_id = _float(uow, code).id
+        tid = idempotency.derive_id(actor, key)
+        rows = request.rows(tid=tid, who=who, wallet=facts.wallet, shop_id=facts.shop, at=now)
+        entry, entry_params, leaf = usage.with_transfer(
+            usage_id=facts.usage_id,
+            mykey_id=who,
+            action=request.action,
+            actor=actor,
+            provider_id=facts.shop,
+            purpose=request.purpose(facts.point_name),
+            at=now,
+        )
+        alongside = ledger.Alongside(
+            ledger=code,
+            at=now,
+            ctes=(PG_VOUCHER_ROWS, entry),
+            params={
+                "a_code": code,
+                "a_program": request.program,
+                "a_who": who,
+                "a_until": rows[0].valid_until,
+                "a_issuer": facts.shop,
+                "a_shop": rows[0].shop_id,
+                "a_street": request.street_id,
+                "a_gift": request.gift_program_id,
+                "a_numbers": [r.number for r in rows],
+                "a_values": [r.face_value for r in rows],
+                **entry_params,
+            },
+            leaves=(leaf,),
+            value=spending.PG_USABLE_BEFORE,
+        )
+        try:
+            receipt = ledger.transfer(
+                uow,
+                debit=facts.wallet,
+                credit=int(float_id),
+                amount=points,
+                kind=ISSUE,
+                actor=actor,
+                key=key,
+                metadata={"shop": facts.shop, "vouchers": len(rows), **request.metadata},
+                request_digest=digest(),
+                alongside=spending._gated(alongside, checked.use_id, now),
+                key_looked_up=True,
+            )
+        except ledger.GateClosed:  # a twin of this request used the challenge first
+            raise proofs.CardProofError(
+                proofs.challenge_used(), cast(proofs.PresentedCard, card)
+            ) from None
+        except ledger.RefusedInStatement as refusal:  # nothing committed
+            if refusal.error.code == "insufficient_points":  # the value: usable before
+                raise _insufficient(code, int(refusal.value), points) from None
+            raise refusal.error from None
+        names = {
+            "point_name": facts.point_name,
+            "shop_name": shop_name if request.at_shop else None,
+            "street_name": street_name,
+            "valid_shops": (),
+        }
+        views = [_view_named(r, **names) for r in rows]
+        return Issued(receipt, views, int(receipt.alongside) - points, False)
+
+    return counter.run_keyed(
+        uow,
+        actor=actor,
+        key=key,
+        digest=digest,
+        replay=lambda tid: issued_answer(uow, tid),
+        body=body,
+        first=first,
+        known=lambda hashed: seen[0][0].prior.outcome(hashed),
+        statement_begin=True,
+    )
 
 
 def _strip(number: object) -> str:
