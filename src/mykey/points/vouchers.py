@@ -436,7 +436,7 @@ def run_from_wallet(
         counter.check_holder(uow, expected_holder, card=card, place=shop.id, expiry=True)
         who = _resident(uow, proofs.verify_in_transaction(uow, card))
         _accept(uow, shop, request.code)
-        if request.street_id is not None and request.program == WALLET_PROGRAM:
+        if request.street_id is not None:
             _street(uow, request.street_id)
         return _from_wallet(
             uow,
