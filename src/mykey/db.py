@@ -228,6 +228,12 @@ class HistoryLog(Protocol):
 
     def append(self, connection: Connection, kind: str, payload: Mapping[str, Any]) -> None: ...
 
+    def append_many(
+        self, connection: Connection, records: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> None:
+        """`append` of each (kind, payload), in order, in one statement (a bulk grant's chunk)."""
+        ...
+
     def leaf_row(
         self, connection: Connection, kind: str, payload: Mapping[str, Any]
     ) -> tuple[str, str, bytes, datetime] | None:
@@ -240,6 +246,11 @@ class NullLog:
     """A log that keeps nothing: the default until the history domain plugs its log in."""
 
     def append(self, connection: Connection, kind: str, payload: Mapping[str, Any]) -> None:
+        return None
+
+    def append_many(
+        self, connection: Connection, records: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> None:
         return None
 
     def leaf_row(
