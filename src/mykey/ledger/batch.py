@@ -44,7 +44,7 @@ from mykey.ledger.transfers import (
     _amount,
     _check_lot_shape,
     _kind,
-    _log,
+    _leaf_payload,
     _metadata,
     _stripe_upsert,
 )
@@ -99,12 +99,25 @@ def _ids_of(conn: Connection, ledger: str, kind: AccountKind, owners: Sequence[s
     )
 
 
+# Opening at least this many accounts at once refreshes PostgreSQL's statistics of the table:
+# a never-analysed table makes its foreign-key checks' cached plans walk a whole ledger per row.
+ANALYZE_AFTER = 1000
+
+
 def open_accounts(
-    uow: UnitOfWork, *, ledger: str, kind: AccountKind, owners: Sequence[str]
-) -> tuple[dict[str, int], int]:
+    uow: UnitOfWork,
+    *,
+    ledger: str,
+    kind: AccountKind,
+    owners: Sequence[str],
+    credits: Mapping[str, int] | None = None,
+) -> tuple[dict[str, int], set[str]]:
     """The ids of these owners' accounts of one kind in one ledger, opening the missing ones
-    with one multi-row insert. Returns the ids and how many were opened. Call inside a unit of
-    work (it is a step of a larger use case)."""
+    with multi-row inserts. Returns the ids and the owners whose accounts were opened now,
+    each with `credits[owner]` already posted to its credits (a bulk credit writes no update
+    of an account it has just made). Call inside a unit of work (it is a step of a larger use
+    case). On PostgreSQL, opening `ANALYZE_AFTER` or more analyses the table in the
+    transaction, so the plans of what follows see its size (issue #15)."""
     conn = uow.connection
     found: dict[str, int] = {}
     wanted = list(dict.fromkeys(owners))
@@ -113,6 +126,7 @@ def open_accounts(
         rows = _ids_of(conn, ledger, kind, part)
         found.update({r.owner: int(r.id) for r in rows})
     missing = [o for o in wanted if o not in found]
+    given = credits or {}
     if missing:
         now = uow.now()
         try:
@@ -128,7 +142,7 @@ def open_accounts(
                             owner=owner,
                             guarded=kind.guarded,
                             debits_posted=0,
-                            credits_posted=0,
+                            credits_posted=given.get(owner, 0),
                             debits_pending=0,
                             credits_pending=0,
                             created_at=now,
@@ -140,7 +154,9 @@ def open_accounts(
                 found.update({r.owner: int(r.id) for r in rows})
         except IntegrityError as exc:  # someone opened one of them at the same moment
             raise RetryTransaction from exc
-    return found, len(missing)
+        if conn.dialect.name == "postgresql" and len(missing) >= ANALYZE_AFTER:
+            conn.exec_driver_sql("ANALYZE ledger_accounts")
+    return found, set(missing)
 
 
 def credit_many(
@@ -185,23 +201,27 @@ def credit_many(
         )
     if lot is not None and lot.expires_on < today:
         raise errors.lot_expired(lot.expires_on)
+    totals: dict[str, int] = defaultdict(int)
+    for c, amount in zip(credits, amounts, strict=True):
+        totals[c.owner] += amount
     ids, opened = open_accounts(
-        uow, ledger=source.ledger, kind=credit_kind, owners=[c.owner for c in credits]
+        uow, ledger=source.ledger, kind=credit_kind, owners=list(totals), credits=totals
     )
+    new = {ids[owner] for owner in opened}  # opened with their credits of this batch posted
     guarded = credit_kind.guarded
     expires: date | None = lot.expires_on if lot is not None else None
     written = 0
+    available: dict[int, int] = dict.fromkeys(new, 0)  # a new account's, as the batch goes
     for start, part in _chunks(credits, CHUNK):
         account_ids = [ids[c.owner] for c in part]
-        available: dict[int, int] = {}
         if guarded:
             rows = select_by_keys(
                 conn,
                 A.c.id,
-                list(set(account_ids)),
+                list({a for a in account_ids if a not in new}),
                 [A.c.id, A.c.credits_posted - A.c.debits_posted - A.c.debits_pending],
             )
-            available = {int(r[0]): int(r[1]) for r in rows}
+            available.update({int(r[0]): int(r[1]) for r in rows})
         transfers: list[dict[str, Any]] = []
         lots: list[dict[str, Any]] = []
         added: dict[int, int] = defaultdict(int)
@@ -255,15 +275,16 @@ def credit_many(
             raise RetryTransaction from exc
         if lots:
             insert_many(conn, L, lots)
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(
-                ADD_CREDITS_PG, {"ids": list(added), "amounts": list(added.values())}
-            )
-        else:
-            execute_plain_many(
-                conn, ADD_CREDITS, [{"p_id": a, "p_amount": n} for a, n in added.items()]
-            )
         total = sum(added.values())
+        older = {a: n for a, n in added.items() if a not in new}  # accounts there before
+        if older and conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                ADD_CREDITS_PG, {"ids": list(older), "amounts": list(older.values())}
+            )
+        elif older:
+            execute_plain_many(
+                conn, ADD_CREDITS, [{"p_id": a, "p_amount": n} for a, n in older.items()]
+            )
         conn.execute(
             _stripe_upsert(conn.dialect.name, ("debits_posted",)),
             {
@@ -275,25 +296,32 @@ def credit_many(
                 "p_credits_pending": 0,
             },
         )
-        for row in transfers:
-            _log(
-                uow,
-                Receipt(
-                    transfer_id=row["id"],
-                    ledger=source.ledger,
-                    kind=kind,
-                    phase="single",
-                    debit_account_id=debit,
-                    credit_account_id=row["credit_account_id"],
-                    amount=row["amount"],
-                    actor=actor,
-                    created_at=now,
-                ),
-            )
+        uow.log.append_many(
+            conn,
+            [
+                (
+                    "transfer",
+                    _leaf_payload(
+                        Receipt(
+                            transfer_id=row["id"],
+                            ledger=source.ledger,
+                            kind=kind,
+                            phase="single",
+                            debit_account_id=debit,
+                            credit_account_id=row["credit_account_id"],
+                            amount=row["amount"],
+                            actor=actor,
+                            created_at=now,
+                        )
+                    ),
+                )
+                for row in transfers
+            ],
+        )
         written += len(part)
         if progress is not None:
             progress(written)
-    return BatchReport(batch_id, len(credits), sum(amounts), opened)
+    return BatchReport(batch_id, len(credits), sum(amounts), len(opened))
 
 
 __all__ = ["BatchReport", "Credit", "credit_many", "open_accounts", "transfer_id"]
