@@ -609,10 +609,12 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         name: table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
     }
     if dialect.name == "postgresql":
-        # One statement over arrays, not one per row: PostgreSQL plans and runs it once.
+        # One statement over arrays, not one per row: PostgreSQL plans and runs it once. The
+        # arrays go in psycopg's binary format (`%(…)b`): quoting them as text in Python cost
+        # more client CPU than all the rest of a bulk grant (issue #15).
         columns = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
         arrays = ", ".join(
-            f"%(c{i})s::{table.c[name].type.compile(dialect=dialect)}[]"
+            f"%(c{i})b::{table.c[name].type.compile(dialect=dialect)}[]"
             for i, name in enumerate(names)
         )
         params: dict[str, list[Any]] = {}

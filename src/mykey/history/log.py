@@ -71,11 +71,11 @@ PG_INSERT_LEAF = (
 SQLITE_INSERT_LEAF = (
     "INSERT INTO history_leaves (kind, record_id, leaf, queued_at) VALUES (?, ?, ?, ?)"
 )
-# many leaves in one statement, queued in the order given
+# many leaves in one statement, queued in the order given (arrays in binary: no quoting)
 PG_INSERT_LEAVES = (
     "INSERT INTO history_leaves (kind, record_id, leaf, queued_at)"
     " SELECT v.kind, v.record_id, v.leaf, v.queued_at"
-    " FROM unnest(%s::text[], %s::text[], %s::bytea[], %s::timestamptz[]) WITH ORDINALITY"
+    " FROM unnest(%b::text[], %b::text[], %b::bytea[], %b::timestamptz[]) WITH ORDINALITY"
     " AS v(kind, record_id, leaf, queued_at, n) ORDER BY v.n"
 )
 

@@ -62,7 +62,7 @@ ADD_CREDITS = (
 
 ADD_CREDITS_PG = (
     "UPDATE ledger_accounts AS a SET credits_posted = a.credits_posted + v.amount"
-    " FROM unnest(%(ids)s::bigint[], %(amounts)s::bigint[]) AS v(id, amount) WHERE a.id = v.id"
+    " FROM unnest(%(ids)b::bigint[], %(amounts)b::bigint[]) AS v(id, amount) WHERE a.id = v.id"
 )
 
 

@@ -58,7 +58,7 @@ from mykey.points.models import Accrual, GrantJob, GrantJobRefusal, GrantLimitUs
 from mykey.points.program_setup import Program, program_of
 from mykey.points.programs import expires_on, fiscal_year_end, fiscal_year_of
 
-MAX_ROWS = 200_000
+MAX_ROWS = 1_000_000  # a prefecture-wide campaign (issue #15)
 MAX_BYTES = 20 * 1024 * 1024
 CHUNK = 2000
 COLUMNS = {
