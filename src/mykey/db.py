@@ -234,6 +234,12 @@ class HistoryLog(Protocol):
         """`append` of each (kind, payload), in order, in one statement (a bulk grant's chunk)."""
         ...
 
+    def ready(self, connection: Connection) -> None:
+        """Read now what the first leaf written to this database would read (the log's
+        identity), so that the leaves after can be sent without waiting (psycopg's pipeline
+        mode)."""
+        ...
+
     def leaf_row(
         self, connection: Connection, kind: str, payload: Mapping[str, Any]
     ) -> tuple[str, str, bytes, datetime] | None:
@@ -251,6 +257,9 @@ class NullLog:
     def append_many(
         self, connection: Connection, records: Sequence[tuple[str, Mapping[str, Any]]]
     ) -> None:
+        return None
+
+    def ready(self, connection: Connection) -> None:
         return None
 
     def leaf_row(
@@ -601,6 +610,9 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     if not rows:
         return
     dialect = conn.dialect
+    if dialect.name == "postgresql":
+        conn.exec_driver_sql(*insert_arrays(conn, table, rows))
+        return
     names = list(rows[0])
     compiled = (
         insert(table).values({name: bindparam(name) for name in names}).compile(dialect=dialect)
@@ -608,26 +620,6 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     processors = {
         name: table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
     }
-    if dialect.name == "postgresql":
-        # One statement over arrays, not one per row: PostgreSQL plans and runs it once. The
-        # arrays go in psycopg's binary format (`%(…)b`): quoting them as text in Python cost
-        # more client CPU than all the rest of a bulk grant (issue #15).
-        columns = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
-        arrays = ", ".join(
-            f"%(c{i})b::{table.c[name].type.compile(dialect=dialect)}[]"
-            for i, name in enumerate(names)
-        )
-        params: dict[str, list[Any]] = {}
-        for i, name in enumerate(names):
-            convert = _converter(processors[name])
-            params[f"c{i}"] = [convert(row[name]) for row in rows]
-        table_name = dialect.identifier_preparer.format_table(table)
-        conn.exec_driver_sql(
-            # names from our own table metadata, quoted; the values are bound parameters
-            f"INSERT INTO {table_name} ({columns}) SELECT * FROM unnest({arrays})",  # noqa: S608
-            params,
-        )
-        return
     positional = bool(getattr(compiled, "positional", False))
     order = list(getattr(compiled, "positiontup", None) or ()) if positional else names
     converters = [_converter(processors[name]) for name in order]
@@ -639,6 +631,34 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         conn.exec_driver_sql(str(compiled), values)
     else:
         conn.exec_driver_sql(str(compiled), [dict(zip(order, v, strict=True)) for v in values])
+
+
+def insert_arrays(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> tuple[str, dict[str, list[Any]]]:
+    """PostgreSQL: `insert_many`'s statement and parameters, for psycopg's own cursor (a bulk
+    credit sends them in pipeline mode). One statement over arrays, not one per row:
+    PostgreSQL plans and runs it once. The arrays go in psycopg's binary format (`%(…)b`):
+    quoting them as text in Python cost more client CPU than all the rest of a bulk grant
+    (issue #15)."""
+    dialect = conn.dialect
+    names = list(rows[0])
+    processors = {
+        name: table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+    }
+    columns = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
+    arrays = ", ".join(
+        f"%(c{i})b::{table.c[name].type.compile(dialect=dialect)}[]"
+        for i, name in enumerate(names)
+    )
+    params: dict[str, list[Any]] = {}
+    for i, name in enumerate(names):
+        convert = _converter(processors[name])
+        params[f"c{i}"] = [convert(row[name]) for row in rows]
+    table_name = dialect.identifier_preparer.format_table(table)
+    # names from our own table metadata, quoted; the values are bound parameters
+    sql = f"INSERT INTO {table_name} ({columns}) SELECT * FROM unnest({arrays})"  # noqa: S608
+    return sql, params
 
 
 def _converter(process: Callable[[Any], Any] | None) -> Callable[[Any], Any]:

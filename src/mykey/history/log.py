@@ -162,6 +162,9 @@ class HistoryLog:
         record = record_of(kind, payload)
         return record.record_id, leaf_bytes(record, salt(self.salt_key, kind, record.record_id))
 
+    def ready(self, connection: Connection) -> None:
+        self.check(connection)
+
     def check(self, connection: Connection) -> None:
         """Refuse unless this log's keys are the database's log's (once per database)."""
         token = (connection.engine.url, self._identity)

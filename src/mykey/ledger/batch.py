@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
 from uuid import UUID, uuid5
 
+from psycopg import errors as psycopg_errors
 from sqlalchemy import Connection, Table, bindparam, update
 from sqlalchemy.exc import IntegrityError
 
@@ -28,6 +30,7 @@ from mykey.db import (
     RetryTransaction,
     UnitOfWork,
     execute_plain_many,
+    insert_arrays,
     insert_many,
     select_by_keys,
     tokyo_date,
@@ -159,6 +162,52 @@ def open_accounts(
     return found, set(missing)
 
 
+# the budget's stripe of a chunk, in pipeline mode (`_stripe_upsert`, written out)
+DEBIT_STRIPE_PG = (
+    "INSERT INTO ledger_account_stripes AS s"
+    " (account_id, stripe, debits_posted, credits_posted, debits_pending, credits_pending)"
+    " VALUES (%s, %s, %s, 0, 0, 0) ON CONFLICT (account_id, stripe)"
+    " DO UPDATE SET debits_posted = s.debits_posted + EXCLUDED.debits_posted"
+)
+SYNC_EVERY = 5
+
+
+def _write_chunk(
+    conn: Connection,
+    transfers: list[dict[str, Any]],
+    lots: list[dict[str, Any]],
+    older: Mapping[int, int],
+    debit: int,
+    stripe: int,
+    total: int,
+) -> None:
+    """A chunk's rows, statement by statement: its transfers and lots, the credits of the
+    accounts that were there before the batch, the debit on the budget's stripe."""
+    try:
+        insert_many(conn, T, transfers)
+    except IntegrityError as exc:  # the same batch, committed by a twin run
+        raise RetryTransaction from exc
+    if lots:
+        insert_many(conn, L, lots)
+    if older and conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(ADD_CREDITS_PG, {"ids": list(older), "amounts": list(older.values())})
+    elif older:
+        execute_plain_many(
+            conn, ADD_CREDITS, [{"p_id": a, "p_amount": n} for a, n in older.items()]
+        )
+    conn.execute(
+        _stripe_upsert(conn.dialect.name, ("debits_posted",)),
+        {
+            "p_id": debit,
+            "p_stripe": stripe,
+            "p_debits_posted": total,
+            "p_credits_posted": 0,
+            "p_debits_pending": 0,
+            "p_credits_pending": 0,
+        },
+    )
+
+
 def credit_many(
     uow: UnitOfWork,
     *,
@@ -212,115 +261,114 @@ def credit_many(
     expires: date | None = lot.expires_on if lot is not None else None
     written = 0
     available: dict[int, int] = dict.fromkeys(new, 0)  # a new account's, as the batch goes
-    for start, part in _chunks(credits, CHUNK):
-        account_ids = [ids[c.owner] for c in part]
-        if guarded:
-            rows = select_by_keys(
-                conn,
-                A.c.id,
-                list({a for a in account_ids if a not in new}),
-                [A.c.id, A.c.credits_posted - A.c.debits_posted - A.c.debits_pending],
-            )
-            available.update({int(r[0]): int(r[1]) for r in rows})
-        transfers: list[dict[str, Any]] = []
-        lots: list[dict[str, Any]] = []
-        added: dict[int, int] = defaultdict(int)
-        for offset, account_id in enumerate(account_ids):
-            position = start + offset
-            tid = transfer_id(batch_id, position)
-            amount = amounts[position]
-            after: int | None = None
-            if guarded:
-                available[account_id] += amount
-                after = available[account_id]
-            added[account_id] += amount
-            transfers.append(
-                dict(
-                    id=tid,
-                    ledger=source.ledger,
-                    kind=kind,
-                    phase="single",
-                    debit_account_id=debit,
-                    credit_account_id=account_id,
-                    amount=amount,
-                    pending_id=None,
-                    reverses_id=None,
-                    expires_at=None,
-                    actor=actor,
-                    client_key=None,
-                    request_hash=None,
-                    metadata=metas[position],
-                    debit_balance=None,
-                    credit_balance=after,
-                    created_at=now,
-                )
-            )
-            if expires is not None:
-                lots.append(
-                    dict(
-                        ledger=source.ledger,
-                        account_id=account_id,
-                        transfer_id=tid,
-                        funding=cast(LotTerms, lot).funding,
-                        source_account_id=debit,
-                        expires_on=expires,
-                        original=amount,
-                        remaining=amount,
-                        created_at=now,
+    # Every account new (a grant to residents who had no wallet here yet): nothing is read
+    # between the chunks, so on PostgreSQL they go in psycopg's pipeline mode, each chunk sent
+    # while the next is made (the server's work and the client's overlap), synced every
+    # SYNC_EVERY chunks so that `progress` stays close to what the server has done.
+    driver = conn.connection.driver_connection
+    pipelined = conn.dialect.name == "postgresql" and len(new) == len(set(ids.values()))
+    if pipelined:
+        uow.log.ready(conn)  # what the log reads, read before the pipeline
+    pipeline = driver.pipeline() if pipelined and driver is not None else nullcontext()
+    try:
+        with pipeline as pipe:
+            for n, (start, part) in enumerate(_chunks(credits, CHUNK)):
+                account_ids = [ids[c.owner] for c in part]
+                if guarded and not pipelined:
+                    rows = select_by_keys(
+                        conn,
+                        A.c.id,
+                        list({a for a in account_ids if a not in new}),
+                        [A.c.id, A.c.credits_posted - A.c.debits_posted - A.c.debits_pending],
                     )
-                )
-        try:
-            insert_many(conn, T, transfers)
-        except IntegrityError as exc:  # the same batch, committed by a twin run
-            raise RetryTransaction from exc
-        if lots:
-            insert_many(conn, L, lots)
-        total = sum(added.values())
-        older = {a: n for a, n in added.items() if a not in new}  # accounts there before
-        if older and conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(
-                ADD_CREDITS_PG, {"ids": list(older), "amounts": list(older.values())}
-            )
-        elif older:
-            execute_plain_many(
-                conn, ADD_CREDITS, [{"p_id": a, "p_amount": n} for a, n in older.items()]
-            )
-        conn.execute(
-            _stripe_upsert(conn.dialect.name, ("debits_posted",)),
-            {
-                "p_id": debit,
-                "p_stripe": (batch_id.int + start) % STRIPES,
-                "p_debits_posted": total,
-                "p_credits_posted": 0,
-                "p_debits_pending": 0,
-                "p_credits_pending": 0,
-            },
-        )
-        uow.log.append_many(
-            conn,
-            [
-                (
-                    "transfer",
-                    _leaf_payload(
-                        Receipt(
-                            transfer_id=row["id"],
+                    available.update({int(r[0]): int(r[1]) for r in rows})
+                transfers: list[dict[str, Any]] = []
+                lots: list[dict[str, Any]] = []
+                added: dict[int, int] = defaultdict(int)
+                for offset, account_id in enumerate(account_ids):
+                    position = start + offset
+                    tid = transfer_id(batch_id, position)
+                    amount = amounts[position]
+                    after: int | None = None
+                    if guarded:
+                        available[account_id] += amount
+                        after = available[account_id]
+                    added[account_id] += amount
+                    transfers.append(
+                        dict(
+                            id=tid,
                             ledger=source.ledger,
                             kind=kind,
                             phase="single",
                             debit_account_id=debit,
-                            credit_account_id=row["credit_account_id"],
-                            amount=row["amount"],
+                            credit_account_id=account_id,
+                            amount=amount,
+                            pending_id=None,
+                            reverses_id=None,
+                            expires_at=None,
                             actor=actor,
+                            client_key=None,
+                            request_hash=None,
+                            metadata=metas[position],
+                            debit_balance=None,
+                            credit_balance=after,
                             created_at=now,
                         )
-                    ),
+                    )
+                    if expires is not None:
+                        lots.append(
+                            dict(
+                                ledger=source.ledger,
+                                account_id=account_id,
+                                transfer_id=tid,
+                                funding=cast(LotTerms, lot).funding,
+                                source_account_id=debit,
+                                expires_on=expires,
+                                original=amount,
+                                remaining=amount,
+                                created_at=now,
+                            )
+                        )
+                stripe = (batch_id.int + start) % STRIPES
+                older = {a: k for a, k in added.items() if a not in new}  # there before
+                if pipe is not None:
+                    assert driver is not None
+                    assert not older
+                    for table, made in ((T, transfers), (L, lots)):
+                        if made:
+                            driver.execute(*insert_arrays(conn, table, made))
+                    driver.execute(DEBIT_STRIPE_PG, (debit, stripe, sum(added.values())))
+                else:
+                    _write_chunk(conn, transfers, lots, older, debit, stripe, sum(added.values()))
+                uow.log.append_many(
+                    conn,
+                    [
+                        (
+                            "transfer",
+                            _leaf_payload(
+                                Receipt(
+                                    transfer_id=row["id"],
+                                    ledger=source.ledger,
+                                    kind=kind,
+                                    phase="single",
+                                    debit_account_id=debit,
+                                    credit_account_id=row["credit_account_id"],
+                                    amount=row["amount"],
+                                    actor=actor,
+                                    created_at=now,
+                                )
+                            ),
+                        )
+                        for row in transfers
+                    ],
                 )
-                for row in transfers
-            ],
-        )
-        written += len(part)
-        if progress is not None:
-            progress(written)
+                if pipe is not None and (n + 1) % SYNC_EVERY == 0:
+                    pipe.sync()
+                written += len(part)
+                if progress is not None:
+                    progress(written)
+    except psycopg_errors.UniqueViolation as exc:  # the same batch, committed by a twin run
+        raise RetryTransaction from exc
     return BatchReport(batch_id, len(credits), sum(amounts), len(opened))
 
 
