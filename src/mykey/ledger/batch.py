@@ -223,7 +223,8 @@ def credit_many(
     """Credit every `credits[i].owner`'s account of `credit_kind` (opened if need be) from the
     unguarded account `debit`, as one transfer each, in the caller's transaction.
 
-    `progress(n)` is called after each chunk with the number of credits written so far."""
+    `progress(n)` is called after each chunk with the number of credits written so far (sent,
+    on PostgreSQL to new accounts: see below); it must not use the database."""
     kind = _kind(kind)
     validate_actor(actor)
     _check_lot_shape(lot)
