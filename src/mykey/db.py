@@ -648,8 +648,7 @@ def insert_arrays(
     }
     columns = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
     arrays = ", ".join(
-        f"%(c{i})b::{table.c[name].type.compile(dialect=dialect)}[]"
-        for i, name in enumerate(names)
+        f"%(c{i})b::{table.c[name].type.compile(dialect=dialect)}[]" for i, name in enumerate(names)
     )
     params: dict[str, list[Any]] = {}
     for i, name in enumerate(names):
