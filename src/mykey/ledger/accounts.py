@@ -182,18 +182,23 @@ def find_account(uow: UnitOfWork, *, ledger: str, kind: AccountKind | str, owner
     return uow.read(body)
 
 
-def wallet_id_column(ledger: Any, owner: Any) -> ScalarSelect[Any]:
-    """The id of `owner`'s wallet in `ledger` (NULL: none yet), as a scalar subquery: for a use
-    case that reads it with its other look-ups in one statement."""
+def account_id_column(ledger: Any, kind: AccountKind, owner: Any) -> ScalarSelect[Any]:
+    """The id of `owner`'s account of `kind` in `ledger` (NULL: none yet), as a scalar
+    subquery: for a use case that reads it with its other look-ups in one statement."""
     return (
         select(AccountRow.id)
         .where(
             AccountRow.ledger == ledger,
-            AccountRow.kind == str(AccountKind.WALLET),
+            AccountRow.kind == str(kind),
             AccountRow.owner == owner,
         )
         .scalar_subquery()
     )
+
+
+def wallet_id_column(ledger: Any, owner: Any) -> ScalarSelect[Any]:
+    """The id of `owner`'s wallet in `ledger` (`account_id_column`)."""
+    return account_id_column(ledger, AccountKind.WALLET, owner)
 
 
 def get_account(uow: UnitOfWork, account_id: int) -> Account:
