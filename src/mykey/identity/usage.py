@@ -147,28 +147,17 @@ def record_with_commit(
     with its look-ups) and its history leaf, behind `gate` (the card challenge's use), in one
     statement sent with the COMMIT (`db.send_together`). False if the gate stayed shut (the
     challenge was used already): nothing is written."""
-    now = uow.now()
-    actor, purpose = actor[:128], purpose[:200]
-    payload = entry_payload(
-        entry_id=usage_id,
+    _, entry, (kind, payload) = with_transfer(
+        usage_id=usage_id,
         mykey_id=mykey_id,
         action=action,
         actor=actor,
         provider_id=provider_id,
         purpose=purpose,
-        at=now,
+        at=uow.now(),
     )
-    leaf = uow.log.leaf_row(uow.connection, "mykey_usage", payload)
-    params: dict[str, Any] = {
-        **gate[1],
-        "u_id": usage_id,
-        "u_who": mykey_id,
-        "u_action": action,
-        "u_actor": actor,
-        "u_provider": provider_id,
-        "u_purpose": purpose,
-        "u_at": now,
-    }
+    leaf = uow.log.leaf_row(uow.connection, kind, payload)
+    params: dict[str, Any] = {**gate[1], **entry}
     if leaf is not None:
         params |= dict(zip(("l_kind", "l_id", "l_leaf", "l_at"), leaf, strict=True))
     sql = PG_WRITE_GATED.format(gate=gate[0], leaf=PG_LEAF_GATED if leaf is not None else "")
