@@ -32,7 +32,7 @@ from mykey.identity.binding import (
     mask,
 )
 from mykey.identity.models import Provider, ProviderLink, Resident, ResidentCard, ServiceId, Zone
-from mykey.identity.proofs import Card, PresentedCard, VerifiedCard
+from mykey.identity.proofs import Card, VerifiedCard
 from mykey.municipalities.codes import parse_code
 
 KINDS = (
@@ -452,7 +452,7 @@ def _lookup_in_two(
             provider_id=provider_id,
             purpose=purpose,
         ):
-            raise proofs.CardProofError(proofs.challenge_used(), cast(PresentedCard, card))
+            raise proofs.challenge_taken(card)
         if number is None:
             return _not_linked()
         bound = binder.bind(mykey_id=who, place=provider_id, now=now) if binder else None

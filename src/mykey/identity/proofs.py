@@ -592,6 +592,12 @@ def challenge_used() -> MyKeyError:
     )
 
 
+def challenge_taken(card: Card) -> CardProofError:
+    """The refusal of a proof checked against what was read (`check_with_standing`) whose
+    challenge a twin request used before this one's write (its gate stayed shut)."""
+    return CardProofError(challenge_used(), cast(PresentedCard, card))
+
+
 def verify_in_transaction(uow: UnitOfWork, card: Card) -> VerifiedCard:
     """Inside the operation's transaction (`run_with_card_proofs`): check the proof and use its
     challenge. A failure raises `CardProofError`; the runner records it after the rollback. An

@@ -48,7 +48,7 @@ from mykey.errors import MAX_POINTS, POINTS, MyKeyError, invalid, not_found, ref
 from mykey.identity import proofs, usage
 from mykey.identity.binding import Binder, ExpectedHolder, HolderBinding, check_expected, mask
 from mykey.identity.models import ResidentCard
-from mykey.identity.proofs import Card, PresentedCard, VerifiedCard
+from mykey.identity.proofs import Card, VerifiedCard
 from mykey.ledger import AccountKind, LotTerms, idempotency
 from mykey.ledger.models import AccountRow, LotRow, LotUseRow, TransferRow
 from mykey.municipalities.codes import parse_code
@@ -324,7 +324,7 @@ def _balances_in_two(
             actor=actor,
             provider_id=shop,
         ):
-            raise proofs.CardProofError(proofs.challenge_used(), cast(PresentedCard, card))
+            raise proofs.challenge_taken(card)
         bound = binder.bind(mykey_id=who, place=shop, now=now) if binder else None
         return HolderBalances(mask(who), bound, out)
 
@@ -662,7 +662,7 @@ def pay(
         in_one = uow.statement_begin  # PostgreSQL: the facts carry the usage entry's id
         used = checked.use_id is not None and not in_one
         if used and not proofs.use_challenge(uow, str(checked.use_id), now):
-            raise proofs.CardProofError(proofs.challenge_used(), cast(PresentedCard, card))
+            raise proofs.challenge_taken(card)
         verified = checked.card
         who = facts.holder if verified.card_key == card_key else _resident(uow, verified)
         if who is None:
@@ -705,14 +705,8 @@ def pay(
                 alongside=alongside,
                 key_looked_up=True,  # in `first`, in this transaction
             )
-        except ledger.GateClosed:  # a twin of this request used the challenge first
-            raise proofs.CardProofError(
-                proofs.challenge_used(), cast(PresentedCard, card)
-            ) from None
-        except ledger.RefusedInStatement as refusal:  # nothing committed
-            if refusal.error.code == "insufficient_points":  # the value: usable before
-                raise _insufficient(code, int(refusal.value), points) from None
-            raise refusal.error from None
+        except (ledger.GateClosed, ledger.RefusedInStatement) as refused_in_statement:
+            raise spend_refusal(refused_in_statement, card, code, points) from None
         except MyKeyError as error:
             if error.code == "insufficient_points":
                 usable = ledger.usable_balance(uow.connection, wallet, today)
@@ -756,6 +750,24 @@ def pay(
         known=lambda hashed: seen[0].prior.outcome(hashed),
         statement_begin=True,
     )
+
+
+def spend_refusal(
+    refused_in_statement: ledger.GateClosed | ledger.RefusedInStatement,
+    card: Card,
+    code: str,
+    points: int,
+) -> MyKeyError:
+    """What a spend from the holder's wallet sent with its challenge's use and its COMMIT
+    (`_gated`) answers when it made nothing: a twin of the request used the challenge first,
+    or the refusal the statement raised (not enough points: with the usable points it read
+    before the spend)."""
+    if isinstance(refused_in_statement, ledger.GateClosed):
+        return proofs.challenge_taken(card)
+    error = refused_in_statement.error
+    if error.code == "insufficient_points":
+        return _insufficient(code, int(refused_in_statement.value), points)
+    return error
 
 
 def _gated(alongside: ledger.Alongside, use_id: str | None, now: datetime) -> ledger.Alongside:

@@ -59,7 +59,7 @@ from mykey.identity import proofs, usage
 from mykey.identity.binding import ExpectedHolder, check_expected
 from mykey.identity.proofs import Card
 from mykey.ledger import AccountKind, LotTerms, idempotency
-from mykey.ledger.models import AccountRow, TransferRow
+from mykey.ledger.models import TransferRow
 from mykey.municipalities.codes import parse_code
 from mykey.points import counter, spending
 from mykey.points.grants import _use_budget
@@ -575,13 +575,7 @@ def _issue_facts() -> Select[Any]:
     """What an issue reads beside a payment's look-ups (`spending._Facts`): the voucher float,
     the street named and the names the vouchers show."""
     return select(
-        select(_ACCOUNTS.c.id)
-        .where(
-            _ACCOUNTS.c.ledger == bindparam("p_code"),
-            _ACCOUNTS.c.kind == str(AccountKind.VOUCHER_FLOAT),
-            _ACCOUNTS.c.owner == FLOAT_OWNER,
-        )
-        .scalar_subquery(),
+        ledger.account_id_column(bindparam("p_code"), AccountKind.VOUCHER_FLOAT, FLOAT_OWNER),
         select(ShoppingStreet.name)
         .where(ShoppingStreet.id == bindparam("p_street"))
         .scalar_subquery(),
@@ -701,14 +695,8 @@ def _from_wallet_in_two(
                 alongside=spending._gated(alongside, checked.use_id, now),
                 key_looked_up=True,
             )
-        except ledger.GateClosed:  # a twin of this request used the challenge first
-            raise proofs.CardProofError(
-                proofs.challenge_used(), cast(proofs.PresentedCard, card)
-            ) from None
-        except ledger.RefusedInStatement as refusal:  # nothing committed
-            if refusal.error.code == "insufficient_points":  # the value: usable before
-                raise _insufficient(code, int(refusal.value), points) from None
-            raise refusal.error from None
+        except (ledger.GateClosed, ledger.RefusedInStatement) as refused_in_statement:
+            raise spending.spend_refusal(refused_in_statement, card, code, points) from None
         names = {
             "point_name": facts.point_name,
             "shop_name": shop_name if request.at_shop else None,
@@ -946,7 +934,6 @@ def redeem(
 _VOUCHERS = cast(Table, Voucher.__table__)
 _SHOPS = cast(Table, Shop.__table__)
 _AWARD_SHOPS = cast(Table, RankingAwardShop.__table__)
-_ACCOUNTS = cast(Table, AccountRow.__table__)
 _TRANSFERS = cast(Table, TransferRow.__table__)
 
 
@@ -980,14 +967,7 @@ def _redeem_facts() -> Select[Any]:
         exists()
         .where(award_shops.c.award_id == v.c.award_id, award_shops.c.shop_id == shop)
         .label("in_prize"),
-        select(_ACCOUNTS.c.id)
-        .where(
-            _ACCOUNTS.c.ledger == v.c.code,
-            _ACCOUNTS.c.kind == str(AccountKind.VOUCHER_FLOAT),
-            _ACCOUNTS.c.owner == FLOAT_OWNER,
-        )
-        .scalar_subquery()
-        .label("float"),
+        ledger.account_id_column(v.c.code, AccountKind.VOUCHER_FLOAT, FLOAT_OWNER).label("float"),
         closing.with_only_columns(_TRANSFERS.c.actor).scalar_subquery().label("closed_by"),
         closing.with_only_columns(_TRANSFERS.c.client_key).scalar_subquery().label("closed_key"),
         select(PointProgram.point_name)
