@@ -9,7 +9,7 @@ import csv
 import re
 from datetime import timedelta
 
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from mykey.db import tokyo_date, utcnow
 from mykey.demo import DEMO_PASSWORD, DEMO_STAFF_PASSWORD
@@ -142,8 +142,9 @@ def test_a_clerk_takes_a_payment_prints_vouchers_and_redeems_one(page: Page) -> 
     page.get_by_role("button", name="確認へ進む").nth(1).click()
     _tap(page, "OGUNI001")
     page.get_by_role("button", name="確定する").click()
+    # .all() does not wait: let the issued page load before reading its numbers
+    expect(page.locator("tbody code")).to_have_count(3)
     numbers = [n.inner_text() for n in page.locator("tbody code").all()]
-    assert len(numbers) == 3
     assert_accessible(page)
     pdf = page.request.get(
         page.get_by_role("link", name="ポイント券を印刷する").get_attribute("href") or ""
