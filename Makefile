@@ -8,6 +8,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # pytest-xdist processes for `make test`: one per core; TEST_WORKERS=0 runs in this process
 TEST_WORKERS ?= auto
+# Some machines export PYTHONDONTWRITEBYTECODE=1: every `mykey` process a test starts would then
+# compile the project's sources again. Let them be cached.
+unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
 
@@ -39,7 +42,7 @@ lint: install ## ruff, mypy --strict, import-linter contracts
 	$(BIN)/lint-imports
 
 test: lint ## lint, then every test (PostgreSQL ones skip visibly without a server)
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 bench: install ## ledger benchmarks against pgbench on the same PostgreSQL; prints JSON
 	@$(BIN)/python bench/ledger.py
