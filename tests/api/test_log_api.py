@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,10 +19,14 @@ from sqlalchemy import text
 from mykey.config import Settings
 from mykey.history import merkle
 from mykey.history.checkpoints import open_checkpoint
+from mykey.history.log import make_checkpoint
+from mykey.history.tiles import TileReader
 from mykey.identity.simulator import SimulatedCard
+from mykey.ledger import AccountKind, LotTerms
+from mykey.ledger.batch import Credit, credit_many
 from mykey.web.app import create_app
 from tests.api.conftest import PASSWORD, bearer, proof
-from tests.builders import grant, spend, town, wallet
+from tests.builders import FY_END, grant, spend, town, wallet
 from tests.conftest import LOG_SIGNER, Database
 
 
@@ -272,3 +277,70 @@ def test_a_damaged_entry_is_named_by_the_public_reads_never_a_500(
     assert answer.json()["details"]["size"] == 500
     answer = inclusion(0)
     assert answer.status_code == 409 and answer.json()["code"] == "log_checkpoint_damaged"
+
+
+def test_the_log_is_served_as_tiles_a_reader_checks_against_the_checkpoint(
+    client: TestClient, database: Database
+) -> None:
+    """c2sp.org/tlog-tiles under /api/v1/log: a follower needs only the checkpoint and
+    immutable files, which a CDN or a mirror can keep."""
+    uow = database.uow()
+    assert client.get("/api/v1/log/tile/0/000.p/1").json()["code"] == "no_checkpoint"
+    t = town(uow)
+    with uow:
+        credit_many(
+            uow,
+            batch_id=uuid4(),
+            debit=t.budget.id,
+            credit_kind=AccountKind.WALLET,
+            credits=[Credit(f"T{i:05d}", 1 + i % 7, {}) for i in range(600)],
+            kind="grant",
+            actor="staff:bulk",
+            lot=LotTerms("budget", FY_END),
+        )
+        uow.commit()
+    make_checkpoint(uow, LOG_SIGNER)
+    note = client.get("/api/v1/log/checkpoint").text
+    cp = open_checkpoint(note, LOG_SIGNER.verifier())
+    assert cp.size == 600  # two full level-0 tiles and one of width 88; level 1: width 2
+
+    full = client.get("/api/v1/log/tile/0/001")
+    assert full.status_code == 200 and len(full.content) == 256 * 32
+    assert full.headers["content-type"] == "application/octet-stream"
+    assert full.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert len(client.get("/api/v1/log/tile/0/002.p/88").content) == 88 * 32
+    assert len(client.get("/api/v1/log/tile/1/000.p/2").content) == 2 * 32
+    bundle = client.get("/api/v1/log/tile/entries/002.p/88")
+    assert bundle.status_code == 200 and "immutable" in bundle.headers["cache-control"]
+
+    fetched: list[str] = []
+
+    def fetch(path: str) -> bytes:
+        fetched.append(path)
+        got = client.get(f"/api/v1/log/{path}")
+        assert got.status_code == 200, (path, got.text)
+        return got.content
+
+    reader = TileReader(fetch, cp.size)
+    assert reader.root() == cp.root
+    assert sorted(fetched) == ["tile/0/002.p/88", "tile/1/000.p/2"]  # 512 + 64 + 16 + 8
+    proof = client.get("/api/v1/log/proofs/inclusion", params={"index": 300}).json()
+    assert reader.inclusion_proof(300) == [_b(h) for h in proof["path"]]
+    entries = client.get("/api/v1/log/entries", params={"start": 250, "end": 600}).json()
+    assert reader.entries(250, 600) == [_b(e["leaf"]) for e in entries["entries"]]
+
+    for unknown in [
+        "tile/0/002",  # not full at this size
+        "tile/0/002.p/89",  # wider than the tree
+        "tile/entries/003.p/1",
+        "tile/2/000.p/1",
+        "tile/0/x000/001",  # 1, not as it is spelled
+        "tile/0/001.p/0",
+        "tile/64/000",
+        "tile/0/1",
+        "tile/data/000",
+    ]:
+        got = client.get(f"/api/v1/log/{unknown}", headers={"Accept-Language": "en"})
+        assert got.status_code == 404, unknown
+        assert got.headers["content-type"] == "application/problem+json"
+        assert got.json()["code"] == "log_tile_not_found", unknown

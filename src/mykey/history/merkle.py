@@ -42,6 +42,16 @@ def _split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
+def root_of_subtree(hashes: Sequence[bytes]) -> bytes:
+    """The hash of a complete subtree from its 2^k hashes one level (or k levels) down."""
+    if not hashes or len(hashes) & (len(hashes) - 1):
+        raise ProofError(f"{len(hashes)} hashes are not a complete subtree")
+    level = list(hashes)
+    while len(level) > 1:
+        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
 def root_of(hashes: Sequence[bytes]) -> bytes:
     """MTH over leaf hashes, iteratively (no recursion depth limit, O(n))."""
     if not hashes:

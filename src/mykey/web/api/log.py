@@ -6,6 +6,8 @@ Public (no key; anyone may follow and check the log):
     GET /api/v1/log/proofs/inclusion?index=|transfer_id=[&tree_size=]
     GET /api/v1/log/proofs/consistency?first=[&second=]
     GET /api/v1/log/key-rotations                 the log's key history and handoffs
+    GET /api/v1/log/tile/<L>/<N>[.p/<W>]          C2SP tlog-tiles: hashes (immutable)
+    GET /api/v1/log/tile/entries/<N>[.p/<W>]      C2SP tlog-tiles: entry bundles (immutable)
 Resident:
     GET /api/v1/me/transfers/{transfer_id}/proof  an offline-checkable receipt
 """
@@ -17,11 +19,11 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 
 from mykey.errors import ErrorKind, MyKeyError
-from mykey.history import log, witnessing
+from mykey.history import log, tiles, witnessing
 from mykey.history.receipts import transfer_receipt
 from mykey.history.witnessing import with_cosignatures
 from mykey.identity import residents
@@ -103,6 +105,25 @@ def key_rotations(uow: Uow) -> KeyRotationsOut:
     cosign it before they accept the new key)."""
     return KeyRotationsOut(
         rotations=[KeyRotationOut(**item) for item in witnessing.key_rotations(uow)]
+    )
+
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@router.get(
+    "/log/tile/{path:path}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def tile(path: str, uow: Uow) -> Response:
+    """The log as static tiles (c2sp.org/tlog-tiles), up to the latest signed checkpoint:
+    `tile/<L>/<N>[.p/<W>]`, the hashes of W (full: 256) consecutive subtrees of 2^(8·L)
+    leaves, and `tile/entries/<N>[.p/<W>]`, the leaves themselves, each behind its length
+    (big-endian uint16). A tile's content never changes: caches and mirrors may keep it."""
+    found = tiles.read(uow, tiles.parse(f"tile/{path}"))
+    return Response(
+        found, media_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE}
     )
 
 
