@@ -9,12 +9,16 @@ One round (`follow_once`):
    * smaller size → its root must be the root of this witness's own copy at that size, else
      an **inconsistent** alarm; otherwise nothing to do (a stale checkpoint);
    * larger size → the log's consistency proof s → n must verify (else **inconsistent**);
-     the witness fetches entries [s, n) with their record bytes, checks each record against
-     its leaf's commitment, appends them to its own tree and requires its root to be the
-     checkpoint's root.
+     the witness catches up **by tiles**: it reads the log's hash tiles for size n
+     (c2sp.org/tlog-tiles, `history.tiles`) and requires them to hash to the checkpoint's
+     root, then copies entries [s, n) in steps of whole entry bundles, checking each leaf
+     against its hash in the level-0 tile as it arrives (a log that lies is caught at the
+     entry, not after the last one) and each record against its leaf's commitment, writing
+     each step to its own tree before fetching the next (memory holds one step, not every
+     entry of the round), and finally requires its own root to be the checkpoint's root.
 3. Cosign (C2SP tlog-cosignature, timestamped Ed25519), store the new state with a
-   compare-and-swap on the old size, in one transaction with the entries, and POST the
-   cosigned checkpoint back to the log.
+   compare-and-swap on the old size, in one transaction with the entries (a round that
+   fails leaves nothing of itself), and POST the cosigned checkpoint back to the log.
 
 Alarms are stored (`witness_alarms`), logged, served on the witness's `/status` and make
 `mykey witness check` exit non-zero. The witness never cosigns a checkpoint it alarmed on.
@@ -31,14 +35,14 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, and_, insert, or_, select, update
 
 from mykey.db import UnitOfWork, insert_many
-from mykey.history import merkle
+from mykey.history import merkle, tiles
 from mykey.history.checkpoints import Checkpoint, NoteError, Verifier, open_note, split_note
 from mykey.history.cosign import Cosigner, log_only
 from mykey.history.encoding import EncodingError, commitment, parse_leaf, record_of
@@ -57,7 +61,7 @@ ENTRIES = cast(Table, WitnessEntry.__table__)
 NODES = cast(Table, WitnessNode.__table__)
 COSIGNED = cast(Table, WitnessCheckpoint.__table__)
 ALARMS = cast(Table, WitnessAlarm.__table__)
-PAGE = 1000
+STEP = 3 * tiles.WIDTH  # entries per request and per write: whole bundles (≤ 1,000 a request)
 MAX_ROTATIONS_PER_ROUND = 8
 logger = logging.getLogger("mykey.witness")
 
@@ -218,18 +222,51 @@ def _check_entry(item: Mapping[str, Any], index: int) -> dict[str, Any]:
     return row
 
 
-def fetch_entries(config: WitnessConfig, start: int, end: int) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for lo in range(start, end, PAGE):
-        hi = min(end, lo + PAGE)
+def log_tiles(config: WitnessConfig, checkpoint: Checkpoint) -> tiles.TileReader:
+    """The log's tree of the checkpoint's size as its tiles, checked against the checkpoint:
+    from here on every hash the reader gives is one the log signed."""
+    base = config.log_url.rstrip("/") + "/api/v1/log/"
+    reader = tiles.TileReader(lambda path: _request(base + path), checkpoint.size)
+    try:
+        root = reader.root()
+    except merkle.ProofError as exc:
+        raise WitnessError(f"the log's tiles are unreadable: {exc}") from exc
+    if root != checkpoint.root:
+        raise WitnessError(
+            f"the log's tiles do not hash to its checkpoint of size {checkpoint.size}"
+        )
+    return reader
+
+
+def fetch_entries(
+    config: WitnessConfig, start: int, end: int, signed: tiles.TileReader
+) -> Iterator[list[dict[str, Any]]]:
+    """Entries [start, end) with their records, a step of whole bundles at a time, each leaf
+    checked against the signed tiles before the step is handed on."""
+    lo = start
+    while lo < end:
+        hi = min(end, (lo // tiles.WIDTH) * tiles.WIDTH + STEP)
         target = f"/api/v1/log/witness/entries?start={lo}&end={hi}"
         header = config.cosigner.sign_request(int(time.time()), target)
         got = _json(config.log_url.rstrip("/") + target, {"X-MyKey-Witness": header})
         items = got.get("entries", [])
         if len(items) != hi - lo:
             raise WitnessError(f"the log sent {len(items)} entries for [{lo}, {hi})")
-        out.extend(_check_entry(item, lo + i) for i, item in enumerate(items))
-    return out
+        step = [_check_entry(item, lo + i) for i, item in enumerate(items)]
+        try:
+            for entry in step:
+                if merkle.leaf_hash(entry["leaf"]) != signed.node(0, entry["idx"]):
+                    raise WitnessError(
+                        f"entry {entry['idx']} is not the leaf the log's checkpoint of size"
+                        f" {signed.size} commits to"
+                    )
+        except merkle.ProofError as exc:
+            raise WitnessError(
+                f"the log's tiles do not agree with its checkpoint of size {signed.size}: {exc}"
+            ) from exc
+        yield step
+        signed.forget(hi)
+        lo = hi
 
 
 def follow_once(uow: UnitOfWork, config: WitnessConfig) -> Round:
@@ -440,43 +477,37 @@ def _round(
                 current.note,
                 log_note,
             )
-    new = fetch_entries(config, size, checkpoint.size)
-    problem = _rotation_problem(uow, config, key, new)
-    if problem is not None:
+    signed = log_tiles(config, checkpoint)
+    try:
+        cosigned = _store(uow, config, key, checkpoint, log_note, size, signed)
+    except _RotationRefusedError as refused:
         return _alarm(
             uow,
             origin,
             "bad_key_rotation",
-            problem,
+            str(refused),
             "" if current is None else str(current.note),
             log_note,
         )
-    cosigned = _store(uow, config, checkpoint, log_note, size, new)
     _deliver(config, cosigned)
     logger.info("cosigned %s at size %d", origin, checkpoint.size)
     return Round("cosigned", checkpoint.size)
 
 
+class _RotationRefusedError(WitnessError):
+    """The new entries hold a key rotation this witness does not accept (an alarm)."""
+
+
 def _rotation_problem(
-    uow: UnitOfWork, config: WitnessConfig, key: Verifier, new: list[dict[str, Any]]
+    config: WitnessConfig, key: Verifier, held: list[Rotation | None], added: list[Any]
 ) -> str | None:
     """Key rotations among the new entries: each readable (its record bytes match its
     leaf), signed by both keys, continuing the key history this witness holds; the checkpoint
     that first commits to a rotation is signed with its previous key (the handoff)."""
-    added = [e for e in new if e["kind"] == "key_rotation"]
     if not added:
         return None
     origin = config.origin
-
-    def body() -> list[Rotation | None]:
-        rows = uow.connection.execute(
-            select(ENTRIES.c.row)
-            .where(ENTRIES.c.origin == origin, ENTRIES.c.kind == "key_rotation")
-            .order_by(ENTRIES.c.idx)
-        )
-        return [_rotation_of(r[0]) for r in rows]
-
-    rotations = uow.read(body) + [_rotation_of(e["row"]) for e in added]
+    rotations = held + [_rotation_of(e["row"]) for e in added]
     if any(r is None for r in rotations):
         return "a key rotation entry without a readable record (its bytes do not match its leaf)"
     chain = [r for r in rotations if r is not None]
@@ -493,42 +524,58 @@ def _rotation_problem(
     return None
 
 
+def _held_rotations(conn: Connection, origin: str) -> list[Rotation | None]:
+    rows = conn.execute(
+        select(ENTRIES.c.row)
+        .where(ENTRIES.c.origin == origin, ENTRIES.c.kind == "key_rotation")
+        .order_by(ENTRIES.c.idx)
+    )
+    return [_rotation_of(r[0]) for r in rows]
+
+
 def _store(
     uow: UnitOfWork,
     config: WitnessConfig,
+    key: Verifier,
     checkpoint: Checkpoint,
     log_note: str,
     old_size: int,
-    new: list[dict[str, Any]],
+    signed: tiles.TileReader,
 ) -> str:
+    """Copy entries [old_size, checkpoint.size) step by step into this witness's tree and
+    cosign, all in one transaction: a round that fails leaves nothing of itself."""
     origin = config.origin
 
     def body() -> str:
         conn = uow.connection
-        _refuse_repeated_records(conn, origin, new)
+        held = _held_rotations(conn, origin)
+        added: list[dict[str, Any]] = []
         read = node_reader(conn, origin)
-        hashes = [merkle.leaf_hash(e["leaf"]) for e in new]
-        nodes = merkle.new_subtrees(old_size, hashes, read)
-
-        def overlay(keys: Iterable[merkle.Key]) -> Mapping[merkle.Key, bytes]:
-            wanted = set(keys)
-            got = {k: nodes[k] for k in wanted if k in nodes}
-            got.update(read(wanted - set(got)))
-            return got
-
-        if merkle.root_from(checkpoint.size, overlay) != checkpoint.root:
+        at = old_size
+        for step in fetch_entries(config, old_size, checkpoint.size, signed):
+            _refuse_repeated_records(conn, origin, step)
+            nodes = merkle.new_subtrees(at, [merkle.leaf_hash(e["leaf"]) for e in step], read)
+            insert_many(conn, ENTRIES, [{"origin": origin, **e} for e in step])
+            insert_many(
+                conn,
+                NODES,
+                [
+                    {"origin": origin, "level": k[0], "idx": k[1], "hash": h}
+                    for k, h in nodes.items()
+                ],
+            )
+            added += [e for e in step if e["kind"] == "key_rotation"]
+            at += len(step)
+        problem = _rotation_problem(config, key, held, added)
+        if problem is not None:
+            raise _RotationRefusedError(problem)
+        if merkle.root_from(checkpoint.size, read) != checkpoint.root:
             raise WitnessError(
                 f"the log's entries do not hash to its checkpoint of size {checkpoint.size}"
             )
         now = uow.now()
         line = config.cosigner.cosign(checkpoint.text(), max(1, int(now.timestamp())))
         cosigned = log_note + line
-        insert_many(conn, ENTRIES, [{"origin": origin, **e} for e in new])
-        insert_many(
-            conn,
-            NODES,
-            [{"origin": origin, "level": k[0], "idx": k[1], "hash": h} for k, h in nodes.items()],
-        )
         conn.execute(
             insert(COSIGNED).values(
                 origin=origin,
