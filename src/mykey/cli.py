@@ -1942,6 +1942,10 @@ def audit_verify(
     witness_token: Annotated[
         str, typer.Option(envvar="MYKEY_WITNESS_TOKEN", help="the witness's read token")
     ] = "",
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="processes for a log of 131,072 entries or more (default: cores)"),
+    ] = None,
 ) -> None:
     """Recompute every leaf from its record and the tree from the leaves; compare with the
     stored tree and the last checkpoint (and with a witness's copy); name every entry that
@@ -1949,7 +1953,13 @@ def audit_verify(
     from mykey.history import audit
 
     settings = get_settings()
-    report = audit.verify(_uow(), history_log(settings))
+    with _progress() as bar:
+        task = bar.add_task("Auditing / 検証中", total=None)
+
+        def advance(done: int, of: int) -> None:
+            bar.update(task, completed=done, total=of)
+
+        report = audit.verify(_uow(), history_log(settings), workers=workers, progress=advance)
     if witness is not None:
         copy = _witness_copy(witness, policy, witness_token)
         from mykey.history.restore import compare

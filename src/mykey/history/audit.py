@@ -16,7 +16,11 @@ and a part of the audit that cannot be read at all is reported as `unreadable`.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+import os
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, cast
@@ -24,16 +28,26 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from mykey.db import UnitOfWork
+from mykey.db import UnitOfWork, make_engine
 from mykey.history import merkle
-from mykey.history.checkpoints import Checkpoint, NoteError, Verifier, open_checkpoint, split_note
+from mykey.history.checkpoints import (
+    Checkpoint,
+    NoteError,
+    Signer,
+    Verifier,
+    open_checkpoint,
+    split_note,
+)
 from mykey.history.encoding import EncodingError
 from mykey.history.keys import key_history
-from mykey.history.log import CHECKPOINTS, LEAVES, NODES, HistoryLog
+from mykey.history.log import CHECKPOINTS, LEAVES, NODES, HistoryLog, tree_size
 from mykey.history.rows import Bad, RawRow, integers, not_integers, reader
 from mykey.history.witnessing import KINDS
 
 CHUNK = 5_000
+# A parallel audit splits the integrated entries into parts of 2^16: whole subtrees, so each
+# part checks its entries and the subtree hashes below its own top without the others.
+PART_LEVEL = 16
 # The tables the history relies on being append-only (their triggers are checked).
 APPEND_ONLY = (
     "ledger_transfers",
@@ -124,33 +138,268 @@ def _expected_leaf(log: HistoryLog, row: RawRow | None, kind: str) -> bytes | No
     return b"" if leaf is None else leaf
 
 
-def verify(uow: UnitOfWork, log: HistoryLog) -> AuditReport:
-    """Audit the whole history, in one read-only transaction: one snapshot, no write lock."""
+def verify(
+    uow: UnitOfWork,
+    log: HistoryLog,
+    *,
+    workers: int | None = None,
+    part_level: int = PART_LEVEL,
+    progress: Callable[[int, int], None] | None = None,
+) -> AuditReport:
+    """Audit the whole history, in one read-only transaction: one snapshot, no write lock.
+
+    A log of at least two parts (2^`part_level` entries each) is audited by `workers`
+    processes (default: one per core), each a part at a time in the same snapshot
+    (PostgreSQL: `pg_export_snapshot`; SQLite: the entries and records below the tree's size
+    are append-only, so a later snapshot holds the same ones unless they were tampered with
+    during the audit). Its findings are the one-process audit's, in the same order; a part that
+    finds the entries themselves out of place (an index missing, repeated or not a number)
+    hands the whole audit to the one-process audit, which names each such entry.
+    `progress(entries, of)` is told as parts finish."""
+    count = workers if workers is not None else (os.cpu_count() or 1)
+    if uow.in_transaction:
+        count = 1  # inside a transaction of its caller: workers would not see its writes
 
     def body() -> AuditReport:
-        report = AuditReport()
         conn = uow.connection
-        hashes: tuple[list[bytes], list[bytes]] = ([], [])
-
-        def leaves() -> None:
-            nonlocal hashes
-            hashes = _check_leaves(conn, log, report)
-
-        _guard(conn, report, "history_leaves", leaves)
-        for kind, (table, _, _, _) in KINDS.items():
-            _guard(conn, report, table.name, partial(_check_added, conn, kind, table, report))
-        from_records, from_leaves = hashes
-        _guard(conn, report, "history_nodes", lambda: _compare_tree(conn, from_leaves, report))
-        _guard(
-            conn,
-            report,
-            "history_checkpoints",
-            lambda: _check_checkpoint(conn, log, from_records, from_leaves, report),
-        )
-        _guard(conn, report, "triggers", lambda: _check_triggers(conn, report))
-        return report
+        if count > 1:
+            try:
+                size = tree_size(conn)
+            except (SQLAlchemyError, ValueError, TypeError):
+                size = 0
+            if size >= 2 << part_level:
+                report = _in_parts(conn, log, size, count, part_level, progress)
+                if report is not None:
+                    return report
+        return _in_one(conn, log)
 
     return uow.read(body)
+
+
+def _in_one(conn: Connection, log: HistoryLog) -> AuditReport:
+    report = AuditReport()
+    hashes: tuple[list[bytes], list[bytes]] = ([], [])
+
+    def leaves() -> None:
+        nonlocal hashes
+        hashes = _check_leaves(conn, log, report)
+
+    _guard(conn, report, "history_leaves", leaves)
+    for kind, (table, _, _, _) in KINDS.items():
+        _guard(conn, report, table.name, partial(_check_added, conn, kind, table, report))
+    from_records, from_leaves = hashes
+    _guard(conn, report, "history_nodes", lambda: _compare_tree(conn, from_leaves, report))
+    _guard(
+        conn,
+        report,
+        "history_checkpoints",
+        lambda: _check_checkpoint(conn, log, _roots_of(from_records, from_leaves), report),
+    )
+    _guard(conn, report, "triggers", lambda: _check_triggers(conn, report))
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# a parallel audit
+
+
+@dataclass(frozen=True)
+class _Part:
+    """What a worker process audits: entries [lo, lo + 2^level) of the database at `url`."""
+
+    url: str
+    snapshot: str | None  # PostgreSQL: the audit's exported snapshot
+    origin: str
+    salt_key: bytes  # the leaves' salt key (the log's signing key stays in the audit's process)
+    lo: int
+    level: int
+    sizes: tuple[int, ...]  # tree sizes whose roots the checkpoint check needs
+
+
+Pieces = list[tuple[int, bytes]]  # complete subtrees (their sizes and hashes), left to right
+
+
+@dataclass
+class _PartReport:
+    regular: bool  # its entries are exactly lo, lo + 1, … (as many as the tree has there)
+    report: AuditReport
+    nodes: dict[int, list[Finding]]  # subtree hash findings by level, up to the part's top
+    top: tuple[bytes, bytes] | None  # the part's subtree hash: from the leaves, the records
+    pieces: dict[int, tuple[Pieces, Pieces]]  # for a size inside the part: [lo, size)
+
+
+def _in_parts(
+    conn: Connection,
+    log: HistoryLog,
+    size: int,
+    workers: int,
+    level: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> AuditReport | None:
+    span = 1 << level
+    snapshot = None
+    if conn.dialect.name == "postgresql":
+        snapshot = str(conn.execute(text("SELECT pg_export_snapshot()")).scalar_one())
+    sizes = _checkpoint_sizes(conn, size)
+    url = conn.engine.url.render_as_string(hide_password=False)
+    jobs = [
+        _Part(url, snapshot, log.origin, log.salt_key, lo, level, sizes)
+        for lo in range(0, size, span)
+    ]
+    context = multiprocessing.get_context("spawn")  # a fork would share this connection
+    try:
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context) as pool:
+            parts: list[_PartReport] = []
+            for part in pool.map(_audit_part, jobs):
+                parts.append(part)
+                if progress is not None:
+                    progress(min(size, len(parts) * span), size)
+    except (SQLAlchemyError, ValueError, TypeError, UnicodeError):
+        return None  # a part the database cannot even read: the one-process audit says which
+    if not all(p.regular for p in parts):
+        return None
+    report = AuditReport()
+    for p in parts:
+        report.entries += p.report.entries
+        report.findings += p.report.findings
+        for kind, n in p.report.named.items():
+            report.named[kind] = report.named.get(kind, 0) + n
+
+    def queued() -> None:
+        _check_leaves(conn, log, report, integrated=False)
+
+    _guard(conn, report, "history_leaves", queued)
+    for kind, (table, _, _, _) in KINDS.items():
+        _guard(conn, report, table.name, partial(_check_added, conn, kind, table, report))
+
+    def tree() -> None:
+        counts = _stored_per_level(conn)
+        for lv in range(level + 1):
+            for p in parts:
+                report.findings += p.nodes.get(lv, [])
+            if counts.get(lv, 0) > size >> lv:
+                report.findings.append(_extra(lv))
+        tops = [p.top[0] for p in parts if p.top is not None]
+        _compare_levels(conn, _up(tops), level + 1, report)
+
+    _guard(conn, report, "history_nodes", tree)
+
+    def roots(at: int) -> tuple[bytes, bytes] | None:
+        if at > size:
+            return None
+        if at not in sizes:  # pragma: no cover -- the parts were given every size it reads
+            raise LookupError(at)
+        whole = [p.top for p in parts[: at >> level] if p.top is not None]
+        inner = parts[at >> level].pieces.get(at, ([], [])) if at % span else ([], [])
+        return (
+            merkle.root_of_pieces([(span, t[0]) for t in whole] + inner[0]),
+            merkle.root_of_pieces([(span, t[1]) for t in whole] + inner[1]),
+        )
+
+    try:
+        _guard(
+            conn, report, "history_checkpoints", lambda: _check_checkpoint(conn, log, roots, report)
+        )
+    except LookupError:  # pragma: no cover
+        return None
+    _guard(conn, report, "triggers", lambda: _check_triggers(conn, report))
+    return report
+
+
+def _checkpoint_sizes(conn: Connection, size: int) -> tuple[int, ...]:
+    """The sizes the checkpoint check may ask a root of: the last checkpoint's stored size and
+    the size its note signs."""
+    found: set[int] = set()
+    try:
+        row = latest_checkpoint_row(conn)
+    except (SQLAlchemyError, ValueError, TypeError):
+        row = None
+    if row is not None:
+        stored = row.get("size")
+        if isinstance(stored, int):
+            found.add(stored)
+        note = row.get("note")
+        if isinstance(note, str):
+            with contextlib.suppress(NoteError):
+                found.add(Checkpoint.parse(split_note(note)[0]).size)
+    return tuple(sorted(n for n in found if 0 < n <= size))
+
+
+def _stored_per_level(conn: Connection) -> dict[int, int]:
+    ints = integers(conn, "level", "idx")
+    rows = conn.execute(
+        text(f"SELECT level, count(*) FROM history_nodes WHERE {ints} GROUP BY level")  # noqa: S608
+    )
+    return {int(r[0]): int(r[1]) for r in rows}
+
+
+def _audit_part(part: _Part) -> _PartReport:
+    """One part, in a worker process, on its own connection in the audit's snapshot."""
+    engine = make_engine(part.url, pool_size=1)
+    # Leaves are recomputed with the salt key alone; a throwaway key stands for the signer.
+    log = HistoryLog(Signer.generate(part.origin), part.salt_key)
+    uow = UnitOfWork(engine)
+    try:
+        return uow.read(lambda: _part_in(uow.connection, part, log))
+    finally:
+        engine.dispose()
+
+
+def _part_in(conn: Connection, part: _Part, log: HistoryLog) -> _PartReport:
+    if part.snapshot is not None:
+        conn.execute(text(f"SET TRANSACTION SNAPSHOT '{part.snapshot}'"))
+    span = 1 << part.level
+    report = AuditReport()
+    from_records: list[bytes] = []
+    from_leaves: list[bytes] = []
+    _check_range(conn, log, report, from_records, from_leaves, part.lo, part.lo + span)
+    size = tree_size(conn)
+    expected = min(span, size - part.lo)
+    regular = len(from_leaves) == expected and not any(
+        f.detail == "entry indices are not consecutive" for f in report.findings
+    )
+    out = _PartReport(regular, report, {}, None, {})
+    if not regular:
+        return out
+    nodes = reader(conn, NODES)
+    ints = integers(conn, "level", "idx")
+    levels = [(from_leaves, from_records)]
+    for lv in range(part.level + 1):
+        leaves_at, records_at = levels[lv]
+        first = part.lo >> lv
+        stored: dict[int, Any] = {}
+        if leaves_at:
+            for r in nodes.select(
+                f"{ints} AND level = :lv AND idx >= :a AND idx < :b",
+                {"lv": lv, "a": first, "b": first + len(leaves_at)},
+            ):
+                stored[int(r.get("idx"))] = r.get("hash")
+        found = _node_findings(lv, first, leaves_at, stored)
+        if found:
+            out.nodes[lv] = found
+        if lv < part.level:
+            levels.append((_up(leaves_at), _up(records_at)))
+    top_leaves, top_records = levels[part.level]
+    if top_leaves:
+        out.top = (top_leaves[0], top_records[0])
+    for at in part.sizes:
+        if part.lo < at < part.lo + span:
+            out.pieces[at] = (
+                _pieces(levels, 0, at - part.lo),
+                _pieces(levels, 1, at - part.lo),
+            )
+    return out
+
+
+def _pieces(levels: list[tuple[list[bytes], list[bytes]]], which: int, count: int) -> Pieces:
+    """The complete subtrees, largest first, covering the part's first `count` entries."""
+    out: Pieces = []
+    at = 0
+    for lv in reversed(range(len(levels))):
+        if count - at >= 1 << lv:
+            out.append((1 << lv, levels[lv][which][at >> lv]))
+            at += 1 << lv
+    return out
 
 
 def _guard(conn: Connection, report: AuditReport, what: str, part: Callable[[], None]) -> None:
@@ -175,38 +424,27 @@ def _str_or_none(value: Any) -> str | None:
 
 
 def _check_leaves(
-    conn: Connection, log: HistoryLog, report: AuditReport
+    conn: Connection, log: HistoryLog, report: AuditReport, *, integrated: bool = True
 ) -> tuple[list[bytes], list[bytes]]:
     """Leaf hashes of the integrated entries in index order: recomputed from the records, and
-    as stored. Queued leaves are checked against their records too."""
+    as stored. Queued leaves are checked against their records too (only they, if not
+    `integrated`: the parts of a parallel audit did the rest)."""
     from_records: list[bytes] = []
     from_leaves: list[bytes] = []
+    if integrated:
+        _check_range(conn, log, report, from_records, from_leaves)
     leaves = reader(conn, LEAVES)
-    ints = integers(conn, "idx")
-    for integrated in (True, False):
-        after: int | None = None
-        while True:
-            if integrated:
-                where = ints + ("" if after is None else " AND idx > :after")
-                order = "idx"
-            else:
-                where = "idx IS NULL" + ("" if after is None else " AND id > :after")
-                order = "id"
-            rows = leaves.select(where, {"after": after}, order_by=order, limit=CHUNK)
-            if not rows:
-                break
-            last = rows[-1].get(order)
-            after = last if isinstance(last, int) else None
-            by_kind: dict[str, list[str]] = {}
-            for r in rows:
-                kind, rid = _str_or_none(r.get("kind")), _str_or_none(r.get("record_id"))
-                if kind is not None and rid is not None:
-                    by_kind.setdefault(kind, []).append(rid)
-            found = {k: _records(conn, k, ids) for k, ids in by_kind.items()}
-            for r in rows:
-                _check_leaf(log, r, found, report, from_records, from_leaves)
-            if after is None:  # pragma: no cover -- an integer key always follows
-                break
+    after: int | None = None
+    while True:
+        where = "idx IS NULL" + ("" if after is None else " AND id > :after")
+        rows = leaves.select(where, {"after": after}, order_by="id", limit=CHUNK)
+        if not rows:
+            break
+        last = rows[-1].get("id")
+        after = last if isinstance(last, int) else None
+        _check_rows(conn, log, rows, report, from_records, from_leaves)
+        if after is None:  # pragma: no cover -- an integer key always follows
+            break
     odd = not_integers(conn, "idx")
     if odd is not None:
         for r in leaves.select(odd, order_by="id"):
@@ -222,6 +460,52 @@ def _check_leaves(
     return from_records, from_leaves
 
 
+def _check_range(
+    conn: Connection,
+    log: HistoryLog,
+    report: AuditReport,
+    from_records: list[bytes],
+    from_leaves: list[bytes],
+    lo: int = 0,
+    hi: int | None = None,
+) -> None:
+    """The integrated entries with lo <= index < hi (all from lo if hi is None), in index
+    order, chunk by chunk, each against its record."""
+    leaves = reader(conn, LEAVES)
+    ints = integers(conn, "idx")
+    after: int | None = None if lo == 0 else lo - 1  # from 0: any index, negative too
+    while True:
+        where = ints + ("" if after is None else " AND idx > :after")
+        where += "" if hi is None else " AND idx < :hi"
+        rows = leaves.select(where, {"after": after, "hi": hi}, order_by="idx", limit=CHUNK)
+        if not rows:
+            break
+        last = rows[-1].get("idx")
+        after = last if isinstance(last, int) else None
+        _check_rows(conn, log, rows, report, from_records, from_leaves, offset=lo)
+        if after is None:  # pragma: no cover -- an integer key always follows
+            break
+
+
+def _check_rows(
+    conn: Connection,
+    log: HistoryLog,
+    rows: list[RawRow],
+    report: AuditReport,
+    from_records: list[bytes],
+    from_leaves: list[bytes],
+    offset: int = 0,
+) -> None:
+    by_kind: dict[str, list[str]] = {}
+    for r in rows:
+        kind, rid = _str_or_none(r.get("kind")), _str_or_none(r.get("record_id"))
+        if kind is not None and rid is not None:
+            by_kind.setdefault(kind, []).append(rid)
+    found = {k: _records(conn, k, ids) for k, ids in by_kind.items()}
+    for r in rows:
+        _check_leaf(log, r, found, report, from_records, from_leaves, offset)
+
+
 def _check_leaf(
     log: HistoryLog,
     r: RawRow,
@@ -229,6 +513,7 @@ def _check_leaf(
     report: AuditReport,
     from_records: list[bytes],
     from_leaves: list[bytes],
+    offset: int = 0,
 ) -> None:
     idx = r.get("idx")
     index = idx if isinstance(idx, int) else None
@@ -265,7 +550,7 @@ def _check_leaf(
         report.queued += 1
         return
     report.entries += 1
-    if index != len(from_leaves):
+    if index != offset + len(from_leaves):
         report.findings.append(
             Finding("node", index, kind, rid, "entry indices are not consecutive")
         )
@@ -306,31 +591,22 @@ def unlogged(conn: Connection, kind: str, table: Table, logged: set[Any]) -> lis
 
 def _compare_tree(conn: Connection, from_leaves: list[bytes], report: AuditReport) -> None:
     """Every stored subtree hash against the tree rebuilt from the stored leaves."""
+    _compare_levels(conn, from_leaves, 0, report)
+
+
+def _compare_levels(conn: Connection, hashes: list[bytes], level: int, report: AuditReport) -> None:
+    """The stored subtree hashes from `level` up, against the tree whose hashes at `level`
+    are `hashes`."""
     nodes = reader(conn, NODES)
     ints = integers(conn, "level", "idx")
-    level, hashes = 0, from_leaves
     while hashes:
         stored: dict[int, Any] = {}
         for r in nodes.select(f"{ints} AND level = :lv", {"lv": level}):
             stored[int(r.get("idx"))] = r.get("hash")
-        for j, h in enumerate(hashes):
-            got = stored.get(j)
-            if got != h:
-                state = "missing" if got is None else str(got) if isinstance(got, Bad) else "wrong"
-                report.findings.append(
-                    Finding(
-                        "node",
-                        j << level,
-                        None,
-                        None,
-                        f"the stored hash of level {level}, subtree {j} is {state}",
-                    )
-                )
+        report.findings.extend(_node_findings(level, 0, hashes, stored))
         if len(stored) > len(hashes):
-            report.findings.append(
-                Finding("node", None, None, None, f"extra stored hashes at level {level}")
-            )
-        hashes = [merkle.node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes) - 1, 2)]
+            report.findings.append(_extra(level))
+        hashes = _up(hashes)
         level += 1
     beyond = _count(conn, "history_nodes", f"{ints} AND level >= :lv", {"lv": level})
     if beyond:
@@ -352,18 +628,53 @@ def _compare_tree(conn: Connection, from_leaves: list[bytes], report: AuditRepor
             )
 
 
+def _up(hashes: list[bytes]) -> list[bytes]:
+    """The complete subtrees one level up (a last odd hash waits for its sibling)."""
+    return [merkle.node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes) - 1, 2)]
+
+
+def _node_findings(
+    level: int, first: int, hashes: list[bytes], stored: dict[int, Any]
+) -> list[Finding]:
+    out = []
+    for j, h in enumerate(hashes, start=first):
+        got = stored.get(j)
+        if got != h:
+            state = "missing" if got is None else str(got) if isinstance(got, Bad) else "wrong"
+            out.append(
+                Finding(
+                    "node",
+                    j << level,
+                    None,
+                    None,
+                    f"the stored hash of level {level}, subtree {j} is {state}",
+                )
+            )
+    return out
+
+
+def _extra(level: int) -> Finding:
+    return Finding("node", None, None, None, f"extra stored hashes at level {level}")
+
+
 def latest_checkpoint_row(conn: Connection) -> RawRow | None:
     rows = reader(conn, CHECKPOINTS).select(integers(conn, "size"), order_by="size DESC", limit=1)
     return rows[0] if rows else None
 
 
-def _check_checkpoint(
-    conn: Connection,
-    log: HistoryLog,
-    from_records: list[bytes],
-    from_leaves: list[bytes],
-    report: AuditReport,
-) -> None:
+Roots = Callable[[int], "tuple[bytes, bytes] | None"]  # a size's roots: leaves, records
+
+
+def _roots_of(from_records: list[bytes], from_leaves: list[bytes]) -> Roots:
+    def roots(size: int) -> tuple[bytes, bytes] | None:
+        if size > len(from_leaves):
+            return None
+        return merkle.root_of(from_leaves[:size]), merkle.root_of(from_records[:size])
+
+    return roots
+
+
+def _check_checkpoint(conn: Connection, log: HistoryLog, roots: Roots, report: AuditReport) -> None:
     """The last signed checkpoint: its signature, and its root against the stored leaves and
     against the records (a leaf rewritten to match a rewritten record shows here)."""
     odd = not_integers(conn, "size")
@@ -405,19 +716,20 @@ def _check_checkpoint(
                 f"the stored size or root of checkpoint {row.get('size')} is not the signed one",
             )
         )
-    if checkpoint.size > len(from_leaves):
+    got = roots(checkpoint.size)
+    if got is None:
         report.findings.append(
             Finding(
                 "checkpoint",
                 None,
                 None,
                 None,
-                f"the checkpoint has {checkpoint.size} entries, the log only {len(from_leaves)}",
+                f"the checkpoint has {checkpoint.size} entries, the log only {report.entries}",
             )
         )
         return
-    for name, hashes in (("stored leaves", from_leaves), ("records", from_records)):
-        if merkle.root_of(hashes[: checkpoint.size]) != checkpoint.root:
+    for name, root in (("stored leaves", got[0]), ("records", got[1])):
+        if root != checkpoint.root:
             report.findings.append(
                 Finding(
                     "checkpoint",

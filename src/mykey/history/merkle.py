@@ -54,12 +54,19 @@ def root_of_subtree(hashes: Sequence[bytes]) -> bytes:
 
 def root_of(hashes: Sequence[bytes]) -> bytes:
     """MTH over leaf hashes, iteratively (no recursion depth limit, O(n))."""
-    if not hashes:
+    return root_of_pieces([(1, h) for h in hashes])
+
+
+def root_of_pieces(pieces: Sequence[tuple[int, bytes]]) -> bytes:
+    """MTH of a tree given as complete subtrees left to right, (leaves, hash) each, their
+    sizes powers of two that never grow from one to the next except by merging (leaf hashes;
+    or equal subtrees, then the smaller ones of the tree's right edge)."""
+    if not pieces:
         return EMPTY_ROOT
     # Fold complete power-of-two subtrees left to right, then the ragged right edge.
     stack: list[tuple[int, bytes]] = []  # (size, hash), sizes strictly decreasing
-    for h in hashes:
-        size, value = 1, h
+    for size, h in pieces:
+        value = h
         while stack and stack[-1][0] == size:
             left_size, left = stack.pop()
             size, value = left_size + size, node_hash(left, value)
