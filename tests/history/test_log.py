@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from uuid import uuid4
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -19,9 +19,7 @@ from mykey.history import log as hlog
 from mykey.history.checkpoints import Checkpoint, open_checkpoint
 from mykey.history.encoding import parse_leaf
 from mykey.identity import usage
-from mykey.ledger import AccountKind, LotTerms
-from mykey.ledger.batch import Credit, credit_many
-from tests.builders import FY_END, grant, spend, town, wallet
+from tests.builders import grant, spend, town, wallet
 from tests.conftest import LOG, LOG_SIGNER, Database
 
 
@@ -249,20 +247,18 @@ def test_100000_entries_every_inclusion_proof_and_sampled_consistency_proofs_ver
             "100,000 entries run on SQLite only, to keep the suite under 10 minutes; the same"
             " code is exercised on PostgreSQL by every other test here (bench/history.py too)"
         )
-    t = town(uow)
     n = 100_000
-    with uow:
-        credit_many(
-            uow,
-            batch_id=uuid4(),
-            debit=t.budget.id,
-            credit_kind=AccountKind.WALLET,
-            credits=[Credit(f"R{i:07d}", 1, {}) for i in range(n)],
-            kind="grant",
-            actor="staff:bulk",
-            lot=LotTerms("budget", FY_END),
+    # The leaves straight into the log's table: this test is about the tree and its proofs
+    # (a bulk grant writes real records with their leaves in tests/api/test_bulk_grants.py).
+    at = datetime(2027, 4, 1, tzinfo=UTC)
+    with database.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO history_leaves (kind, record_id, leaf, queued_at)"
+                " VALUES ('transfer', :rid, :leaf, :at)"
+            ),
+            [{"rid": f"t{i:07d}", "leaf": f"leaf {i}".encode(), "at": at} for i in range(n)],
         )
-        uow.commit()
     assert hlog.integrate(uow, chunk=25_000) == n
     cp = hlog.make_checkpoint(uow, LOG_SIGNER).checkpoint
     # Every inclusion proof, from stored hashes, in a tight loop over one connection.
