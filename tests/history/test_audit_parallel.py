@@ -4,6 +4,7 @@ finds, in the same order; entries out of place leave the audit to one process.""
 
 from __future__ import annotations
 
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 from uuid import uuid4
 
@@ -66,6 +67,25 @@ def test_the_audit_in_parts_finds_what_one_process_finds(
     assert fallbacks == 0 and alone.ok and parallel.ok
     assert (parallel.entries, parallel.records, parallel.checkpoint_size) == (150, 150, 150)
     assert parallel.named == alone.named
+
+    # A worker killed (out of memory, say): the audit is done again in one process.
+    class Killed:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pass
+
+        def __enter__(self) -> Killed:
+            return self
+
+        def __exit__(self, *args: Any) -> None:
+            return None
+
+        def map(self, *args: Any) -> Any:
+            raise BrokenProcessPool("a worker process was killed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(audit, "ProcessPoolExecutor", Killed)
+        alone, parallel, fallbacks = _both(uow, monkeypatch)
+    assert fallbacks == 1 and parallel.ok and parallel.entries == 150
 
     # An amount changed (entry 143), a subtree hash changed (level 2, subtree 9: entries
     # 36-39) and one stored beyond the tree: the same findings, in the same order.

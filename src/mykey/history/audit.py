@@ -17,10 +17,12 @@ and a part of the audit that cannot be read at all is reported as `unreadable`.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, cast
@@ -48,6 +50,7 @@ CHUNK = 5_000
 # A parallel audit splits the integrated entries into parts of 2^16: whole subtrees, so each
 # part checks its entries and the subtree hashes below its own top without the others.
 PART_LEVEL = 16
+logger = logging.getLogger("mykey.audit")
 # The tables the history relies on being append-only (their triggers are checked).
 APPEND_ONLY = (
     "ledger_transfers",
@@ -272,6 +275,9 @@ def _in_parts(
                     progress(min(size, len(parts) * span), size)
     except (SQLAlchemyError, ValueError, TypeError, UnicodeError):
         return None  # a part the database cannot even read: the one-process audit says which
+    except (BrokenProcessPool, OSError) as exc:  # no process could be started, or one died
+        logger.warning("the audit's worker processes failed (%s): auditing in one process", exc)
+        return None
     if not all(p.regular for p in parts):
         return None
     report = AuditReport()
