@@ -1,18 +1,21 @@
-"""Builders: make state through the real use cases, never by writing rows."""
+"""Builders: make state through the real use cases, never by writing rows (two documented
+exceptions below: MyKey IDs by the ten thousand, and bare log leaves)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from itertools import count
 from typing import cast
+from uuid import uuid4
 
-from sqlalchemy import Table
+from sqlalchemy import Engine, Table, text
 
 from mykey import ledger
 from mykey.db import UnitOfWork, insert_many
 from mykey.ledger import Account, AccountKind, LotTerms
+from mykey.ledger.batch import BatchReport, Credit, credit_many
 
 FY_END = date(2027, 3, 31)
 _keys = count(1)
@@ -99,3 +102,38 @@ def residents_in_bulk(uow: UnitOfWork, ids: Sequence[str]) -> None:
 
 
 PASSWORD_FOR_BULK = "bulk residents 2026"
+
+
+def bulk_grant(
+    uow: UnitOfWork, budget: int, credits: Sequence[tuple[str, int]], *, expires: date = FY_END
+) -> BatchReport:
+    """One bulk grant from `budget` (`credit_many`, as `mykey grants bulk` does), committed:
+    each (owner, points) into the owner's wallet, opened if new."""
+    with uow:
+        report = credit_many(
+            uow,
+            batch_id=uuid4(),
+            debit=budget,
+            credit_kind=AccountKind.WALLET,
+            credits=[Credit(owner, points, {}) for owner, points in credits],
+            kind="grant",
+            actor="staff:bulk",
+            lot=LotTerms("budget", expires),
+        )
+        uow.commit()
+    return report
+
+
+def leaves_in_log(engine: Engine, n: int) -> None:
+    """n leaves (`leaf 0` …) straight into the log's table, queued: for tests of the tree, its
+    proofs and tiles, which serve leaves whatever records they commit to (the audit would name
+    every one of them removed)."""
+    at = datetime(2027, 4, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO history_leaves (kind, record_id, leaf, queued_at)"
+                " VALUES ('transfer', :rid, :leaf, :at)"
+            ),
+            [{"rid": f"t{i:07d}", "leaf": f"leaf {i}".encode(), "at": at} for i in range(n)],
+        )

@@ -10,7 +10,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,11 +21,9 @@ from mykey.history.checkpoints import open_checkpoint
 from mykey.history.log import make_checkpoint
 from mykey.history.tiles import TileReader
 from mykey.identity.simulator import SimulatedCard
-from mykey.ledger import AccountKind, LotTerms
-from mykey.ledger.batch import Credit, credit_many
 from mykey.web.app import create_app
 from tests.api.conftest import PASSWORD, bearer, proof
-from tests.builders import FY_END, grant, spend, town, wallet
+from tests.builders import bulk_grant, grant, spend, town, wallet
 from tests.conftest import LOG_SIGNER, Database
 
 
@@ -287,18 +284,7 @@ def test_the_log_is_served_as_tiles_a_reader_checks_against_the_checkpoint(
     uow = database.uow()
     assert client.get("/api/v1/log/tile/0/000.p/1").json()["code"] == "no_checkpoint"
     t = town(uow)
-    with uow:
-        credit_many(
-            uow,
-            batch_id=uuid4(),
-            debit=t.budget.id,
-            credit_kind=AccountKind.WALLET,
-            credits=[Credit(f"T{i:05d}", 1 + i % 7, {}) for i in range(600)],
-            kind="grant",
-            actor="staff:bulk",
-            lot=LotTerms("budget", FY_END),
-        )
-        uow.commit()
+    bulk_grant(uow, t.budget.id, [(f"T{i:05d}", 1 + i % 7) for i in range(600)])
     make_checkpoint(uow, LOG_SIGNER)
     note = client.get("/api/v1/log/checkpoint").text
     cp = open_checkpoint(note, LOG_SIGNER.verifier())

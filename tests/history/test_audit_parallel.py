@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
-from uuid import uuid4
 
 import pytest
 from sqlalchemy import text
@@ -14,9 +13,7 @@ from sqlalchemy import text
 from mykey.db import UnitOfWork
 from mykey.history import audit
 from mykey.history import log as hlog
-from mykey.ledger import AccountKind, LotTerms
-from mykey.ledger.batch import Credit, credit_many
-from tests.builders import FY_END, grant, spend, town, wallet
+from tests.builders import bulk_grant, grant, spend, town, wallet
 from tests.conftest import LOG, LOG_SIGNER, Database
 from tests.history.test_log import _disable_append_only, _enable_append_only
 
@@ -46,18 +43,7 @@ def test_the_audit_in_parts_finds_what_one_process_finds(
 ) -> None:
     t = town(uow)
     w = wallet(uow, t)
-    with uow:
-        credit_many(
-            uow,
-            batch_id=uuid4(),
-            debit=t.budget.id,
-            credit_kind=AccountKind.WALLET,
-            credits=[Credit(f"P{i:04d}", 10 + i, {}) for i in range(140)],
-            kind="grant",
-            actor="staff:bulk",
-            lot=LotTerms("budget", FY_END),
-        )
-        uow.commit()
+    bulk_grant(uow, t.budget.id, [(f"P{i:04d}", 10 + i) for i in range(140)])
     receipts = [grant(uow, t, w, 500 + i) for i in range(6)]
     receipts += [spend(uow, t, w, 1) for _ in range(4)]
     hlog.make_checkpoint(uow, LOG_SIGNER)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import threading
-from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -19,7 +18,7 @@ from mykey.history import log as hlog
 from mykey.history.checkpoints import Checkpoint, open_checkpoint
 from mykey.history.encoding import parse_leaf
 from mykey.identity import usage
-from tests.builders import grant, spend, town, wallet
+from tests.builders import grant, leaves_in_log, spend, town, wallet
 from tests.conftest import LOG, LOG_SIGNER, Database
 
 
@@ -250,15 +249,7 @@ def test_100000_entries_every_inclusion_proof_and_sampled_consistency_proofs_ver
     n = 100_000
     # The leaves straight into the log's table: this test is about the tree and its proofs
     # (a bulk grant writes real records with their leaves in tests/api/test_bulk_grants.py).
-    at = datetime(2027, 4, 1, tzinfo=UTC)
-    with database.engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO history_leaves (kind, record_id, leaf, queued_at)"
-                " VALUES ('transfer', :rid, :leaf, :at)"
-            ),
-            [{"rid": f"t{i:07d}", "leaf": f"leaf {i}".encode(), "at": at} for i in range(n)],
-        )
+    leaves_in_log(database.engine, n)
     assert hlog.integrate(uow, chunk=25_000) == n
     cp = hlog.make_checkpoint(uow, LOG_SIGNER).checkpoint
     # Every inclusion proof, from stored hashes, in a tight loop over one connection.

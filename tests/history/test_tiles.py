@@ -4,7 +4,6 @@ signed root, proofs and entries from tiles alone, which agree with the log's own
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
@@ -14,6 +13,7 @@ from mykey.errors import MyKeyError
 from mykey.history import log as hlog
 from mykey.history import merkle, tiles
 from mykey.history.tiles import Tile, TileReader
+from tests.builders import leaves_in_log
 from tests.conftest import LOG_SIGNER, Database
 from tests.history.test_log import _disable_append_only
 
@@ -61,24 +61,6 @@ def test_the_widths_of_a_tree_of_70000_entries_are_the_specifications() -> None:
     assert not tiles.published(Tile(3, 0, 1), size)
 
 
-def _leaves(database: Database, n: int) -> None:
-    """n leaves straight into the log's table (the tiles serve leaves, whatever records they
-    commit to; the audit is not asked here), numbered and signed."""
-    at = datetime(2027, 4, 1, tzinfo=UTC)
-    rows = [
-        {"kind": "transfer", "rid": f"t{i:07d}", "leaf": f"leaf {i}".encode(), "at": at}
-        for i in range(n)
-    ]
-    with database.engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO history_leaves (kind, record_id, leaf, queued_at)"
-                " VALUES (:kind, :rid, :leaf, :at)"
-            ),
-            rows,
-        )
-
-
 def test_a_reader_rebuilds_the_signed_root_proofs_and_entries_from_tiles(
     uow: UnitOfWork, database: Database
 ) -> None:
@@ -87,7 +69,7 @@ def test_a_reader_rebuilds_the_signed_root_proofs_and_entries_from_tiles(
             "70,000 entries run on SQLite only, to keep the suite under 10 minutes; tiles are"
             " read from PostgreSQL over HTTP by tests/api/test_log_api.py"
         )
-    _leaves(database, 70_000)
+    leaves_in_log(database.engine, 70_000)
     signed = hlog.integrate(uow, chunk=35_000)
     root = hlog.make_checkpoint(uow, LOG_SIGNER).checkpoint.root
 

@@ -20,12 +20,10 @@ from mykey.history import witness
 from mykey.history.cosign import Cosigner
 from mykey.history.merkle import leaf_hash
 from mykey.history.witness import WitnessConfig, WitnessError, follow_once
-from mykey.ledger import AccountKind, LotTerms
-from mykey.ledger.batch import Credit, credit_many
 from mykey.migrations import upgrade
 from mykey.web.app import create_app
 from tests.api.test_outage import served
-from tests.builders import FY_END, town
+from tests.builders import bulk_grant, town
 from tests.conftest import LOG_SIGNER, Database
 from tests.history.test_log import _disable_append_only, _enable_append_only
 
@@ -33,18 +31,7 @@ WITNESS = Cosigner("witness.tiles.test.invalid", bytes([7]) * 32)
 
 
 def _grants(uow: UnitOfWork, budget: Any, n: int) -> None:
-    with uow:
-        credit_many(
-            uow,
-            batch_id=uuid4(),
-            debit=budget,
-            credit_kind=AccountKind.WALLET,
-            credits=[Credit(f"W{uuid4().hex[:12]}", 5, {}) for _ in range(n)],
-            kind="grant",
-            actor="staff:bulk",
-            lot=LotTerms("budget", FY_END),
-        )
-        uow.commit()
+    bulk_grant(uow, budget, [(f"W{uuid4().hex[:12]}", 5) for _ in range(n)])
     hlog.make_checkpoint(uow, LOG_SIGNER)
 
 

@@ -24,9 +24,10 @@ from sqlalchemy.engine import make_url
 
 from mykey import ledger
 from mykey.db import UnitOfWork, make_engine
-from mykey.ledger import AccountKind, LotTerms
-from mykey.ledger.batch import ANALYZE_AFTER, Credit, credit_many
+from mykey.ledger import AccountKind
+from mykey.ledger.batch import ANALYZE_AFTER
 from mykey.migrations import upgrade
+from tests.builders import bulk_grant
 from tests.conftest import Database
 
 pytestmark = pytest.mark.parametrize("database", ["postgres"], indirect=True)
@@ -64,18 +65,9 @@ def test_a_bulk_credit_after_single_transfers_reads_each_account_once(fresh: str
     shop = ledger.open_account(uow, ledger="242012", kind=AccountKind.SHOP, owner="shop")
     for _ in range(20):  # the connection plans its foreign-key checks on a tiny table
         ledger.transfer(uow, debit=budget.id, credit=shop.id, amount=1, kind="grant", actor="a")
-    with uow:
-        report = credit_many(
-            uow,
-            batch_id=uuid.uuid4(),
-            debit=budget.id,
-            credit_kind=AccountKind.WALLET,
-            credits=[Credit(f"R{i:08d}", 1, {}) for i in range(WALLETS)],
-            kind="grant",
-            actor="staff:bulk",
-            lot=LotTerms("budget", date(2030, 3, 31)),
-        )
-        uow.commit()
+    report = bulk_grant(
+        uow, budget.id, [(f"R{i:08d}", 1) for i in range(WALLETS)], expires=date(2030, 3, 31)
+    )
     assert report.accounts_opened == WALLETS
     assert ledger.check(uow).ok
     engine.dispose()  # the backends exit and report what they read
