@@ -48,6 +48,8 @@ class AccountRow(Base):
     __table_args__ = (
         UniqueConstraint("ledger", "kind", "owner"),
         UniqueConstraint("id", "ledger"),
+        # a resident's wallets in every ledger (My Page, receipts): migration 0031
+        Index("ix_ledger_accounts_owner_kind", "owner", "kind"),
         CheckConstraint(
             "NOT guarded OR debits_posted + debits_pending <= credits_posted", name="guard"
         ),
