@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import threading
+from datetime import UTC, datetime
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -151,6 +152,29 @@ def test_concurrent_transfers_get_consecutive_indices(database: Database) -> Non
     assert hlog.integrate(uow) == 40
     assert sorted(e.index for e in hlog.entries(uow, start=0, end=100)) == list(range(40))
     assert audit.verify(uow, LOG).ok
+
+
+def test_a_leaf_committed_late_below_the_last_numbered_one_is_numbered_by_the_next_run(
+    database: Database,
+) -> None:
+    # The integrator starts each batch above the leaf the batch before numbered; a leaf with a
+    # lower id (its transaction began earlier and committed later) must still be numbered.
+    insert = text(
+        "INSERT INTO history_leaves (id, kind, record_id, leaf, queued_at)"
+        " VALUES (:id, 'transfer', :rid, :leaf, :at)"
+    )
+    at = datetime(2027, 4, 1, tzinfo=UTC)
+    with database.engine.begin() as conn:
+        conn.execute(insert, [{"id": 10 + i, "rid": f"t{i}", "leaf": b"x%d" % i, "at": at}
+                              for i in range(5)])  # fmt: skip
+    uow = database.uow()
+    assert hlog.integrate(uow, chunk=2) == 5
+    with database.engine.begin() as conn:
+        conn.execute(insert, {"id": 3, "rid": "late", "leaf": b"late", "at": at})
+    assert hlog.integrate(uow, chunk=2) == 6
+    assert [e.record_id for e in hlog.entries(uow, start=0, end=6)] == [
+        "t0", "t1", "t2", "t3", "t4", "late"
+    ]  # fmt: skip
 
 
 def test_a_clean_history_audits_clean(uow: UnitOfWork) -> None:

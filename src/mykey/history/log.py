@@ -71,6 +71,19 @@ PG_INSERT_LEAF = (
 SQLITE_INSERT_LEAF = (
     "INSERT INTO history_leaves (kind, record_id, leaf, queued_at) VALUES (?, ?, ?, ?)"
 )
+# the integrator's statements (arrays in binary)
+PG_QUEUED = "SELECT id, leaf FROM history_leaves WHERE idx IS NULL ORDER BY id LIMIT %s"
+PG_QUEUED_AFTER = (
+    "SELECT id, leaf FROM history_leaves WHERE idx IS NULL AND id > %s ORDER BY id LIMIT %s"
+)
+PG_INSERT_NODES = (
+    "INSERT INTO history_nodes (level, idx, hash)"
+    " SELECT * FROM unnest(%b::smallint[], %b::bigint[], %b::bytea[])"
+)
+PG_NUMBER_LEAVES = (
+    "UPDATE history_leaves SET idx = v.idx FROM unnest(%b::bigint[], %b::bigint[])"
+    " AS v(id, idx) WHERE history_leaves.id = v.id"
+)
 # many leaves in one statement, queued in the order given (arrays in binary: no quoting)
 PG_INSERT_LEAVES = (
     "INSERT INTO history_leaves (kind, record_id, leaf, queued_at)"
@@ -289,49 +302,65 @@ def _lock(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": INTEGRATOR_LOCK})
 
 
-def integrate_once(uow: UnitOfWork, *, limit: int = 20_000) -> int:
-    """Number up to `limit` committed queued leaves; returns how many (in one transaction)."""
+def integrate_once(
+    uow: UnitOfWork, *, limit: int = 20_000, after: int | None = None
+) -> tuple[int, int | None]:
+    """Number up to `limit` committed queued leaves (of id above `after`, if given), in id
+    order, in one transaction; returns how many and the last one's id."""
 
-    def body() -> int:
+    def body() -> tuple[int, int | None]:
         conn = uow.connection
         _lock(conn)
         size = tree_size(conn)
-        queued = conn.execute(
-            select(LEAVES.c.id, LEAVES.c.leaf)
-            .where(LEAVES.c.idx.is_(None))
-            .order_by(LEAVES.c.id)
-            .limit(limit)
-        ).all()
+        driver = conn.connection.driver_connection
+        if conn.dialect.name == "postgresql":  # psycopg's own cursor: no per-value processing
+            assert driver is not None
+            queued = (
+                driver.execute(PG_QUEUED, (limit,))
+                if after is None
+                else driver.execute(PG_QUEUED_AFTER, (after, limit))
+            ).fetchall()
+        else:
+            query = select(LEAVES.c.id, LEAVES.c.leaf).where(LEAVES.c.idx.is_(None))
+            if after is not None:
+                query = query.where(LEAVES.c.id > after)
+            queued = conn.execute(query.order_by(LEAVES.c.id).limit(limit)).all()
         if not queued:
-            return 0
+            return 0, after
         hashes = [merkle.leaf_hash(bytes(row[1])) for row in queued]
         try:
             nodes = merkle.new_subtrees(size, hashes, node_reader(conn))
         except merkle.ProofError as exc:  # the stored tree was tampered with: sign nothing
             raise tree_damaged(str(exc)) from None
-        insert_many(
-            conn, NODES, [{"level": k[0], "idx": k[1], "hash": h} for k, h in nodes.items()]
-        )
-        pairs = [(int(row[0]), size + i) for i, row in enumerate(queued)]
+        ids = [int(row[0]) for row in queued]
         if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(
-                "UPDATE history_leaves SET idx = v.idx FROM unnest(%(ids)s::bigint[],"
-                " %(idxs)s::bigint[]) AS v(id, idx) WHERE history_leaves.id = v.id",
-                {"ids": [p[0] for p in pairs], "idxs": [p[1] for p in pairs]},
-            )
+            assert driver is not None
+            levels, indexes = zip(*nodes, strict=True)
+            driver.execute(PG_INSERT_NODES, (list(levels), list(indexes), list(nodes.values())))
+            driver.execute(PG_NUMBER_LEAVES, (ids, list(range(size, size + len(ids)))))
         else:
-            conn.exec_driver_sql(
-                "UPDATE history_leaves SET idx = ? WHERE id = ?", [(i, q) for q, i in pairs]
+            insert_many(
+                conn, NODES, [{"level": k[0], "idx": k[1], "hash": h} for k, h in nodes.items()]
             )
-        return len(queued)
+            conn.exec_driver_sql(
+                "UPDATE history_leaves SET idx = ? WHERE id = ?",
+                [(size + i, q) for i, q in enumerate(ids)],
+            )
+        return len(queued), ids[-1]
 
     return uow.run(body)
 
 
 def integrate(uow: UnitOfWork, *, chunk: int = 20_000) -> int:
-    """Integrate everything queued; returns the tree size."""
-    while integrate_once(uow, limit=chunk) == chunk:
-        pass
+    """Integrate everything queued; returns the tree size.
+
+    After its first batch, each batch starts above the last leaf the one before numbered:
+    the queued-leaves index still holds the leaves numbered moments ago (until vacuum), and
+    walking them again each batch made a backlog of a million leaves cost the square of its
+    size (issue #15). A leaf committed meanwhile below that point waits for the next call."""
+    done, after = integrate_once(uow, limit=chunk)
+    while done == chunk:
+        done, after = integrate_once(uow, limit=chunk, after=after)
     return current_size(uow)
 
 
