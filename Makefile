@@ -59,7 +59,10 @@ bench-settle: install ## close and check a month of 1,000,000 transfers (settlem
 bench-history: install ## history log: appends/s with and without it, proofs, full audit; prints JSON
 	@$(BIN)/python bench/history.py
 
+bench-scale: install ## 1,000,000 wallets, 10,000,000 transfers: payments, pages, proofs, close, audit, disk; prints JSON
+	@$(BIN)/python bench/scale.py
+
 lock: ## re-pin requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
 
-.PHONY: help install migrate run lint test bench bench-bulk bench-counter bench-settle bench-history lock
+.PHONY: help install migrate run lint test bench bench-bulk bench-counter bench-settle bench-history bench-scale lock
