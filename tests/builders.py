@@ -14,8 +14,17 @@ from sqlalchemy import Engine, Table, text
 
 from mykey import ledger
 from mykey.db import UnitOfWork, insert_many
+from mykey.demo import MUNICIPALITIES
+from mykey.identity.keys import create_key
+from mykey.identity.proofs import VerifiedCard
+from mykey.identity.residents import create_mykey_id
+from mykey.identity.simulator import SimulatedCard
 from mykey.ledger import Account, AccountKind, LotTerms
 from mykey.ledger.batch import BatchReport, Credit, credit_many
+from mykey.municipalities.registry import upsert
+from mykey.points.grants import grant_points
+from mykey.points.program_setup import set_up_program
+from mykey.points.shops import set_shop
 
 FY_END = date(2027, 3, 31)
 _keys = count(1)
@@ -137,3 +146,44 @@ def leaves_in_log(engine: Engine, n: int) -> None:
             ),
             [{"rid": f"t{i:07d}", "leaf": f"leaf {i}".encode(), "at": at} for i in range(n)],
         )
+
+
+MAEBASHI = "102016"
+
+
+def museum_with_resident(uow: UnitOfWork, card: SimulatedCard) -> str:
+    """Maebashi's program, a museum (arts-maebashi) with a terminal, and a resident (MY111111,
+    password "correct horse battery") holding 1,000 points on `card`; the terminal's key."""
+    upsert(uow, MUNICIPALITIES)
+    set_up_program(
+        uow,
+        municipality=MAEBASHI,
+        point_name="前橋市ポイント",
+        terms="",
+        validity={"budget": None},
+        usable_at=["museum"],
+    )
+    set_shop(
+        uow,
+        shop_id="arts-maebashi",
+        name="アーツ前橋",
+        municipality=MAEBASHI,
+        kind="museum",
+        accepts=[MAEBASHI],
+    )
+    create_mykey_id(
+        uow,
+        card=VerifiedCard(card.card_key, card.certificate.not_valid_after_utc),
+        password="correct horse battery",
+        mykey_id="MY111111",
+    )
+    grant_points(
+        uow,
+        municipality=MAEBASHI,
+        mykey_id="MY111111",
+        actor="staff:test",
+        key="grant-1",
+        reason="テスト付与",
+        points=1000,
+    )
+    return create_key(uow, role="terminal", label="受付", provider_id="arts-maebashi")[0]

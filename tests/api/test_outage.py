@@ -37,20 +37,14 @@ from mykey.config import Settings
 from mykey.db import UnitOfWork, is_unavailable, make_engine, make_uow_factory
 from mykey.demo import MUNICIPALITIES
 from mykey.history.log import CheckpointJob
-from mykey.identity.keys import create_key
-from mykey.identity.proofs import VerifiedCard
-from mykey.identity.residents import create_mykey_id
 from mykey.identity.simulator import SimulatedCard, SimulatorCA
 from mykey.ledger import AccountKind, balance, find_account
 from mykey.municipalities.registry import upsert
 from mykey.points.expiry import DailyJobs
-from mykey.points.grants import grant_points
-from mykey.points.program_setup import set_up_program
-from mykey.points.shops import set_shop
 from mykey.web.app import create_app
+from tests.builders import MAEBASHI, museum_with_resident
 from tests.conftest import LOG, Database
 
-MAEBASHI = "102016"
 BUSY_TIMEOUT = 0.5  # seconds the app's SQLite waits for the lock (60 by default)
 
 
@@ -220,44 +214,6 @@ class Outage:
             self.proxy.close()
 
 
-def _setup(database: Database, card: SimulatedCard) -> str:
-    """Maebashi's program, a museum with a terminal, a resident with 1,000 points; the key."""
-    uow = database.uow()
-    upsert(uow, MUNICIPALITIES)
-    set_up_program(
-        uow,
-        municipality=MAEBASHI,
-        point_name="前橋市ポイント",
-        terms="",
-        validity={"budget": None},
-        usable_at=["museum"],
-    )
-    set_shop(
-        uow,
-        shop_id="arts-maebashi",
-        name="アーツ前橋",
-        municipality=MAEBASHI,
-        kind="museum",
-        accepts=[MAEBASHI],
-    )
-    create_mykey_id(
-        uow,
-        card=VerifiedCard(card.card_key, card.certificate.not_valid_after_utc),
-        password="correct horse battery",
-        mykey_id="MY111111",
-    )
-    grant_points(
-        uow,
-        municipality=MAEBASHI,
-        mykey_id="MY111111",
-        actor="staff:test",
-        key="grant-1",
-        reason="テスト付与",
-        points=1000,
-    )
-    return create_key(uow, role="terminal", label="受付", provider_id="arts-maebashi")[0]
-
-
 def _balance(database: Database) -> int:
     uow = database.uow()
     wallet = find_account(uow, ledger=MAEBASHI, kind=AccountKind.WALLET, owner="MY111111")
@@ -291,7 +247,7 @@ def test_an_outage_answers_503_with_retry_after_and_the_first_call_after_it_succ
     ca = SimulatorCA.create(now=database.clock.now - timedelta(days=30))
     ca.save(tmp_path / "ca")
     card = ca.issue(now=database.clock.now - timedelta(days=1))
-    terminal = _setup(database, card)
+    terminal = museum_with_resident(database.uow(), card)
     outage = Outage(database)
     settings = Settings(
         database_url=outage.app_url,
