@@ -11,6 +11,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mykey.channels import Channel, parse_limits
+
 DEV_SECRET = "dev-only-not-a-secret"  # noqa: S105 -- a marker that production refuses
 
 
@@ -87,6 +89,11 @@ class Settings(BaseSettings):
     # may read record bytes (GET /api/v1/log/witness/entries) and have cosignatures kept.
     log_witnesses: str = ""
 
+    # Each channel's budget per web process (`mykey.web.surge`): comma-separated
+    # `channel=concurrency[/rate]` over the defaults (residents 40 %, the public 20 %, partners
+    # 20 % of the pool's threads; counters and staff uncapped), e.g. "resident=4/150".
+    channel_limits: str = ""
+
     def engine_options(self) -> dict[str, Any]:
         """`make_engine`'s keyword arguments for a serving process."""
         return {
@@ -96,6 +103,9 @@ class Settings(BaseSettings):
             "pool_timeout": self.database_pool_timeout,
             "prepared_statements": self.database_prepared_statements,
         }
+
+    def channel_budgets(self) -> dict[Channel, tuple[int, float]]:
+        return parse_limits(self.channel_limits, self.database_pool_size)
 
     def trusted_proxy_list(self) -> list[str]:
         """The trusted proxies, each an IP address or a network in its normal form (a network
@@ -116,6 +126,15 @@ class Settings(BaseSettings):
             bundle = candidate if candidate.exists() else None
         crls = [Path(p.strip()) for p in self.card_crls.split(",") if p.strip()]
         return bundle, crls
+
+    @field_validator("channel_limits")
+    @classmethod
+    def _channel_limits_parse(cls, value: str) -> str:
+        try:
+            parse_limits(value, threads=10)
+        except ValueError as exc:
+            raise ValueError(f"MYKEY_CHANNEL_LIMITS: {exc}") from None
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

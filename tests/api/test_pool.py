@@ -19,7 +19,12 @@ CLIENTS = 32
 
 
 def test_32_clients_at_once_open_no_connection_beyond_the_pool(database: Database) -> None:
-    settings = Settings(database_url=database.url, environment="test", database_pool_size=4)
+    settings = Settings(
+        database_url=database.url,
+        environment="test",
+        database_pool_size=4,
+        channel_limits="public=0",  # the pool under test, not the public channel's budget
+    )
     app = create_app(settings)
     opened: list[int] = []
     checkouts: list[int] = []

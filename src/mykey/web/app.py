@@ -38,6 +38,7 @@ from mykey.web.api.picks import router as picks_router
 from mykey.web.api.settlements import router as settlements_router
 from mykey.web.api.vouchers import router as vouchers_router
 from mykey.web.background import BackgroundWork, Job
+from mykey.web.surge import Channels, SurgeGuard
 
 HOME = """<!doctype html>
 <html lang="ja"><head><meta charset="utf-8">
@@ -158,6 +159,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     problems.install(app)
     outage.install(app)
     proxies.install(app, settings)
+    # each channel of traffic within its own budget (launch surges, issue #16)
+    app.state.channels = Channels(settings.channel_budgets())
+    app.add_middleware(SurgeGuard, channels=app.state.channels, refuse=outage.channel_busy)
     # The counter's routes first: a request is matched against the routes in order, and a
     # terminal's payments and balances are most of the traffic (issue #14; no other path
     # matches theirs, `tests/api/test_contract.py` holds the OpenAPI).
@@ -216,6 +220,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
             "version": __version__,
             # which serving process answered, and whether it runs the background work
             "process": {"pid": os.getpid(), "background": work.role if work else "off"},
+            # this process's budget of each channel, and what it admitted and refused
+            "channels": request.app.state.channels.as_dict(),
         }
         try:
             with read_only(engine.connect()) as conn:  # never queues behind a writer

@@ -21,10 +21,12 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
+from mykey.channels import Channel
 from mykey.db import is_unavailable, unavailable_summary
 from mykey.web.pages.base import environment, lang_url, language_of, wants_page
 from mykey.web.pages.messages import translate
 from mykey.web.problems import problem
+from mykey.web.surge import RETRY_AFTER_API, RETRY_AFTER_PAGE
 
 # Seconds a client is asked to wait: a restart or a fail-over takes a few seconds, and a
 # counter terminal that retries sooner only adds load. Retried writes carry their idempotency
@@ -34,7 +36,13 @@ RETRY_AFTER = 5
 log = logging.getLogger("mykey.web")
 
 
-def _page(request: Request) -> Response:
+def _page(
+    request: Request,
+    title: str = "error.unavailable.title",
+    body: str = "error.unavailable.body",
+    retry_after: int = RETRY_AFTER,
+    kind: str = "error",
+) -> Response:
     lang = language_of(request)
     html = (
         environment()
@@ -44,13 +52,36 @@ def _page(request: Request) -> Response:
             t=lambda key, **v: translate(lang, key, **v),
             lang=lang,
             lang_url=lambda other: lang_url(request, other),
-            title=translate(lang, "error.unavailable.title"),
-            body=translate(lang, "error.unavailable.body"),
+            title=translate(lang, title),
+            body=translate(lang, body, seconds=retry_after),
             status=503,
             path=request.url.path,
+            kind=kind,
         )
     )
-    return HTMLResponse(html, status_code=503, headers={"Retry-After": str(RETRY_AFTER)})
+    return HTMLResponse(html, status_code=503, headers={"Retry-After": str(retry_after)})
+
+
+def channel_busy(request: Request, channel: Channel) -> Response:
+    """The answer to a request over its channel's budget (`mykey.web.surge`): at once, 503
+    with Retry-After — a calm page for people, problem+json for programs."""
+    if wants_page(request):
+        # calm: information to wait a little, not an error of the visitor's
+        return _page(request, "error.busy.title", "error.busy.body", RETRY_AFTER_PAGE, "info")
+    response = problem(
+        request,
+        status=503,
+        code="channel_busy",
+        message=f"Too many requests of this kind ({channel.value}) just now; try again in"
+        f" {RETRY_AFTER_API} seconds (a change sent again with the same idempotency key takes"
+        " effect once).",
+        message_ja=f"ただいまこの種類の利用（{channel.value}）が混み合っています。"
+        f"{RETRY_AFTER_API}秒ほどしてから再度お試しください"
+        "（同じ冪等キーで再送した変更は一度だけ行われます）。",
+        extra={"kind": "unavailable", "channel": channel.value, "retry_after": RETRY_AFTER_API},
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_API)
+    return response
 
 
 async def database_unavailable(request: Request, exc: Exception) -> Response:

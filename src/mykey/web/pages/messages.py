@@ -74,6 +74,14 @@ MESSAGES: dict[str, M] = {
         "The service cannot reach its database. Please open the page again in a few seconds,"
         " and check there whether what you sent has been recorded.",
     ),
+    "error.busy.title": M("ただいま混み合っています", "It is very busy just now"),
+    "error.busy.body": M(
+        "多くの方が同時にご利用になっているため、このページをお見せできませんでした。"
+        "お手数ですが、{seconds}秒ほどしてからページを開き直してください。"
+        "ポイントや登録内容はそのまま残っています。",
+        "So many people are using the service at once that this page could not be shown."
+        " Please open it again in about {seconds} seconds. Your points and details are safe.",
+    ),
     # sign-in
     "login.staff.title": M("職員ログイン", "Staff sign-in"),
     "login.staff.intro": M(
