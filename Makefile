@@ -62,7 +62,10 @@ bench-history: install ## history log: appends/s with and without it, proofs, fu
 bench-scale: install ## 1,000,000 wallets, 10,000,000 transfers: payments, pages, proofs, close, audit, disk; prints JSON
 	@$(BIN)/python bench/scale.py
 
+bench-surge: install ## counter payments while residents' pages are flooded at 20x (loopback, bounded); prints JSON
+	@$(BIN)/python bench/surge.py
+
 lock: ## re-pin requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
 
-.PHONY: help install migrate run lint test bench bench-bulk bench-counter bench-settle bench-history bench-scale lock
+.PHONY: help install migrate run lint test bench bench-bulk bench-counter bench-settle bench-history bench-scale bench-surge lock

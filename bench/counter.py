@@ -433,6 +433,23 @@ class Server:
         self.out.close()
 
 
+def production_env(anchors: Path, name: str) -> dict[str, str]:
+    """The environment `mykey serve` runs in for a benchmark: production, a fresh secret and
+    log signing key, the simulator CA as trust anchor, no checkpoint job (the request path's
+    figures alone); none of the caller's MYKEY_ settings."""
+    from mykey.history.checkpoints import Signer
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYKEY_")}
+    env.update(
+        MYKEY_ENVIRONMENT="production",
+        MYKEY_SECRET_KEY=secrets.token_hex(32),
+        MYKEY_LOG_SIGNING_KEY=Signer.generate(f"bench.mykey.invalid/{name}").key_string(),
+        MYKEY_CARD_TRUST_ANCHORS=str(anchors),
+        MYKEY_LOG_CHECKPOINT_SECONDS="0",
+    )
+    return env
+
+
 def with_query(url: str, **params: str) -> str:
     parsed = make_url(url)
     return parsed.update_query_dict(params).render_as_string(hide_password=False)
@@ -550,7 +567,6 @@ def counting_run(
 
 
 def measure(url: str, opts: argparse.Namespace, counts: list[int]) -> dict[str, Any]:
-    from mykey.history.checkpoints import Signer
     from mykey.identity.simulator import SimulatorCA
 
     parsed = make_url(url)
@@ -572,14 +588,7 @@ def measure(url: str, opts: argparse.Namespace, counts: list[int]) -> dict[str, 
     ca.save(tmp / "ca")
     log(f"seeding {len(cards)} shops, terminals and residents ...")
     keys = seed(url, cards)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MYKEY_")}
-    env.update(
-        MYKEY_ENVIRONMENT="production",
-        MYKEY_SECRET_KEY=secrets.token_hex(32),
-        MYKEY_LOG_SIGNING_KEY=Signer.generate("bench.mykey.invalid/counter").key_string(),
-        MYKEY_CARD_TRUST_ANCHORS=str(tmp / "ca" / "ca.pem"),
-        MYKEY_LOG_CHECKPOINT_SECONDS="0",
-    )
+    env = production_env(tmp / "ca" / "ca.pem", "counter")
     timed_env = {**env, "MYKEY_DATABASE_URL": with_query(url, application_name=TIMED_APP)}
     proxy = CountingProxy(anchor["host"], int(anchor["port"])).start()
     counting_url = with_query(
