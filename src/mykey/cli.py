@@ -201,11 +201,12 @@ def serve(
     settings = get_settings()
     _check_log_key(settings)
     trusted = settings.trusted_proxy_list()
-    out.print(f"MyKey on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    say = _json_line if settings.log_format == "json" else out.print
+    say(f"MyKey on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     if workers > 1:
-        out.print(f"{workers} server processes / サーバプロセス {workers} 個")
+        say(f"{workers} server processes / サーバプロセス {workers} 個")
     if trusted:
-        out.print(f"Forwarded client addresses believed from: {', '.join(trusted)}")
+        say(f"Forwarded client addresses believed from: {', '.join(trusted)}")
     uvicorn.run(
         "mykey.web.app:serving_app",
         factory=True,
@@ -215,7 +216,7 @@ def serve(
         http=http,
         loop="auto",  # uvloop where installed
         log_level="info",
-        log_config=_serve_log_config(),
+        log_config=_serve_log_config(settings.log_format),
         # X-Forwarded-* only from MYKEY_TRUSTED_PROXIES (uvicorn would trust 127.0.0.1 by
         # default, and then anyone on the machine or behind a local proxy picks an address).
         proxy_headers=bool(trusted),
@@ -223,13 +224,27 @@ def serve(
     )
 
 
-def _serve_log_config() -> dict[str, Any]:
+def _json_line(message: str) -> None:
+    """A line of `mykey serve` before uvicorn logs, as the JSON log's lines are."""
+    import logging
+
+    from mykey.web.observe import JsonFormatter
+
+    record = logging.LogRecord("mykey", logging.INFO, __file__, 0, message, None, None)
+    print(JsonFormatter().format(record), flush=True)
+
+
+def _serve_log_config(log_format: str = "text") -> dict[str, Any]:
     """uvicorn's logging, and the app's own lines (`mykey.*`, e.g. a database outage's one
-    line per failed request) in the same format."""
+    line per failed request) in the same format: uvicorn's text, or one JSON object a line
+    with the request id (`MYKEY_LOG_FORMAT=json`)."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["mykey"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    if log_format == "json":
+        for name in ("default", "access"):
+            config["formatters"][name] = {"()": "mykey.web.observe.JsonFormatter"}
     return config
 
 

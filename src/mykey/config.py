@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # `channel=concurrency[/rate]` over the defaults (residents 40 %, the public 20 %, partners
     # 20 % of the pool's threads; counters and staff uncapped), e.g. "resident=4/150".
     channel_limits: str = ""
+    # How `mykey serve` writes its log: "text" (uvicorn's lines) or "json" (one object a line,
+    # with the request id: `mykey.web.observe`), for a log collector.
+    log_format: Literal["text", "json"] = "text"
 
     def engine_options(self) -> dict[str, Any]:
         """`make_engine`'s keyword arguments for a serving process."""

@@ -18,6 +18,8 @@ from sqlalchemy.exc import DBAPIError
 from mykey import __version__
 from mykey.config import Settings, get_settings
 from mykey.db import Clock, make_engine, make_uow_factory, read_only, utcnow
+from mykey.errors import MyKeyError
+from mykey.history.keys import check_log_identity
 from mykey.history.log import CheckpointJob, history_log
 from mykey.identity import auth_cache
 from mykey.identity.proofs import ChallengeKey, TrustAnchors
@@ -38,6 +40,7 @@ from mykey.web.api.picks import router as picks_router
 from mykey.web.api.settlements import router as settlements_router
 from mykey.web.api.vouchers import router as vouchers_router
 from mykey.web.background import BackgroundWork, Job
+from mykey.web.observe import RequestIds, install_request_ids_in_records
 from mykey.web.surge import Channels, SurgeGuard
 
 HOME = """<!doctype html>
@@ -162,6 +165,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     # each channel of traffic within its own budget (launch surges, issue #16)
     app.state.channels = Channels(settings.channel_budgets())
     app.add_middleware(SurgeGuard, channels=app.state.channels, refuse=outage.channel_busy)
+    # outside the budgets: a refused request has its id too (in its answer and its log line)
+    app.add_middleware(RequestIds)
+    install_request_ids_in_records()
     # The counter's routes first: a request is matched against the routes in order, and a
     # terminal's payments and balances are most of the traffic (issue #14; no other path
     # matches theirs, `tests/api/test_contract.py` holds the OpenAPI).
@@ -249,6 +255,51 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
             body["detail"] = "Run `mykey migrate`. / `mykey migrate` を実行してください。"
             return JSONResponse(body, status_code=503)
         return JSONResponse(body)
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        responses={
+            503: {
+                "description": "Not ready: the same body, `status` not_ready, with the check"
+                " that failed (Retry-After).",
+                "content": {"application/json": {}},
+            }
+        },
+    )
+    def readyz(request: Request) -> JSONResponse:
+        """Should this process get traffic? Its database reachable, the migrations current,
+        and the history log's signing key the log's own (else nothing it writes is logged)."""
+        checks: dict[str, str] = {}
+        log = request.app.state.history_log
+        try:
+            with read_only(engine.connect()) as conn:  # never queues behind a writer
+                conn.execute(text("SELECT 1"))
+                checks["database"] = "ok"
+                try:
+                    revision = conn.execute(
+                        text("SELECT version_num FROM alembic_version")
+                    ).scalar()
+                except DBAPIError:
+                    revision = None
+                checks["migrations"] = (
+                    "ok" if revision == head() else f"pending: at {revision}, code needs {head()}"
+                )
+                if revision == head():
+                    try:
+                        check_log_identity(conn, log.signer, log.salt_key)
+                        checks["log_signer"] = "ok"
+                    except MyKeyError as error:
+                        checks["log_signer"] = f"{error.code}: {error.message}"
+        except DBAPIError as exc:
+            checks["database"] = f"unreachable: {type(exc.orig).__name__}"
+        ready = (
+            checks.get("database") == checks.get("migrations") == "ok" == checks.get("log_signer")
+        )
+        body = {"status": "ready" if ready else "not_ready", "checks": checks}
+        if ready:
+            return JSONResponse(body)
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(outage.RETRY_AFTER)})
 
     return app
 

@@ -16,7 +16,8 @@ once, for every operation (whoever added its route):
   404   always (it names something that does not exist, or there is nothing yet)
   409   it takes any input or writes (the rules refuse it, or it clashes with an earlier one)
   422   it takes any input or writes (the request is not valid)
-  503   always (the database cannot be reached right now; `Retry-After` says when to retry)
+  503   always (the database cannot be reached right now, or the caller's channel is over
+        its budget: `mykey.web.surge`; `Retry-After` says when to retry)
   ===== =============================================================================
 
   and keeps whatever a route declares itself (`responses=` in its decorator), such as `429`

@@ -21,7 +21,7 @@ process serves with (`MYKEY_DATABASE_POOL_SIZE`), so counters and staff always f
 
 Budgets are per process (a fleet's is the sum over its web processes); `MYKEY_CHANNEL_LIMITS`
 sets them, e.g. `resident=4/150, public=2/100, partner=2/100, counter=0` (`concurrency/rate`,
-0 or no rate: no limit). Static files and `/healthz` are in no channel.
+0 or no rate: no limit). Static files, `/healthz` and `/readyz` are in no channel.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ PREFIXES: tuple[tuple[str, Channel | None], ...] = (
     ("/assets", None),
     ("/favicon.ico", None),
     ("/healthz", None),
+    ("/readyz", None),
     ("/api/v1/terminal", Channel.COUNTER),
     ("/api/v1/card", Channel.COUNTER),
     ("/counter", Channel.COUNTER),
