@@ -205,6 +205,7 @@ def serve(
     say(f"MyKey on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     if workers > 1:
         say(f"{workers} server processes / サーバプロセス {workers} 個")
+        _metrics_folder()
     if trusted:
         say(f"Forwarded client addresses believed from: {', '.join(trusted)}")
     uvicorn.run(
@@ -222,6 +223,20 @@ def serve(
         proxy_headers=bool(trusted),
         forwarded_allow_ips=",".join(trusted) if trusted else "",
     )
+
+
+def _metrics_folder() -> None:
+    """Several server processes share their metrics through files (prometheus-client's
+    multi-process mode), so that any of them answers /metrics for all: a new folder, or the
+    one PROMETHEUS_MULTIPROC_DIR names, emptied of an earlier run's files."""
+    import tempfile
+
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="mykey-metrics-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
 
 
 def _json_line(message: str) -> None:

@@ -40,6 +40,13 @@ from mykey.web.api.picks import router as picks_router
 from mykey.web.api.settlements import router as settlements_router
 from mykey.web.api.vouchers import router as vouchers_router
 from mykey.web.background import BackgroundWork, Job
+from mykey.web.metrics import (
+    CHANNEL_REFUSED,
+    DatabaseFacts,
+    RequestMetrics,
+    metrics_endpoint,
+    watch_pool,
+)
 from mykey.web.observe import RequestIds, install_request_ids_in_records
 from mykey.web.surge import Channels, SurgeGuard
 
@@ -164,9 +171,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     proxies.install(app, settings)
     # each channel of traffic within its own budget (launch surges, issue #16)
     app.state.channels = Channels(settings.channel_budgets())
-    app.add_middleware(SurgeGuard, channels=app.state.channels, refuse=outage.channel_busy)
+    app.add_middleware(
+        SurgeGuard,
+        channels=app.state.channels,
+        refuse=outage.channel_busy,
+        refused=lambda channel: CHANNEL_REFUSED.labels(channel.value).inc(),
+    )
+    app.add_middleware(RequestMetrics)  # refusals by the budgets counted too
     # outside the budgets: a refused request has its id too (in its answer and its log line)
     app.add_middleware(RequestIds)
+    watch_pool(engine)
+    app.state.database_facts = DatabaseFacts(engine, clock)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     install_request_ids_in_records()
     # The counter's routes first: a request is matched against the routes in order, and a
     # terminal's payments and balances are most of the traffic (issue #14; no other path

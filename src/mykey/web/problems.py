@@ -11,6 +11,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mykey.errors import ErrorKind, MyKeyError
+from mykey.web.metrics import REFUSALS
 
 STATUS = {
     ErrorKind.INVALID: 422,
@@ -54,6 +55,7 @@ def problem(
         "instance": request.url.path,
     }
     body.update(extra or {})
+    REFUSALS.labels(code).inc()
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
 
 

@@ -21,7 +21,7 @@ process serves with (`MYKEY_DATABASE_POOL_SIZE`), so counters and staff always f
 
 Budgets are per process (a fleet's is the sum over its web processes); `MYKEY_CHANNEL_LIMITS`
 sets them, e.g. `resident=4/150, public=2/100, partner=2/100, counter=0` (`concurrency/rate`,
-0 or no rate: no limit). Static files, `/healthz` and `/readyz` are in no channel.
+0 or no rate: no limit). Static files, `/healthz`, `/readyz` and `/metrics` are in no channel.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ PREFIXES: tuple[tuple[str, Channel | None], ...] = (
     ("/favicon.ico", None),
     ("/healthz", None),
     ("/readyz", None),
+    ("/metrics", None),
     ("/api/v1/terminal", Channel.COUNTER),
     ("/api/v1/card", Channel.COUNTER),
     ("/counter", Channel.COUNTER),
@@ -199,10 +200,17 @@ class SurgeGuard:
     with `refuse(request, channel)` (an ASGI response). It runs on the event loop, before a
     request takes a thread: a refused request costs no thread and no database connection."""
 
-    def __init__(self, app: ASGIApp, channels: Channels, refuse: Refusal) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        channels: Channels,
+        refuse: Refusal,
+        refused: Callable[[Channel], None] = lambda _: None,
+    ) -> None:
         self.app = app
         self.channels = channels
         self.refuse = refuse
+        self.refused = refused  # told of each refusal (the metrics count them)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -214,6 +222,7 @@ class SurgeGuard:
             return
         budget = self.channels.budgets[channel]
         if not await budget.enter(self.channels.clock()):
+            self.refused(channel)
             if budget.refused == 1 or budget.refused % 1000 == 0:
                 log.warning(
                     "channel %s over its budget (%s): %d refused so far",

@@ -24,6 +24,7 @@ from mykey.web.api.points import _own_municipality
 from mykey.web.api.services import HolderBindingOut
 from mykey.web.auth import CurrentTerminal, require
 from mykey.web.deps import Uow
+from mykey.web.metrics import PAYMENTS
 
 router = APIRouter(prefix="/api/v1")
 
@@ -231,6 +232,8 @@ def pay(body: PaymentIn, uow: Uow, request: Request, terminal: CurrentTerminal) 
         receipt_ref=body.receipt_ref,
         expected_holder=expected(request, body.expected_holder),
     )
+    if not done.replayed:
+        PAYMENTS.inc()
     return PaymentOut(
         transaction_id=str(done.transfer_id),
         shop_id=done.shop_id,

@@ -38,6 +38,7 @@ from mykey.identity.binding import Binder, ExpectedHolder
 from mykey.identity.proofs import CardProofError
 from mykey.identity.staff import StaffMember, StaffRole
 from mykey.points import shops, spending, voucher_print, vouchers
+from mykey.web.metrics import PAYMENTS
 from mykey.web.pages.base import CheckedForm, Page, PageDep, PageProblem, staff_page
 from mykey.web.pages.cardtap import CARD_FIELD, card_options, present
 from mykey.web.pages.mypage import error_text, helpers, new_key, whole_number
@@ -399,6 +400,8 @@ def pay(page: PageDep, clerk: Clerk, fields: CheckedForm) -> Response:
         )
     except MyKeyError as error:
         return _refused_at_confirmation(page, clerk, fields, error, "pay")
+    if not done.replayed:
+        PAYMENTS.inc()
     holder = _holder_of(page, fields)
     page.forget(CUSTOMER, CONFIRM)
     page.keep(RESULT, {"id": str(done.transfer_id), "rest": done.balance, "holder": holder})
