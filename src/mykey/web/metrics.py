@@ -17,8 +17,9 @@ multi-process mode, and any of them answers a scrape for all):
 And what the database says at the time of the scrape (the same whichever process answers):
 `mykey_grant_jobs{status}` (queued and running bulk grant jobs),
 `mykey_grant_job_oldest_age_seconds` (the oldest of those), `mykey_log_size` (entries
-numbered), `mykey_log_queued` (waiting for the integrator), `mykey_log_checkpoint_age_seconds`
-(since the latest checkpoint was signed).
+numbered), `mykey_log_queued` and `mykey_log_oldest_queued_age_seconds` (leaves waiting for the
+integrator), `mykey_log_unsigned_entries` (numbered, not yet under a checkpoint) and
+`mykey_log_checkpoint_age_seconds`.
 """
 
 from __future__ import annotations
@@ -132,12 +133,14 @@ class DatabaseFacts(Collector):
                 log_size = int(
                     conn.execute(select(func.coalesce(func.max(LEAVES.c.idx) + 1, 0))).scalar_one()
                 )
-                queued = conn.execute(
-                    select(func.count()).select_from(LEAVES).where(LEAVES.c.idx.is_(None))
-                ).scalar_one()
-                signed = conn.execute(  # the latest by its key (a row every 10 s for years)
-                    select(CHECKPOINTS.c.created_at).order_by(CHECKPOINTS.c.size.desc()).limit(1)
-                ).scalar()
+                queued, first_queued = conn.execute(  # the queued leaves only (partial index)
+                    select(func.count(), func.min(LEAVES.c.queued_at)).where(LEAVES.c.idx.is_(None))
+                ).one()
+                latest = conn.execute(  # the latest by its key (a row every 10 s for years)
+                    select(CHECKPOINTS.c.size, CHECKPOINTS.c.created_at)
+                    .order_by(CHECKPOINTS.c.size.desc())
+                    .limit(1)
+                ).first()
         except SQLAlchemyError:  # a scrape during an outage still shows the process's counts
             return
         now = self.now()
@@ -158,11 +161,22 @@ class DatabaseFacts(Collector):
         yield GaugeMetricFamily(
             "mykey_log_queued", "History leaves waiting for the integrator", value=int(queued)
         )
-        if signed is not None:
+        yield GaugeMetricFamily(
+            "mykey_log_oldest_queued_age_seconds",
+            "Seconds the oldest leaf has waited for the integrator (0: none waits)",
+            value=(now - first_queued).total_seconds() if first_queued is not None else 0.0,
+        )
+        if latest is not None:
+            yield GaugeMetricFamily(
+                "mykey_log_unsigned_entries",
+                "Entries numbered but not yet under a signed checkpoint",
+                value=log_size - int(latest[0]),
+            )
             yield GaugeMetricFamily(
                 "mykey_log_checkpoint_age_seconds",
-                "Seconds since the latest checkpoint of the history log was signed",
-                value=(now - signed).total_seconds(),
+                "Seconds since the latest checkpoint was signed (none is signed while nothing"
+                " is added)",
+                value=(now - latest[1]).total_seconds(),
             )
 
 
