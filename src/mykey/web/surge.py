@@ -11,13 +11,15 @@ capacity everyone else needed. Here the requests of each **channel** —
 - `public`: Point Navi, the public lists, the history log's proofs and tiles, `/docs`;
 - `other`: staff consoles and staff APIs, whatever is not above —
 
-are admitted against that channel's budget: at most `concurrency` of its requests in flight
-in this process, and at most `rate` a second (a token bucket holding one second's worth).
-A request over budget is answered at once, never queued: `503 Service Unavailable` with
-`Retry-After`, problem+json (`channel_busy`) for the API and, for people, a calm page in their
-language that says when to come back. The other channels keep their threads and their
-latency: with the defaults, the capped channels together hold at most 80 % of the threads a
-process serves with (`MYKEY_DATABASE_POOL_SIZE`), so counters and staff always find some.
+are admitted against that channel's budget: at most `concurrency` of its requests in flight in
+this process, and at most `rate` a second (a token bucket holding one second's worth). A
+request over the concurrency waits a quarter of a second at most for a place (a burst of
+ordinary traffic is smoothed, with at most four times the concurrency waiting); a request over
+that, or over the rate, is answered at once: `503 Service Unavailable` with `Retry-After`,
+problem+json (`channel_busy`) for the API and, for people, a calm page in their language that
+says when to come back. The other channels keep their threads and their latency: with the
+defaults, the capped channels together hold at most 80 % of the threads a process serves with
+(`MYKEY_DATABASE_POOL_SIZE`), so counters and staff always find some.
 
 Budgets are per process (a fleet's is the sum over its web processes); `MYKEY_CHANNEL_LIMITS`
 sets them, e.g. `resident=4/150, public=2/100, partner=2/100, counter=0` (`concurrency/rate`,
