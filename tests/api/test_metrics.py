@@ -4,6 +4,7 @@ code, the database's facts; and, under `mykey serve --workers 2`, one answer for
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import subprocess
@@ -87,12 +88,13 @@ def test_metrics_count_requests_by_route_payments_once_and_refusals_by_code(
     assert ("mykey_db_connections_in_use", ()) in after
 
 
-def test_two_server_processes_answer_metrics_for_both(tmp_path: Path) -> None:
+def test_two_server_processes_answer_metrics_for_both_and_log_json_lines(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MYKEY_", "PROMETHEUS_"))}
     env.update(
         MYKEY_DATABASE_URL=f"sqlite:///{tmp_path / 'fleet.db'}",
         MYKEY_DAILY_EXPIRY="false",
         MYKEY_LOG_CHECKPOINT_SECONDS="0",
+        MYKEY_LOG_FORMAT="json",
     )
     subprocess.run([str(MYKEY), "migrate"], env=env, cwd=tmp_path, check=True, capture_output=True)
     with socket.socket() as s:
@@ -111,7 +113,15 @@ def test_two_server_processes_answer_metrics_for_both(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while True:
             try:
-                urllib.request.urlopen(base + "/readyz", timeout=5).read()
+                probe = urllib.request.Request(
+                    base + "/readyz", headers={"X-Request-ID": "probe-1"}
+                )
+                with urllib.request.urlopen(probe, timeout=5) as answer:
+                    assert json.loads(answer.read())["checks"] == {
+                        "database": "ok",
+                        "migrations": "ok",
+                        "log_signer": "ok",
+                    }
                 break
             except (OSError, urllib.error.HTTPError):
                 assert time.monotonic() < deadline and server.poll() is None, "no server"
@@ -132,3 +142,8 @@ def test_two_server_processes_answer_metrics_for_both(tmp_path: Path) -> None:
         out.close()
     assert len(pids) == 2, (tmp_path / "serve.log").read_text()[-2000:]
     assert totals == {40.0}
+    # MYKEY_LOG_FORMAT=json: every line an object, the probe's access line with its request id
+    lines = [json.loads(x) for x in (tmp_path / "serve.log").read_text().splitlines() if x]
+    assert all({"time", "level", "logger", "message", "request_id", "pid"} <= set(x) for x in lines)
+    probes = [x for x in lines if x["logger"] == "uvicorn.access" and x["path"] == "/readyz"]
+    assert probes and probes[-1]["request_id"] == "probe-1" and probes[-1]["status"] == 200

@@ -1,15 +1,12 @@
-"""Observing the service (issue #16): request ids through answers and logs, JSON log lines from
-`mykey serve`, and /readyz."""
+"""Observing the service (issue #16): request ids through answers and logs, the JSON log line,
+and /readyz (JSON lines from `mykey serve` itself: tests/api/test_metrics.py)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -94,57 +91,6 @@ def test_json_formatter_keeps_a_traceback_and_an_access_line_s_fields() -> None:
     )
     line = json.loads(JsonFormatter().format(access))
     assert (line["method"], line["path"], line["status"]) == ("GET", "/healthz", 200)
-
-
-def test_mykey_serve_writes_json_lines_with_the_request_id(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'serve.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MYKEY_")}
-    env.update(
-        MYKEY_DATABASE_URL=url,
-        MYKEY_LOG_FORMAT="json",
-        MYKEY_DAILY_EXPIRY="false",
-        MYKEY_LOG_CHECKPOINT_SECONDS="0",
-    )
-    subprocess.run([str(MYKEY), "migrate"], env=env, cwd=tmp_path, check=True, capture_output=True)
-    port = _free_port()
-    out = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen(
-        [str(MYKEY), "serve", "--port", str(port)], env=env, cwd=tmp_path, stdout=out, stderr=out
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/readyz", headers={"X-Request-ID": "probe-1"}
-                )
-                with urllib.request.urlopen(request, timeout=5) as answer:
-                    assert answer.status == 200
-                    assert json.loads(answer.read())["checks"] == {
-                        "database": "ok",
-                        "migrations": "ok",
-                        "log_signer": "ok",
-                    }
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "no server"
-                time.sleep(0.2)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        out.close()
-    lines = [json.loads(x) for x in (tmp_path / "serve.log").read_text().splitlines() if x]
-    access = [x for x in lines if x["logger"] == "uvicorn.access" and x["path"] == "/readyz"]
-    assert access and access[-1]["request_id"] == "probe-1" and access[-1]["status"] == 200
-    assert all({"time", "level", "message", "pid"} <= set(x) for x in lines)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_readyz_says_which_check_fails(database: Database, tmp_path: Path) -> None:
