@@ -63,9 +63,8 @@ def test_migrate_is_idempotent_and_demo_loads_once_and_the_ledger_checks(db: Pat
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_programs_and_a_grant_from_the_command_line(db: Path) -> None:
-    run(db, "migrate")
-    run(db, "demo")
+def test_programs_and_a_grant_from_the_command_line(demo_db: Path) -> None:
+    db = demo_db
     assert "健康ウォークラリー" not in run(db, "programs", "list").stdout  # names, not rules
     assert "health_walk 500" in run(db, "programs", "list").stdout
     args = (
@@ -91,9 +90,8 @@ def test_programs_and_a_grant_from_the_command_line(db: Path) -> None:
     assert "limit_reached" in limited.stderr
 
 
-def test_ledger_check_fails_and_names_a_tampered_account(db: Path) -> None:
-    run(db, "migrate")
-    run(db, "demo")
+def test_ledger_check_fails_and_names_a_tampered_account(demo_db: Path) -> None:
+    db = demo_db
     with sqlite3.connect(db) as conn:
         account = conn.execute(
             "SELECT id FROM ledger_accounts WHERE kind = 'wallet' ORDER BY id LIMIT 1"
@@ -143,9 +141,8 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server(db: Path) -> Iterator[str]:
-    run(db, "migrate")
-    run(db, "demo")  # also makes the simulator CA and demo cards in WORK/var/cards
+def server(demo_db: Path) -> Iterator[str]:
+    db = demo_db  # the demo, with the simulator CA and demo cards in WORK/var/cards
     port = free_port()
     env = {**os.environ, "MYKEY_DATABASE_URL": f"sqlite:///{db}"}
     proc = subprocess.Popen(
@@ -229,9 +226,8 @@ def test_the_demo_has_shops_streets_and_an_online_service(server: str) -> None:
     assert kinds == {"shop", "museum", "hot_spring", "online"}
 
 
-def test_ledger_reading_and_expiry_commands_on_the_demo(db: Path) -> None:
-    run(db, "migrate")
-    run(db, "demo")
+def test_ledger_reading_and_expiry_commands_on_the_demo(demo_db: Path) -> None:
+    db = demo_db
     with sqlite3.connect(db) as conn:
         wallet = conn.execute(
             "SELECT id FROM ledger_accounts WHERE kind = 'wallet' AND owner = 'MY123456'"
@@ -274,9 +270,8 @@ def held(db: Path, who: str = "MY123456", code: str = "242012") -> int:
     return int(row[0]) if row else 0
 
 
-def test_bulk_grants_from_the_command_line(db: Path) -> None:
-    run(db, "migrate")
-    run(db, "demo")
+def test_bulk_grants_from_the_command_line(demo_db: Path) -> None:
+    db = demo_db
     work = db.parent.parent
     before = held(db)  # the demo's points
     (work / "bad.csv").write_text("mykey_id\nMY123456\nNOSUCH01\nMY123456\n", encoding="utf-8")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.cli.test_cli import db, run  # noqa: F401 -- db is a fixture
+from tests.cli.test_cli import run
 
 
-def test_gift_programmes_from_the_command_line(db: Path) -> None:  # noqa: F811 -- the fixture
-    assert run(db, "migrate").returncode == 0
-    assert run(db, "demo").returncode == 0
+def test_gift_programmes_from_the_command_line(demo_db: Path) -> None:
+    db = demo_db
     args = ("vouchers", "gift-program", "maebashi-q", "--municipality", "102016")
     made = run(
         db,

@@ -25,17 +25,15 @@ def run_env(db: Path, env: dict[str, str], *args: str) -> subprocess.CompletedPr
     )
 
 
-def test_checkpoint_audit_and_a_tampered_amount_found_by_the_cli(tmp_path: Path) -> None:
-    db = tmp_path / "var" / "mykey.db"
-    assert run(db, "migrate").returncode == 0
-    assert run(db, "demo").returncode == 0
+def test_checkpoint_audit_and_a_tampered_amount_found_by_the_cli(demo_db: Path) -> None:
+    db = demo_db
     made = run(db, "log", "checkpoint")
     assert made.returncode == 0, made.stderr
     origin, size, _root, blank, signature = made.stdout.split("\n")[:5]
     assert (origin, blank) == ("dev.mykey.invalid/history", "")
     assert signature.startswith("\u2014 dev.mykey.invalid/history ")
     # The development key went to var/, not into the repository.
-    assert (tmp_path / "var" / "log" / "signing-key").exists()
+    assert (demo_db.parent / "log" / "signing-key").exists()
     clean = run(db, "audit", "verify")
     assert clean.returncode == 0, clean.stdout
     assert f"{size} entries" in clean.stdout
@@ -56,10 +54,8 @@ def test_checkpoint_audit_and_a_tampered_amount_found_by_the_cli(tmp_path: Path)
     assert "the records do not hash to the signed root" in found.stdout
 
 
-def test_verify_proof_and_the_offline_script(tmp_path: Path) -> None:
-    db = tmp_path / "var" / "mykey.db"
-    run(db, "migrate")
-    run(db, "demo")
+def test_verify_proof_and_the_offline_script(demo_db: Path, tmp_path: Path) -> None:
+    db = demo_db
     note = run(db, "log", "checkpoint").stdout
     (tmp_path / "checkpoint.txt").write_text(note)
     key = run(db, "log", "key").stdout.strip()
@@ -73,10 +69,10 @@ def test_verify_proof_and_the_offline_script(tmp_path: Path) -> None:
     assert "NOT PROVEN" in checked.stdout
 
 
-def test_a_wrong_key_is_refused_and_the_key_is_rotated_in_development(tmp_path: Path) -> None:
-    db = tmp_path / "var" / "mykey.db"
-    run(db, "migrate")
-    run(db, "demo")
+def test_a_wrong_key_is_refused_and_the_key_is_rotated_in_development(
+    demo_db: Path, tmp_path: Path
+) -> None:
+    db = demo_db
     first = run(db, "log", "checkpoint").stdout.split("\n")[1]
     old_vkey = run(db, "log", "key").stdout.strip()
     made = run(db, "log", "new-key", "dev.mykey.invalid/history")
