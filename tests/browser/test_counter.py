@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from mykey.demo import DEMO_PASSWORD, DEMO_STAFF_PASSWORD
 from tests.browser.conftest import assert_accessible
@@ -95,7 +95,10 @@ def test_reload_and_language_switch_after_paying_show_the_payment(tablet: Page) 
     page.get_by_label(PICKER).select_option("OGUNI001")
     confirm = page.get_by_role("button", name="確定する")
     confirm.dblclick()  # a double click sends the form twice: it pays once
-    page.wait_for_url(re.compile(r".*/counter/payments/[0-9a-f-]{36}$"))
+    # The browser abandons the first submission's navigation for the second (ERR_ABORTED):
+    # wait for where the page ends up, not for one navigation.
+    expect(page).to_have_url(re.compile(r".*/counter/payments/[0-9a-f-]{36}$"))
+    page.wait_for_load_state()
     paid = page.url
     assert f"{rest:,} pt" in page.locator("dl").inner_text()
     assert_accessible(page)
