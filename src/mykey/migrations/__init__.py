@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -33,5 +34,8 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
     return before, after
 
 
+@cache
 def head() -> str | None:
+    """The newest revision this code ships (read from the scripts once: a probe asks for it
+    every few seconds, and it cannot change while the process runs)."""
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

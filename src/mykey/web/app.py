@@ -12,7 +12,7 @@ from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from mykey import __version__
@@ -247,13 +247,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         }
         try:
             with read_only(engine.connect()) as conn:  # never queues behind a writer
-                conn.execute(text("SELECT 1"))
-                try:
-                    revision = conn.execute(
-                        text("SELECT version_num FROM alembic_version")
-                    ).scalar()
-                except DBAPIError:
-                    revision = None  # not migrated yet
+                revision = _revision(conn)
         except DBAPIError as exc:
             unavailable = problems.problem(
                 request,
@@ -290,14 +284,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         log = request.app.state.history_log
         try:
             with read_only(engine.connect()) as conn:  # never queues behind a writer
-                conn.execute(text("SELECT 1"))
+                revision = _revision(conn)
                 checks["database"] = "ok"
-                try:
-                    revision = conn.execute(
-                        text("SELECT version_num FROM alembic_version")
-                    ).scalar()
-                except DBAPIError:
-                    revision = None
                 checks["migrations"] = (
                     "ok" if revision == head() else f"pending: at {revision}, code needs {head()}"
                 )
@@ -318,6 +306,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
         return JSONResponse(body, status_code=503, headers={"Retry-After": str(outage.RETRY_AFTER)})
 
     return app
+
+
+def _revision(conn: Connection) -> str | None:
+    """The database's migration revision (None: not migrated yet); a database that cannot be
+    reached raises DBAPIError."""
+    conn.execute(text("SELECT 1"))
+    try:
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:
+        return None  # not migrated yet
 
 
 def serving_app() -> FastAPI:

@@ -48,9 +48,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mykey.db import read_only
+from mykey.history.log import tree_size
 from mykey.history.models import HistoryCheckpoint, HistoryLeaf
 from mykey.points.models import GrantJob
-from mykey.web.surge import channel_of
+from mykey.web.surge import CHANNEL
 
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
 LEAVES = cast(Table, HistoryLeaf.__table__)
@@ -101,7 +102,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, noting)
         finally:
-            channel = channel_of(scope["path"])
+            channel = scope.get(CHANNEL)  # set by the surge guard, inside
             route = scope.get("route")
             template = getattr(route, "path", None) or "-"
             labels = (channel.value if channel else "-", template, scope["method"])
@@ -130,9 +131,7 @@ class DatabaseFacts(Collector):
                     .where(GrantJob.status.in_(("queued", "running")))
                     .group_by(GrantJob.status)
                 ).all()
-                log_size = int(
-                    conn.execute(select(func.coalesce(func.max(LEAVES.c.idx) + 1, 0))).scalar_one()
-                )
+                log_size = tree_size(conn)
                 queued, first_queued = conn.execute(  # the queued leaves only (partial index)
                     select(func.count(), func.min(LEAVES.c.queued_at)).where(LEAVES.c.idx.is_(None))
                 ).one()

@@ -49,6 +49,7 @@ RETRY_AFTER_API = 5  # seconds: a program retries; its writes carry idempotency 
 RETRY_AFTER_PAGE = 30  # seconds: what a person is asked to wait
 MAX_WAIT = 0.25  # seconds a request over its channel's concurrency may wait for a place
 QUEUE = 4  # … with at most this many times the concurrency waiting
+CHANNEL = "mykey.channel"  # the request's channel, in its ASGI scope once the guard has seen it
 
 
 # (prefix, channel), the first that matches wins; a prefix matches the path itself or the path
@@ -219,6 +220,7 @@ class SurgeGuard:
             await self.app(scope, receive, send)
             return
         channel = channel_of(scope["path"])
+        scope[CHANNEL] = channel  # for the metrics around (they count by channel)
         if channel is None:
             await self.app(scope, receive, send)
             return
