@@ -78,7 +78,7 @@ from sqlalchemy.engine import make_url
 import pgref
 import procstat
 from pgproxy import CountingProxy
-from scratch import on_scratch_postgres
+from scratch import TENRI, on_scratch_postgres, tenri_points
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -87,7 +87,6 @@ PG_URL = os.environ.get(
     "MYKEY_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 MYKEY = Path(sys.executable).parent / "mykey"
-TENRI = "292044"
 POINTS = 100
 TIMED_APP = "mykey-bench-timed"
 ORDER = (
@@ -317,29 +316,17 @@ class Clients:
 def seed(url: str, cards: list[Any]) -> list[str]:
     """A program, one shop and terminal key and one resident with points per card."""
     from mykey.db import UnitOfWork, make_engine
-    from mykey.demo import MUNICIPALITIES
     from mykey.identity.keys import create_key
     from mykey.identity.proofs import VerifiedCard
     from mykey.identity.residents import create_mykey_id
     from mykey.migrations import upgrade
-    from mykey.municipalities.registry import upsert
     from mykey.points.grants import grant_points
-    from mykey.points.program_setup import set_up_program
     from mykey.points.shops import set_shop
 
     engine = make_engine(url)
     upgrade(engine)
     uow = UnitOfWork(engine)
-    upsert(uow, MUNICIPALITIES)
-    set_up_program(
-        uow,
-        municipality=TENRI,
-        point_name="天理市ポイント",
-        terms="",
-        validity={},
-        usable_at=["shop"],
-        rules=[],
-    )
+    tenri_points(uow)
     keys = []
     for n, card in enumerate(cards):
         shop = f"bench-shop-{n}"

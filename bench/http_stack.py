@@ -54,17 +54,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import procstat  # noqa: E402
 from mykey.db import UnitOfWork, make_engine  # noqa: E402
-from mykey.demo import MUNICIPALITIES  # noqa: E402
 from mykey.identity.keys import create_key  # noqa: E402
 from mykey.identity.proofs import VerifiedCard  # noqa: E402
 from mykey.identity.residents import create_mykey_id  # noqa: E402
 from mykey.identity.simulator import SimulatedCard, SimulatorCA  # noqa: E402
 from mykey.migrations import upgrade  # noqa: E402
-from mykey.municipalities.registry import upsert  # noqa: E402
 from mykey.points.grants import grant_points  # noqa: E402
-from mykey.points.program_setup import set_up_program  # noqa: E402
 from mykey.points.shops import set_shop  # noqa: E402
-from scratch import on_scratch_postgres  # noqa: E402
+from scratch import TENRI, on_scratch_postgres, tenri_points  # noqa: E402
 
 PG_URL = os.environ.get(
     "MYKEY_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -81,7 +78,6 @@ CARDS = 16
 # idle (PGSTAT_IDLE_INTERVAL). Waiting that long before each reading puts every connection in
 # the run it was opened in.
 SETTLE = float(os.environ.get("MYKEY_BENCH_SETTLE", "11"))
-TENRI = "292044"
 BIN = Path(sys.executable).parent
 
 
@@ -94,16 +90,7 @@ def prepare(url: str, cards: list[SimulatedCard]) -> list[str]:
     engine = make_engine(url)
     upgrade(engine)
     uow = UnitOfWork(engine)
-    upsert(uow, MUNICIPALITIES)
-    set_up_program(
-        uow,
-        municipality=TENRI,
-        point_name="天理市ポイント",
-        terms="",
-        validity={},
-        usable_at=["shop"],
-        rules=[],
-    )
+    tenri_points(uow)
     set_shop(
         uow,
         shop_id="bench-shop",

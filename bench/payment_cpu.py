@@ -26,7 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from mykey.db import UnitOfWork, make_engine, utcnow  # noqa: E402
-from mykey.demo import MUNICIPALITIES  # noqa: E402
 from mykey.history.checkpoints import Signer  # noqa: E402
 from mykey.history.log import HistoryLog  # noqa: E402
 from mykey.identity.proofs import (  # noqa: E402
@@ -39,19 +38,16 @@ from mykey.identity.proofs import (  # noqa: E402
 from mykey.identity.residents import create_mykey_id  # noqa: E402
 from mykey.identity.simulator import SimulatorCA  # noqa: E402
 from mykey.migrations import upgrade  # noqa: E402
-from mykey.municipalities.registry import upsert  # noqa: E402
 from mykey.points import spending  # noqa: E402
 from mykey.points.grants import grant_points  # noqa: E402
-from mykey.points.program_setup import set_up_program  # noqa: E402
 from mykey.points.shops import set_shop  # noqa: E402
-from scratch import on_scratch_postgres  # noqa: E402 -- bench/scratch.py, beside this file
+from scratch import TENRI, on_scratch_postgres, tenri_points  # noqa: E402 -- bench/scratch.py, beside this file
 
 PG_URL = os.environ.get(
     "MYKEY_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 PAYMENTS = int(os.environ.get("MYKEY_BENCH_PAYMENTS", "500"))
 PROFILE = bool(os.environ.get("MYKEY_BENCH_PROFILE"))
-TENRI = "292044"
 ACTOR = "terminal:bench-cpu"
 LOG = HistoryLog(Signer("bench.mykey.invalid/history", bytes(range(32))))
 
@@ -66,16 +62,7 @@ def measure(url: str) -> dict[str, Any]:
     def uow() -> UnitOfWork:
         return UnitOfWork(engine, log=LOG)
 
-    upsert(uow(), MUNICIPALITIES)
-    set_up_program(
-        uow(),
-        municipality=TENRI,
-        point_name="天理市ポイント",
-        terms="",
-        validity={},
-        usable_at=["shop"],
-        rules=[],
-    )
+    tenri_points(uow())
     set_shop(
         uow(), shop_id="cpu-shop", name="計測商店", municipality=TENRI, kind="shop", accepts=[TENRI]
     )

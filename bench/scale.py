@@ -60,7 +60,6 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from mykey import ledger  # noqa: E402
 from mykey.db import UnitOfWork, make_engine, utcnow  # noqa: E402
-from mykey.demo import MUNICIPALITIES  # noqa: E402
 from mykey.history import audit  # noqa: E402
 from mykey.history import log as history  # noqa: E402
 from mykey.history.checkpoints import Signer  # noqa: E402
@@ -77,14 +76,12 @@ from mykey.identity.simulator import SimulatorCA  # noqa: E402
 from mykey.ledger import AccountKind  # noqa: E402
 from mykey.ledger.transfers import Receipt, _leaf_payload  # noqa: E402
 from mykey.migrations import upgrade  # noqa: E402
-from mykey.municipalities.registry import upsert  # noqa: E402
 from mykey.points import balances, spending  # noqa: E402
 from mykey.points.grants import grant_points  # noqa: E402
-from mykey.points.program_setup import set_up_program  # noqa: E402
 from mykey.points.shops import set_shop  # noqa: E402
 from mykey.settlement.statements import close_month  # noqa: E402
 from procstat import CpuWatch, backends_of, load_average, postmaster_of  # noqa: E402
-from scratch import on_scratch_postgres  # noqa: E402 -- bench/scratch.py, beside this file
+from scratch import TENRI, on_scratch_postgres, tenri_points  # noqa: E402 -- bench/scratch.py, beside this file
 
 PG_URL = os.environ.get(
     "MYKEY_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -97,7 +94,6 @@ LOOKUPS = 200
 CHUNK = 50_000
 SHOPS = 100
 GRANT = 10_000  # points of one grant; a payment takes 1–500
-TENRI = "292044"
 RESIDENT = "MY888888"  # the measuring resident, with a card
 ACTOR_PAY = "terminal:scale"
 ACTOR_GRANT = "staff:scale"
@@ -186,16 +182,7 @@ def set_up(url: str, card: Any) -> World:
     def uow() -> UnitOfWork:
         return UnitOfWork(engine, log=LOG)
 
-    upsert(uow(), MUNICIPALITIES)
-    set_up_program(
-        uow(),
-        municipality=TENRI,
-        point_name="天理市ポイント",
-        terms="",
-        validity={},
-        usable_at=["shop"],
-        rules=[],
-    )
+    tenri_points(uow())
     shop_ids = [f"scale-{i:03d}" for i in range(SHOPS)]
     for i, shop_id in enumerate(shop_ids):
         set_shop(

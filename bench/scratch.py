@@ -1,4 +1,5 @@
-"""A scratch PostgreSQL database for one benchmark run: made, measured on, dropped."""
+"""A scratch PostgreSQL database for one benchmark run: made, measured on, dropped; and the
+town every benchmark pays in."""
 
 from __future__ import annotations
 
@@ -28,3 +29,25 @@ def on_scratch_postgres(
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+TENRI = "292044"
+
+
+def tenri_points(uow: Any) -> None:
+    """The demo's municipalities, and Tenri's points usable at shops, through the use cases:
+    the town the benchmarks grant and pay in."""
+    from mykey.demo import MUNICIPALITIES
+    from mykey.municipalities.registry import upsert
+    from mykey.points.program_setup import set_up_program
+
+    upsert(uow, MUNICIPALITIES)
+    set_up_program(
+        uow,
+        municipality=TENRI,
+        point_name="天理市ポイント",
+        terms="",
+        validity={},
+        usable_at=["shop"],
+        rules=[],
+    )
