@@ -187,3 +187,21 @@ def museum_with_resident(uow: UnitOfWork, card: SimulatedCard) -> str:
         points=1000,
     )
     return create_key(uow, role="terminal", label="受付", provider_id="arts-maebashi")[0]
+
+
+def jobs_finished(engine: Engine, timeout: float = 60.0) -> None:
+    """Wait until the job queue holds no job queued or running: the app's own runner (the
+    serving process's, on the test's database) takes a job as soon as a request enqueues it."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with engine.connect() as conn:
+            waiting = conn.execute(
+                text("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')")
+            ).scalar_one()
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{waiting} jobs still waiting after {timeout} s")
+        time.sleep(0.02)

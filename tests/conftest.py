@@ -38,6 +38,9 @@ LOG_SIGNER = Signer("test.mykey.invalid/history", bytes(range(32)))
 LOG = HistoryLog(LOG_SIGNER)
 
 TABLES = (
+    "jobs",
+    "job_schedules",
+    "grant_job_files",
     "municipality_picks",
     "page_sessions",
     "staff_login_failures",

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mykey.cli_fleet import checkpointer, jobs_app, worker
 from mykey.config import get_settings
 from mykey.db import UnitOfWork, make_engine, tokyo_date, utcnow
 from mykey.errors import MyKeyError
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from mykey.history.cosign import Cosigner
     from mykey.history.restore import WitnessCopy
     from mykey.history.witness import WitnessConfig
+    from mykey.jobs.queue import Progress as JobProgress
+    from mykey.points.bulk import JobView
 
 app = typer.Typer(
     help="MyKey Platform and Municipal Point Cloud / マイキープラットフォーム", no_args_is_help=True
@@ -53,6 +56,9 @@ app.add_typer(grants_app, name="grants")
 app.add_typer(programs_app, name="programs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(providers_app, name="providers")
+
+app.command()(worker)
+app.add_typer(jobs_app, name="jobs")
 
 out = Console()
 err = Console(stderr=True)
@@ -208,6 +214,11 @@ def serve(
         _metrics_folder()
     if trusted:
         say(f"Forwarded client addresses believed from: {', '.join(trusted)}")
+    if settings.background == "workers":
+        say(
+            "Background work: by `mykey worker` and `mykey log checkpointer`, not here"
+            " / バックグラウンド処理は worker と checkpointer が行います"
+        )
     uvicorn.run(
         "mykey.web.app:serving_app",
         factory=True,
@@ -682,17 +693,9 @@ def grants_bulk(
     eligibility list) grants each the --activity's points or --points with --reason. If any
     row is refused, nothing is granted and every refused row is listed."""
     import hashlib
+    import time
 
-    from mykey.points.bulk import (
-        JobParams,
-        refusals_csv,
-        refusals_of,
-        run_job,
-        submit_job,
-    )
-    from mykey.points.bulk import (
-        Progress as JobProgress,
-    )
+    from mykey.points.bulk import JobParams, get_job, refusals_csv, refusals_of, submit_job
 
     try:
         data = file.read_bytes()
@@ -730,7 +733,12 @@ def grants_bulk(
                         total=p.total or None,
                     )
 
-                job = run_job(uow, job.id, data, progress=show)
+                job = _run_here(uow, municipality, job.id, show) or job
+                while not job.finished:  # a worker has it: follow its progress
+                    if job.progress is not None:
+                        show(job.progress)
+                    time.sleep(0.5)
+                    job = get_job(uow, municipality, job.id)
     except MyKeyError as error:
         _fail(error)
     if job.status == "done":
@@ -762,6 +770,33 @@ def grants_bulk(
     elif len(refused) > 20:
         err.print("… use --report FILE for every refused row / 全行は --report で出力できます")
     raise typer.Exit(1)
+
+
+def _run_here(
+    uow: UnitOfWork, municipality: str, job_id: str, show: Callable[[JobProgress], None]
+) -> JobView | None:
+    """Run a queued bulk grant job in this process, if no worker has taken it; its view."""
+    from mykey.db import is_sqlite, make_uow_factory
+    from mykey.jobs import queue
+    from mykey.jobs.kinds import HANDLERS
+    from mykey.jobs.worker import Worker, worker_name
+    from mykey.points.bulk import get_job
+
+    settings = get_settings()
+    embedded = is_sqlite(settings.database_url)
+    runner = Worker(
+        make_uow_factory(uow.engine, log=uow.log),
+        HANDLERS,
+        # SQLite: no lease renewal beside the job's own write transaction; hold it long
+        lease=3600.0 if embedded else settings.job_lease_seconds,
+        embedded=embedded,
+        name=f"cli:{worker_name()}",
+    )
+    claim = queue.claim(uow, runner.name, lease=runner.lease, job_id=job_id)
+    if claim is None:
+        return None
+    runner.run_claimed(claim, progress=show)
+    return get_job(uow, municipality, job_id)
 
 
 @grants_app.command("one")
@@ -1787,6 +1822,7 @@ log_app = typer.Typer(
 audit_app = typer.Typer(help="Audits of the history / 履歴の監査", no_args_is_help=True)
 app.add_typer(log_app, name="log")
 app.add_typer(audit_app, name="audit")
+log_app.command("checkpointer")(checkpointer)
 
 
 @log_app.command("checkpoint")

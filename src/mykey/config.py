@@ -97,6 +97,17 @@ class Settings(BaseSettings):
     # with the request id: `mykey.web.observe`), for a log collector.
     log_format: Literal["text", "json"] = "text"
 
+    # Who runs the background work (the job queue, the periodic jobs, the checkpoints):
+    # "web", the one serving process that holds the leader lock (the embedded default: `make
+    # run` is one command); or "workers", separate processes (`mykey worker`, `mykey log
+    # checkpointer`; PostgreSQL only), and the web processes serve requests and nothing else.
+    background: Literal["web", "workers"] = "web"
+    # A worker holds a job this many seconds and renews it while it works; a job whose worker
+    # died is run again by another this long after its last renewal.
+    job_lease_seconds: float = Field(default=60.0, ge=1, le=3600)
+    # Seconds an idle worker waits before it looks for due jobs again.
+    job_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+
     def engine_options(self) -> dict[str, Any]:
         """`make_engine`'s keyword arguments for a serving process."""
         return {
@@ -163,6 +174,11 @@ class Settings(BaseSettings):
             raise ValueError("MYKEY_CHALLENGE_KEY must be at least 32 characters")
         if self.environment == "production" and not self.log_signing_key:
             raise ValueError("MYKEY_LOG_SIGNING_KEY must be set in production")
+        if self.background == "workers" and self.database_url.startswith("sqlite"):
+            raise ValueError(
+                "MYKEY_BACKGROUND=workers needs PostgreSQL: on SQLite the serving process runs"
+                " the background work (MYKEY_BACKGROUND=web)"
+            )
         return self
 
 

@@ -16,7 +16,7 @@ from mykey.municipalities.registry import upsert
 from mykey.points.program_setup import Rule, set_up_program
 from mykey.web.app import create_app
 from tests.api.conftest import bearer
-from tests.builders import residents_in_bulk
+from tests.builders import jobs_finished, residents_in_bulk
 from tests.conftest import Database
 
 TSU, OGUNI = "242012", "434248"
@@ -61,6 +61,7 @@ def send(
     assert answer.status_code == 202, answer.text
     job: dict[str, object] = answer.json()
     assert answer.headers["Location"] == job["links"]["self"]  # type: ignore[index]
+    jobs_finished(client.app.state.engine)  # type: ignore[attr-defined]
     polled = client.get(str(job["links"]["self"]), headers=bearer(staff))  # type: ignore[index]
     assert polled.status_code == 200
     result: dict[str, object] = polled.json()

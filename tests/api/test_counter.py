@@ -357,7 +357,7 @@ def test_expiry_runs_twice_and_residents_see_what_expires_soon(
 
 
 def test_serve_expires_lapsed_points_in_the_background(
-    town: dict[str, str], database: Database, ca: Any, tmp_path: Any
+    town: dict[str, str], database: Database, ca: Any, tmp_path: Any, card_client: TestClient
 ) -> None:
     """With `daily_expiry` on (as `mykey serve` sets it), the app's lifespan starts the daily
     expiry, which runs at once: Tenri's lot that lapsed on 2026-11-14 goes to `expired`."""
@@ -366,6 +366,8 @@ def test_serve_expires_lapsed_points_in_the_background(
     from mykey.web.app import create_app
 
     database.clock.advance(days=32)  # 2026-11-16 in Tokyo
+    # One process per database leads the background work: the fixture's app steps down.
+    card_client.app.state.background.stop()  # type: ignore[attr-defined]
     ca.save(tmp_path / "ca2")
     settings = Settings(
         database_url=database.url,

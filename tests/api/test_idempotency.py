@@ -26,6 +26,7 @@ from tests.api.conftest import PASSWORD, bearer, proof
 from tests.api.test_conversions import Partner
 from tests.api.test_coupons import order
 from tests.api.test_online import Shop
+from tests.builders import jobs_finished
 from tests.conftest import Database
 
 OGUNI, TENRI = "434248", "292044"
@@ -206,12 +207,15 @@ def test_a_refused_grant_stays_refused_under_its_key(world: World) -> None:
 
 
 def job(world: World, key: str, data: bytes, who: str = "a", **params: Any) -> Response:
-    return world.client.post(
+    """Send a list, and wait for the app's job runner to finish what it queued."""
+    sent = world.client.post(
         f"/api/v1/municipalities/{OGUNI}/grant-jobs",
         content=data,
         params={"points": 300, "reason": "敬老祝い"} | params,
         headers={**world.staff[who], "Content-Type": "text/csv", "Idempotency-Key": key},
     )
+    jobs_finished(world.client.app.state.engine)  # type: ignore[attr-defined]
+    return sent
 
 
 def test_grant_job_same_key_another_body(world: World) -> None:

@@ -84,7 +84,7 @@ def test_metrics_count_requests_by_route_payments_once_and_refusals_by_code(
     assert value(after, "mykey_log_checkpoint_age_seconds") >= 0
     assert value(after, "mykey_log_oldest_queued_age_seconds") >= 0
     assert ("mykey_log_unsigned_entries", ()) in after
-    assert ("mykey_grant_jobs", (("status", "queued"),)) in after
+    assert ("mykey_jobs", (("kind", "grant_job"), ("status", "queued"))) in after
     assert ("mykey_db_connections_in_use", ()) in after
 
 

@@ -38,9 +38,10 @@ from mykey.db import UnitOfWork, is_unavailable, make_engine, make_uow_factory
 from mykey.demo import MUNICIPALITIES
 from mykey.history.log import CheckpointJob
 from mykey.identity.simulator import SimulatedCard, SimulatorCA
+from mykey.jobs.kinds import HANDLERS, SCHEDULES
+from mykey.jobs.worker import Worker
 from mykey.ledger import AccountKind, balance, find_account
 from mykey.municipalities.registry import upsert
-from mykey.points.expiry import DailyJobs
 from mykey.web.app import create_app
 from tests.builders import MAEBASHI, museum_with_resident
 from tests.conftest import LOG, Database
@@ -351,7 +352,7 @@ def test_a_sqlite_lock_past_the_busy_timeout_is_given_up_once_and_frees_the_conn
 def test_the_background_jobs_log_an_outage_in_one_line_per_round(
     database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """What `mykey serve` runs beside the requests (a checkpoint every 10 s, the daily jobs)
+    """What `mykey serve` runs beside the requests (a checkpoint every 10 s, the job queue)
     logged a full traceback for every round the database was away; now one line each, and
     the next round tries again."""
     demo_setup = database.uow()
@@ -361,7 +362,7 @@ def test_the_background_jobs_log_an_outage_in_one_line_per_round(
     factory = make_uow_factory(engine, clock=database.clock, log=LOG)
     caplog.set_level(logging.INFO)
     checkpoints = CheckpointJob(factory, LOG, seconds=0.05)
-    daily = DailyJobs(factory, database.clock)
+    daily = Worker(factory, HANDLERS, schedules=SCHEDULES, poll=0.05, clock=database.clock)
     try:
         with outage.down():
             checkpoints.start()
@@ -369,7 +370,7 @@ def test_the_background_jobs_log_an_outage_in_one_line_per_round(
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and not (
                 "no checkpoint: database unavailable" in caplog.text
-                and "daily run: database unavailable" in caplog.text
+                and "jobs: database unavailable" in caplog.text
             ):
                 time.sleep(0.05)
             checkpoints.stop()
@@ -378,7 +379,7 @@ def test_the_background_jobs_log_an_outage_in_one_line_per_round(
         engine.dispose()
         outage.close()
     assert "no checkpoint: database unavailable" in caplog.text, caplog.text
-    assert "daily run: database unavailable" in caplog.text, caplog.text
+    assert "jobs: database unavailable" in caplog.text, caplog.text
     assert not [r for r in caplog.records if r.exc_info], caplog.text
     assert "Traceback" not in caplog.text
     assert all(r.levelno == logging.WARNING for r in caplog.records if "unavailable" in r.message)

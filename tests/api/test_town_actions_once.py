@@ -22,6 +22,7 @@ from mykey.identity.keys import create_key
 from mykey.ledger import AccountKind
 from mykey.municipalities.registry import upsert
 from tests.api.conftest import bearer
+from tests.builders import jobs_finished
 from tests.conftest import Database
 from tests.points.test_accruals import make_residents
 
@@ -168,12 +169,15 @@ def test_a_second_staff_member_does_not_issue_a_second_set_of_prize_vouchers(tow
 
 
 def send_job(town: Town, who: dict[str, str], key: str, reason: str = "敬老祝い") -> Response:
-    return town.client.post(
+    """Send a list, and wait for the app's job runner to finish what it queued."""
+    sent = town.client.post(
         f"/api/v1/municipalities/{OGUNI}/grant-jobs",
         content=("mykey_id\n" + "\n".join(WINNERS) + "\n").encode(),
         params={"points": 3000, "reason": reason},
         headers={**who, "Content-Type": "text/csv", "Idempotency-Key": key},
     )
+    jobs_finished(town.database.engine)
+    return sent
 
 
 def test_a_second_staff_member_does_not_double_a_bulk_grant(town: Town) -> None:

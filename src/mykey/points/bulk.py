@@ -26,9 +26,8 @@ import csv
 import hashlib
 import io
 import json
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID, uuid5
@@ -39,6 +38,8 @@ from mykey.db import UnitOfWork, insert_many, select_by_keys, tokyo_date
 from mykey.errors import ErrorKind, MyKeyError, conflict, invalid, not_found
 from mykey.identity.models import Resident
 from mykey.identity.residents import MYKEY_ID
+from mykey.jobs import queue
+from mykey.jobs.queue import Progress
 from mykey.ledger import AccountKind, LotTerms, find_account
 from mykey.ledger.batch import Credit, credit_many, open_accounts, transfer_id
 from mykey.ledger.errors import MAX_AMOUNT
@@ -54,13 +55,14 @@ from mykey.ledger.idempotency import (
 from mykey.municipalities.codes import parse_code
 from mykey.points.accruals import accrual_owner
 from mykey.points.grants import _period, _use_budget, rule_for
-from mykey.points.models import Accrual, GrantJob, GrantJobRefusal, GrantLimitUse
+from mykey.points.models import Accrual, GrantJob, GrantJobFile, GrantJobRefusal, GrantLimitUse
 from mykey.points.program_setup import Program, program_of
 from mykey.points.programs import expires_on, fiscal_year_end, fiscal_year_of
 
 MAX_ROWS = 1_000_000  # a prefecture-wide campaign (issue #15)
 MAX_BYTES = 20 * 1024 * 1024
 CHUNK = 2000
+MAX_ATTEMPTS = 5  # tries of a job whose worker stopped (killed, the database away)
 COLUMNS = {
     "mykey_id": "mykey_id",
     "マイキーid": "mykey_id",
@@ -143,13 +145,6 @@ class JobParams:
 
 
 @dataclass(frozen=True)
-class Progress:
-    phase: str  # reading, checking, granting
-    done: int
-    total: int
-
-
-@dataclass(frozen=True)
 class JobView:
     id: str
     municipality: str
@@ -170,26 +165,14 @@ class JobView:
     def finished(self) -> bool:
         return self.status in FINISHED
 
+    def replay(self) -> JobView:
+        return replace(self, replayed=True)
+
 
 @dataclass
 class _Plan:
     lines: list[GrantLine] = field(default_factory=list)
     refusals: list[RowRefusal] = field(default_factory=list)
-
-
-# Progress of the jobs running in this process (a poll from another process sees the status).
-_running: dict[str, Progress] = {}
-_running_lock = threading.Lock()
-
-
-def _report(job_id: str, phase: str, done: int, total: int) -> None:
-    with _running_lock:
-        _running[job_id] = Progress(phase, done, total)
-
-
-def progress_of(job_id: str) -> Progress | None:
-    with _running_lock:
-        return _running.get(job_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,12 +293,18 @@ def read_grant_file(data: bytes, params: JobParams, program: Program) -> _Plan:
 # the job
 
 
-def _view(row: GrantJob, *, replayed: bool = False) -> JobView:
+def _view(
+    row: GrantJob, *, replayed: bool = False, running: dict[str, Progress] | None = None
+) -> JobView:
+    progress = (running or {}).get(row.id)
+    status = row.status
+    if status == "queued" and progress is not None:
+        status = "running"  # its worker's transaction has not committed "running" yet
     return JobView(
         id=row.id,
         municipality=row.code,
         actor=row.actor,
-        status=row.status,
+        status=status,
         params=json.loads(row.params),
         rows=row.rows,
         granted=row.granted,
@@ -324,9 +313,16 @@ def _view(row: GrantJob, *, replayed: bool = False) -> JobView:
         error=json.loads(row.error) if row.error else None,
         created_at=row.created_at,
         finished_at=row.finished_at,
-        progress=progress_of(row.id) if row.status in ("queued", "running") else None,
+        progress=progress if status in ("queued", "running") else None,
         replayed=replayed,
     )
+
+
+def _views(uow: UnitOfWork, rows: Sequence[GrantJob]) -> list[JobView]:
+    """Jobs as they stand, with the progress their workers recorded."""
+    waiting = [r.id for r in rows if r.status in ("queued", "running")]
+    running = queue.progress_of(uow, waiting)
+    return [_view(r, running=running) for r in rows]
 
 
 def _request_hash(code: str, data: bytes, params: JobParams) -> str:
@@ -393,8 +389,9 @@ def submit_job(
         if row.status == "failed":
             row.status, row.error, row.finished_at = "queued", None, None
             s.flush()
+            queue.enqueue(uow, "grant_job", job_id=row.id, max_attempts=MAX_ATTEMPTS)
             return row.request_hash, _view(row)
-        return row.request_hash, _view(row, replayed=True)
+        return row.request_hash, _views(uow, [row])[0].replay()
 
     def body() -> JobView:
         s = uow.session
@@ -417,13 +414,17 @@ def submit_job(
             finished_at=None,
         )
         s.add(row)
+        s.add(GrantJobFile(job_id=job_id, data=data))
         s.flush()
-        _report(job_id, "queued", 0, 0)
+        # in this transaction: the job is run if and only if it is recorded
+        queue.enqueue(uow, "grant_job", job_id=job_id, max_attempts=MAX_ATTEMPTS)
         return _view(row)
 
-    return keyed_write(
+    job = keyed_write(
         uow, scope=scope("grant_job", code), key=key, digest=digest, stored=stored, act=body
     )
+    queue.wake()  # this process's runner, if it has one (others poll)
+    return job
 
 
 def _existing_residents(uow: UnitOfWork, ids: Sequence[str]) -> set[str]:
@@ -485,18 +486,21 @@ def run_job(
     data: bytes,
     *,
     progress: Callable[[Progress], None] | None = None,
+    final: bool = True,
 ) -> JobView:
     """Run a queued job on its file: grant every row, or none with the refusals recorded.
 
-    A finished job is answered as it is. `progress` is called as the work advances."""
+    A finished job is answered as it is; two runs of one job wait for each other on its row,
+    and the second finds it finished. `progress` is called as the work advances. A run that
+    fails (not a refusal: the database went away, say) marks the job failed if it is the
+    `final` try; otherwise the job stays queued for the queue's next try."""
 
     def tell(phase: str, done: int, total: int) -> None:
-        _report(job_id, phase, done, total)
         if progress is not None:
             progress(Progress(phase, done, total))
 
     def start() -> GrantJob:
-        row = uow.session.get(GrantJob, job_id)
+        row = uow.session.get(GrantJob, job_id, with_for_update=True)
         if row is None:
             raise not_found(
                 "unknown_job", f"There is no job {job_id}.", f"ジョブ {job_id} はありません。"
@@ -652,6 +656,8 @@ def run_job(
             raise
         return give_up(error, "refused")
     except Exception as exc:
+        if not final:
+            raise
         give_up(
             MyKeyError(
                 "job_failed",
@@ -663,9 +669,22 @@ def run_job(
             "failed",
         )
         raise
-    finally:
-        with _running_lock:
-            _running.pop(job_id, None)
+
+
+def run_queued(
+    uow: UnitOfWork,
+    job_id: str,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    final: bool = True,
+) -> JobView:
+    """Run a job on the file kept with it (what the job queue's worker does)."""
+    row = uow.read(lambda: uow.session.get(GrantJobFile, job_id))
+    if row is None:
+        raise not_found(
+            "unknown_job", f"There is no job {job_id}.", f"ジョブ {job_id} はありません。"
+        )
+    return run_job(uow, job_id, row.data, progress=progress, final=final)
 
 
 def get_job(uow: UnitOfWork, municipality: str, job_id: str) -> JobView:
@@ -677,7 +696,7 @@ def get_job(uow: UnitOfWork, municipality: str, job_id: str) -> JobView:
             raise not_found(
                 "unknown_job", f"There is no job {job_id}.", f"ジョブ {job_id} はありません。"
             )
-        return _view(row)
+        return _views(uow, [row])[0]
 
     return uow.read(body)
 
@@ -692,7 +711,7 @@ def list_jobs(uow: UnitOfWork, municipality: str, *, limit: int = 50) -> list[Jo
             .order_by(GrantJob.created_at.desc(), GrantJob.id)
             .limit(limit)
         ).all()
-        return [_view(r) for r in rows]
+        return _views(uow, rows)
 
     return uow.read(body)
 
@@ -736,5 +755,6 @@ __all__ = [
     "refusals_csv",
     "refusals_of",
     "run_job",
+    "run_queued",
     "submit_job",
 ]

@@ -3,14 +3,13 @@ account, by funding source (each lot's own transfer keeps its funding in the met
 
 `expire_points` is safe to run twice and to stop half way (each lot's expiry has its own
 derived idempotency key, and each batch is its own transaction). `mykey points expire` runs it
-with a progress bar, and `mykey serve` runs it once a day (`DailyJobs`, which also sweeps
+with a progress bar, and the job queue's daily job runs it (`DailyJobs`, which also sweeps
 reserved points).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -18,7 +17,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 
 from mykey import ledger
-from mykey.db import UnitOfWork, is_unavailable, tokyo_date, unavailable_summary
+from mykey.db import UnitOfWork, tokyo_date
 from mykey.identity.staff import purge_page_sessions
 from mykey.ledger.models import LotRow
 from mykey.points.reserved import SweepReport, sweep_reserved
@@ -72,36 +71,35 @@ def expiring_soon(
 
 
 class DailyJobs:
-    """A background thread that does the daily work once a Tokyo day (inside `mykey serve`): at
-    start, then shortly after each Tokyo midnight. It expires lapsed points (R3.4) and sweeps
-    reserved points left unassigned through the 14th Tokyo day after their conversion to each
-    resident's default municipality (R3.3). Both are safe to run again, so a restart on the
-    same day does no harm."""
+    """The daily work (the job queue's periodic `daily` and `holds` jobs run it: once a Tokyo
+    day, and every 10 minutes): release online holds that expired, expire lapsed vouchers and
+    points (R3.4), sweep reserved points left unassigned through the 14th Tokyo day after
+    their conversion to each resident's default municipality (R3.3), purge ended page
+    sessions. All of it is safe to run again, so a retried job does no harm."""
 
     def __init__(
         self, uow_factory: Callable[[], UnitOfWork], clock: Callable[[], datetime]
     ) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="mykey-daily", daemon=True)
         self.last_run: date | None = None
         self.last_sweep: SweepReport | None = None
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def run_once(self) -> ledger.ExpiryReport | None:
-        held = ledger.void_expired(self._uow_factory(), now=self._clock())  # every check
+    def release_holds(self) -> int:
+        held = ledger.void_expired(self._uow_factory(), now=self._clock())
         if held:
             log.info("released %d expired online holds", held)
+        return held
+
+    def run_once(self) -> ledger.ExpiryReport | None:
+        """Release expired holds; then the day's work, unless this object did it today."""
+        self.release_holds()
         today = tokyo_date(self._clock())
         if self.last_run == today:
             return None
+        return self.run_day(today)
+
+    def run_day(self, today: date) -> ledger.ExpiryReport:
         returned = expire_vouchers(self._uow_factory(), as_of=today)
         log.info(
             "daily voucher expiry %s: %d vouchers, %d points",
@@ -124,14 +122,3 @@ class DailyJobs:
         log.info("daily purge of ended page sessions: %d", purged)
         self.last_run, self.last_sweep = today, swept
         return report
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception as exc:  # keep serving; the next check tries again
-                if is_unavailable(exc):  # an outage: one line, not a traceback
-                    log.warning("daily run: database unavailable (%s)", unavailable_summary(exc))
-                else:
-                    log.exception("daily run failed")
-            self._stop.wait(600)

@@ -112,6 +112,16 @@ class GrantJob(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class GrantJobFile(Base):
+    """The file a bulk grant job runs on, kept with the job: the worker that runs it is not
+    the process that received it."""
+
+    __tablename__ = "grant_job_files"
+
+    job_id: Mapped[str] = mapped_column(String(36), ForeignKey("grant_jobs.id"), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class GrantJobRefusal(Base):
     """One refused row of a bulk grant: its line in the file and why."""
 

@@ -17,16 +17,17 @@ from sqlalchemy.exc import DBAPIError
 
 from mykey import __version__
 from mykey.config import Settings, get_settings
-from mykey.db import Clock, make_engine, make_uow_factory, read_only, utcnow
+from mykey.db import Clock, is_sqlite, make_engine, make_uow_factory, read_only, utcnow
 from mykey.errors import MyKeyError
 from mykey.history.keys import check_log_identity
 from mykey.history.log import CheckpointJob, history_log
 from mykey.identity import auth_cache
 from mykey.identity.proofs import ChallengeKey, TrustAnchors
+from mykey.jobs.kinds import HANDLERS, SCHEDULES
+from mykey.jobs.worker import Worker
 from mykey.leader import LeaderLock
 from mykey.migrations import head
 from mykey.points import shop_cache
-from mykey.points.expiry import DailyJobs
 from mykey.web import openapi, outage, pages, problems, proxies, security
 from mykey.web.api import cards, grant_jobs, partners, points, public, resident, services
 from mykey.web.api import corrections as corrections_api
@@ -87,21 +88,26 @@ FAVICON = Path(__file__).parent / "static" / "favicon.ico"
 CACHED = {"Cache-Control": "public, max-age=86400"}
 
 
-def _background_jobs(app: FastAPI) -> list[Job]:
-    """The background work the settings ask for, not started: the daily expiry of lapsed points
-    (and the sweep of reserved points older than 14 days), and the checkpoints."""
-    settings: Settings = app.state.settings
-    jobs: list[Job] = []
-    if settings.daily_expiry:
-        jobs.append(DailyJobs(app.state.uow_factory, app.state.clock))
-    if settings.log_checkpoint_seconds > 0:
-        jobs.append(
-            CheckpointJob(
-                app.state.uow_factory,
-                app.state.history_log,
-                seconds=settings.log_checkpoint_seconds,
-            )
+def background_jobs(settings: Settings, uow_factory: Any, clock: Clock, signer: Any) -> list[Job]:
+    """The background work of the one process that leads it, not started: the job queue's
+    runner (jobs such as bulk grants; with `daily_expiry`, the periodic daily work too), and
+    the checkpoints every `log_checkpoint_seconds`. None where separate processes do it
+    (`MYKEY_BACKGROUND=workers`: `mykey worker`, `mykey log checkpointer`)."""
+    if settings.background == "workers":
+        return []
+    jobs: list[Job] = [
+        Worker(
+            uow_factory,
+            HANDLERS,
+            schedules=SCHEDULES if settings.daily_expiry else (),
+            lease=settings.job_lease_seconds,
+            poll=settings.job_poll_seconds,
+            embedded=is_sqlite(settings.database_url),
+            clock=clock,
         )
+    ]
+    if settings.log_checkpoint_seconds > 0:
+        jobs.append(CheckpointJob(uow_factory, signer, seconds=settings.log_checkpoint_seconds))
     return jobs
 
 
@@ -113,10 +119,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     to_thread.current_default_thread_limiter().total_tokens = settings.database_pool_size
     work = None
-    if _background_jobs(app):
+    state = app.state
+    if background_jobs(settings, state.uow_factory, state.clock, state.history_log):
         work = BackgroundWork(
             LeaderLock(settings.database_session_url or settings.database_url),
-            lambda: _background_jobs(app),
+            lambda: background_jobs(settings, state.uow_factory, state.clock, state.history_log),
         )
         work.start()
     app.state.background = work

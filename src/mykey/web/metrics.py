@@ -15,8 +15,9 @@ multi-process mode, and any of them answers a scrape for all):
 - `mykey_db_connections_in_use`: connections taken from the pools now.
 
 And what the database says at the time of the scrape (the same whichever process answers):
-`mykey_grant_jobs{status}` (queued and running bulk grant jobs),
-`mykey_grant_job_oldest_age_seconds` (the oldest of those), `mykey_log_size` (entries
+`mykey_jobs{kind,status}` (the job queue's jobs queued and running: `grant_job`, `daily`,
+`holds`), `mykey_job_oldest_age_seconds{kind}` (the oldest of those), `mykey_jobs_failed{kind}`
+(jobs that spent their tries), `mykey_log_size` (entries
 numbered), `mykey_log_queued` and `mykey_log_oldest_queued_age_seconds` (leaves waiting for the
 integrator), `mykey_log_unsigned_entries` (numbered, not yet under a checkpoint) and
 `mykey_log_checkpoint_age_seconds`.
@@ -50,7 +51,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mykey.db import read_only
 from mykey.history.log import tree_size
 from mykey.history.models import HistoryCheckpoint, HistoryLeaf
-from mykey.points.models import GrantJob
+from mykey.jobs.kinds import HANDLERS
+from mykey.jobs.queue import JOBS
 from mykey.web.surge import CHANNEL
 
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
@@ -116,6 +118,9 @@ def watch_pool(engine: Engine) -> None:
     event.listen(engine, "checkin", lambda *_: CONNECTIONS.dec())
 
 
+KINDS = sorted(HANDLERS)
+
+
 class DatabaseFacts(Collector):
     """Gauges read from the database when scraped: the jobs waiting, the log's state."""
 
@@ -127,9 +132,9 @@ class DatabaseFacts(Collector):
         try:
             with read_only(self.engine.connect()) as conn:
                 jobs = conn.execute(
-                    select(GrantJob.status, func.count(), func.min(GrantJob.created_at))
-                    .where(GrantJob.status.in_(("queued", "running")))
-                    .group_by(GrantJob.status)
+                    select(JOBS.c.kind, JOBS.c.status, func.count(), func.min(JOBS.c.created_at))
+                    .where(JOBS.c.status.in_(("queued", "running", "failed")))
+                    .group_by(JOBS.c.kind, JOBS.c.status)
                 ).all()
                 log_size = tree_size(conn)
                 queued, first_queued = conn.execute(  # the queued leaves only (partial index)
@@ -143,19 +148,27 @@ class DatabaseFacts(Collector):
         except SQLAlchemyError:  # a scrape during an outage still shows the process's counts
             return
         now = self.now()
-        by_status = GaugeMetricFamily(
-            "mykey_grant_jobs", "Bulk grant jobs queued or running", labels=["status"]
+        waiting = GaugeMetricFamily(
+            "mykey_jobs", "Jobs queued or running, by kind", labels=["kind", "status"]
         )
-        counts = {str(r[0]): int(r[1]) for r in jobs}
-        for status in ("queued", "running"):
-            by_status.add_metric([status], counts.get(status, 0))
-        yield by_status
-        oldest = [r[2] for r in jobs if r[2] is not None]
-        yield GaugeMetricFamily(
-            "mykey_grant_job_oldest_age_seconds",
-            "Age of the oldest bulk grant job queued or running (0: none)",
-            value=(now - min(oldest)).total_seconds() if oldest else 0.0,
+        failed = GaugeMetricFamily(
+            "mykey_jobs_failed", "Jobs that spent their tries, by kind", labels=["kind"]
         )
+        oldest = GaugeMetricFamily(
+            "mykey_job_oldest_age_seconds",
+            "Age of the oldest job queued or running, by kind (0: none)",
+            labels=["kind"],
+        )
+        counts = {(str(r[0]), str(r[1])): int(r[2]) for r in jobs}
+        for kind in KINDS:
+            for status in ("queued", "running"):
+                waiting.add_metric([kind, status], counts.get((kind, status), 0))
+            failed.add_metric([kind], counts.get((kind, "failed"), 0))
+            first = [r[3] for r in jobs if r[0] == kind and r[1] != "failed" and r[3]]
+            oldest.add_metric([kind], (now - min(first)).total_seconds() if first else 0.0)
+        yield waiting
+        yield failed
+        yield oldest
         yield GaugeMetricFamily("mykey_log_size", "History log entries numbered", value=log_size)
         yield GaugeMetricFamily(
             "mykey_log_queued", "History leaves waiting for the integrator", value=int(queued)

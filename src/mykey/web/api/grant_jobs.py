@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Body, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from mykey.errors import MAX_POINTS, POINTS, invalid
@@ -88,7 +88,6 @@ def submit(
     response: Response,
     uow: Uow,
     staff: Staff,
-    background: BackgroundTasks,
     data: Annotated[bytes, Body(media_type="text/csv")],
     idempotency_key: Annotated[str, Header(description="a retry with it makes no new job")],
     activity: str | None = None,
@@ -113,15 +112,8 @@ def submit(
     job = bulk.submit_job(
         uow, municipality=own, actor=staff.actor, key=idempotency_key, data=data, params=params
     )
-    if not job.replayed or (job.status == "queued" and bulk.progress_of(job.id) is None):
-        factory = request.app.state.uow_factory
-        background.add_task(_run, factory, job.id, data)
     response.headers["Location"] = f"/api/v1/municipalities/{own}/grant-jobs/{job.id}"
     return _out(job)
-
-
-def _run(factory: Any, job_id: str, data: bytes) -> None:
-    bulk.run_job(factory(), job_id, data)
 
 
 @router.get("/municipalities/{code}/grant-jobs", response_model=list[JobOut])

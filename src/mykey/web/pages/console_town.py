@@ -14,7 +14,7 @@ import urllib.parse
 from datetime import date, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from mykey.db import tokyo_date
@@ -251,7 +251,6 @@ async def grant_bulk(
     staff: TownStaff,
     code: str,
     request: Request,
-    background: BackgroundTasks,
 ) -> Response:
     own = _own(staff, code)
     upload = await checked_upload(request, page)
@@ -290,14 +289,8 @@ async def grant_bulk(
             form.fail("file", error)
             values["key"] = new_key()  # answered: what is sent next is a new request
         else:
-            if not job.replayed or (job.status == "queued" and bulk.progress_of(job.id) is None):
-                background.add_task(_run, request.app.state.uow_factory, job.id, data)
             return page.redirect(f"/console/m/{own}/grants/jobs/{job.id}")
     return _grants(page, own, bulk_form=form, bulk_values=values, status=422)
-
-
-def _run(factory: Any, job_id: str, data: bytes) -> None:
-    bulk.run_job(factory(), job_id, data)
 
 
 def status_key(job: bulk.JobView) -> str:
@@ -310,7 +303,7 @@ def status_key(job: bulk.JobView) -> str:
 
 def _job_state(job: bulk.JobView) -> dict[str, Any]:
     running = job.status in ("queued", "running")
-    progress = bulk.progress_of(job.id) if running else None
+    progress = job.progress if running else None
     done, total = (progress.done, progress.total) if progress else (0, job.rows)
     if job.status == "done":
         done = total = max(job.rows, 1)

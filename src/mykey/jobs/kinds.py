@@ -1,0 +1,48 @@
+"""The kinds of job the platform runs, and its periodic jobs.
+
+- `grant_job`: a bulk grant (R4.4), on the file kept with it; enqueued by `submit_job` in the
+  transaction that records the job.
+- `daily` (once a Tokyo day, at 00:05): expiry of vouchers and points, the sweep of reserved
+  points, the purge of ended page sessions.
+- `holds` (every 10 minutes): online payment holds that expired are released.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import time, timedelta
+from typing import Any
+
+from mykey.db import tokyo_date
+from mykey.jobs.queue import Schedule
+from mykey.jobs.worker import Handler, JobContext
+from mykey.points import bulk
+from mykey.points.expiry import DailyJobs
+
+SCHEDULES = (
+    Schedule("daily", "daily", daily_at=time(0, 5)),
+    Schedule("holds", "holds", every=timedelta(minutes=10)),
+)
+
+
+def _grant_job(ctx: JobContext) -> Mapping[str, Any]:
+    claim = ctx.claim
+    view = bulk.run_queued(
+        ctx.uow_factory(), claim.id, progress=ctx.report, final=claim.attempt >= claim.max_attempts
+    )
+    return {"status": view.status, "granted": view.granted, "points": view.points}
+
+
+def _daily(ctx: JobContext) -> Mapping[str, Any]:
+    # today's work, whenever the run was due: a run made late (the fleet was down over
+    # midnight) expires everything that lapsed up to today, and running it again does nothing
+    day = tokyo_date(ctx.clock())
+    report = DailyJobs(ctx.uow_factory, ctx.clock).run_day(day)
+    return {"day": str(day), "lots": report.lots, "points": report.points}
+
+
+def _holds(ctx: JobContext) -> Mapping[str, Any]:
+    return {"released": DailyJobs(ctx.uow_factory, ctx.clock).release_holds()}
+
+
+HANDLERS: dict[str, Handler] = {"grant_job": _grant_job, "daily": _daily, "holds": _holds}
