@@ -36,13 +36,16 @@ run: install ## migrate, load demo data once, serve on http://127.0.0.1:8000
 	$(BIN)/mykey serve --host $(HOST) --port $(PORT)
 
 lint: install ## ruff, mypy --strict, import-linter contracts
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench deploy
+	$(BIN)/ruff format --check src tests bench deploy
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 test: lint ## lint, then every test (PostgreSQL ones skip visibly without a server)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
+
+run-fleet: install ## the fleet on PostgreSQL: 2 web processes, 2 workers, the checkpointer (DATABASE_URL=…)
+	$(BIN)/python deploy/run_fleet.py --host $(HOST) --port $(PORT) $(if $(DATABASE_URL),--database-url $(DATABASE_URL))
 
 bench: install ## ledger benchmarks against pgbench on the same PostgreSQL; prints JSON
 	@$(BIN)/python bench/ledger.py
@@ -68,4 +71,4 @@ bench-surge: install ## counter payments while residents' pages are flooded at 2
 lock: ## re-pin requirements.lock from pyproject.toml (needs uv)
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
 
-.PHONY: help install migrate run lint test bench bench-bulk bench-counter bench-settle bench-history bench-scale bench-surge lock
+.PHONY: help install migrate run run-fleet lint test bench bench-bulk bench-counter bench-settle bench-history bench-scale bench-surge lock

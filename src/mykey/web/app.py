@@ -111,6 +111,13 @@ def background_jobs(settings: Settings, uow_factory: Any, clock: Clock, signer: 
     return jobs
 
 
+def _role(work: BackgroundWork | None, settings: Settings) -> str:
+    """leader or standby (of the background work); workers (separate processes do it); off."""
+    if work is not None:
+        return work.role
+    return "workers" if settings.background == "workers" else "off"
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """While serving: as many threads for the (sync) routes as the pool has connections, so a
@@ -248,7 +255,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
             "status": "ok",
             "version": __version__,
             # which serving process answered, and whether it runs the background work
-            "process": {"pid": os.getpid(), "background": work.role if work else "off"},
+            "process": {"pid": os.getpid(), "background": _role(work, settings)},
             # this process's budget of each channel, and what it admitted and refused
             "channels": request.app.state.channels.as_dict(),
         }

@@ -150,6 +150,20 @@ CONSOLE_MESSAGES: dict[str, tuple[str, str]] = {
     "console.job.status.refused": ("付与できない行があります", "Some rows were refused"),
     "console.job.status.failed": ("処理が中断しました", "Stopped"),
     "console.job.status.rejected": ("付与できませんでした", "Not granted"),
+    "console.job.phase.queued": (
+        "順番を待っています。まもなく始まります。",
+        "Waiting for its turn; it starts shortly.",
+    ),
+    "console.job.phase.running": ("始めています。", "Starting."),
+    "console.job.phase.reading": ("ファイルを読んでいます。", "Reading the file."),
+    "console.job.phase.checking": (
+        "確認しています：{done} / {total} 行",
+        "Checking: {done} of {total} rows",
+    ),
+    "console.job.phase.granting": (
+        "付与しています：{done} / {total} 人",
+        "Granting: {done} of {total} residents",
+    ),
     "console.job.nothing_granted": (
         "{reason} 何も付与していません。直してから送り直してください。",
         "{reason} Nothing was granted. Correct this and send the file again.",

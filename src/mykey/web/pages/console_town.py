@@ -301,13 +301,23 @@ def status_key(job: bulk.JobView) -> str:
     return f"console.job.status.{job.status}"
 
 
-def _job_state(job: bulk.JobView) -> dict[str, Any]:
+def _job_state(page: Page, job: bulk.JobView) -> dict[str, Any]:
     running = job.status in ("queued", "running")
     progress = job.progress if running else None
     done, total = (progress.done, progress.total) if progress else (0, job.rows)
     if job.status == "done":
         done = total = max(job.rows, 1)
+    # what a clerk reads beside the bar: waiting for a worker, or which step and how far
+    if progress is not None and progress.phase in ("reading", "checking", "granting"):
+        text = page.t(
+            f"console.job.phase.{progress.phase}", done=f"{done:,}", total=f"{max(total, 1):,}"
+        )
+    elif running:
+        text = page.t(f"console.job.phase.{job.status}")
+    else:
+        text = page.t(status_key(job))
     return {
+        "text": text,
         "status": job.status,
         "finished": not running,
         # the bar shows work going on or done; a job that granted nothing has none to show
@@ -333,7 +343,7 @@ def job_page(page: PageDep, staff: TownStaff, code: str, job_id: str) -> Respons
         code=own,
         job=job,
         status_key=status_key(job),
-        state=_job_state(job),
+        state=_job_state(page, job),
         refused=refused,
         reason=reason,
     )
@@ -350,7 +360,7 @@ def _job(page: Page, code: str, job_id: str) -> bulk.JobView:
 def job_state(page: PageDep, staff: TownStaff, code: str, job_id: str) -> JSONResponse:
     """The job's progress for the page's own small script (no API key needed: the session)."""
     own = _own(staff, code)
-    return JSONResponse(_job_state(_job(page, own, job_id)))
+    return JSONResponse(_job_state(page, _job(page, own, job_id)))
 
 
 @router.get("/grants/jobs/{job_id}/refused.csv")

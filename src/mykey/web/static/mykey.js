@@ -18,8 +18,8 @@ document.addEventListener("DOMContentLoaded", function () {
     fetch(box.getAttribute("data-job-poll"), { credentials: "same-origin" })
       .then(function (r) { return r.json(); })
       .then(function (s) {
-        bar.max = s.total; bar.value = s.done;
-        status.textContent = s.done + " / " + s.total;
+        if (bar) { bar.max = s.total; bar.value = s.done; }
+        status.textContent = s.text;
         if (s.finished) { window.location.reload(); } else { setTimeout(poll, 500); }
       })
       .catch(function () { setTimeout(poll, 2000); });
