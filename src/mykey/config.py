@@ -31,10 +31,11 @@ class Settings(BaseSettings):
     database_busy_timeout: float = Field(default=60.0, gt=0)
     # Connections each web process keeps open to the database (its pool), and as many threads
     # serve its requests, so a request never waits for a connection and none is opened per
-    # request. A few more (overflow) may be opened for the background work of the process that
-    # leads it; they are closed again when returned. A request that finds no connection free
-    # within the pool timeout answers 503 with Retry-After. docs/deploy.md: processes × (pool +
-    # overflow + 1) must stay under PostgreSQL's max_connections.
+    # request. A few more (overflow) may be opened at a peak; they are closed again when
+    # returned. The background work of the process that leads it has a pool of its own (2, and
+    # 2 more at a peak). A request that finds no connection free within the pool timeout answers
+    # 503 with Retry-After. docs/deploy.md: processes × (pool + overflow + 1), plus 4 for the
+    # leader, must stay under PostgreSQL's max_connections.
     database_pool_size: int = Field(default=10, ge=1, le=1000)
     database_pool_overflow: int = Field(default=2, ge=0, le=1000)
     database_pool_timeout: float = Field(default=10.0, gt=0)
@@ -46,6 +47,12 @@ class Settings(BaseSettings):
     # session of its own: behind PgBouncer in transaction mode, point this at PostgreSQL itself
     # (or a session-mode pool). Default: MYKEY_DATABASE_URL.
     database_session_url: str = ""
+    # A streaming replica of the primary (PostgreSQL hot standby), for read-only traffic: Point
+    # Navi, the public lists, My Page's history, the log's proofs and tiles, statements. Used
+    # while it keeps within the lag below; the primary otherwise (`mykey.replica`). A browser
+    # that has just written reads from the primary for that long too (read your own writes).
+    database_replica_url: str = ""
+    database_replica_max_lag_seconds: float = Field(default=2.0, gt=0, le=300)
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: comma-separated
     # IP addresses or networks (CIDR), e.g. "127.0.0.1" or "10.0.0.0/8, ::1". Default: none, so
     # a client cannot choose the address its login failures are counted under.

@@ -117,6 +117,7 @@ def is_sqlite(url_or_engine: str | Engine) -> bool:
 
 
 READONLY_OPTION = "mykey_readonly"  # execution option of a read-only transaction (`uow.read`)
+STANDBY_OPTION = "mykey_standby"  # an engine on a hot standby (a read replica)
 QUERY_ONLY = "mykey_query_only"  # in a pooled SQLite connection's info: PRAGMA query_only is on
 
 BUSY_TIMEOUT = 60.0  # seconds SQLite waits for another writer before "database is locked"
@@ -212,10 +213,16 @@ def read_only(connection: Connection) -> Connection:
     SQLite's begin event then says `BEGIN` with `PRAGMA query_only` on, and psycopg says
     `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY` (no extra round trip: one snapshot for the
     whole read, as SQLite's WAL gives). All of it is undone when the connection goes back to
-    the pool."""
+    the pool.
+
+    On a hot standby (an engine with the `mykey_standby` option: a read replica) every
+    transaction is read-only already, and a connection back in the pool cannot be reset to
+    READ WRITE there: only the isolation level is set."""
     options: dict[str, Any] = {READONLY_OPTION: True}
     if connection.dialect.name == "postgresql":
-        options.update(postgresql_readonly=True, isolation_level="REPEATABLE READ")
+        options.update(isolation_level="REPEATABLE READ")
+        if not connection.engine.get_execution_options().get(STANDBY_OPTION):
+            options.update(postgresql_readonly=True)
     return connection.execution_options(**options)
 
 

@@ -12,12 +12,22 @@ from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from mykey import __version__
 from mykey.config import Settings, get_settings
-from mykey.db import Clock, is_sqlite, make_engine, make_uow_factory, read_only, utcnow
+from mykey.db import (
+    STANDBY_OPTION,
+    Clock,
+    UnitOfWork,
+    is_sqlite,
+    make_engine,
+    make_uow_factory,
+    read_only,
+    utcnow,
+)
 from mykey.errors import MyKeyError
 from mykey.history.keys import check_log_identity
 from mykey.history.log import CheckpointJob, history_log
@@ -28,6 +38,7 @@ from mykey.jobs.worker import Worker
 from mykey.leader import LeaderLock
 from mykey.migrations import head
 from mykey.points import shop_cache
+from mykey.replica import ReplicaWatch
 from mykey.web import openapi, outage, pages, problems, proxies, security
 from mykey.web.api import cards, grant_jobs, partners, points, public, resident, services
 from mykey.web.api import corrections as corrections_api
@@ -49,6 +60,7 @@ from mykey.web.metrics import (
     watch_pool,
 )
 from mykey.web.observe import RequestIds, install_request_ids_in_records
+from mykey.web.replicas import StickyPrimary
 from mykey.web.surge import Channels, SurgeGuard
 
 HOME = """<!doctype html>
@@ -127,16 +139,39 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     to_thread.current_default_thread_limiter().total_tokens = settings.database_pool_size
     work = None
     state = app.state
-    if background_jobs(settings, state.uow_factory, state.clock, state.history_log):
+    engine = None
+    if settings.background == "web":
+        # the background work's own connections: a bulk grant holding one for a minute takes
+        # none from the requests' pool (sized so that a request never waits for one)
+        engine = _background_engine(settings, state.engine)
+        factory = make_uow_factory(engine, clock=state.clock, log=state.history_log)
         work = BackgroundWork(
             LeaderLock(settings.database_session_url or settings.database_url),
-            lambda: background_jobs(settings, state.uow_factory, state.clock, state.history_log),
+            lambda: background_jobs(settings, factory, state.clock, state.history_log),
         )
         work.start()
     app.state.background = work
+    replica = app.state.replica
+    if replica is not None:
+        replica.start()
     yield
+    if replica is not None:
+        replica.stop()
+        replica.engine.dispose()
     if work is not None:
         work.stop()
+    if engine is not None and engine is not state.engine:
+        engine.dispose()
+
+
+def _background_engine(settings: Settings, engine: Engine) -> Engine:
+    """A small pool for the leader's background work (an in-memory SQLite database has only
+    the app's own engine)."""
+    database = make_url(settings.database_url).database or ""
+    if is_sqlite(settings.database_url) and database in ("", ":memory:"):
+        return engine
+    options = settings.engine_options() | {"pool_size": 2, "max_overflow": 2}
+    return make_engine(settings.database_url, **options)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> FastAPI:
@@ -165,6 +200,19 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     app.state.history_log = history_log(settings)
     app.state.uow_factory = make_uow_factory(engine, clock=clock, log=app.state.history_log)
     app.state.clock = clock
+    # read-only traffic on a streaming replica while it keeps up (issue #16)
+    app.state.replica = None
+    if settings.database_replica_url:
+        replica_engine = make_engine(settings.database_replica_url, **settings.engine_options())
+        replica_engine.update_execution_options(**{STANDBY_OPTION: True})
+        app.state.replica = ReplicaWatch(
+            replica_engine, max_lag=settings.database_replica_max_lag_seconds
+        )
+        app.state.replica_factory = lambda: UnitOfWork(
+            replica_engine, clock=clock, log=app.state.history_log, readonly=True
+        )
+        # a browser that has just written reads its own writes from the primary
+        app.add_middleware(StickyPrimary, seconds=settings.database_replica_max_lag_seconds + 1.0)
     bundle, crls = settings.card_anchor_paths()
     # the same in every web process (docs/identity.md, "Stateless challenges")
     app.state.challenge_key = ChallengeKey.from_secret(
@@ -259,6 +307,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
             # this process's budget of each channel, and what it admitted and refused
             "channels": request.app.state.channels.as_dict(),
         }
+        replica = request.app.state.replica
+        if replica is not None:  # whether read-only traffic goes to the replica, and why not
+            state = replica.state
+            body["replica"] = {
+                "used": replica.usable(),
+                "state": state.reason,
+                "lag_seconds": state.lag_seconds,
+            }
         try:
             with read_only(engine.connect()) as conn:  # never queues behind a writer
                 revision = _revision(conn)

@@ -12,7 +12,9 @@ multi-process mode, and any of them answers a scrape for all):
 - `mykey_payments_total`: counter payments made (a replay of one is not counted again);
 - `mykey_refusals_total{code}`: problem+json answers by their code (`insufficient_points`,
   `unknown_card`, `channel_busy` …), the refusals a help desk hears about;
-- `mykey_db_connections_in_use`: connections taken from the pools now.
+- `mykey_db_connections_in_use`: connections taken from the pools now;
+- `mykey_reads_total{database}`: read-only requests answered by the read replica or, when
+  there is none or it is behind, by the primary (`mykey.web.replicas`).
 
 And what the database says at the time of the scrape (the same whichever process answers):
 `mykey_jobs{kind,status}` (the job queue's jobs queued and running: `grant_job`, `daily`,
@@ -75,6 +77,11 @@ CHANNEL_REFUSED = Counter(
 )
 PAYMENTS = Counter("mykey_payments", "Counter payments made (replays not counted)")
 REFUSALS = Counter("mykey_refusals", "problem+json answers, by their code", ["code"])
+READS = Counter(
+    "mykey_reads",
+    "Read-only requests (ReadUow) by the database that answered them: replica or primary",
+    ["database"],
+)
 CONNECTIONS = Gauge(
     "mykey_db_connections_in_use",
     "Database connections taken from the pools now",
@@ -199,7 +206,15 @@ def metrics_response(facts: DatabaseFacts) -> Response:
     if os.environ.get(MULTIPROCESS):
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped upstream
     else:
-        for collector in (REQUESTS, DURATION, CHANNEL_REFUSED, PAYMENTS, REFUSALS, CONNECTIONS):
+        for collector in (
+            REQUESTS,
+            DURATION,
+            CHANNEL_REFUSED,
+            PAYMENTS,
+            REFUSALS,
+            READS,
+            CONNECTIONS,
+        ):
             registry.register(collector)
     registry.register(facts)
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 
+from mykey.db import UnitOfWork
 from mykey.errors import ErrorKind, MyKeyError
 from mykey.history import log, tiles, witnessing
 from mykey.history.receipts import transfer_receipt
@@ -30,6 +31,7 @@ from mykey.identity import residents
 from mykey.web.api.numbers import MAX_ID
 from mykey.web.api.resident import Token
 from mykey.web.deps import Uow
+from mykey.web.replicas import ReadUow, read_through
 
 router = APIRouter(prefix="/api/v1", tags=["history log"])
 
@@ -77,10 +79,12 @@ def _entry(e: log.Entry) -> EntryOut:
 
 
 @router.get("/log/checkpoint", response_class=PlainTextResponse)
-def checkpoint(uow: Uow) -> PlainTextResponse:
+def checkpoint(uow: ReadUow, request: Request) -> PlainTextResponse:
     """The latest signed checkpoint (C2SP tlog-checkpoint in a C2SP signed note), with the
     witnesses' cosignatures collected so far appended."""
-    note = with_cosignatures(uow, log.latest_checkpoint(uow))
+    note = read_through(
+        request, uow, lambda reads: with_cosignatures(reads, log.latest_checkpoint(reads))
+    )
     return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
 
 
@@ -116,12 +120,13 @@ IMMUTABLE = "public, max-age=31536000, immutable"
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def tile(path: str, uow: Uow) -> Response:
+def tile(path: str, uow: ReadUow, request: Request) -> Response:
     """The log as static tiles (c2sp.org/tlog-tiles), up to the latest signed checkpoint:
     `tile/<L>/<N>[.p/<W>]`, the hashes of W (full: 256) consecutive subtrees of 2^(8·L)
     leaves, and `tile/entries/<N>[.p/<W>]`, the leaves themselves, each behind its length
     (big-endian uint16). A tile's content never changes: caches and mirrors may keep it."""
-    found = tiles.read(uow, tiles.parse(f"tile/{path}"))
+    wanted = tiles.parse(f"tile/{path}")
+    found = read_through(request, uow, lambda reads: tiles.read(reads, wanted))
     return Response(
         found, media_type="application/octet-stream", headers={"Cache-Control": IMMUTABLE}
     )
@@ -129,17 +134,20 @@ def tile(path: str, uow: Uow) -> Response:
 
 @router.get("/log/entries", response_model=EntriesOut)
 def entries(
-    uow: Uow,
+    uow: ReadUow,
+    request: Request,
     start: Annotated[int, Query(ge=0, le=MAX_ID)],
     end: Annotated[int, Query(ge=1, le=MAX_ID)],
 ) -> EntriesOut:
     """Entries [start, end) of the log, for followers and witnesses."""
-    return EntriesOut(entries=[_entry(e) for e in log.entries(uow, start=start, end=end)])
+    found = read_through(request, uow, lambda reads: log.entries(reads, start=start, end=end))
+    return EntriesOut(entries=[_entry(e) for e in found])
 
 
 @router.get("/log/proofs/inclusion", response_model=InclusionOut)
 def inclusion_proof(
-    uow: Uow,
+    uow: ReadUow,
+    request: Request,
     index: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     transfer_id: UUID | None = None,
     tree_size: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
@@ -153,9 +161,12 @@ def inclusion_proof(
             "Give either index or transfer_id.",
             "index か transfer_id のどちらか一方を指定してください。",
         )
-    if index is None:
-        index = log.index_of(uow, "transfer", str(transfer_id))
-    proof = log.inclusion(uow, index=index, size=tree_size)
+
+    def prove(reads: UnitOfWork) -> log.InclusionProof:
+        at = index if index is not None else log.index_of(reads, "transfer", str(transfer_id))
+        return log.inclusion(reads, index=at, size=tree_size)
+
+    proof = read_through(request, uow, prove)
     return InclusionOut(
         index=proof.entry.index,
         tree_size=proof.tree_size,
@@ -167,13 +178,16 @@ def inclusion_proof(
 
 @router.get("/log/proofs/consistency", response_model=ConsistencyOut)
 def consistency_proof(
-    uow: Uow,
+    uow: ReadUow,
+    request: Request,
     first: Annotated[int, Query(ge=1, le=MAX_ID)],
     second: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> ConsistencyOut:
     """The consistency proof (RFC 9162) from tree size `first` to `second` (default: the
     latest checkpoint's size)."""
-    proof = log.consistency(uow, first=first, second=second)
+    proof = read_through(
+        request, uow, lambda reads: log.consistency(reads, first=first, second=second)
+    )
     return ConsistencyOut(
         first=proof.first,
         second=proof.second,
@@ -184,10 +198,15 @@ def consistency_proof(
 
 
 @router.get("/me/transfers/{transfer_id}/proof")
-def my_transfer_proof(transfer_id: str, uow: Uow, token: Token, request: Request) -> Any:
+def my_transfer_proof(
+    transfer_id: str, uow: Uow, reads: ReadUow, token: Token, request: Request
+) -> Any:
     """The inclusion proof of one of my transfers, to check offline
     (`python -m mykey.history.verify`, docs/history.md)."""
-    who = residents.resident_for_session(uow, token)
-    return transfer_receipt(
-        uow, request.app.state.history_log, mykey_id=who, transfer_id=transfer_id
+    who = residents.resident_for_session(uow, token)  # the session: on the primary
+    signer = request.app.state.history_log
+    return read_through(
+        request,
+        reads,
+        lambda r: transfer_receipt(r, signer, mykey_id=who, transfer_id=transfer_id),
     )

@@ -30,6 +30,7 @@ from mykey.web.api.numbers import MAX_ID, Months, Permille, Points, PointsOrZero
 from mykey.web.api.resident import Token
 from mykey.web.auth import require
 from mykey.web.deps import Uow
+from mykey.web.replicas import ReadUow, read_through
 
 router = APIRouter(prefix="/api/v1", tags=["points"])
 
@@ -185,14 +186,14 @@ class PointsHistoryOut(BaseModel):
 
 
 @router.get("/programs", response_model=list[ProgramOut])
-def programs(uow: Uow) -> list[ProgramOut]:
+def programs(uow: ReadUow) -> list[ProgramOut]:
     """Every municipality's point program (for Point Navi)."""
     return [_out(p) for p in list_programs(uow)]
 
 
 @router.get("/municipalities/{code}/program", response_model=ProgramOut)
-def program(code: str, uow: Uow) -> ProgramOut:
-    return _out(get_program(uow, code))
+def program(code: str, uow: ReadUow, request: Request) -> ProgramOut:
+    return _out(read_through(request, uow, lambda reads: get_program(reads, code)))
 
 
 @router.put("/municipalities/{code}/program", response_model=ProgramOut)
@@ -298,14 +299,16 @@ def my_points(uow: Uow, token: Token) -> PointsOut:
 @router.get("/me/points/history", response_model=PointsHistoryOut)
 def my_points_history(
     uow: Uow,
+    reads: ReadUow,
     token: Token,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> PointsHistoryOut:
-    """My point transfers, newest first; pass `before` for the next page."""
-    page = balances.history_of(
-        uow, residents.resident_for_session(uow, token), limit=limit, before=before
-    )
+    """My point transfers, newest first; pass `before` for the next page. From the read
+    replica, if one is set up and keeps up (a payment made a second ago may show a second
+    later)."""
+    who = residents.resident_for_session(uow, token)  # the session: on the primary
+    page = balances.history_of(reads, who, limit=limit, before=before)
     return PointsHistoryOut(
         entries=[
             PointsEntryOut(

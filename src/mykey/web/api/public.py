@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from mykey.municipalities import registry
 from mykey.web.api.numbers import MAX_ID
-from mykey.web.deps import Uow
+from mykey.web.replicas import ReadUow, read_through
 
 router = APIRouter(prefix="/api/v1", tags=["public"])
 
@@ -43,7 +43,7 @@ def _out(record: registry.MunicipalityRecord) -> MunicipalityOut:
 
 @router.get("/municipalities", response_model=MunicipalityPage)
 def list_municipalities(
-    uow: Uow,
+    uow: ReadUow,
     prefecture: Annotated[str | None, Query(description="two-digit prefecture code, 01–47")] = None,
     q: Annotated[str | None, Query(max_length=50, description="part of a name or its kana")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -57,6 +57,6 @@ def list_municipalities(
 
 
 @router.get("/municipalities/{code}", response_model=MunicipalityOut)
-def get_municipality(code: str, uow: Uow) -> MunicipalityOut:
+def get_municipality(code: str, uow: ReadUow, request: Request) -> MunicipalityOut:
     """One local government by its six-digit code; a wrong check digit is a 422."""
-    return _out(registry.get(uow, code))
+    return _out(read_through(request, uow, lambda reads: registry.get(reads, code)))

@@ -14,10 +14,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from mykey.db import UnitOfWork
 from mykey.errors import MyKeyError
 from mykey.identity.keys import Principal, Role
 from mykey.municipalities.codes import parse_code
@@ -26,6 +27,7 @@ from mykey.settlement import payouts, statement_print, statements
 from mykey.settlement.statements import PARTNER, SHOP, StatementView
 from mykey.web.auth import CurrentOperator, require
 from mykey.web.deps import Uow
+from mykey.web.replicas import ReadUow, read_through
 
 router = APIRouter(prefix="/api/v1", tags=["settlement"])
 
@@ -199,10 +201,10 @@ def shop_statements(
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}, "description": "the statement"}},
 )
-def statement_csv(statement_id: str, uow: Uow, who: AnyReader) -> Response:
+def statement_csv(statement_id: str, uow: ReadUow, who: AnyReader, request: Request) -> Response:
     """A statement as CSV for Excel (UTF-8 with BOM, CRLF): a line per Tokyo day, then the
     total."""
-    view = _readable(uow, who, statement_id)
+    view = read_through(request, uow, lambda reads: _readable(reads, who, statement_id))
     name = f"settlement-{view.month}-{view.municipality}-{view.party_kind}-{view.party_id}.csv"
     return Response(
         statements.statement_csv(view),
@@ -216,22 +218,34 @@ def statement_csv(statement_id: str, uow: Uow, who: AnyReader) -> Response:
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}, "description": "the statement"}},
 )
-def statement_pdf(statement_id: str, uow: Uow, who: AnyReader) -> Response:
+def statement_pdf(statement_id: str, uow: ReadUow, who: AnyReader, request: Request) -> Response:
     """A statement as a PDF (Japanese, English labels): a line per Tokyo day, the totals and
     what is payable."""
-    view = _readable(uow, who, statement_id)
+
+    def read(reads: UnitOfWork) -> tuple[StatementView, statement_print.Names]:
+        found = _readable(reads, who, statement_id)
+        return found, statement_print.names_of(reads, found)
+
+    view, names = read_through(request, uow, read)
     name = f"settlement-{view.month}-{view.municipality}-{view.party_kind}-{view.party_id}.pdf"
     return Response(
-        statement_print.render(view, statement_print.names_of(uow, view)),
+        statement_print.render(view, names),
         media_type="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 
 @router.get("/settlements/{statement_id}", response_model=StatementDetailOut)
-def statement_detail(statement_id: str, uow: Uow, who: AnyReader) -> StatementDetailOut:
+def statement_detail(
+    statement_id: str, uow: ReadUow, who: AnyReader, request: Request
+) -> StatementDetailOut:
     """A statement with its day lines and the transfers it covers."""
-    view = _readable(uow, who, statement_id)
+
+    def read(reads: UnitOfWork) -> tuple[StatementView, list[statements.CoveredTransfer]]:
+        found = _readable(reads, who, statement_id)
+        return found, list(statements.covered_transfers(reads, found))
+
+    view, transfers = read_through(request, uow, read)
     days = [
         DayOut(
             day=d.day,
@@ -244,7 +258,7 @@ def statement_detail(statement_id: str, uow: Uow, who: AnyReader) -> StatementDe
     ]
     covered = [
         TransferOut(id=str(t.id), booked_at=t.booked_at, kind=t.kind, amount=t.amount)
-        for t in statements.covered_transfers(uow, view)
+        for t in transfers
     ]
     return StatementDetailOut(**_out(view).model_dump(), days=days, covered=covered)
 

@@ -40,6 +40,7 @@ from mykey.web.pages.base import (
     safe_next,
 )
 from mykey.web.pages.cardtap import CARD_FIELD, card_options, present, simulator_cards
+from mykey.web.replicas import ReadUow
 
 router = APIRouter(prefix="/mypage", include_in_schema=False)
 
@@ -263,8 +264,12 @@ def redeem_coupon(page: PageDep, mykey_id: CurrentResident, fields: CheckedForm)
 
 
 @router.get("/history")
-def history(page: PageDep, mykey_id: CurrentResident, before: str | None = None) -> Response:
-    found = balances.history_of(page.uow, mykey_id, limit=50, before=cursor(before))
+def history(
+    page: PageDep, reads: ReadUow, mykey_id: CurrentResident, before: str | None = None
+) -> Response:
+    # from the read replica while it keeps up; a resident who has just acted in My Page reads
+    # the primary (mykey.web.replicas)
+    found = balances.history_of(reads, mykey_id, limit=50, before=cursor(before))
     names = dict(_programs(page))
     return page.render(
         "mypage/history.html",

@@ -1,4 +1,5 @@
-"""Point Navi (自治体ポイントナビ, R9): the public portal. Anyone may read it; no forms."""
+"""Point Navi (自治体ポイントナビ, R9): the public portal. Anyone may read it; no forms. Its
+data is read from the read replica when there is one (`mykey.web.replicas`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi.responses import Response
 from mykey.municipalities.prefectures import BY_CODE, PREFECTURES
 from mykey.points import directory
 from mykey.web.pages.base import PageDep, PageProblem
+from mykey.web.replicas import ReadUow
 
 router = APIRouter(prefix="/navi", include_in_schema=False)
 
@@ -26,18 +28,18 @@ STEP = 68
 
 
 @router.get("")
-def top(page: PageDep, signed_out: int = 0) -> Response:
+def top(page: PageDep, reads: ReadUow, signed_out: int = 0) -> Response:
     return page.render(
         "navi/top.html",
-        recommended=directory.recommended(page.uow),
-        programs=directory.programs(page.uow),
+        recommended=directory.recommended(reads),
+        programs=directory.programs(reads),
         signed_out=bool(signed_out),
     )
 
 
 @router.get("/map")
-def japan_map(page: PageDep) -> Response:
-    counts = directory.programs_per_prefecture(page.uow)
+def japan_map(page: PageDep, reads: ReadUow) -> Response:
+    counts = directory.programs_per_prefecture(reads)
     tiles = [
         {
             "pref": p,
@@ -57,28 +59,28 @@ def japan_map(page: PageDep) -> Response:
 
 
 @router.get("/prefectures/{code}")
-def prefecture(page: PageDep, code: str) -> Response:
+def prefecture(page: PageDep, reads: ReadUow, code: str) -> Response:
     pref = BY_CODE.get(code)
     if pref is None:
         raise PageProblem(404, "error.not_found.title", "error.not_found.body")
     return page.render(
         "navi/prefecture.html",
         pref=pref,
-        programs=directory.programs(page.uow, prefecture=code),
-        libraries=directory.libraries(page.uow, prefecture=code),
+        programs=directory.programs(reads, prefecture=code),
+        libraries=directory.libraries(reads, prefecture=code),
     )
 
 
 @router.get("/picks")
-def picks(page: PageDep) -> Response:
+def picks(page: PageDep, reads: ReadUow) -> Response:
     return page.render(
-        "navi/picks.html", programs=[p for p in directory.programs(page.uow) if p.picks]
+        "navi/picks.html", programs=[p for p in directory.programs(reads) if p.picks]
     )
 
 
 @router.get("/council")
-def council(page: PageDep) -> Response:
-    members = directory.members(page.uow)
+def council(page: PageDep, reads: ReadUow) -> Response:
+    members = directory.members(reads)
     by_prefecture: dict[str, list[directory.Member]] = {}
     for member in members:
         by_prefecture.setdefault(member.prefecture_code, []).append(member)
