@@ -115,8 +115,8 @@ def pair() -> Iterator[Pair]:
         upgrade(engine)
         engine.dispose()
         made.run("pg_basebackup", "-h", "127.0.0.1", "-p", str(made.primary_port),
-                 "-U", "postgres", "-D", str(folder / "replica"), "-R", "-X", "stream", "-c", "fast",
-                 "--no-sync")  # fmt: skip
+                 "-U", "postgres", "-D", str(folder / "replica"), "-R", "-X", "stream",
+                 "-c", "fast", "--no-sync")  # fmt: skip
         made.start("replica", made.replica_port)
         started.append("replica")
         yield made
