@@ -23,7 +23,7 @@ def default_limits(threads: int) -> dict[Channel, tuple[int, float]]:
     the public 20 %, partners 20 % of them (at least one each); counters and staff uncapped.
     The rates hold a flooded channel to its share of the process's CPU (a refusal costs a
     tenth of a page): 100 resident reads a second took half a core here, and the counters'
-    p99 went to 2.2 × (`make bench-surge`); at 50 a second, a quarter, and 1.2–1.3 ×."""
+    p99 went to 2.2 × (`make bench-surge`); at 50 a second, a quarter, and 1.1–1.3 ×."""
 
     def share(part: float) -> int:
         return max(1, math.floor(threads * part))

@@ -48,7 +48,6 @@ log = logging.getLogger("mykey.web")
 RETRY_AFTER_API = 5  # seconds: a program retries; its writes carry idempotency keys
 RETRY_AFTER_PAGE = 30  # seconds: what a person is asked to wait
 MAX_WAIT = 0.25  # seconds a request over its channel's concurrency may wait for a place
-BURST_SECONDS = 0.1  # a rate budget's bucket holds this many seconds of its rate
 QUEUE = 4  # … with at most this many times the concurrency waiting
 CHANNEL = "mykey.channel"  # the request's channel, in its ASGI scope once the guard has seen it
 
@@ -114,18 +113,12 @@ class Budget:
     _waiting: deque[asyncio.Future[None]] = field(default_factory=deque, repr=False)
 
     def __post_init__(self) -> None:
-        self._tokens = self.burst
-
-    @property
-    def burst(self) -> float:
-        """Requests admitted at once over the rate: a tenth of a second's worth (a crowd's
-        first second is not let in at twice the rate)."""
-        return max(1.0, self.rate * BURST_SECONDS)
+        self._tokens = self.rate
 
     def _within_rate(self, now: float) -> bool:
         if not self.rate:
             return True
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
         self._at = now
         if self._tokens < 1:
             return False
