@@ -407,6 +407,10 @@ def test_every_operation_answers_as_its_openapi_says(
 ) -> None:
     world = build_world(card_client, database, cards[0])
     app = card_client.app
+    # hundreds of calls a second from one client: the channels' rate budgets (their own tests,
+    # tests/api/test_surge.py) would answer a share of them 503 channel_busy; off here
+    for budget in app.state.channels.budgets.values():  # type: ignore[attr-defined]
+        budget.rate = 0.0
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     findings = Findings()

@@ -29,7 +29,7 @@ def test_health_reports_the_database_and_its_migration(
     client: TestClient, database: Database
 ) -> None:
     body = client.get("/healthz").json()
-    assert body["status"] == "ok"
+    assert (body["status"], body["database_state"]) == ("ok", "ok")
     assert body["database"] == {"sqlite": "sqlite", "postgres": "postgresql"}[database.kind]
     assert body["migration"] == head()
 
@@ -87,11 +87,15 @@ def test_the_home_page_is_japanese_first(client: TestClient) -> None:
     assert "自治体ポイント" in response.text
 
 
-def test_health_says_when_the_database_is_not_migrated(tmp_path: Path) -> None:
+def test_health_says_when_the_database_is_not_migrated_and_ready_refuses(tmp_path: Path) -> None:
+    """/healthz is liveness: the process answers 200 and says what is wrong; /readyz keeps
+    traffic away until it is mended."""
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'blank.db'}"))
     with TestClient(app) as c:
         response = c.get("/healthz")
+        ready = c.get("/readyz")
     app.state.engine.dispose()
-    assert response.status_code == 503
-    assert response.json()["status"] == "migration_pending"
+    assert response.status_code == 200
+    assert response.json()["database_state"] == "migration_pending"
     assert "mykey migrate" in response.json()["detail"]
+    assert ready.status_code == 503 and ready.json()["status"] == "not_ready"

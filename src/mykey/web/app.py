@@ -288,16 +288,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
     @app.get(
         "/healthz",
         tags=["operations"],
-        responses={
-            503: {
-                "description": "The database cannot be reached (problem+json), or it is not"
-                " migrated yet (the same body as 200, status migration_pending).",
-                "content": {"application/json": {}},
-            }
-        },
     )
     def healthz(request: Request) -> JSONResponse:
-        """Is the service up, and is its database reachable and migrated?"""
+        """Is this process alive? Always 200 while it answers (a liveness probe: a database
+        outage is no reason to restart it), with what it knows: its database's state,
+        background role, channels and replica. Whether it should get traffic: `/readyz`."""
         work: BackgroundWork | None = request.app.state.background
         body: dict[str, Any] = {
             "status": "ok",
@@ -306,6 +301,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
             "process": {"pid": os.getpid(), "background": _role(work, settings)},
             # this process's budget of each channel, and what it admitted and refused
             "channels": request.app.state.channels.as_dict(),
+            "database": engine.dialect.name,
         }
         replica = request.app.state.replica
         if replica is not None:  # whether read-only traffic goes to the replica, and why not
@@ -319,21 +315,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utcnow) -> Fa
             with read_only(engine.connect()) as conn:  # never queues behind a writer
                 revision = _revision(conn)
         except DBAPIError as exc:
-            unavailable = problems.problem(
-                request,
-                status=503,
-                code="database_unavailable",
-                message=f"The database cannot be reached: {type(exc.orig).__name__}",
-                message_ja="データベースに接続できません。",
-            )
-            unavailable.headers["Retry-After"] = str(outage.RETRY_AFTER)
-            return unavailable
-        body["database"] = engine.dialect.name
+            body["database_state"] = f"unreachable: {type(exc.orig).__name__}"
+            return JSONResponse(body)
         body["migration"] = revision
+        body["database_state"] = "ok"
         if revision != head():
-            body["status"] = "migration_pending"
+            body["database_state"] = "migration_pending"
             body["detail"] = "Run `mykey migrate`. / `mykey migrate` を実行してください。"
-            return JSONResponse(body, status_code=503)
         return JSONResponse(body)
 
     @app.get(
