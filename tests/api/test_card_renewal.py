@@ -35,7 +35,7 @@ def make_client(database: Database, ca: SimulatorCA, tmp_path: Path) -> Iterator
     """The app on the test database and clock, trusting the simulator CA, with a grace period
     for replaced cards of this many hours."""
     ca.save(tmp_path / "ca")
-    apps = []
+    clients: list[TestClient] = []
 
     def make(grace_hours: int) -> TestClient:
         settings = Settings(
@@ -45,14 +45,15 @@ def make_client(database: Database, ca: SimulatorCA, tmp_path: Path) -> Iterator
             replaced_card_grace_hours=grace_hours,
         )
         app = create_app(settings, clock=database.clock)
-        apps.append(app)
         client = TestClient(app)
         client.__enter__()
+        clients.append(client)
         return client
 
     yield make
-    for app in apps:
-        app.state.engine.dispose()
+    for client in clients:  # their lifespans end: each app's background work lets go its lock
+        client.__exit__(None, None, None)
+        client.app.state.engine.dispose()  # type: ignore[attr-defined]
 
 
 def _town(c: TestClient, database: Database, old: SimulatedCard) -> dict[str, str]:
