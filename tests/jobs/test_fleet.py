@@ -143,7 +143,8 @@ def test_a_killed_worker_s_grant_is_granted_once_and_periodic_jobs_run_once(
         def granting() -> dict[str, Any] | None:
             job: dict[str, Any] = web.get(poll, headers=bearer(staff)).json()
             progress = job.get("progress") or {}
-            return job if progress.get("phase") == "granting" and progress["done"] > 0 else None
+            halfway = progress.get("phase") == "granting" and 0 < progress["done"] < SENIORS
+            return job if halfway else None
 
         # the worker's progress, read by the web from the database, half way through
         seen = _wait("the worker's progress through the web", fleet, granting)
