@@ -294,6 +294,14 @@ def test_an_outage_answers_503_with_retry_after_and_the_first_call_after_it_succ
                 _assert_page_503(pages[0], "The service is unavailable just now")
                 _assert_page_503(pages[1], "ただいまご利用いただけません")
                 assert 'lang="en"' in pages[0].text
+                # the process is alive (a liveness probe must not restart it); with its
+                # PostgreSQL away it is not ready (SQLite's readers go on beside a writer)
+                alive, ready = http.get("/healthz"), http.get("/readyz")
+                assert alive.status_code == 200
+                if database.kind == "postgres":
+                    assert alive.json()["database_state"].startswith("unreachable")
+                    assert ready.status_code == 503 and ready.headers["retry-after"]
+                    assert ready.json()["checks"]["database"].startswith("unreachable")
 
             # the first call after recovery succeeds: the payment, resent with its key
             paid = http.post("/api/v1/terminal/payments", headers=auth, json=pay)
