@@ -778,7 +778,7 @@ def _run_here(
     """Run a queued bulk grant job in this process, if no worker has taken it; its view."""
     from mykey.db import is_sqlite, make_uow_factory
     from mykey.jobs import queue
-    from mykey.jobs.kinds import HANDLERS
+    from mykey.jobs.kinds import GIVE_UP, HANDLERS
     from mykey.jobs.worker import Worker, worker_name
     from mykey.points.bulk import get_job
 
@@ -787,6 +787,7 @@ def _run_here(
     runner = Worker(
         make_uow_factory(uow.engine, log=uow.log),
         HANDLERS,
+        give_up=GIVE_UP,
         # SQLite: no lease renewal beside the job's own write transaction; hold it long
         lease=3600.0 if embedded else settings.job_lease_seconds,
         embedded=embedded,

@@ -73,7 +73,7 @@ def worker(
 
     Run as many as wanted, on any machine: each takes one job at a time, a job is run by one
     worker, and one killed mid-job leaves it to another after MYKEY_JOB_LEASE_SECONDS."""
-    from mykey.jobs.kinds import HANDLERS, SCHEDULES
+    from mykey.jobs.kinds import GIVE_UP, HANDLERS, SCHEDULES
     from mykey.jobs.worker import Worker
 
     settings = get_settings()
@@ -84,6 +84,7 @@ def worker(
         make_uow_factory(engine, log=history_log(settings)),
         HANDLERS,
         schedules=SCHEDULES if schedules else (),
+        give_up=GIVE_UP,
         lease=settings.job_lease_seconds,
         poll=settings.job_poll_seconds,
     )

@@ -11,10 +11,18 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
+from mykey.demo import MUNICIPALITIES
 from mykey.jobs import queue
+from mykey.jobs.kinds import GIVE_UP, HANDLERS
 from mykey.jobs.queue import Progress, Schedule
 from mykey.jobs.worker import JobContext, Worker
+from mykey.municipalities.registry import upsert
+from mykey.points import bulk
+from mykey.points.program_setup import Rule, set_up_program
+from tests.builders import residents_in_bulk
 from tests.conftest import Database
+
+TSU = "242012"
 
 
 def _jobs(database: Database) -> list[tuple[Any, ...]]:
@@ -183,3 +191,40 @@ def test_schedules_fall_due_in_tokyo_time() -> None:
     assert every.next_after(datetime(2026, 12, 3, tzinfo=UTC)) == datetime(
         2026, 12, 3, 0, 10, tzinfo=UTC
     )
+
+
+def test_a_job_whose_workers_all_died_is_given_up_and_its_grant_says_so(
+    database: Database,
+) -> None:
+    """Five workers took a town's grant and each died before it finished: the queue gives the
+    job up, the grant job's page says it stopped (not "waiting" for ever), and sending the same
+    file again queues it again and grants it once."""
+    uow = database.uow()
+    upsert(uow, MUNICIPALITIES)
+    senior = Rule("senior", "敬老ポイント", 1000, "year")
+    set_up_program(uow, municipality=TSU, point_name="津市ポイント", terms="", validity={},
+                   usable_at=["shop"], rules=[senior])  # fmt: skip
+    residents_in_bulk(uow, ["SENIOR01", "SENIOR02"])
+    data = b"mykey_id\nSENIOR01\nSENIOR02\n"
+
+    def send() -> bulk.JobView:
+        return bulk.submit_job(uow, municipality=TSU, actor="staff:tsu", key="keirou",
+                               data=data, params=bulk.JobParams(activity="senior"))  # fmt: skip
+
+    job = send()
+    for _ in range(bulk.MAX_ATTEMPTS):  # each claims it, then its process is killed
+        assert queue.claim(uow, "doomed", lease=60) is not None
+        database.clock.advance(seconds=61)
+    worker = Worker(database.uow, HANDLERS, give_up=GIVE_UP, clock=database.clock)
+    assert worker.round() is True  # the give-up, not a sixth try
+    stopped = bulk.get_job(uow, TSU, job.id)
+    assert (stopped.status, stopped.granted) == ("failed", 0)
+    assert stopped.error is not None and stopped.error["code"] == "job_failed"
+    assert [j[:2] for j in _jobs(database)] == [("grant_job", "failed")]
+
+    again = send()  # the clerk sends it again, with the same key
+    assert (again.id, again.status) == (job.id, "queued")
+    assert worker.round() is True
+    done = bulk.get_job(uow, TSU, job.id)
+    assert (done.status, done.granted, done.points) == ("done", 2, 2000)
+    assert worker.round() is False

@@ -15,7 +15,7 @@ from typing import Any
 
 from mykey.db import tokyo_date
 from mykey.jobs.queue import Schedule
-from mykey.jobs.worker import Handler, JobContext
+from mykey.jobs.worker import GiveUp, Handler, JobContext
 from mykey.points import bulk
 from mykey.points.expiry import DailyJobs
 
@@ -33,6 +33,10 @@ def _grant_job(ctx: JobContext) -> Mapping[str, Any]:
     return {"status": view.status, "granted": view.granted, "points": view.points}
 
 
+def _grant_job_given_up(ctx: JobContext) -> None:
+    bulk.abandon(ctx.uow_factory(), ctx.claim.id)
+
+
 def _daily(ctx: JobContext) -> Mapping[str, Any]:
     # today's work, whenever the run was due: a run made late (the fleet was down over
     # midnight) expires everything that lapsed up to today, and running it again does nothing
@@ -46,3 +50,4 @@ def _holds(ctx: JobContext) -> Mapping[str, Any]:
 
 
 HANDLERS: dict[str, Handler] = {"grant_job": _grant_job, "daily": _daily, "holds": _holds}
+GIVE_UP: dict[str, GiveUp] = {"grant_job": _grant_job_given_up}

@@ -58,6 +58,7 @@ class Claim:
     attempt: int
     max_attempts: int
     worker: str
+    given_up: bool = False  # its tries were spent by workers that died: now failed
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,8 @@ def claim(
     job_id: str | None = None,
 ) -> Claim | None:
     """Take the next due job (or the job `job_id`, if it is due) under a lease of `lease`
-    seconds, or None. A job whose tries are spent is marked failed instead."""
+    seconds, or None. A job whose tries were all spent by workers that died is marked failed
+    instead, and returned `given_up`, for its kind to record what that means."""
 
     def body() -> Claim | None:
         now = uow.now()
@@ -218,7 +220,8 @@ def claim(
                     error=row.error or "its worker stopped before it finished, every try",
                 )
             )
-            return None
+            args = json.loads(row.args)
+            return Claim(picked, row.kind, args, row.attempts, row.max_attempts, worker, True)
         conn.execute(
             update(JOBS)
             .where(JOBS.c.id == picked)

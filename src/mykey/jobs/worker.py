@@ -49,6 +49,12 @@ class Handler(Protocol):
     def __call__(self, ctx: JobContext) -> Mapping[str, Any] | None: ...
 
 
+class GiveUp(Protocol):
+    """What a kind of job records when it is given up (its tries spent by dying workers)."""
+
+    def __call__(self, ctx: JobContext) -> None: ...
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -62,6 +68,7 @@ class Worker:
         handlers: Mapping[str, Handler],
         *,
         schedules: Sequence[Schedule] = (),
+        give_up: Mapping[str, GiveUp] | None = None,
         lease: float = LEASE_SECONDS,
         poll: float = POLL_SECONDS,
         embedded: bool = False,
@@ -71,6 +78,7 @@ class Worker:
         self.uow_factory = uow_factory
         self.handlers = dict(handlers)
         self.schedules = list(schedules)
+        self.give_up = dict(give_up or {})
         self.lease = lease
         self.poll = poll
         self.embedded = embedded
@@ -101,6 +109,20 @@ class Worker:
         self, claim: Claim, *, progress: Callable[[Progress], None] | None = None
     ) -> str | None:
         """Run a claimed job, renewing its lease as it goes; record how it ended."""
+        if claim.given_up:
+            log.error(
+                "job %s (%s): given up after %d tries whose workers stopped",
+                claim.id,
+                claim.kind,
+                claim.attempt,
+            )
+            record = self.give_up.get(claim.kind)
+            if record is not None:
+                try:
+                    record(JobContext(claim, self.uow_factory, self.clock, lambda _p: None))
+                except Exception as exc:  # the queue's row says failed either way
+                    log.warning("job %s: its end not recorded (%s)", claim.id, _summary(exc))
+            return "failed"
         latest: list[Progress | None] = [None]
         done = threading.Event()
 

@@ -658,17 +658,34 @@ def run_job(
     except Exception as exc:
         if not final:
             raise
-        give_up(
-            MyKeyError(
-                "job_failed",
-                ErrorKind.CONFLICT,
-                "The job stopped before it finished; nothing was granted. Send it again.",
-                "ジョブが途中で止まりました。付与は行われていません。再度送信してください。",
-                details={"reason": type(exc).__name__},
-            ),
-            "failed",
-        )
+        give_up(_stopped(type(exc).__name__), "failed")
         raise
+
+
+def _stopped(reason: str) -> MyKeyError:
+    return MyKeyError(
+        "job_failed",
+        ErrorKind.CONFLICT,
+        "The job stopped before it finished; nothing was granted. Send it again.",
+        "ジョブが途中で止まりました。付与は行われていません。再度送信してください。",
+        details={"reason": reason},
+    )
+
+
+def abandon(uow: UnitOfWork, job_id: str) -> None:
+    """Mark a job that never finished failed (the job queue gave it up: every worker that
+    tried it stopped), so that its page says so and sending it again queues it again. A job
+    that finished is left as it is."""
+
+    def body() -> None:
+        row = uow.session.get(GrantJob, job_id, with_for_update=True)
+        if row is None or row.status not in ("queued", "running"):
+            return
+        row.status, row.finished_at = "failed", uow.now()
+        error = _stopped("its workers stopped, every try").as_dict()
+        row.error = json.dumps(error, ensure_ascii=False, default=str)
+
+    uow.run(body)
 
 
 def run_queued(
@@ -749,6 +766,7 @@ __all__ = [
     "JobView",
     "Progress",
     "RowRefusal",
+    "abandon",
     "get_job",
     "list_jobs",
     "read_grant_file",

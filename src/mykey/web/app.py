@@ -33,7 +33,7 @@ from mykey.history.keys import check_log_identity
 from mykey.history.log import CheckpointJob, history_log
 from mykey.identity import auth_cache
 from mykey.identity.proofs import ChallengeKey, TrustAnchors
-from mykey.jobs.kinds import HANDLERS, SCHEDULES
+from mykey.jobs.kinds import GIVE_UP, HANDLERS, SCHEDULES
 from mykey.jobs.worker import Worker
 from mykey.leader import LeaderLock
 from mykey.migrations import head
@@ -112,6 +112,7 @@ def background_jobs(settings: Settings, uow_factory: Any, clock: Clock, signer: 
             uow_factory,
             HANDLERS,
             schedules=SCHEDULES if settings.daily_expiry else (),
+            give_up=GIVE_UP,
             lease=settings.job_lease_seconds,
             poll=settings.job_poll_seconds,
             embedded=is_sqlite(settings.database_url),
