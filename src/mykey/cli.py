@@ -734,6 +734,11 @@ def grants_bulk(
                     )
 
                 job = _run_here(uow, municipality, job.id, show) or job
+                if not job.finished:
+                    err.print(
+                        "ワーカーが実行中です。進み具合を表示します（Ctrl-C で表示だけ止まります）。 /"
+                        " A worker runs this job; following it (Ctrl-C stops following only)."
+                    )
                 while not job.finished:  # a worker has it: follow its progress
                     if job.progress is not None:
                         show(job.progress)
@@ -796,7 +801,15 @@ def _run_here(
     claim = queue.claim(uow, runner.name, lease=runner.lease, job_id=job_id)
     if claim is None:
         return None
-    runner.run_claimed(claim, progress=show)
+    if runner.run_claimed(claim, progress=show) == "queued":  # it failed; a worker tries again
+        state = queue.state_of(uow, job_id)
+        err.print(
+            f"[bold red]エラー[/] ジョブが途中で止まりました。付与は行われていません。後で自動的に"
+            f"再実行されます（このコマンドを再度実行しても同じです）。\n[bold red]Error[/] the job"
+            f" stopped; nothing was granted. It will be tried again (or run this command again):"
+            f" {escape(state.error if state and state.error else '')}"
+        )
+        raise typer.Exit(1)
     return get_job(uow, municipality, job_id)
 
 

@@ -198,9 +198,12 @@ def claim(
     def body() -> Claim | None:
         now = uow.now()
         conn = uow.connection
-        query = select(JOBS.c.id).where(_due(now))
-        if job_id is not None:
-            query = query.where(JOBS.c.id == job_id)
+        if job_id is None:
+            query = select(JOBS.c.id).where(_due(now))
+        else:  # asked for by name (a clerk running it by hand): now, even in a retry's pause
+            lapsed = and_(JOBS.c.status == "running", JOBS.c.lease_until < now)
+            waiting = or_(JOBS.c.status == "queued", lapsed)
+            query = select(JOBS.c.id).where(JOBS.c.id == job_id, waiting)
         if kinds is not None:
             query = query.where(JOBS.c.kind.in_(list(kinds)))
         query = query.order_by(JOBS.c.run_after, JOBS.c.created_at).limit(1)

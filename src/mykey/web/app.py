@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from mykey.db import (
 )
 from mykey.errors import MyKeyError
 from mykey.history.keys import check_log_identity
-from mykey.history.log import CheckpointJob, history_log
+from mykey.history.log import CheckpointJob, HistoryLog, history_log
 from mykey.identity import auth_cache
 from mykey.identity.proofs import ChallengeKey, TrustAnchors
 from mykey.jobs.kinds import GIVE_UP, HANDLERS, SCHEDULES
@@ -100,7 +100,9 @@ FAVICON = Path(__file__).parent / "static" / "favicon.ico"
 CACHED = {"Cache-Control": "public, max-age=86400"}
 
 
-def background_jobs(settings: Settings, uow_factory: Any, clock: Clock, signer: Any) -> list[Job]:
+def background_jobs(
+    settings: Settings, uow_factory: Callable[[], UnitOfWork], clock: Clock, signer: HistoryLog
+) -> list[Job]:
     """The background work of the one process that leads it, not started: the job queue's
     runner (jobs such as bulk grants; with `daily_expiry`, the periodic daily work too), and
     the checkpoints every `log_checkpoint_seconds`. None where separate processes do it
