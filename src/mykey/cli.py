@@ -736,8 +736,9 @@ def grants_bulk(
                 job = _run_here(uow, municipality, job.id, show) or job
                 if not job.finished:
                     err.print(
-                        "ワーカーが実行中です。進み具合を表示します（Ctrl-C で表示だけ止まります）。 /"
-                        " A worker runs this job; following it (Ctrl-C stops following only)."
+                        "ワーカーが実行中です。進み具合を表示します"
+                        "（Ctrl-C で表示だけ止まります）。 / A worker runs this job;"
+                        " following it (Ctrl-C stops following only)."
                     )
                 while not job.finished:  # a worker has it: follow its progress
                     if job.progress is not None:
