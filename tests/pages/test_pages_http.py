@@ -15,6 +15,7 @@ from mykey.identity.staff import PAGE_SESSION_LIFETIME, add_staff, purge_page_se
 from mykey.municipalities.registry import MunicipalityRecord, upsert
 from mykey.points.expiry import DailyJobs
 from mykey.web.app import create_app
+from mykey.web.pages.base import browser_language
 from tests.conftest import Database
 
 PASSWORD = "staff password 1"
@@ -211,3 +212,41 @@ def test_the_sign_in_page_keeps_the_language_asked_for(client: TestClient) -> No
         assert '<html lang="en"' in page.text
     japanese = client.get("/counter", follow_redirects=False)
     assert "lang=" not in japanese.headers["location"]
+
+
+def test_a_first_visit_is_in_the_browsers_language_and_the_switch_is_remembered(
+    client: TestClient,
+) -> None:
+    """A browser set to English opens Point Navi in English; one set to Japanese, or to
+    neither, in Japanese; the language switch, once used, wins over the browser's."""
+    english = {"Accept-Language": "en-US,en;q=0.9,ja;q=0.5"}
+    first = client.get("/navi", headers=english)
+    assert first.status_code == 200 and '<html lang="en"' in first.text
+    assert "Accept-Language" in first.headers["vary"]
+    assert '<html lang="ja"' in client.get("/navi", headers={"Accept-Language": "ja,en"}).text
+    assert '<html lang="ja"' in client.get("/navi", headers={"Accept-Language": "de-DE"}).text
+    assert '<html lang="ja"' in client.get("/navi").text
+    # the switch to Japanese is kept in a cookie: the English browser now gets Japanese
+    assert '<html lang="ja"' in client.get("/navi?lang=ja", headers=english).text
+    assert '<html lang="ja"' in client.get("/navi/map", headers=english).text
+
+
+@pytest.mark.parametrize(
+    ("header", "language"),
+    [
+        ("en-US,en;q=0.9", "en"),
+        ("ja-JP,ja;q=0.9,en;q=0.8", "ja"),
+        ("fr-FR,fr;q=0.9,en;q=0.8", "en"),  # a French browser reads English rather than Japanese
+        ("en;q=0.2,ja;q=0.8", "ja"),
+        ("ja;q=0,en;q=0.1", "en"),  # q=0: not acceptable
+        ("EN-gb", "en"),
+        ("zh-CN,zh;q=0.9", None),
+        ("*", None),
+        ("", None),
+        ("en;q=abc,ja", "ja"),  # a weight that is not a number counts as none
+    ],
+)
+def test_the_browser_language_follows_the_header_s_weights(
+    header: str, language: str | None
+) -> None:
+    assert browser_language(header) == language

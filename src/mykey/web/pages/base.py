@@ -66,13 +66,41 @@ def lang_url(request: Request, lang: Lang) -> str:
 
 
 def language_of(request: Request) -> Lang:
-    """`?lang=` if given, else the cookie, else Japanese."""
+    """`?lang=` if given, else the cookie (the visitor's own switch, remembered), else the
+    browser's language on a first visit (Japanese or English, whichever its Accept-Language
+    ranks higher), else Japanese."""
     for candidate in (request.query_params.get("lang"), request.cookies.get(LANG_COOKIE)):
         if candidate == "en":
             return "en"
         if candidate == "ja":
             return "ja"
-    return "ja"
+    return browser_language(request.headers.get("accept-language", "")) or "ja"
+
+
+def browser_language(header: str) -> Lang | None:
+    """Japanese or English, whichever an Accept-Language header ranks higher (its q-values,
+    then its order, RFC 9110 §12.5.4: `en-US,en;q=0.9,ja;q=0.8` is English, `fr,en;q=0.5`
+    English, `ja,en` Japanese); None if it names neither."""
+    best: tuple[float, int, Lang] | None = None
+    for position, item in enumerate(header.split(",")[:20]):
+        tag, _, parameters = item.strip().partition(";")
+        primary = tag.strip().lower().split("-")[0]
+        if primary not in LANGS:
+            continue
+        weight = 1.0
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if weight <= 0:
+            continue
+        lang: Lang = "en" if primary == "en" else "ja"
+        if best is None or (weight, -position) > (best[0], best[1]):
+            best = (weight, -position, lang)
+    return best[2] if best else None
 
 
 def wants_page(request: Request) -> bool:
@@ -229,6 +257,8 @@ class Page:
             page=self, t=self.t, lang=self.lang, lang_url=self.lang_url, **values
         )
         response = HTMLResponse(html, status_code=status)
+        # in the browser's language on a first visit: a cache keeps a copy per language
+        response.headers["Vary"] = "Accept-Language, Cookie"
         if no_store:
             response.headers["Cache-Control"] = "no-store"
         return self._finish(response)
