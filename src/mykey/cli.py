@@ -784,19 +784,18 @@ def _run_here(
     """Run a queued bulk grant job in this process, if no worker has taken it; its view."""
     from mykey.db import is_sqlite, make_uow_factory
     from mykey.jobs import queue
-    from mykey.jobs.kinds import GIVE_UP, HANDLERS
-    from mykey.jobs.worker import Worker, worker_name
+    from mykey.jobs.kinds import platform_worker
+    from mykey.jobs.worker import worker_name
     from mykey.points.bulk import get_job
 
     settings = get_settings()
     embedded = is_sqlite(settings.database_url)
-    runner = Worker(
+    runner = platform_worker(
         make_uow_factory(uow.engine, log=uow.log),
-        HANDLERS,
-        give_up=GIVE_UP,
+        settings,
+        schedules=False,
         # SQLite: no lease renewal beside the job's own write transaction; hold it long
-        lease=3600.0 if embedded else settings.job_lease_seconds,
-        embedded=embedded,
+        lease=3600.0 if embedded else None,
         name=f"cli:{worker_name()}",
     )
     claim = queue.claim(uow, runner.name, lease=runner.lease, job_id=job_id)

@@ -73,21 +73,14 @@ def worker(
 
     Run as many as wanted, on any machine: each takes one job at a time, a job is run by one
     worker, and one killed mid-job leaves it to another after MYKEY_JOB_LEASE_SECONDS."""
-    from mykey.jobs.kinds import GIVE_UP, HANDLERS, SCHEDULES
-    from mykey.jobs.worker import Worker
+    from mykey.jobs.kinds import HANDLERS, platform_worker
 
     settings = get_settings()
     _needs_postgres(settings, "mykey worker")
     _logging(settings)
     engine = make_engine(settings.database_url, **settings.engine_options())
-    runner = Worker(
-        make_uow_factory(engine, log=history_log(settings)),
-        HANDLERS,
-        schedules=SCHEDULES if schedules else (),
-        give_up=GIVE_UP,
-        lease=settings.job_lease_seconds,
-        poll=settings.job_poll_seconds,
-    )
+    factory = make_uow_factory(engine, log=history_log(settings))
+    runner = platform_worker(factory, settings, schedules=schedules)
     _on_signal(runner.stop)
     logging.getLogger("mykey.jobs").info(
         "worker %s: running jobs %s%s",
@@ -151,7 +144,7 @@ def jobs_list(
         rows = uow.connection.execute(
             select(queue.JOBS).order_by(queue.JOBS.c.created_at.desc()).limit(limit)
         ).all()
-        return queue.depth(uow), list(rows)
+        return queue.depth(uow.connection), list(rows)
 
     depth, rows = uow.read(body)
     if depth:

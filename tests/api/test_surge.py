@@ -84,9 +84,13 @@ def test_limits_are_read_over_the_defaults_and_a_typo_stops_the_settings() -> No
 
 def test_a_rate_budget_refills_a_token_at_a_time() -> None:
     budget = Budget(concurrency=0, rate=2)
-    assert [budget.try_enter(10.0) for _ in range(3)] == [True, True, False]
-    assert budget.try_enter(10.2) is False  # 0.4 of a token
-    assert budget.try_enter(10.5) is True
+
+    def enter(now: float) -> bool:
+        return asyncio.run(budget.enter(now))
+
+    assert [enter(10.0) for _ in range(3)] == [True, True, False]
+    assert enter(10.2) is False  # 0.4 of a token
+    assert enter(10.5) is True
     assert (budget.admitted, budget.refused) == (3, 2)
 
 

@@ -9,13 +9,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import time, timedelta
 from typing import Any
 
-from mykey.db import tokyo_date
+from mykey.config import Settings
+from mykey.db import Clock, UnitOfWork, is_sqlite, tokyo_date, utcnow
 from mykey.jobs.queue import Schedule
-from mykey.jobs.worker import GiveUp, Handler, JobContext
+from mykey.jobs.worker import GiveUp, Handler, JobContext, Worker
 from mykey.points import bulk
 from mykey.points.expiry import DailyJobs
 
@@ -51,3 +52,27 @@ def _holds(ctx: JobContext) -> Mapping[str, Any]:
 
 HANDLERS: dict[str, Handler] = {"grant_job": _grant_job, "daily": _daily, "holds": _holds}
 GIVE_UP: dict[str, GiveUp] = {"grant_job": _grant_job_given_up}
+
+
+def platform_worker(
+    uow_factory: Callable[[], UnitOfWork],
+    settings: Settings,
+    *,
+    schedules: bool,
+    clock: Clock = utcnow,
+    lease: float | None = None,
+    name: str | None = None,
+) -> Worker:
+    """A worker of the platform's jobs (and, if `schedules`, of its periodic ones) as the
+    settings say: lease, poll, and embedded on SQLite (one runner, progress in memory)."""
+    return Worker(
+        uow_factory,
+        HANDLERS,
+        schedules=SCHEDULES if schedules else (),
+        give_up=GIVE_UP,
+        lease=lease or settings.job_lease_seconds,
+        poll=settings.job_poll_seconds,
+        embedded=is_sqlite(settings.database_url),
+        clock=clock,
+        name=name,
+    )

@@ -27,7 +27,7 @@ from typing import Any, cast
 from uuid import UUID, uuid4, uuid5
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mykey.db import UnitOfWork
@@ -176,11 +176,13 @@ def enqueue(
     return job_id
 
 
-def _due(now: datetime) -> Any:
-    return or_(
-        and_(JOBS.c.status == "queued", JOBS.c.run_after <= now),
-        and_(JOBS.c.status == "running", JOBS.c.lease_until < now),
-    )
+def _due(now: datetime, *, even_paused: bool = False) -> Any:
+    """Queued and its time come (any queued job if `even_paused`: one asked for by name, in a
+    retry's pause), or running under a lease that lapsed."""
+    queued = JOBS.c.status == "queued"
+    if not even_paused:
+        queued = and_(queued, JOBS.c.run_after <= now)
+    return or_(queued, and_(JOBS.c.status == "running", JOBS.c.lease_until < now))
 
 
 def claim(
@@ -198,19 +200,17 @@ def claim(
     def body() -> Claim | None:
         now = uow.now()
         conn = uow.connection
-        if job_id is None:
-            query = select(JOBS.c.id).where(_due(now))
-        else:  # asked for by name (a clerk running it by hand): now, even in a retry's pause
-            lapsed = and_(JOBS.c.status == "running", JOBS.c.lease_until < now)
-            waiting = or_(JOBS.c.status == "queued", lapsed)
-            query = select(JOBS.c.id).where(JOBS.c.id == job_id, waiting)
+        # asked for by name (a clerk running it by hand): now, even in a retry's pause
+        query = select(JOBS).where(_due(now, even_paused=job_id is not None))
+        if job_id is not None:
+            query = query.where(JOBS.c.id == job_id)
         if kinds is not None:
             query = query.where(JOBS.c.kind.in_(list(kinds)))
         query = query.order_by(JOBS.c.run_after, JOBS.c.created_at).limit(1)
-        picked = conn.execute(query.with_for_update(skip_locked=True)).scalar()
-        if picked is None:
+        row = conn.execute(query.with_for_update(skip_locked=True)).first()
+        if row is None:
             return None
-        row = conn.execute(select(JOBS).where(JOBS.c.id == picked)).one()
+        picked = row.id
         if row.attempts >= row.max_attempts:  # its last worker died holding it
             conn.execute(
                 update(JOBS)
@@ -369,11 +369,11 @@ class Depth:
     oldest: datetime | None
 
 
-def depth(uow: UnitOfWork) -> list[Depth]:
-    """The jobs queued or running, by kind and status, with the oldest's creation."""
-    rows = uow.connection.execute(
+def depth(conn: Connection, statuses: Sequence[str] = ("queued", "running")) -> list[Depth]:
+    """The jobs in `statuses`, by kind and status, with the oldest's creation."""
+    rows = conn.execute(
         select(JOBS.c.kind, JOBS.c.status, func.count(), func.min(JOBS.c.created_at))
-        .where(JOBS.c.status.in_(("queued", "running")))
+        .where(JOBS.c.status.in_(list(statuses)))
         .group_by(JOBS.c.kind, JOBS.c.status)
     ).all()
     return [Depth(r[0], r[1], int(r[2]), r[3]) for r in rows]
@@ -399,37 +399,36 @@ def tick(uow: UnitOfWork, schedules: Sequence[Schedule]) -> list[str]:
         return {r[0]: r[1] for r in rows}
 
     due = uow.read(known)
-    for schedule in schedules:
-        if schedule.name not in due:  # the first worker ever: due at once
-
-            def first(s: Schedule = schedule) -> None:
-                uow.connection.execute(insert(SCHEDULES).values(name=s.name, next_at=now))
-
-            with contextlib.suppress(IntegrityError):  # another worker wrote it first
-                uow.run(first)
-    if any(s.name not in due for s in schedules):
-        due = uow.read(known)
     made: list[str] = []
     for schedule in schedules:
         at = due.get(schedule.name)
-        if at is None or at > now:
+        if at is not None and at > now:
             continue
 
-        def body(s: Schedule = schedule, at: datetime = at) -> str | None:
-            job_id = job_id_for("schedule", s.name, at.isoformat())
-            moved = uow.connection.execute(
-                update(SCHEDULES)
-                .where(SCHEDULES.c.name == s.name, SCHEDULES.c.next_at == at)
-                .values(next_at=s.next_after(now), last_job=job_id)
-            )
-            if not moved.rowcount:
-                return None  # another worker enqueued this run
-            enqueue(uow, s.kind, {"due": at.isoformat()}, job_id=job_id, max_attempts=3)
+        def body(s: Schedule = schedule, at: datetime | None = at) -> str | None:
+            run_at = at or now  # never seen before: due at once, for the first worker ever
+            job_id = job_id_for("schedule", s.name, run_at.isoformat())
+            if at is None:  # a second worker's insert of the same name fails: it lost
+                uow.connection.execute(
+                    insert(SCHEDULES).values(
+                        name=s.name, next_at=s.next_after(now), last_job=job_id
+                    )
+                )
+            else:
+                moved = uow.connection.execute(
+                    update(SCHEDULES)
+                    .where(SCHEDULES.c.name == s.name, SCHEDULES.c.next_at == at)
+                    .values(next_at=s.next_after(now), last_job=job_id)
+                )
+                if not moved.rowcount:
+                    return None  # another worker enqueued this run
+            enqueue(uow, s.kind, {"due": run_at.isoformat()}, job_id=job_id, max_attempts=3)
             return job_id
 
-        job = uow.run(body)
-        if job is not None:
-            made.append(job)
+        with contextlib.suppress(IntegrityError):  # another worker wrote it first
+            job = uow.run(body)
+            if job is not None:
+                made.append(job)
     return made
 
 

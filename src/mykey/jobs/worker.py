@@ -110,19 +110,7 @@ class Worker:
     ) -> str | None:
         """Run a claimed job, renewing its lease as it goes; record how it ended."""
         if claim.given_up:
-            log.error(
-                "job %s (%s): given up after %d tries whose workers stopped",
-                claim.id,
-                claim.kind,
-                claim.attempt,
-            )
-            record = self.give_up.get(claim.kind)
-            if record is not None:
-                try:
-                    record(JobContext(claim, self.uow_factory, self.clock, lambda _p: None))
-                except Exception as exc:  # the queue's row says failed either way
-                    log.warning("job %s: its end not recorded (%s)", claim.id, _summary(exc))
-            return "failed"
+            return self._record_given_up(claim)
         latest: list[Progress | None] = [None]
         done = threading.Event()
 
@@ -184,6 +172,22 @@ class Worker:
             return None
         log.info("job %s (%s): %s", claim.id, claim.kind, status or "taken by another worker")
         return status
+
+    def _record_given_up(self, claim: Claim) -> str:
+        """What the job's kind records of a job given up (the queue's row is failed already)."""
+        log.error(
+            "job %s (%s): given up after %d tries whose workers stopped",
+            claim.id,
+            claim.kind,
+            claim.attempt,
+        )
+        record = self.give_up.get(claim.kind)
+        if record is not None:
+            try:
+                record(JobContext(claim, self.uow_factory, self.clock, lambda _p: None))
+            except Exception as exc:  # the queue's row says failed either way
+                log.warning("job %s: its end not recorded (%s)", claim.id, _summary(exc))
+        return "failed"
 
     # -- the loop --------------------------------------------------------------------------
 

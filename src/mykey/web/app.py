@@ -33,8 +33,7 @@ from mykey.history.keys import check_log_identity
 from mykey.history.log import CheckpointJob, HistoryLog, history_log
 from mykey.identity import auth_cache
 from mykey.identity.proofs import ChallengeKey, TrustAnchors
-from mykey.jobs.kinds import GIVE_UP, HANDLERS, SCHEDULES
-from mykey.jobs.worker import Worker
+from mykey.jobs.kinds import platform_worker
 from mykey.leader import LeaderLock
 from mykey.migrations import head
 from mykey.points import shop_cache
@@ -110,16 +109,7 @@ def background_jobs(
     if settings.background == "workers":
         return []
     jobs: list[Job] = [
-        Worker(
-            uow_factory,
-            HANDLERS,
-            schedules=SCHEDULES if settings.daily_expiry else (),
-            give_up=GIVE_UP,
-            lease=settings.job_lease_seconds,
-            poll=settings.job_poll_seconds,
-            embedded=is_sqlite(settings.database_url),
-            clock=clock,
-        )
+        platform_worker(uow_factory, settings, schedules=settings.daily_expiry, clock=clock)
     ]
     if settings.log_checkpoint_seconds > 0:
         jobs.append(CheckpointJob(uow_factory, signer, seconds=settings.log_checkpoint_seconds))

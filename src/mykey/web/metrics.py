@@ -53,8 +53,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mykey.db import read_only
 from mykey.history.log import tree_size
 from mykey.history.models import HistoryCheckpoint, HistoryLeaf
+from mykey.jobs import queue
 from mykey.jobs.kinds import HANDLERS
-from mykey.jobs.queue import JOBS
 from mykey.web.surge import CHANNEL
 
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
@@ -138,11 +138,7 @@ class DatabaseFacts(Collector):
     def collect(self) -> Iterator[Metric]:
         try:
             with read_only(self.engine.connect()) as conn:
-                jobs = conn.execute(
-                    select(JOBS.c.kind, JOBS.c.status, func.count(), func.min(JOBS.c.created_at))
-                    .where(JOBS.c.status.in_(("queued", "running", "failed")))
-                    .group_by(JOBS.c.kind, JOBS.c.status)
-                ).all()
+                jobs = queue.depth(conn, ("queued", "running", "failed"))
                 log_size = tree_size(conn)
                 queued, first_queued = conn.execute(  # the queued leaves only (partial index)
                     select(func.count(), func.min(LEAVES.c.queued_at)).where(LEAVES.c.idx.is_(None))
@@ -166,12 +162,12 @@ class DatabaseFacts(Collector):
             "Age of the oldest job queued or running, by kind (0: none)",
             labels=["kind"],
         )
-        counts = {(str(r[0]), str(r[1])): int(r[2]) for r in jobs}
+        counts = {(d.kind, d.status): d.count for d in jobs}
         for kind in KINDS:
             for status in ("queued", "running"):
                 waiting.add_metric([kind, status], counts.get((kind, status), 0))
             failed.add_metric([kind], counts.get((kind, "failed"), 0))
-            first = [r[3] for r in jobs if r[0] == kind and r[1] != "failed" and r[3]]
+            first = [d.oldest for d in jobs if d.kind == kind and d.status != "failed" and d.oldest]
             oldest.add_metric([kind], (now - min(first)).total_seconds() if first else 0.0)
         yield waiting
         yield failed

@@ -132,15 +132,9 @@ class Budget:
         self.admitted += 1
         return True
 
-    def try_enter(self, now: float) -> bool:
-        """Admit one request now (counted in flight until `leave`), or refuse it."""
-        if self._within_rate(now) and self._admit():
-            return True
-        self.refused += 1
-        return False
-
     async def enter(self, now: float) -> bool:
-        """`try_enter`, but over the concurrency wait a little for a place (see above)."""
+        """Admit one request (counted in flight until `leave`), or refuse it; over the
+        concurrency it waits a little for a place (see above)."""
         if not self._within_rate(now):
             self.refused += 1
             return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 from pydantic import BaseModel, Field
 
 from mykey.errors import MAX_POINTS, POINTS, invalid
@@ -84,7 +84,6 @@ def _out(job: bulk.JobView) -> JobOut:
 )
 def submit(
     code: str,
-    request: Request,
     response: Response,
     uow: Uow,
     staff: Staff,
