@@ -23,7 +23,7 @@ from mykey.ledger import Account, AccountKind, LotTerms
 from mykey.ledger.batch import BatchReport, Credit, credit_many
 from mykey.municipalities.registry import upsert
 from mykey.points.grants import grant_points
-from mykey.points.program_setup import set_up_program
+from mykey.points.program_setup import Rule, set_up_program
 from mykey.points.shops import set_shop
 
 FY_END = date(2027, 3, 31)
@@ -205,3 +205,16 @@ def jobs_finished(engine: Engine, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{waiting} jobs still waiting after {timeout} s")
         time.sleep(0.02)
+
+
+TSU = "242012"
+
+
+def tsu_seniors(uow: UnitOfWork, ids: Sequence[str]) -> None:
+    """Tsu's program with its once-a-year 敬老ポイント (activity `senior`, 1,000 points), and
+    residents of these MyKey IDs: a town hall's bulk grant to its seniors."""
+    upsert(uow, MUNICIPALITIES)
+    senior = Rule("senior", "敬老ポイント", 1000, "year")
+    set_up_program(uow, municipality=TSU, point_name="津市ポイント", terms="", validity={},
+                   usable_at=["shop"], rules=[senior])  # fmt: skip
+    residents_in_bulk(uow, ids)

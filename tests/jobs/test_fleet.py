@@ -25,19 +25,15 @@ from sqlalchemy import text
 
 from mykey import ledger
 from mykey.config import Settings
-from mykey.demo import MUNICIPALITIES
 from mykey.identity.keys import create_key
 from mykey.jobs import queue
 from mykey.ledger import AccountKind
-from mykey.municipalities.registry import upsert
-from mykey.points.program_setup import Rule, set_up_program
 from mykey.web.app import create_app
 from tests.api.conftest import bearer
-from tests.builders import residents_in_bulk
+from tests.builders import TSU, tsu_seniors
 from tests.conftest import LOG_SIGNER, Database
 
 MYKEY = Path(sys.executable).parent / "mykey"
-TSU = "242012"
 SENIORS = 40_000
 LEASE = 3
 
@@ -111,18 +107,8 @@ def test_a_killed_worker_s_grant_is_granted_once_and_periodic_jobs_run_once(
     database: Database, fleet: Fleet
 ) -> None:
     uow = database.uow()
-    upsert(uow, MUNICIPALITIES)
-    set_up_program(
-        uow,
-        municipality=TSU,
-        point_name="津市ポイント",
-        terms="",
-        validity={},
-        usable_at=["shop"],
-        rules=[Rule("senior", "敬老ポイント", 1000, "year")],
-    )
     ids = [f"K{n:07d}" for n in range(SENIORS)]
-    residents_in_bulk(uow, ids)
+    tsu_seniors(uow, ids)
     staff = create_key(uow, role="municipality_staff", label="津市", municipality=TSU)[0]
     settings = Settings(database_url=database.url, environment="test", background="workers")
     app = create_app(settings, clock=database.clock)

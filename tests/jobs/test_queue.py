@@ -11,18 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from mykey.demo import MUNICIPALITIES
 from mykey.jobs import queue
 from mykey.jobs.kinds import GIVE_UP, HANDLERS
 from mykey.jobs.queue import Progress, Schedule
 from mykey.jobs.worker import JobContext, Worker
-from mykey.municipalities.registry import upsert
 from mykey.points import bulk
-from mykey.points.program_setup import Rule, set_up_program
-from tests.builders import residents_in_bulk
+from tests.builders import TSU, tsu_seniors
 from tests.conftest import Database
-
-TSU = "242012"
 
 
 def _jobs(database: Database) -> list[tuple[Any, ...]]:
@@ -200,11 +195,7 @@ def test_a_job_whose_workers_all_died_is_given_up_and_its_grant_says_so(
     job up, the grant job's page says it stopped (not "waiting" for ever), and sending the same
     file again queues it again and grants it once."""
     uow = database.uow()
-    upsert(uow, MUNICIPALITIES)
-    senior = Rule("senior", "敬老ポイント", 1000, "year")
-    set_up_program(uow, municipality=TSU, point_name="津市ポイント", terms="", validity={},
-                   usable_at=["shop"], rules=[senior])  # fmt: skip
-    residents_in_bulk(uow, ["SENIOR01", "SENIOR02"])
+    tsu_seniors(uow, ["SENIOR01", "SENIOR02"])
     data = b"mykey_id\nSENIOR01\nSENIOR02\n"
 
     def send() -> bulk.JobView:
